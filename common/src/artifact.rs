@@ -1,0 +1,228 @@
+//! The model directory: a manifest describing the model plus its payload files.
+//!
+//! Writing is atomic at the level of the whole model: payload files get names unique to the run
+//! and are each written to a temporary name, synced and renamed; `manifest.json` is written the
+//! same way last, and only it makes the model visible. A stop at any moment leaves either the
+//! previous complete model or the new one, never a mix. Paths in the manifest are relative.
+//! SageMaker tars the directory itself; [`open_model_dir`] also accepts a `model.tar.gz`.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Name of the manifest in the model directory.
+pub const MANIFEST: &str = "manifest.json";
+/// Current artifact format version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One payload file of the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayloadFile {
+    /// What the file holds (e.g. a member name).
+    pub name: String,
+    /// Path relative to the model directory.
+    pub file: String,
+    /// Encoding: `xgboost-ubj` or `bincode-logistic`.
+    pub format: String,
+    /// Ensemble weight, when the payload is an ensemble member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+}
+
+/// The self-description of a model directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Artifact format version; readers reject newer versions.
+    pub format_version: u32,
+    /// Which model family this is (`fire_ensemble`, ...).
+    pub model_kind: String,
+    /// Feature names in the order the model expects them.
+    pub feature_names: Vec<String>,
+    /// Decision threshold (probability `>` threshold means class 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// How ensemble weights were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weighting: Option<String>,
+    /// The payload files.
+    pub payloads: Vec<PayloadFile>,
+    /// Evaluation results (the same document as `evaluation.json`).
+    #[serde(default)]
+    pub metrics: serde_json::Value,
+    /// The decoded hyperparameters the model was trained with.
+    #[serde(default)]
+    pub hyperparameters: BTreeMap<String, String>,
+    /// Versions of the libraries that produced the model.
+    #[serde(default)]
+    pub library_versions: BTreeMap<String, String>,
+    /// Rows per split used in training.
+    #[serde(default)]
+    pub rows: BTreeMap<String, usize>,
+}
+
+impl Manifest {
+    /// Reads and checks `manifest.json` in `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let bytes = std::fs::read(&path).map_err(|e| Error::Artifact(format!("cannot read {}: {e}", path.display())))?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Artifact(format!("{MANIFEST} is malformed: {e}")))?;
+        if m.format_version > FORMAT_VERSION {
+            return Err(Error::Artifact(format!(
+                "{MANIFEST} has format version {}, this build reads up to {FORMAT_VERSION}",
+                m.format_version
+            )));
+        }
+        for p in &m.payloads {
+            if Path::new(&p.file).is_absolute() || p.file.contains("..") {
+                return Err(Error::Artifact(format!("payload path '{}' must be relative and inside the model directory", p.file)));
+            }
+        }
+        Ok(m)
+    }
+
+    /// Reads one payload file's bytes.
+    pub fn read_payload(&self, dir: &Path, name: &str) -> Result<(Vec<u8>, &PayloadFile)> {
+        let p = self
+            .payloads
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Artifact(format!("{MANIFEST} lists no payload '{name}'")))?;
+        let bytes = std::fs::read(dir.join(&p.file)).map_err(|e| Error::Artifact(format!("cannot read {}: {e}", p.file)))?;
+        Ok((bytes, p))
+    }
+}
+
+/// Writes files into `path` through a temporary name, fsync and rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_name(path);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes a model: `payloads` (name in the manifest, file stem, format, weight, bytes), then the
+/// manifest. Files of the model this one replaces are removed afterwards; nothing else is touched.
+pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<(PayloadFile, Vec<u8>)>) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let previous = Manifest::load(dir).ok();
+    let run = format!(
+        "{:x}{:x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
+        std::process::id()
+    );
+    manifest.payloads.clear();
+    for (mut meta, bytes) in payloads {
+        let (stem, ext) = meta.file.rsplit_once('.').unwrap_or((meta.file.as_str(), "bin"));
+        meta.file = format!("{stem}-{run}.{ext}");
+        write_atomic(&dir.join(&meta.file), &bytes)?;
+        manifest.payloads.push(meta);
+    }
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Artifact(e.to_string()))?;
+    write_atomic(&dir.join(MANIFEST), &json)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    if let Some(prev) = previous {
+        for p in prev.payloads.iter().filter(|p| !manifest.payloads.iter().any(|n| n.file == p.file)) {
+            let _ = std::fs::remove_file(dir.join(&p.file));
+        }
+    }
+    Ok(())
+}
+
+/// The directory holding `manifest.json`: `dir` itself, or, when `dir` holds only a
+/// `model.tar.gz` (a model registered uncompressed), that archive unpacked into `scratch`.
+pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
+    if dir.join(MANIFEST).is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let archive = dir.join("model.tar.gz");
+    if !archive.is_file() {
+        return Err(Error::Artifact(format!("no {MANIFEST} (and no model.tar.gz) in {}", dir.display())));
+    }
+    let file = std::fs::File::open(&archive).map_err(|e| Error::io(&archive, e))?;
+    std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(scratch)
+        .map_err(|e| Error::Artifact(format!("model.tar.gz cannot be unpacked: {e}")))?;
+    if scratch.join(MANIFEST).is_file() {
+        Ok(scratch.to_path_buf())
+    } else {
+        Err(Error::Artifact(format!("model.tar.gz holds no {MANIFEST} at its top level")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            model_kind: "test".into(),
+            feature_names: vec!["a".into()],
+            threshold: None,
+            weighting: None,
+            payloads: vec![],
+            metrics: serde_json::Value::Null,
+            hyperparameters: BTreeMap::new(),
+            library_versions: BTreeMap::new(),
+            rows: BTreeMap::new(),
+        }
+    }
+
+    fn payload(bytes: &[u8]) -> (PayloadFile, Vec<u8>) {
+        (PayloadFile { name: "m".into(), file: "m.bin".into(), format: "raw".into(), weight: None }, bytes.to_vec())
+    }
+
+    #[test]
+    fn save_replaces_previous_model_and_keeps_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        save(dir.path(), manifest(), vec![payload(b"one")]).unwrap();
+        let first = Manifest::load(dir.path()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        save(dir.path(), manifest(), vec![payload(b"two")]).unwrap();
+        let second = Manifest::load(dir.path()).unwrap();
+        assert_eq!(second.read_payload(dir.path(), "m").unwrap().0, b"two");
+        assert!(!dir.path().join(&first.payloads[0].file).exists());
+        assert!(dir.path().join("notes.txt").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn tarball_is_unpacked_and_absolute_paths_rejected() {
+        let src = tempfile::tempdir().unwrap();
+        save(src.path(), manifest(), vec![payload(b"x")]).unwrap();
+        let packed = tempfile::tempdir().unwrap();
+        let gz = flate2::write::GzEncoder::new(std::fs::File::create(packed.path().join("model.tar.gz")).unwrap(), flate2::Compression::fast());
+        let mut t = tar::Builder::new(gz);
+        t.append_dir_all(".", src.path()).unwrap();
+        t.into_inner().unwrap().finish().unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = open_model_dir(packed.path(), scratch.path()).unwrap();
+        assert_eq!(Manifest::load(&dir).unwrap().read_payload(&dir, "m").unwrap().0, b"x");
+
+        let mut bad = manifest();
+        bad.payloads.push(PayloadFile { name: "m".into(), file: "/etc/passwd".into(), format: "raw".into(), weight: None });
+        std::fs::write(src.path().join(MANIFEST), serde_json::to_vec(&bad).unwrap()).unwrap();
+        assert!(Manifest::load(src.path()).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! Listing and opening a channel's data files.
+
+use crate::error::{Error, Result};
+use flate2::read::MultiGzDecoder;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Buffer size for reading data files.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Every data file below `dir`, recursively, in sorted path order. Names starting with `.` or `_`
+/// (`.DS_Store`, `_SUCCESS`, `.ipynb_checkpoints/`) are skipped with a warning.
+pub fn data_files(dir: &Path, channel: &str) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "Missing required channel: {channel} (no directory {})",
+            dir.display()
+        )));
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out)?;
+    out.sort();
+    if out.is_empty() {
+        return Err(Error::Config(format!(
+            "Channel '{channel}' is empty: no data files in {} (files starting with '.' or '_' are skipped)",
+            dir.display()
+        )));
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            tracing::warn!(path = %path.display(), "skipping hidden or '_'-prefixed file");
+            continue;
+        }
+        // Follows symbolic links, as SageMaker's FastFile mounts and local tests may use them.
+        let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        if meta.is_dir() {
+            walk(&path, out)?;
+        } else if meta.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Opens a data file for buffered reading, decompressing gzip (by magic bytes) on the fly.
+/// Returns the reader and the file's name relative to `dir` for messages.
+pub fn open(dir: &Path, path: &Path) -> Result<(Box<dyn BufRead + Send>, String)> {
+    let display = path.strip_prefix(dir).unwrap_or(path).display().to_string();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    let magic = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        let gz = MultiGzDecoder::new(reader);
+        return Ok((Box::new(BufReader::with_capacity(READ_BUFFER, gz)), display));
+    }
+    Ok((Box::new(reader), display))
+}
+
+/// Reads a whole (possibly gzipped) file into memory; for small files such as fixtures.
+pub fn read_all(path: &Path) -> Result<Vec<u8>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let (mut reader, _) = open(dir, path)?;
+    let mut buf = Vec::new();
+    reader.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+    Ok(buf)
+}

@@ -1,0 +1,367 @@
+//! JSON and JSON Lines training data, parsed as a stream.
+//!
+//! Accepted shapes, freely mixed in one file as consecutive JSON values:
+//! - the original layout `{"samples": [{"features": {...}, "label": 0}, ...]}`, with or without
+//!   the demo layout's extra top-level `"features": [names]` and per-sample `"id"`;
+//! - a bare array of samples;
+//! - one sample per value (JSON Lines), flat (`{"t_mean": 1, ..., "label": 0}`) or wrapped
+//!   (`{"features": {...}, "label": 0}`); `features` may also be an array of values in model order.
+//!
+//! Samples go straight from the byte stream into the [`RowSink`] through serde visitors, so a
+//! 150 MB file never becomes a document tree; memory is the rows themselves.
+
+use super::{RowSink, Schema};
+use crate::error::{Error, Result};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+use std::io::{BufRead, Read};
+
+/// Parses every JSON value in `reader` into `sink`; `source` names the file in errors.
+pub fn parse(reader: impl BufRead, schema: &Schema, source: &str, sink: &mut RowSink) -> Result<()> {
+    let mut reader = LineCounter { inner: reader, lines: 0 };
+    let mut ctx = Ctx { schema, sink, row: Row::new(schema.feature_names.len()), records: 0 };
+    while skip_whitespace(&mut reader).map_err(|e| Error::io(source, e))? {
+        let first_line = reader.lines + 1;
+        let mut de = serde_json::Deserializer::from_reader(&mut reader);
+        TopSeed(&mut ctx).deserialize(&mut de).map_err(|e| located(source, first_line, &e))?;
+    }
+    Ok(())
+}
+
+/// Turns a serde_json error into a data error naming the file and the absolute line.
+fn located(source: &str, first_line: usize, e: &serde_json::Error) -> Error {
+    let text = e.to_string();
+    let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m);
+    let line = first_line + e.line().saturating_sub(1);
+    Error::Data(format!("{source}: line {line} column {}: {message}", e.column()))
+}
+
+/// Consumes whitespace; returns whether more input follows.
+fn skip_whitespace<R: BufRead>(reader: &mut LineCounter<R>) -> std::io::Result<bool> {
+    loop {
+        let buf = reader.inner.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(false);
+        }
+        let n = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        reader.lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        let more = n < buf.len();
+        reader.inner.consume(n);
+        if more {
+            return Ok(true);
+        }
+    }
+}
+
+/// Counts the newlines read through it, so errors can name absolute lines.
+struct LineCounter<R> {
+    inner: R,
+    lines: usize,
+}
+
+impl<R: BufRead> Read for LineCounter<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.lines += out[..n].iter().filter(|&&b| b == b'\n').count();
+        Ok(n)
+    }
+}
+
+/// Parsing state shared by the visitors.
+struct Ctx<'a> {
+    schema: &'a Schema,
+    sink: &'a mut RowSink,
+    row: Row,
+    records: usize,
+}
+
+impl Ctx<'_> {
+    /// Checks the current row and moves it into the sink.
+    fn finish_row<E: de::Error>(&mut self) -> Result<(), E> {
+        self.records += 1;
+        if let Some(i) = self.row.seen.iter().position(|s| !s) {
+            return Err(E::custom(format!(
+                "sample {} is missing feature '{}'",
+                self.records, self.schema.feature_names[i]
+            )));
+        }
+        let label = self.row.label.ok_or_else(|| {
+            E::custom(format!("sample {} has no '{}' field", self.records, self.schema.label_names[0]))
+        })?;
+        let label = self.schema.label(label).map_err(|m| E::custom(format!("sample {}: {m}", self.records)))?;
+        self.sink.features.extend_from_slice(&self.row.values);
+        self.sink.labels.push(label);
+        self.row.reset();
+        Ok(())
+    }
+}
+
+/// One sample being assembled.
+struct Row {
+    values: Vec<f32>,
+    seen: Vec<bool>,
+    label: Option<f64>,
+    touched: bool,
+}
+
+impl Row {
+    fn new(n: usize) -> Self {
+        Self { values: vec![f32::NAN; n], seen: vec![false; n], label: None, touched: false }
+    }
+
+    fn reset(&mut self) {
+        self.values.fill(f32::NAN);
+        self.seen.fill(false);
+        self.label = None;
+        self.touched = false;
+    }
+
+    fn set(&mut self, i: usize, v: f64) {
+        self.values[i] = v as f32;
+        self.seen[i] = true;
+        self.touched = true;
+    }
+}
+
+/// What a key of a record object means.
+enum Key {
+    Samples,
+    Features,
+    Label,
+    Feature(usize),
+    Other,
+}
+
+struct KeySeed<'s>(&'s Schema);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
+        Ok(match k {
+            "samples" => Key::Samples,
+            "features" => Key::Features,
+            _ if self.0.is_label(k) => Key::Label,
+            _ => self.0.feature_index(k).map_or(Key::Other, Key::Feature),
+        })
+    }
+}
+
+/// A top-level value: a record (possibly holding `samples`) or an array of samples.
+struct TopSeed<'c, 'a>(&'c mut Ctx<'a>);
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object (a sample or {\"samples\": [...]}) or an array of samples")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        RecordSeed { ctx: self.0, top_level: true }.visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        SamplesSeed(self.0).visit_seq(seq)
+    }
+}
+
+/// The `samples` array.
+struct SamplesSeed<'c, 'a>(&'c mut Ctx<'a>);
+
+impl<'de> DeserializeSeed<'de> for SamplesSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SamplesSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of samples")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(RecordSeed { ctx: &mut *self.0, top_level: false })?.is_some() {}
+        Ok(())
+    }
+}
+
+/// One sample object; at top level it may instead (or also) hold the `samples` array.
+struct RecordSeed<'c, 'a> {
+    ctx: &'c mut Ctx<'a>,
+    top_level: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sample object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let ctx = self.ctx;
+        let mut saw_samples = false;
+        while let Some(key) = map.next_key_seed(KeySeed(ctx.schema))? {
+            match key {
+                Key::Samples if self.top_level => {
+                    saw_samples = true;
+                    map.next_value_seed(SamplesSeed(&mut *ctx))?;
+                }
+                Key::Features => map.next_value_seed(FeaturesSeed(&mut *ctx))?,
+                Key::Label => ctx.row.label = Some(map.next_value_seed(NumberSeed("label"))?),
+                Key::Feature(i) => {
+                    let v = map.next_value_seed(NumberSeed(&ctx.schema.feature_names[i]))?;
+                    ctx.row.set(i, v);
+                }
+                Key::Samples | Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if ctx.row.touched || ctx.row.label.is_some() || !saw_samples {
+            ctx.finish_row()?;
+        }
+        Ok(())
+    }
+}
+
+/// A sample's `features`: an object of named values, an array of values in model order, or (the
+/// demo layout's top-level list) an array of names, which is ignored.
+struct FeaturesSeed<'c, 'a>(&'c mut Ctx<'a>);
+
+impl<'de> DeserializeSeed<'de> for FeaturesSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FeaturesSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of named feature values or an array of values")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let ctx = self.0;
+        while let Some(key) = map.next_key_seed(KeySeed(ctx.schema))? {
+            match key {
+                Key::Feature(i) => {
+                    let v = map.next_value_seed(NumberSeed(&ctx.schema.feature_names[i]))?;
+                    ctx.row.set(i, v);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        ctx.row.touched = true;
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let ctx = self.0;
+        let n = ctx.schema.feature_names.len();
+        let mut i = 0;
+        while let Some(item) = seq.next_element::<Positional>()? {
+            match item {
+                Positional::Name => {}
+                Positional::Value(v) if i < n => ctx.row.set(i, v),
+                Positional::Value(_) => {}
+            }
+            i += 1;
+        }
+        if ctx.row.touched && i != n {
+            return Err(de::Error::custom(format!("features array holds {i} values, expected {n}")));
+        }
+        Ok(())
+    }
+}
+
+/// An element of a `features` array: a value, or a name (the demo layout's list of names).
+enum Positional {
+    Value(f64),
+    Name,
+}
+
+impl<'de> de::Deserialize<'de> for Positional {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Positional;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Positional, E> {
+                Ok(Positional::Value(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Positional, E> {
+                Ok(Positional::Value(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Positional, E> {
+                Ok(Positional::Value(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Positional, E> {
+                Ok(v.trim().parse().map_or(Positional::Name, Positional::Value))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A number field; also accepts booleans (labels) and numeric strings. `0` names it in errors.
+struct NumberSeed<'n>(&'n str);
+
+impl<'de> DeserializeSeed<'de> for NumberSeed<'_> {
+    type Value = f64;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for NumberSeed<'_> {
+    type Value = f64;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a number for '{}'", self.0)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<f64, E> {
+        Ok(if v { 1.0 } else { 0.0 })
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| E::custom(format!("'{}' is not a number: \"{v}\"", self.0)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
+        Err(E::custom(format!("'{}' is null", self.0)))
+    }
+}

@@ -1,0 +1,237 @@
+//! The original fire system's synthetic data generators, seeded.
+//!
+//! [`fire_rows`] is the 100K generator (reference-systems.md 1.2): 18 features drawn
+//! independently, column by column, then a threshold score, Gaussian noise and a Bernoulli label.
+//! [`demo_rows`] is the "demo data" generator (1.4): features independent of the label, 30 % fire.
+//! 200,000 + 51,000 of these reproduce the mix behind the original's reported metrics.
+//! The random stream is PCG64 (rand_pcg), so a seed gives the same rows on every platform.
+
+use crate::fire::FEATURE_NAMES;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Beta, Distribution, Gamma, Normal, Uniform};
+use rand_pcg::Pcg64;
+use std::io::{self, Write};
+
+/// Generated rows: features row-major (18 per row) and 0/1 labels.
+#[derive(Debug, Default, Clone)]
+pub struct Rows {
+    /// 18 values per row, in [`FEATURE_NAMES`] order.
+    pub features: Vec<f64>,
+    /// One 0/1 label per row.
+    pub labels: Vec<u8>,
+}
+
+/// A seeded random stream for the generators.
+pub fn rng(seed: u64) -> Pcg64 {
+    Pcg64::seed_from_u64(seed)
+}
+
+fn normal(rng: &mut Pcg64, n: usize, mean: f64, sd: f64, lo: f64, hi: f64) -> Vec<f64> {
+    let d = Normal::new(mean, sd).expect("valid normal");
+    (0..n).map(|_| d.sample(rng).clamp(lo, hi)).collect()
+}
+
+fn gamma(rng: &mut Pcg64, n: usize, shape: f64, scale: f64, hi: f64) -> Vec<f64> {
+    let d = Gamma::new(shape, scale).expect("valid gamma");
+    (0..n).map(|_| d.sample(rng).clamp(0.0, hi)).collect()
+}
+
+fn beta(rng: &mut Pcg64, n: usize, a: f64, b: f64, scale: f64) -> Vec<f64> {
+    let d = Beta::new(a, b).expect("valid beta");
+    (0..n).map(|_| scale * d.sample(rng)).collect()
+}
+
+/// `n` rows of the original 100K generator.
+pub fn fire_rows(rng: &mut Pcg64, n: usize) -> Rows {
+    let cols: [Vec<f64>; 18] = [
+        normal(rng, n, 25.0, 15.0, -40.0, 330.0), // t_mean
+        gamma(rng, n, 2.0, 5.0, 50.0),            // t_std
+        normal(rng, n, 45.0, 20.0, -40.0, 330.0), // t_max
+        normal(rng, n, 40.0, 18.0, -40.0, 330.0), // t_p95
+        beta(rng, n, 2.0, 5.0, 100.0),            // t_hot_area_pct
+        beta(rng, n, 1.0, 4.0, 50.0),             // t_hot_largest_blob_pct
+        gamma(rng, n, 2.0, 3.0, 20.0),            // t_grad_mean
+        gamma(rng, n, 1.0, 2.0, 10.0),            // t_grad_std
+        gamma(rng, n, 2.0, 4.0, 30.0),            // t_diff_mean
+        gamma(rng, n, 1.0, 3.0, 15.0),            // t_diff_std
+        gamma(rng, n, 2.0, 2.0, 15.0),            // flow_mag_mean
+        gamma(rng, n, 1.0, 1.5, 8.0),             // flow_mag_std
+        normal(rng, n, 30.0, 15.0, 0.0, 100.0),   // tproxy_val
+        normal(rng, n, 0.0, 10.0, -50.0, 50.0),   // tproxy_delta
+        normal(rng, n, 0.0, 5.0, -20.0, 20.0),    // tproxy_vel
+        normal(rng, n, 450.0, 200.0, 400.0, 5000.0), // gas_val
+        normal(rng, n, 0.0, 100.0, -500.0, 500.0), // gas_delta
+        normal(rng, n, 0.0, 15.0, -50.0, 50.0),   // gas_vel
+    ];
+    let noise = Normal::new(0.0, 0.05).expect("valid normal");
+    let scores: Vec<f64> = (0..n)
+        .map(|i| {
+            let row: [f64; 18] = std::array::from_fn(|c| cols[c][i]);
+            fire_score(&row)
+        })
+        .collect();
+    let probs: Vec<f64> = scores.iter().map(|s| (s + noise.sample(rng)).clamp(0.0, 1.0)).collect();
+    let labels = probs.iter().map(|&p| u8::from(rng.random::<f64>() < p)).collect();
+    let mut features = Vec::with_capacity(n * 18);
+    for i in 0..n {
+        features.extend(cols.iter().map(|c| c[i]));
+    }
+    Rows { features, labels }
+}
+
+/// The generator's fire score of one row: weighted threshold tests plus two interaction
+/// terms, clipped to [0, 1] (before noise).
+pub fn fire_score(r: &[f64; 18]) -> f64 {
+    let [t_mean, _, t_max, t_p95, hot_area, blob, grad_mean, _, diff_mean, _, _, _, _, _, _, gas_val, gas_delta, _] = *r;
+    let tests = [
+        (t_max > 60.0, 0.30),
+        (t_p95 > 55.0, 0.25),
+        (t_mean > 40.0, 0.20),
+        (hot_area > 15.0, 0.20),
+        (blob > 5.0, 0.15),
+        (grad_mean > 8.0, 0.15),
+        (diff_mean > 12.0, 0.15),
+        (gas_val > 800.0, 0.25),
+        (gas_delta > 150.0, 0.20),
+        (t_max > 70.0 && gas_val > 1000.0, 0.30),
+        (hot_area > 20.0 && grad_mean > 10.0, 0.20),
+    ];
+    let s: f64 = tests.iter().filter(|(hit, _)| *hit).map(|(_, w)| w).sum();
+    s.clamp(0.0, 1.0)
+}
+
+/// `m` rows of the label-independent demo generator (draws per sample, in column order).
+pub fn demo_rows(rng: &mut Pcg64, m: usize) -> Rows {
+    let n = |mean: f64, sd: f64| Normal::new(mean, sd).expect("valid normal");
+    let u = |lo: f64, hi: f64| Uniform::new(lo, hi).expect("valid uniform");
+    let draws: [Box<dyn Fn(&mut Pcg64) -> f64>; 18] = [
+        Box::new(move |r| n(25.0, 5.0).sample(r)),
+        Box::new(move |r| u(0.0, 10.0).sample(r)),
+        Box::new(move |r| n(50.0, 15.0).sample(r)),
+        Box::new(move |r| n(45.0, 12.0).sample(r)),
+        Box::new(move |r| u(0.0, 100.0).sample(r)),
+        Box::new(move |r| u(0.0, 50.0).sample(r)),
+        Box::new(move |r| n(0.0, 2.0).sample(r)),
+        Box::new(move |r| u(0.0, 5.0).sample(r)),
+        Box::new(move |r| n(0.0, 3.0).sample(r)),
+        Box::new(move |r| u(0.0, 4.0).sample(r)),
+        Box::new(move |r| u(0.0, 10.0).sample(r)),
+        Box::new(move |r| u(0.0, 5.0).sample(r)),
+        Box::new(move |r| n(30.0, 8.0).sample(r)),
+        Box::new(move |r| n(0.0, 5.0).sample(r)),
+        Box::new(move |r| n(0.0, 2.0).sample(r)),
+        Box::new(move |r| n(400.0, 100.0).sample(r)),
+        Box::new(move |r| n(0.0, 50.0).sample(r)),
+        Box::new(move |r| n(0.0, 10.0).sample(r)),
+    ];
+    let mut out = Rows { features: Vec::with_capacity(m * 18), labels: Vec::with_capacity(m) };
+    for _ in 0..m {
+        for d in &draws {
+            out.features.push(d(rng));
+        }
+        out.labels.push(u8::from(rng.random::<f64>() < 0.3));
+    }
+    out
+}
+
+/// `n` generator rows plus `demo` demo rows, shuffled together when both are present.
+pub fn fire_mix(seed: u64, n: usize, demo: usize) -> Rows {
+    let mut r = rng(seed);
+    let mut rows = fire_rows(&mut r, n);
+    if demo == 0 {
+        return rows;
+    }
+    let d = demo_rows(&mut r, demo);
+    rows.features.extend(d.features);
+    rows.labels.extend(d.labels);
+    let mut order: Vec<usize> = (0..rows.labels.len()).collect();
+    rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut r);
+    let features = order.iter().flat_map(|&i| rows.features[i * 18..(i + 1) * 18].iter().copied()).collect();
+    let labels = order.iter().map(|&i| rows.labels[i]).collect();
+    Rows { features, labels }
+}
+
+/// File layouts the generator writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// The original `{"samples":[{"features":{...},"label":0},...]}`, compact.
+    Json,
+    /// One `{"features":{...},"label":0}` per line.
+    JsonLines,
+    /// Header of the 18 names and `label`, label last (the original trainer's CSV).
+    CsvHeader,
+    /// No header, label in column 0 (SageMaker's built-in convention).
+    CsvLabelFirst,
+}
+
+impl Layout {
+    /// Parses a layout name: `json`, `jsonl`, `csv`, `csv-label-first`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "json" => Some(Layout::Json),
+            "jsonl" => Some(Layout::JsonLines),
+            "csv" => Some(Layout::CsvHeader),
+            "csv-label-first" => Some(Layout::CsvLabelFirst),
+            _ => None,
+        }
+    }
+
+    /// The usual file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Layout::Json => "json",
+            Layout::JsonLines => "jsonl",
+            Layout::CsvHeader | Layout::CsvLabelFirst => "csv",
+        }
+    }
+}
+
+/// Writes rows in `layout` to `out` (buffer it: this writes many small pieces).
+pub fn write_rows(rows: &Rows, layout: Layout, out: &mut impl Write) -> io::Result<()> {
+    let features = |i: usize| &rows.features[i * 18..(i + 1) * 18];
+    let write_object = |out: &mut dyn Write, i: usize| -> io::Result<()> {
+        out.write_all(b"{\"features\":{")?;
+        for (k, (name, v)) in FEATURE_NAMES.iter().zip(features(i)).enumerate() {
+            let sep = if k == 0 { "" } else { "," };
+            write!(out, "{sep}\"{name}\":{v}")?;
+        }
+        write!(out, "}},\"label\":{}}}", rows.labels[i])
+    };
+    match layout {
+        Layout::Json => {
+            out.write_all(b"{\"samples\":[")?;
+            for i in 0..rows.labels.len() {
+                if i > 0 {
+                    out.write_all(b",")?;
+                }
+                write_object(out, i)?;
+            }
+            out.write_all(b"]}")?;
+        }
+        Layout::JsonLines => {
+            for i in 0..rows.labels.len() {
+                write_object(out, i)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Layout::CsvHeader => {
+            writeln!(out, "{},label", FEATURE_NAMES.join(","))?;
+            for i in 0..rows.labels.len() {
+                for v in features(i) {
+                    write!(out, "{v},")?;
+                }
+                writeln!(out, "{}", rows.labels[i])?;
+            }
+        }
+        Layout::CsvLabelFirst => {
+            for i in 0..rows.labels.len() {
+                write!(out, "{}", rows.labels[i])?;
+                for v in features(i) {
+                    write!(out, ",{v}")?;
+                }
+                writeln!(out)?;
+            }
+        }
+    }
+    out.flush()
+}

@@ -1,0 +1,58 @@
+//! The one error type of the shared library.
+//!
+//! Every variant carries a message written for the person who has to fix the input: SageMaker
+//! shows the first 1024 characters of `/opt/ml/output/failure` as the job's `FailureReason`.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout `common`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong, grouped by who has to act.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A hyperparameter is unknown, unparsable or out of range.
+    #[error("Hyperparameter error: {0}")]
+    Hyperparameter(String),
+    /// A channel or config file is missing or malformed.
+    #[error("Input configuration error: {0}")]
+    Config(String),
+    /// Training data is malformed (names the file and line).
+    #[error("Data error: {0}")]
+    Data(String),
+    /// An I/O operation failed on a named path.
+    #[error("I/O error on '{path}': {source}")]
+    Io {
+        /// The path the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Model fitting failed.
+    #[error("Training error: {0}")]
+    Fit(String),
+    /// A model artifact is missing, corrupt or of an unknown format.
+    #[error("Model artifact error: {0}")]
+    Artifact(String),
+    /// The job was asked to stop (SIGTERM) before it finished.
+    #[error("Stopped: {0}")]
+    Stopped(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+
+    /// True for errors caused by the job's inputs (as opposed to the algorithm or platform).
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, Error::Hyperparameter(_) | Error::Config(_) | Error::Data(_))
+    }
+}
+
+impl From<xgb::XGBError> for Error {
+    fn from(e: xgb::XGBError) -> Self {
+        Error::Fit(format!("XGBoost: {e}"))
+    }
+}

@@ -1,0 +1,22 @@
+//! Shared logic of the `train` and `serve` binaries.
+//!
+//! Training flow: [`opt_ml::OptMl`] names the paths → [`hyperparams`] decodes the configuration →
+//! [`data::load_channel`] reads each channel into a [`data::Dataset`] → [`split`] makes the
+//! train / validation / test rows → [`models::ensemble`] fits the members and weights them →
+//! [`metrics`] scores them → [`artifact`] writes the model directory atomically.
+//! Serving flow: [`artifact`] loads the model directory → the model predicts.
+
+#![warn(missing_docs)]
+
+pub mod artifact;
+pub mod data;
+pub mod datagen;
+pub mod error;
+pub mod fire;
+pub mod hyperparams;
+pub mod metrics;
+pub mod models;
+pub mod opt_ml;
+pub mod split;
+
+pub use error::{Error, Result};

@@ -1,0 +1,129 @@
+//! Logistic regression on standardised features, fitted with linfa-logistic (L-BFGS).
+//!
+//! The original fitted scikit-learn's `LogisticRegression(C=1)` on raw features, which needs
+//! hundreds of L-BFGS iterations (23.7 s of the Python reference's 53.6 s). Standardising first
+//! (train-split mean and standard deviation, kept in the model) converges in a few dozen and
+//! leaves the decision function the same family. The penalty is L2 on the coefficients, not the
+//! intercept: `alpha = 1 / C` in linfa's objective equals scikit-learn's with `C`.
+
+use crate::error::{Error, Result};
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+/// Settings of the logistic regression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LogisticParams {
+    /// Inverse L2 strength, as scikit-learn's `C`.
+    pub c: f64,
+    /// L-BFGS iteration cap.
+    pub max_iterations: u64,
+}
+
+impl Default for LogisticParams {
+    fn default() -> Self {
+        Self { c: 1.0, max_iterations: 1000 }
+    }
+}
+
+/// A fitted model: standardisation plus coefficients in standardised space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogisticModel {
+    /// Per-feature mean of the training rows.
+    pub mean: Vec<f64>,
+    /// Per-feature standard deviation of the training rows (1 where it was 0).
+    pub scale: Vec<f64>,
+    /// Coefficients on standardised features.
+    pub coefficients: Vec<f64>,
+    /// Intercept.
+    pub intercept: f64,
+}
+
+impl LogisticParams {
+    /// Fits on features and 0/1 labels.
+    pub fn fit(&self, x: ArrayView2<f32>, y: &Array1<f32>) -> Result<LogisticModel> {
+        let x = x.mapv(f64::from);
+        let mean = x.mean_axis(Axis(0)).ok_or_else(|| Error::Fit("no training rows".into()))?;
+        let scale = x.std_axis(Axis(0), 0.0).mapv(|s| if s > 0.0 { s } else { 1.0 });
+        let z: Array2<f64> = (&x - &mean) / &scale;
+        let targets: Array1<usize> = y.mapv(|v| v as usize);
+        let data = Dataset::new(z, targets);
+        let fitted = LogisticRegression::default()
+            .alpha(1.0 / self.c)
+            .max_iterations(self.max_iterations)
+            .fit(&data)
+            .map_err(|e| Error::Fit(format!("logistic regression: {e}")))?;
+        // linfa calls the more frequent class "positive"; flip so the model scores class 1.
+        let sign = if fitted.labels().pos.class == 1 { 1.0 } else { -1.0 };
+        Ok(LogisticModel {
+            mean: mean.to_vec(),
+            scale: scale.to_vec(),
+            coefficients: fitted.params().iter().map(|w| sign * w).collect(),
+            intercept: sign * fitted.intercept(),
+        })
+    }
+}
+
+impl LogisticModel {
+    /// Probability of class 1 for one row.
+    pub fn predict_row(&self, row: ArrayView1<f32>) -> f64 {
+        let z: f64 = row
+            .iter()
+            .zip(self.mean.iter().zip(&self.scale).zip(&self.coefficients))
+            .map(|(&x, ((m, s), w))| w * (f64::from(x) - m) / s)
+            .sum::<f64>()
+            + self.intercept;
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// Probability of class 1 for every row.
+    pub fn predict(&self, x: ArrayView2<f32>) -> Vec<f32> {
+        x.rows().into_iter().map(|r| self.predict_row(r) as f32).collect()
+    }
+
+    /// Encodes the model with bincode.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| Error::Artifact(format!("encoding logistic regression: {e}")))
+    }
+
+    /// Decodes a model written by [`LogisticModel::to_bytes`], checking its width.
+    pub fn from_bytes(bytes: &[u8], n_features: usize) -> Result<Self> {
+        let (m, _): (Self, usize) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| Error::Artifact(format!("logistic regression model is corrupt: {e}")))?;
+        if m.mean.len() != n_features || m.scale.len() != n_features || m.coefficients.len() != n_features {
+            return Err(Error::Artifact(format!("logistic regression model is not for {n_features} features")));
+        }
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separable_data_scores_class_one_high_whichever_class_is_larger() {
+        // 3 rows of class 0, 7 of class 1 and the reverse: the flip must hold both ways.
+        for (n0, n1) in [(3, 7), (7, 3)] {
+            let mut x = Vec::new();
+            let mut y = Vec::new();
+            for i in 0..n0 {
+                x.extend([i as f32, 100.0]);
+                y.push(0.0);
+            }
+            for i in 0..n1 {
+                x.extend([10.0 + i as f32, 100.0]);
+                y.push(1.0);
+            }
+            let x = Array2::from_shape_vec((n0 + n1, 2), x).unwrap();
+            let m = LogisticParams::default().fit(x.view(), &Array1::from(y)).unwrap();
+            let p = m.predict(x.view());
+            assert!(p[..n0].iter().all(|&v| v < 0.5) && p[n0..].iter().all(|&v| v > 0.5), "{p:?}");
+            let back = LogisticModel::from_bytes(&m.to_bytes().unwrap(), 2).unwrap();
+            assert_eq!(back, m);
+            assert!(LogisticModel::from_bytes(&m.to_bytes().unwrap(), 3).is_err());
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! XGBoost plumbing shared by every tree model: matrices, raw parameters, the round loop.
+//!
+//! Parameters are passed to XGBoost as plain `name=value` strings, exactly as XGBoost documents
+//! them. The `xgb` crate's typed defaults pin `base_score=0.5`, which switches off XGBoost's own
+//! intercept estimation; [`new_booster`] turns it back on so results match Python `xgboost`.
+
+use crate::error::{Error, Result};
+use ndarray::{Array1, ArrayView2};
+use xgb::parameters::BoosterParameters;
+use xgb::{Booster, DMatrix};
+
+/// XGBoost parameters as `name=value` pairs, applied in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct XgbParams(pub Vec<(String, String)>);
+
+impl XgbParams {
+    /// Appends one parameter.
+    pub fn set(mut self, name: &str, value: impl ToString) -> Self {
+        self.0.push((name.to_owned(), value.to_string()));
+        self
+    }
+}
+
+/// A dense matrix (NaN = missing) with optional labels.
+pub fn dmatrix(features: ArrayView2<f32>, labels: Option<&Array1<f32>>) -> Result<DMatrix> {
+    let rows = features.nrows();
+    let data: Vec<f32>;
+    let slice = match features.as_slice() {
+        Some(s) => s,
+        None => {
+            data = features.iter().copied().collect();
+            &data
+        }
+    };
+    let mut m = if rows == 0 {
+        return Err(Error::Fit("cannot build a matrix of 0 rows".into()));
+    } else {
+        DMatrix::from_dense(slice, rows)?
+    };
+    if let Some(y) = labels {
+        m.set_labels(y.as_slice().expect("labels are contiguous"))?;
+    }
+    Ok(m)
+}
+
+/// A booster with `params`, caching `cache` (the training matrix first) for fast evaluation.
+pub fn new_booster(params: &XgbParams, cache: &[&DMatrix]) -> Result<Booster> {
+    let mut booster = Booster::new_with_cached_dmats(&BoosterParameters::default(), cache)?;
+    booster.set_param("boost_from_average", "1")?;
+    for (k, v) in &params.0 {
+        booster.set_param(k, v)?;
+    }
+    Ok(booster)
+}
+
+/// Trains `rounds` boosting rounds on the first of `evals` (named `train`), evaluating every set
+/// each round. `on_round` receives XGBoost's own log line (`[i]\ttrain-m:v\tvalidation-m:v`) and
+/// the metric values, and may stop training by returning an error (SIGTERM).
+pub fn train_rounds(
+    params: &XgbParams,
+    evals: &[(&DMatrix, &str)],
+    rounds: u32,
+    on_round: &mut dyn FnMut(u32, &str) -> Result<()>,
+) -> Result<Booster> {
+    let dtrain = evals.first().expect("training matrix").0;
+    let cache: Vec<&DMatrix> = evals.iter().map(|(m, _)| *m).collect();
+    let mut booster = new_booster(params, &cache)?;
+    for round in 0..rounds {
+        booster.update(dtrain, round as i32)?;
+        let mut line = format!("[{round}]");
+        for (m, name) in evals {
+            let mut scores: Vec<(String, f32)> = booster.evaluate(m)?.into_iter().collect();
+            scores.sort_by(|a, b| a.0.cmp(&b.0));
+            for (metric, value) in scores {
+                line.push_str(&format!("\t{name}-{metric}:{value:.5}"));
+            }
+        }
+        on_round(round, &line)?;
+    }
+    Ok(booster)
+}
+
+/// Serialises a booster in XGBoost's UBJSON model format.
+pub fn to_bytes(booster: &Booster) -> Result<Vec<u8>> {
+    Ok(booster.save_buffer(true)?)
+}
+
+/// Loads a booster saved by [`to_bytes`] (or any XGBoost model file).
+pub fn from_bytes(bytes: &[u8]) -> Result<Booster> {
+    Booster::load_buffer(bytes).map_err(|e| Error::Artifact(format!("not a valid XGBoost model: {e}")))
+}
+
+/// Probabilities (or values) for each row, as the booster's objective defines them.
+pub fn predict(booster: &Booster, features: ArrayView2<f32>) -> Result<Vec<f32>> {
+    let m = dmatrix(features, None)?;
+    Ok(booster.predict(&m)?)
+}
+
+/// The XGBoost library's version (`major.minor.patch`), read from the `version` field XGBoost
+/// writes into every model; `unknown` if a probe model cannot be made.
+pub fn library_version() -> String {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let probe = || -> Result<String> {
+                let x = ndarray::arr2(&[[0.0f32], [1.0]]);
+                let m = dmatrix(x.view(), Some(&ndarray::arr1(&[0.0, 1.0])))?;
+                let mut b = new_booster(&XgbParams::default().set("nthread", 1), &[&m])?;
+                b.update(&m, 0)?;
+                let json: serde_json::Value = serde_json::from_slice(&b.save_buffer(false)?)
+                    .map_err(|e| Error::Fit(e.to_string()))?;
+                let v = json["version"].as_array().cloned().unwrap_or_default();
+                Ok(v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("."))
+            };
+            probe().unwrap_or_else(|_| "unknown".to_owned())
+        })
+        .clone()
+}
