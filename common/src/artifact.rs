@@ -82,15 +82,21 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Reads one payload file's bytes.
-    pub fn read_payload(&self, dir: &Path, name: &str) -> Result<(Vec<u8>, &PayloadFile)> {
-        let p = self
+    /// Reads the bytes of every payload file named `name`, in manifest order (at least one).
+    pub fn read_payloads(&self, dir: &Path, name: &str) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
+        let out = self
             .payloads
             .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::Artifact(format!("{MANIFEST} lists no payload '{name}'")))?;
-        let bytes = std::fs::read(dir.join(&p.file)).map_err(|e| Error::Artifact(format!("cannot read {}: {e}", p.file)))?;
-        Ok((bytes, p))
+            .filter(|p| p.name == name)
+            .map(|p| {
+                let bytes = std::fs::read(dir.join(&p.file)).map_err(|e| Error::Artifact(format!("cannot read {}: {e}", p.file)))?;
+                Ok((bytes, p))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if out.is_empty() {
+            return Err(Error::Artifact(format!("{MANIFEST} lists no payload '{name}'")));
+        }
+        Ok(out)
     }
 }
 
@@ -127,9 +133,9 @@ pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<(PayloadFile, Vec<
         std::process::id()
     );
     manifest.payloads.clear();
-    for (mut meta, bytes) in payloads {
+    for (i, (mut meta, bytes)) in payloads.into_iter().enumerate() {
         let (stem, ext) = meta.file.rsplit_once('.').unwrap_or((meta.file.as_str(), "bin"));
-        meta.file = format!("{stem}-{run}.{ext}");
+        meta.file = format!("{stem}-{run}-{i}.{ext}");
         write_atomic(&dir.join(&meta.file), &bytes)?;
         manifest.payloads.push(meta);
     }
@@ -200,7 +206,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         save(dir.path(), manifest(), vec![payload(b"two")]).unwrap();
         let second = Manifest::load(dir.path()).unwrap();
-        assert_eq!(second.read_payload(dir.path(), "m").unwrap().0, b"two");
+        assert_eq!(second.read_payloads(dir.path(), "m").unwrap()[0].0, b"two");
         assert!(!dir.path().join(&first.payloads[0].file).exists());
         assert!(dir.path().join("notes.txt").exists());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -218,7 +224,7 @@ mod tests {
         t.into_inner().unwrap().finish().unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let dir = open_model_dir(packed.path(), scratch.path()).unwrap();
-        assert_eq!(Manifest::load(&dir).unwrap().read_payload(&dir, "m").unwrap().0, b"x");
+        assert_eq!(Manifest::load(&dir).unwrap().read_payloads(&dir, "m").unwrap()[0].0, b"x");
 
         let mut bad = manifest();
         bad.payloads.push(PayloadFile { name: "m".into(), file: "/etc/passwd".into(), format: "raw".into(), weight: None });

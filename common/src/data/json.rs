@@ -18,9 +18,9 @@ use std::io::{BufRead, Read};
 
 /// Parses every JSON value in `reader` into `sink`; `source` names the file in errors.
 pub fn parse(reader: impl BufRead, schema: &Schema, source: &str, sink: &mut RowSink) -> Result<()> {
-    let mut reader = LineCounter { inner: reader, lines: 0 };
+    let mut reader = ByteReader::new(reader);
     let mut ctx = Ctx { schema, sink, row: Row::new(schema.feature_names.len()), records: 0 };
-    while skip_whitespace(&mut reader).map_err(|e| Error::io(source, e))? {
+    while reader.skip_whitespace().map_err(|e| Error::io(source, e))? {
         let first_line = reader.lines + 1;
         let mut de = serde_json::Deserializer::from_reader(&mut reader);
         TopSeed(&mut ctx).deserialize(&mut de).map_err(|e| located(source, first_line, &e))?;
@@ -36,33 +36,60 @@ fn located(source: &str, first_line: usize, e: &serde_json::Error) -> Error {
     Error::Data(format!("{source}: line {line} column {}: {message}", e.column()))
 }
 
-/// Consumes whitespace; returns whether more input follows.
-fn skip_whitespace<R: BufRead>(reader: &mut LineCounter<R>) -> std::io::Result<bool> {
-    loop {
-        let buf = reader.inner.fill_buf()?;
-        if buf.is_empty() {
-            return Ok(false);
-        }
-        let n = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        reader.lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
-        let more = n < buf.len();
-        reader.inner.consume(n);
-        if more {
-            return Ok(true);
-        }
-    }
-}
-
-/// Counts the newlines read through it, so errors can name absolute lines.
-struct LineCounter<R> {
+/// A buffered reader tuned for serde_json's byte-at-a-time reads, counting newlines as it goes
+/// so errors can name absolute lines across consecutive JSON values.
+struct ByteReader<R> {
     inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
     lines: usize,
 }
 
-impl<R: BufRead> Read for LineCounter<R> {
+impl<R: Read> ByteReader<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, buf: vec![0; 1 << 20].into_boxed_slice(), pos: 0, len: 0, lines: 0 }
+    }
+
+    /// Refills the buffer when empty; returns whether bytes are available.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        if self.pos == self.len {
+            self.pos = 0;
+            self.len = loop {
+                match self.inner.read(&mut self.buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other?,
+                }
+            };
+        }
+        Ok(self.pos < self.len)
+    }
+
+    /// Consumes whitespace; returns whether more input follows.
+    fn skip_whitespace(&mut self) -> std::io::Result<bool> {
+        while self.fill()? {
+            let b = self.buf[self.pos];
+            if !b.is_ascii_whitespace() {
+                return Ok(true);
+            }
+            self.lines += usize::from(b == b'\n');
+            self.pos += 1;
+        }
+        Ok(false)
+    }
+}
+
+impl<R: Read> Read for ByteReader<R> {
+    #[inline]
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(out)?;
-        self.lines += out[..n].iter().filter(|&&b| b == b'\n').count();
+        if out.is_empty() || !self.fill()? {
+            return Ok(0);
+        }
+        let n = out.len().min(self.len - self.pos);
+        let chunk = &self.buf[self.pos..self.pos + n];
+        out[..n].copy_from_slice(chunk);
+        self.lines += chunk.iter().filter(|&&b| b == b'\n').count();
+        self.pos += n;
         Ok(n)
     }
 }

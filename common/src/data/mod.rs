@@ -186,7 +186,7 @@ pub fn load_channel(
         let (mut reader, name) = files::open(dir, file)?;
         let first = reader.fill_buf().map_err(|e| Error::io(file, e))?.iter().find(|b| !b.is_ascii_whitespace()).copied();
         Format::detect(content_type, file, first)?.parse(reader, schema, &name, &mut sink)?;
-        tracing::info!(channel, file = %name, rows_so_far = sink.len(), "loaded data file");
+        tracing::info!(channel, file = %name, rows_so_far = sink.len(), peak_mib = crate::peak_memory_mib(), "loaded data file");
     }
     if sink.is_empty() {
         return Err(Error::Data(format!("channel '{channel}' holds no data rows in its {} file(s)", files.len())));

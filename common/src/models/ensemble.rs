@@ -191,10 +191,18 @@ pub trait Progress {
     fn boosting_round(&mut self, line: &str);
 }
 
+/// Trees per forest part: XGBoost keeps per-tree working memory until the end of a boosting
+/// round, so one 200-tree round peaks about 200 MB higher than 8 rounds of 25 trees in
+/// separate boosters; parts also give SIGTERM a safe point every few seconds.
+pub const FOREST_PART_TREES: u32 = 25;
+
 /// A fitted member model.
 pub enum MemberModel {
-    /// An XGBoost booster (forest or boosting). XGBoost boosters are not `Sync`, hence the lock.
-    Xgb(Mutex<Booster>),
+    /// XGBoost boosters whose margins are averaged: one for boosting, the parts of a forest.
+    /// (A forest round's margin is the mean of its trees' leaves, so the mean of the parts'
+    /// margins is exactly the margin of one forest of all their trees.) Boosters are not
+    /// `Sync`, hence the locks.
+    Xgb(Vec<Mutex<Booster>>),
     /// The logistic regression.
     Logistic(LogisticModel),
 }
@@ -203,9 +211,22 @@ impl MemberModel {
     /// Class-1 probability of every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Vec<f32>> {
         match self {
-            MemberModel::Xgb(b) => {
-                let booster = b.lock().map_err(|_| Error::Fit("model lock poisoned".into()))?;
-                xgboost::predict(&booster, x)
+            MemberModel::Xgb(parts) => {
+                fn lock(b: &Mutex<Booster>) -> Result<std::sync::MutexGuard<'_, Booster>> {
+                    b.lock().map_err(|_| Error::Fit("model lock poisoned".into()))
+                }
+                if let [single] = parts.as_slice() {
+                    return xgboost::predict(&*lock(single)?, x);
+                }
+                let m = xgboost::dmatrix(x, None)?;
+                let mut margin = vec![0.0f64; x.nrows()];
+                for part in parts {
+                    for (acc, v) in margin.iter_mut().zip(lock(part)?.predict_margin(&m)?) {
+                        *acc += f64::from(v);
+                    }
+                }
+                let k = parts.len() as f64;
+                Ok(margin.into_iter().map(|z| (1.0 / (1.0 + (-z / k).exp())) as f32).collect())
             }
             MemberModel::Logistic(m) => Ok(m.predict(x)),
         }
@@ -259,12 +280,13 @@ pub struct FitOutcome {
 }
 
 impl EnsembleParams {
-    fn forest_params(&self, n_features: usize) -> XgbParams {
+    fn forest_params(&self, n_features: usize, trees: u32, seed: u64) -> XgbParams {
         let f = &self.forest;
         let colsample = f.colsample_bynode.unwrap_or_else(|| (n_features as f64).sqrt() / n_features as f64);
         self.tree_base()
             .set("eta", 1)
-            .set("num_parallel_tree", f.num_trees)
+            .set("num_parallel_tree", trees)
+            .set("seed", seed)
             .set("max_depth", f.max_depth)
             .set("subsample", f.subsample)
             .set("colsample_bynode", colsample)
@@ -289,42 +311,70 @@ impl EnsembleParams {
             .set("objective", "binary:logistic")
             .set("tree_method", "hist")
             .set("max_bin", self.max_bin)
+            // Fewer cached node histograms: about 15 MB less at depth 10, and no slower here.
+            .set("max_cached_hist_node", 256)
             .set("seed", self.seed)
             .set("nthread", self.nthread)
             .set("verbosity", 1)
     }
 
+    /// Fits the forest in parts of [`FOREST_PART_TREES`] trees, each with its own seed.
+    fn fit_forest(&self, dtrain: &xgb::DMatrix, n_features: usize, progress: &mut dyn Progress) -> Result<Vec<Mutex<Booster>>> {
+        let mut parts = Vec::new();
+        let mut left = self.forest.num_trees;
+        while left > 0 {
+            progress.checkpoint()?;
+            let trees = left.min(FOREST_PART_TREES);
+            let seed = self.seed.wrapping_add(parts.len() as u64);
+            let params = self.forest_params(n_features, trees, seed);
+            parts.push(Mutex::new(xgboost::train_rounds(&params, &[(dtrain, "train")], 1, &mut |_, _| Ok(()))?));
+            left -= trees;
+        }
+        Ok(parts)
+    }
+
     /// Fits every member on `train`, scores them on `validation`, and weights them.
+    ///
+    /// The logistic regression is fitted first, before XGBoost's matrices exist, so the two
+    /// never hold their working memory at the same time.
     pub fn fit(&self, train: &Dataset, validation: &Dataset, progress: &mut dyn Progress) -> Result<FitOutcome> {
-        let dtrain = xgboost::dmatrix(train.features.view(), Some(&train.labels))?;
-        let dvalid = xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?;
-        let mut members = Vec::new();
+        let mut order = self.members.clone();
+        order.sort_by_key(|m| *m != Member::LogisticRegression);
+        let mut matrices = None;
+        let mut fitted = BTreeMap::new();
         let mut scores = BTreeMap::new();
         let mut fit_seconds = BTreeMap::new();
-        for &member in &self.members {
+        for member in order {
             progress.checkpoint()?;
             let start = Instant::now();
-            let model = match member {
-                Member::RandomForest => {
-                    let params = self.forest_params(train.feature_names.len());
-                    MemberModel::Xgb(Mutex::new(xgboost::train_rounds(&params, &[(&dtrain, "train")], 1, &mut |_, _| Ok(()))?))
+            let model = if member == Member::LogisticRegression {
+                MemberModel::Logistic(self.logistic.fit(train.features.view(), &train.labels)?)
+            } else {
+                if matrices.is_none() {
+                    matrices = Some((
+                        xgboost::dmatrix(train.features.view(), Some(&train.labels))?,
+                        xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?,
+                    ));
                 }
-                Member::GradientBoosting => {
-                    let evals = [(&dtrain, "train"), (&dvalid, "validation")];
+                let (dtrain, dvalid) = matrices.as_ref().expect("built above");
+                if member == Member::RandomForest {
+                    MemberModel::Xgb(self.fit_forest(dtrain, train.feature_names.len(), progress)?)
+                } else {
+                    let evals = [(dtrain, "train"), (dvalid, "validation")];
                     let mut on_round = |_: u32, line: &str| {
                         progress.boosting_round(line);
                         progress.checkpoint()
                     };
                     let booster = xgboost::train_rounds(&self.boosting_params(), &evals, self.boosting.num_round, &mut on_round)?;
-                    MemberModel::Xgb(Mutex::new(booster))
+                    MemberModel::Xgb(vec![Mutex::new(booster)])
                 }
-                Member::LogisticRegression => MemberModel::Logistic(self.logistic.fit(train.features.view(), &train.labels)?),
             };
             fit_seconds.insert(member, start.elapsed().as_secs_f64());
             let p = model.predict(validation.features.view())?;
             scores.insert(member, BinaryMetrics::compute(validation.labels.as_slice().unwrap(), &p, self.threshold));
-            members.push((member, model));
+            fitted.insert(member, model);
         }
+        let members = self.members.iter().filter_map(|m| fitted.remove(m).map(|model| (*m, model))).collect();
         let weights = self.weighting.weights(&scores);
         Ok(FitOutcome { ensemble: FireEnsemble { members, weights, threshold: self.threshold }, validation: scores, fit_seconds })
     }

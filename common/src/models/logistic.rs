@@ -48,9 +48,12 @@ impl LogisticParams {
         let scale = x.std_axis(Axis(0), 0.0).mapv(|s| if s > 0.0 { s } else { 1.0 });
         let z: Array2<f64> = (&x - &mean) / &scale;
         let targets: Array1<usize> = y.mapv(|v| v as usize);
+        let rows = z.nrows() as f64;
         let data = Dataset::new(z, targets);
+        // linfa minimises the summed loss; scikit-learn's tolerance of 1e-4 is on the mean loss.
         let fitted = LogisticRegression::default()
             .alpha(1.0 / self.c)
+            .gradient_tolerance(1e-4 * rows)
             .max_iterations(self.max_iterations)
             .fit(&data)
             .map_err(|e| Error::Fit(format!("logistic regression: {e}")))?;

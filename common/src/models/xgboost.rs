@@ -77,7 +77,9 @@ pub fn train_rounds(
         }
         on_round(round, &line)?;
     }
-    Ok(booster)
+    // A booster keeps its training buffers (histograms, row partitions: 100+ MB for deep trees)
+    // for as long as it lives; a copy loaded from the model bytes holds only the trees.
+    from_bytes(&to_bytes(&booster)?)
 }
 
 /// Serialises a booster in XGBoost's UBJSON model format.
