@@ -193,3 +193,112 @@ pub fn load_channel(
     }
     Ok(Dataset::from_sink(sink, schema.feature_names.clone()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-feature schema keeps the fixtures readable.
+    fn schema() -> Schema {
+        Schema { feature_names: vec!["a".into(), "b".into()], label_names: vec!["label".into(), "fire_detected".into()], binary_label: true }
+    }
+
+    fn parse(format: Format, text: &str) -> Result<RowSink> {
+        let mut sink = RowSink::default();
+        format.parse(text.as_bytes(), &schema(), "f.txt", &mut sink)?;
+        Ok(sink)
+    }
+
+    fn rows(sink: &RowSink) -> (Vec<f32>, Vec<f32>) {
+        (sink.features.clone(), sink.labels.clone())
+    }
+
+    #[test]
+    fn json_layouts_all_give_the_same_rows() {
+        let want = (vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0]);
+        let layouts = [
+            r#"{"samples":[{"features":{"a":1,"b":2},"label":0},{"features":{"b":4,"a":3},"label":1}]}"#,
+            "{\n  \"features\": [\"a\", \"b\"],\n  \"samples\": [\n {\"id\": \"sample_0\", \"features\": {\"a\": 1.0, \"b\": 2.0}, \"label\": 0},\n {\"id\": \"sample_1\", \"features\": {\"a\": 3.0, \"b\": 4.0}, \"label\": 1}]\n}",
+            r#"[{"a":1,"b":2,"label":0},{"a":3,"b":4,"label":true}]"#,
+            "{\"a\":1,\"b\":2,\"label\":0}\n{\"features\":{\"a\":3,\"b\":4},\"fire_detected\":1}\n",
+            "{\"features\":[1,2],\"label\":0}\n\n{\"features\":[\"3\",4],\"label\":\"1\"}",
+        ];
+        for text in layouts {
+            assert_eq!(rows(&parse(Format::Json, text).unwrap()), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn json_errors_name_file_line_and_field() {
+        let e = parse(Format::Json, "{\"a\":1,\"b\":2,\"label\":0}\n{\"a\":1,\"label\":1}\n").unwrap_err().to_string();
+        assert!(e.contains("f.txt: line 2") && e.contains("missing feature 'b'"), "{e}");
+        let e = parse(Format::Json, "{\"a\":1,\"b\":\"hot\",\"label\":0}").unwrap_err().to_string();
+        assert!(e.contains("'b' is not a number: \"hot\""), "{e}");
+        let e = parse(Format::Json, "{\"a\":1,\"b\":2,\"label\":2}").unwrap_err().to_string();
+        assert!(e.contains("label 2 is not 0 or 1"), "{e}");
+        let e = parse(Format::Json, "{\"a\":1,\"b\":2}").unwrap_err().to_string();
+        assert!(e.contains("has no 'label' field"), "{e}");
+        let e = parse(Format::Json, "\n\n{\"samples\":[{\"a\":1,\"b\":2,\"label\":0},").unwrap_err().to_string();
+        assert!(e.contains("f.txt: line 3"), "{e}");
+        let e = parse(Format::Json, "{\"features\":[1,2,3],\"label\":0}").unwrap_err().to_string();
+        assert!(e.contains("holds 3 values, expected 2"), "{e}");
+    }
+
+    #[test]
+    fn csv_with_header_and_label_first() {
+        let want = (vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0]);
+        for text in ["b,label,a,id\n2,0,1,x\n4,1,3,y\n", "\"a\",\"b\",\"fire_detected\"\r\n1,2,0\r\n3,4,1\r\n", "0,1,2\n\n1,3,4\n", "0, 1e0 ,\"2\"\n1,3,4"] {
+            assert_eq!(rows(&parse(Format::Csv, text).unwrap()), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn csv_errors_name_file_line_and_column() {
+        let e = parse(Format::Csv, "0,1,2\n1,3\n").unwrap_err().to_string();
+        assert!(e.contains("f.txt: line 2: expected 3 columns (the label then the 2 features), found 2"), "{e}");
+        let e = parse(Format::Csv, "a,b,label\n1,x,0\n").unwrap_err().to_string();
+        assert!(e.contains("line 2: column 2 ('b') is not a number: \"x\""), "{e}");
+        let e = parse(Format::Csv, "a,label\n1,0\n").unwrap_err().to_string();
+        assert!(e.contains("line 1: the header lacks feature column(s) b"), "{e}");
+        let e = parse(Format::Csv, "a,b\n1,0\n").unwrap_err().to_string();
+        assert!(e.contains("no label column"), "{e}");
+        let e = parse(Format::Csv, "0,1,\n").unwrap_err().to_string();
+        assert!(e.contains("column 3 ('b') is empty"), "{e}");
+    }
+
+    #[test]
+    fn format_detection() {
+        let p = Path::new;
+        assert_eq!(Format::detect(Some("text/csv; charset=utf-8"), p("x.json"), None).unwrap(), Format::Csv);
+        assert_eq!(Format::detect(Some("Application/JSONLines"), p("x"), None).unwrap(), Format::Json);
+        assert!(Format::detect(Some("application/x-parquet"), p("x"), None).is_err());
+        assert_eq!(Format::detect(None, p("part.jsonl.gz"), None).unwrap(), Format::Json);
+        assert_eq!(Format::detect(None, p("part.CSV"), Some(b'{')).unwrap(), Format::Csv);
+        assert_eq!(Format::detect(None, p("part-0001"), Some(b'{')).unwrap(), Format::Json);
+        assert_eq!(Format::detect(None, p("part-0001"), Some(b'0')).unwrap(), Format::Csv);
+    }
+
+    #[test]
+    fn channel_reads_all_files_sorted_recursive_and_gzipped_skipping_hidden() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("b.csv"), "1,3,4\n").unwrap();
+        std::fs::write(dir.path().join("a.json"), r#"{"samples":[{"a":1,"b":2,"label":0}]}"#).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"{\"a\":5,\"b\":6,\"label\":1}\n").unwrap();
+        std::fs::write(dir.path().join("sub/c.jsonl.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(dir.path().join(".DS_Store"), "junk").unwrap();
+        std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
+        let d = load_channel(dir.path(), "train", None, &schema(), &|| Ok(())).unwrap();
+        assert_eq!(d.features.as_slice().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(d.labels.to_vec(), vec![0.0, 1.0, 1.0]);
+
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("_SUCCESS"), "").unwrap();
+        let e = load_channel(empty.path(), "train", None, &schema(), &|| Ok(())).unwrap_err().to_string();
+        assert!(e.contains("Channel 'train' is empty"), "{e}");
+        let e = load_channel(&dir.path().join("nope"), "validation", None, &schema(), &|| Ok(())).unwrap_err().to_string();
+        assert!(e.contains("Missing required channel: validation"), "{e}");
+    }
+}

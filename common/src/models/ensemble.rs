@@ -253,6 +253,35 @@ pub struct EnsemblePrediction {
 }
 
 impl FireEnsemble {
+    /// Loads the ensemble a manifest of kind `fire_ensemble` describes, from `dir`.
+    pub fn load(dir: &std::path::Path, manifest: &crate::artifact::Manifest) -> Result<Self> {
+        let n_features = manifest.feature_names.len();
+        let mut members = Vec::new();
+        let mut weights = BTreeMap::new();
+        let mut seen = Vec::new();
+        for p in &manifest.payloads {
+            let member = Member::from_name(&p.name).ok_or_else(|| Error::Artifact(format!("unknown ensemble member '{}'", p.name)))?;
+            if seen.contains(&member) {
+                continue;
+            }
+            seen.push(member);
+            let files = manifest.read_payloads(dir, &p.name)?;
+            let model = match p.format.as_str() {
+                "xgboost-ubj" => MemberModel::Xgb(
+                    files.iter().map(|(bytes, _)| xgboost::from_bytes(bytes).map(Mutex::new)).collect::<Result<_>>()?,
+                ),
+                "bincode-logistic" => MemberModel::Logistic(LogisticModel::from_bytes(&files[0].0, n_features)?),
+                other => return Err(Error::Artifact(format!("unknown payload format '{other}' for '{}'", p.name))),
+            };
+            weights.insert(member, p.weight.unwrap_or(0.0));
+            members.push((member, model));
+        }
+        if members.is_empty() {
+            return Err(Error::Artifact("the manifest lists no ensemble members".into()));
+        }
+        Ok(Self { members, weights, threshold: manifest.threshold.unwrap_or(0.5) })
+    }
+
     /// Member and ensemble probabilities for every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<EnsemblePrediction> {
         let mut members = Vec::with_capacity(self.members.len());
