@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Benchmark of `train` (fire ensemble) against the Python references, measured in the same run.
+#
+#   bash bench/fire_train.sh [--skip-sklearn]
+#
+# Data: ../shared/bench/gen_fire.py 200000 --demo 51000 --seed 7 (the original's 251K mix) and
+# 251000 clean generator rows. Prints wall time and peak memory (GNU time) of each run, and the
+# test metrics: ours on the reference's exact split (bench/same_split.py) and on the clean data.
+# The scikit-learn reference takes about 11 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$PWD
+shared=${SHARED_DIR:-$repo/../shared}
+skip_sklearn=${1:-}
+bash scripts/setup.sh
+source scripts/env.sh
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+python3 -m pip install -q numpy scikit-learn "xgboost-cpu==3.2.0" 2>&1 | grep -v "^WARNING: Running pip as" || true
+cargo build --release -p train --locked
+train=${CARGO_TARGET_DIR:-$repo/target}/release/train
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 "$shared/bench/gen_fire.py" 200000 "$work/mix.json" --demo 51000 --seed 7 >&2
+python3 "$shared/bench/gen_fire.py" 251000 "$work/clean.json" --seed 11 >&2
+
+# measure NAME CMD... : runs CMD under GNU time, keeps stdout in $work/NAME.out
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err" \
+    || { echo "$name failed:"; tail -5 "$work/$name.err"; exit 1; }
+  read -r secs kib < "$work/$name.time"
+  printf '%-34s wall %7.2f s   peak %6d MiB\n' "$name" "$secs" $((kib / 1024))
+}
+opt_ml() { # opt_ml DIR DATA...: a SageMaker tree with the given files in the train channel
+  local dir=$1; shift
+  mkdir -p "$dir/input/data/train" "$dir/input/config"
+  for f in "$@"; do ln -s "$f" "$dir/input/data/train/"; done
+}
+
+echo "== training on the 251K JSON mix (process start to exit)"
+opt_ml "$work/ours" "$work/mix.json"
+measure "rust train" env SAGEMAKER_BASE_DIR="$work/ours" "$train"
+measure "python ref --stack xgb" python3 "$shared/bench/ref_train_fire.py" "$work/mix.json" --stack xgb
+if [ "$skip_sklearn" != "--skip-sklearn" ]; then
+  measure "python ref --stack sklearn" python3 "$shared/bench/ref_train_fire.py" "$work/mix.json" --stack sklearn
+fi
+
+echo "== quality on the reference's exact split of the mix"
+mkdir -p "$work/same/input/config"
+python3 bench/same_split.py "$work/mix.json" "$work/same/input/data" 2>/dev/null
+measure "rust train (same split)" env SAGEMAKER_BASE_DIR="$work/same" "$train"
+
+echo "== quality on 251K clean generator rows"
+opt_ml "$work/clean" "$work/clean.json"
+measure "rust train (clean)" env SAGEMAKER_BASE_DIR="$work/clean" "$train"
+
+echo "== figures"
+python3 - "$work" "$skip_sklearn" <<'PY'
+import json, sys
+w, skip = sys.argv[1], sys.argv[2] == "--skip-sklearn"
+def t(name):
+    s, k = open(f"{w}/{name}.time").read().split()
+    return float(s), int(k) / 1024
+def ours(d):
+    return json.load(open(f"{w}/{d}/output/data/evaluation.json"))["test"]["ensemble"]
+refs = {"xgb": json.loads(open(f"{w}/python ref --stack xgb.out").read())}
+if not skip:
+    refs["sklearn"] = json.loads(open(f"{w}/python ref --stack sklearn.out").read())
+for stack, r in refs.items():
+    m = r["metrics"]["ensemble"]
+    print(f"python {stack:8s} ensemble test: acc {m['acc']:.4f} f1 {m['f1']:.4f} auc {m['auc']:.4f}  weights {r['weights']}")
+for d, label in [("ours", "own split"), ("same", "reference split"), ("clean", "clean 251K")]:
+    m = ours(d)
+    print(f"rust ({label:15s}) ensemble test: acc {m['accuracy']:.4f} f1 {m['f1']:.4f} auc {m['auc']:.4f}")
+rt, rm = t("rust train")
+for stack in refs:
+    pt, pm = t(f"python ref --stack {stack}")
+    print(f"speed-up vs python {stack}: {pt / rt:.1f}x   peak memory ratio: {rm / pm:.3f}")
+if "sklearn" in refs:
+    gap = refs["sklearn"]["metrics"]["ensemble"]["auc"] - ours("same")["auc"]
+    print(f"AUC gap to the scikit-learn ensemble on the same split: {gap:+.4f} (bar: <= 0.005)")
+PY
