@@ -24,7 +24,8 @@ pub struct PayloadFile {
     pub name: String,
     /// Path relative to the model directory.
     pub file: String,
-    /// Encoding: `xgboost-ubj` or `bincode-logistic`.
+    /// Encoding: `xgboost-ubj` (XGBoost's model), `compiled-trees` (the same trees for fast
+    /// prediction), or `bincode-logistic`.
     pub format: String,
     /// Ensemble weight, when the payload is an ensemble member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,10 +85,19 @@ impl Manifest {
 
     /// Reads the bytes of every payload file named `name`, in manifest order (at least one).
     pub fn read_payloads(&self, dir: &Path, name: &str) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
+        self.read_matching(dir, name, |_| true)
+    }
+
+    /// Like [`Manifest::read_payloads`], only the files of one `format`.
+    pub fn read_payloads_of(&self, dir: &Path, name: &str, format: &str) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
+        self.read_matching(dir, name, |p| p.format == format)
+    }
+
+    fn read_matching(&self, dir: &Path, name: &str, keep: impl Fn(&PayloadFile) -> bool) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
         let out = self
             .payloads
             .iter()
-            .filter(|p| p.name == name)
+            .filter(|p| p.name == name && keep(p))
             .map(|p| {
                 let bytes = std::fs::read(dir.join(&p.file)).map_err(|e| Error::Artifact(format!("cannot read {}: {e}", p.file)))?;
                 Ok((bytes, p))

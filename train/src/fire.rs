@@ -182,10 +182,10 @@ fn save_model(opt_ml: &OptMl, config: &TrainConfig, ensemble: &FireEnsemble, eva
         let weight = ensemble.weights.get(member).copied();
         let payload = |file: String, format: &str| PayloadFile { name: member.name().into(), file, format: format.into(), weight };
         match model {
-            MemberModel::Xgb(parts) => {
+            MemberModel::Trees(parts) => {
                 for part in parts {
-                    let booster = part.lock().map_err(|_| Error::Fit("model lock poisoned".into()))?;
-                    payloads.push((payload(format!("{}.ubj", member.name()), "xgboost-ubj"), xgboost::to_bytes(&booster)?));
+                    payloads.push((payload(format!("{}.ubj", member.name()), "xgboost-ubj"), part.ubj.clone()));
+                    payloads.push((payload(format!("{}.trees", member.name()), "compiled-trees"), part.trees.to_bytes()?));
                 }
             }
             MemberModel::Logistic(m) => payloads.push((payload(format!("{}.bin", member.name()), "bincode-logistic"), m.to_bytes()?)),

@@ -7,6 +7,7 @@
 //! Weights are keyed by member name, never by position (a bug of the original serve script).
 
 use super::logistic::{LogisticModel, LogisticParams};
+use super::trees::TreeModel;
 use super::xgboost::{self, XgbParams};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -14,7 +15,6 @@ use crate::metrics::BinaryMetrics;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Instant;
 use xgb::Booster;
 
@@ -196,13 +196,20 @@ pub trait Progress {
 /// separate boosters; parts also give SIGTERM a safe point every few seconds.
 pub const FOREST_PART_TREES: u32 = 25;
 
+/// A trained XGBoost model: the compiled trees and, after training, XGBoost's own model bytes.
+pub struct XgbPart {
+    /// What predicts.
+    pub trees: TreeModel,
+    /// XGBoost's UBJSON model (written to the artifact; empty when loaded for serving).
+    pub ubj: Vec<u8>,
+}
+
 /// A fitted member model.
 pub enum MemberModel {
-    /// XGBoost boosters whose margins are averaged: one for boosting, the parts of a forest.
+    /// XGBoost models whose margins are averaged: one for boosting, the parts of a forest.
     /// (A forest round's margin is the mean of its trees' leaves, so the mean of the parts'
-    /// margins is exactly the margin of one forest of all their trees.) Boosters are not
-    /// `Sync`, hence the locks.
-    Xgb(Vec<Mutex<Booster>>),
+    /// margins is exactly the margin of one forest of all their trees.)
+    Trees(Vec<XgbPart>),
     /// The logistic regression.
     Logistic(LogisticModel),
 }
@@ -211,18 +218,14 @@ impl MemberModel {
     /// Class-1 probability of every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Vec<f32>> {
         match self {
-            MemberModel::Xgb(parts) => {
-                fn lock(b: &Mutex<Booster>) -> Result<std::sync::MutexGuard<'_, Booster>> {
-                    b.lock().map_err(|_| Error::Fit("model lock poisoned".into()))
-                }
+            MemberModel::Trees(parts) => {
                 if let [single] = parts.as_slice() {
-                    return xgboost::predict(&*lock(single)?, x);
+                    return Ok(single.trees.predict(x).column(0).to_vec());
                 }
-                let m = xgboost::dmatrix(x, None)?;
                 let mut margin = vec![0.0f64; x.nrows()];
                 for part in parts {
-                    for (acc, v) in margin.iter_mut().zip(lock(part)?.predict_margin(&m)?) {
-                        *acc += f64::from(v);
+                    for (acc, v) in margin.iter_mut().zip(part.trees.predict_margin(x).column(0)) {
+                        *acc += f64::from(*v);
                     }
                 }
                 let k = parts.len() as f64;
@@ -267,9 +270,15 @@ impl FireEnsemble {
             seen.push(member);
             let files = manifest.read_payloads(dir, &p.name)?;
             let model = match p.format.as_str() {
-                "xgboost-ubj" => MemberModel::Xgb(
-                    files.iter().map(|(bytes, _)| xgboost::from_bytes(bytes).map(Mutex::new)).collect::<Result<_>>()?,
-                ),
+                "xgboost-ubj" | "compiled-trees" => {
+                    let compiled = manifest.read_payloads_of(dir, &p.name, "compiled-trees")?;
+                    MemberModel::Trees(
+                        compiled
+                            .iter()
+                            .map(|(bytes, _)| Ok(XgbPart { trees: TreeModel::from_bytes(bytes)?, ubj: Vec::new() }))
+                            .collect::<Result<_>>()?,
+                    )
+                }
                 "bincode-logistic" => MemberModel::Logistic(LogisticModel::from_bytes(&files[0].0, n_features)?),
                 other => return Err(Error::Artifact(format!("unknown payload format '{other}' for '{}'", p.name))),
             };
@@ -348,7 +357,7 @@ impl EnsembleParams {
     }
 
     /// Fits the forest in parts of [`FOREST_PART_TREES`] trees, each with its own seed.
-    fn fit_forest(&self, dtrain: &xgb::DMatrix, n_features: usize, progress: &mut dyn Progress) -> Result<Vec<Mutex<Booster>>> {
+    fn fit_forest(&self, dtrain: &xgb::DMatrix, n_features: usize, progress: &mut dyn Progress) -> Result<Vec<XgbPart>> {
         let mut parts = Vec::new();
         let mut left = self.forest.num_trees;
         while left > 0 {
@@ -356,7 +365,7 @@ impl EnsembleParams {
             let trees = left.min(FOREST_PART_TREES);
             let seed = self.seed.wrapping_add(parts.len() as u64);
             let params = self.forest_params(n_features, trees, seed);
-            parts.push(Mutex::new(xgboost::train_rounds(&params, &[(dtrain, "train")], 1, &mut |_, _| Ok(()))?));
+            parts.push(part(&xgboost::train_rounds(&params, &[(dtrain, "train")], 1, &mut |_, _| Ok(()))?)?);
             left -= trees;
         }
         Ok(parts)
@@ -387,7 +396,7 @@ impl EnsembleParams {
                 }
                 let (dtrain, dvalid) = matrices.as_ref().expect("built above");
                 if member == Member::RandomForest {
-                    MemberModel::Xgb(self.fit_forest(dtrain, train.feature_names.len(), progress)?)
+                    MemberModel::Trees(self.fit_forest(dtrain, train.feature_names.len(), progress)?)
                 } else {
                     let evals = [(dtrain, "train"), (dvalid, "validation")];
                     let mut on_round = |_: u32, line: &str| {
@@ -395,7 +404,7 @@ impl EnsembleParams {
                         progress.checkpoint()
                     };
                     let booster = xgboost::train_rounds(&self.boosting_params(), &evals, self.boosting.num_round, &mut on_round)?;
-                    MemberModel::Xgb(vec![Mutex::new(booster)])
+                    MemberModel::Trees(vec![part(&booster)?])
                 }
             };
             fit_seconds.insert(member, start.elapsed().as_secs_f64());
@@ -407,6 +416,12 @@ impl EnsembleParams {
         let weights = self.weighting.weights(&scores);
         Ok(FitOutcome { ensemble: FireEnsemble { members, weights, threshold: self.threshold }, validation: scores, fit_seconds })
     }
+}
+
+/// Exports a trained booster (its training buffers go with it when it is dropped).
+fn part(booster: &Booster) -> Result<XgbPart> {
+    let (ubj, trees) = xgboost::export(booster)?;
+    Ok(XgbPart { trees, ubj })
 }
 
 #[cfg(test)]

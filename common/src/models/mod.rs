@@ -2,4 +2,5 @@
 
 pub mod ensemble;
 pub mod logistic;
+pub mod trees;
 pub mod xgboost;

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use ndarray::{Array1, ArrayView2};
 use xgb::parameters::BoosterParameters;
+use super::trees::TreeModel;
 use xgb::{Booster, DMatrix};
 
 /// XGBoost parameters as `name=value` pairs, applied in order.
@@ -77,25 +78,15 @@ pub fn train_rounds(
         }
         on_round(round, &line)?;
     }
-    // A booster keeps its training buffers (histograms, row partitions: 100+ MB for deep trees)
-    // for as long as it lives; a copy loaded from the model bytes holds only the trees.
-    from_bytes(&to_bytes(&booster)?)
+    Ok(booster)
 }
 
-/// Serialises a booster in XGBoost's UBJSON model format.
-pub fn to_bytes(booster: &Booster) -> Result<Vec<u8>> {
-    Ok(booster.save_buffer(true)?)
-}
-
-/// Loads a booster saved by [`to_bytes`] (or any XGBoost model file).
-pub fn from_bytes(bytes: &[u8]) -> Result<Booster> {
-    Booster::load_buffer(bytes).map_err(|e| Error::Artifact(format!("not a valid XGBoost model: {e}")))
-}
-
-/// Probabilities (or values) for each row, as the booster's objective defines them.
-pub fn predict(booster: &Booster, features: ArrayView2<f32>) -> Result<Vec<f32>> {
-    let m = dmatrix(features, None)?;
-    Ok(booster.predict(&m)?)
+/// A trained booster in both forms the artifact keeps: XGBoost's own UBJSON model (for XGBoost
+/// tooling) and the compiled trees that `train` and `serve` predict with.
+pub fn export(booster: &Booster) -> Result<(Vec<u8>, TreeModel)> {
+    let ubj = booster.save_buffer(true)?;
+    let trees = TreeModel::from_xgboost_json(&booster.save_buffer(false)?)?;
+    Ok((ubj, trees))
 }
 
 /// The XGBoost library's version (`major.minor.patch`), read from the `version` field XGBoost
