@@ -1,0 +1,184 @@
+//! The `serve` entry point of the SageMaker hosting contract.
+//!
+//! Start-up binds the port first (SageMaker expects connections within 250 ms), then loads the
+//! model on a blocking thread; `/ping` answers 503 while loading, 200 once ready, 500 if loading
+//! failed. `/invocations` reads the body (up to the limit), then decodes, predicts and encodes on
+//! the blocking pool with at most `workers` requests computing at once; beyond `max_in_flight`
+//! admitted requests it answers 503 instead of queueing without bound. SIGTERM stops accepting,
+//! lets in-flight requests finish, and exits.
+
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod model;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use common::opt_ml::OptMl;
+use config::ServeConfig;
+use error::ServeError;
+use model::LoadedModel;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::Semaphore;
+
+/// The model slot: empty while loading, then the model or the (logged) reason it failed.
+pub type ModelSlot = Arc<OnceLock<Result<LoadedModel, String>>>;
+
+/// Shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The model, once loaded.
+    pub model: ModelSlot,
+    /// The configuration.
+    pub config: Arc<ServeConfig>,
+    /// Permits for requests admitted (computing or waiting).
+    admitted: Arc<Semaphore>,
+    /// Permits for requests computing.
+    workers: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// State with an empty model slot.
+    pub fn new(config: ServeConfig) -> Self {
+        Self {
+            model: Arc::default(),
+            admitted: Arc::new(Semaphore::new(config.max_in_flight)),
+            workers: Arc::new(Semaphore::new(config.workers)),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Loads the model into the slot (blocking); logs one clear line on failure.
+    pub fn load_model(&self, opt_ml: &OptMl) {
+        let start = std::time::Instant::now();
+        let result = LoadedModel::load(opt_ml).map_err(|e| e.to_string());
+        match &result {
+            Ok(m) => tracing::info!(
+                model_kind = %m.manifest.model_kind,
+                features = m.manifest.feature_names.len(),
+                ms = start.elapsed().as_millis() as u64,
+                "model loaded; ready"
+            ),
+            Err(e) => tracing::error!("cannot serve: {e}"),
+        }
+        let _ = self.model.set(result);
+    }
+}
+
+/// The HTTP routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ping", get(ping))
+        .route("/invocations", post(invocations))
+        .route("/execution-parameters", get(execution_parameters))
+        .with_state(state)
+}
+
+async fn ping(State(state): State<AppState>) -> Response {
+    match state.model.get() {
+        Some(Ok(_)) => StatusCode::OK.into_response(),
+        Some(Err(_)) => ServeError::ModelUnavailable.into_response(),
+        None => ServeError::Unavailable("the model is loading").into_response(),
+    }
+}
+
+async fn execution_parameters(State(state): State<AppState>) -> Response {
+    let body = serde_json::json!({
+        "MaxConcurrentTransforms": state.config.workers,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 6,
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match answer(&state, &headers, body).await {
+        Ok((content_type, text)) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
+        Err(e) => {
+            // Client errors and load shedding are the client's to see; faults are logged once.
+            if e == ServeError::Internal {
+                tracing::error!("request failed with an internal error");
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(&'static str, String), ServeError> {
+    match state.model.get() {
+        Some(Ok(_)) => {}
+        Some(Err(_)) => return Err(ServeError::ModelUnavailable),
+        None => return Err(ServeError::Unavailable("the model is loading")),
+    }
+    let _admitted = state.admitted.clone().try_acquire_owned().map_err(|_| ServeError::Unavailable("too many requests in flight; retry later"))?;
+    let limit = state.config.max_body_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ServeError::PayloadTooLarge(limit));
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ServeError::PayloadTooLarge(limit))?;
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let input = codec::input_format(text(header::CONTENT_TYPE), &bytes)?;
+    let output = codec::output_format(text(header::ACCEPT), &state.config.default_accept)?;
+    let _worker = state.workers.clone().acquire_owned().await.map_err(|_| ServeError::Internal)?;
+    let model = state.model.clone();
+    let batch = state.config.batch;
+    let text = tokio::task::spawn_blocking(move || match model.get() {
+        Some(Ok(m)) => m.answer(&bytes, input, output, batch),
+        _ => Err(ServeError::ModelUnavailable),
+    })
+    .await
+    .map_err(|_| ServeError::Internal)??;
+    Ok((output.content_type(), text))
+}
+
+/// Binds, loads the model, serves until SIGTERM or SIGINT, drains, returns.
+pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
+    tracing::info!(
+        port = config.port,
+        batch = config.batch,
+        max_body_bytes = config.max_body_bytes,
+        default_accept = %config.default_accept,
+        workers = config.workers,
+        max_in_flight = config.max_in_flight,
+        model_dir = %opt_ml.model_dir().display(),
+        "serve starting"
+    );
+    let drain = config.drain_timeout;
+    let state = AppState::new(config);
+    let loader = state.clone();
+    tokio::task::spawn_blocking(move || loader.load_model(&opt_ml));
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested: no new connections, finishing requests in flight");
+            // A request that outlives the drain window must not keep the process past SIGKILL.
+            tokio::spawn(async move {
+                tokio::time::sleep(drain).await;
+                tracing::warn!("requests still in flight after {drain:?}; exiting");
+                std::process::exit(0);
+            });
+        })
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Sets up line-oriented logging to stderr (`RUST_LOG` overrides the `info` default).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).try_init();
+}

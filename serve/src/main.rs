@@ -1,0 +1,23 @@
+//! `serve`: SageMaker's hosting entry point (`docker run IMAGE serve`).
+
+use common::opt_ml::OptMl;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    serve::init_logging();
+    let config = serve::config::ServeConfig::from_env();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve::run(config, OptMl::from_env())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("serve failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
