@@ -91,3 +91,161 @@ pub fn binary(name: &str) -> PathBuf {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A running `serve` process on a free loopback port, killed on drop.
+pub struct Server {
+    child: std::process::Child,
+    /// The port it listens on (`SAGEMAKER_BIND_TO_PORT`).
+    pub port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        text(&self.body)
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    /// Starts `serve` for `opt_ml` with extra environment variables (not waiting for readiness).
+    pub fn start(opt_ml: &OptMl, envs: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(binary("serve"))
+            .arg("serve")
+            .env("SAGEMAKER_BASE_DIR", opt_ml.root())
+            .env("SAGEMAKER_BIND_TO_PORT", port.to_string())
+            .envs(envs.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("start serve");
+        Self { child, port, log }
+    }
+
+    /// Starts `serve` and waits (up to 20 s) for `/ping` to answer 200.
+    pub fn ready(opt_ml: &OptMl, envs: &[(&str, &str)]) -> Self {
+        let s = Self::start(opt_ml, envs);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if s.try_request("GET", "/ping", &[], b"").is_ok_and(|r| r.status == 200) {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("serve never became ready; log:\n{}", s.log());
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Sends one request (panics on connection errors).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        self.try_request(method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()))
+    }
+
+    /// Sends one request over a new connection (`Connection: close`).
+    pub fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Reply> {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        self.exchange(head.as_bytes(), body)
+    }
+
+    /// Sends a POST /invocations body with `Transfer-Encoding: chunked`, in chunks of `chunk` bytes.
+    pub fn post_chunked(&self, headers: &[(&str, &str)], body: &[u8], chunk: usize) -> Reply {
+        let mut head = "POST /invocations HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n".to_owned();
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut framed = Vec::with_capacity(body.len() + body.len() / chunk * 12 + 16);
+        for piece in body.chunks(chunk) {
+            framed.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            framed.extend_from_slice(piece);
+            framed.extend_from_slice(b"\r\n");
+        }
+        framed.extend_from_slice(b"0\r\n\r\n");
+        self.exchange(head.as_bytes(), &framed).expect("chunked request")
+    }
+
+    fn exchange(&self, head: &[u8], body: &[u8]) -> std::io::Result<Reply> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(120)))?;
+        s.write_all(head)?;
+        // The server may answer (413) and close before the whole body is sent.
+        let _ = s.write_all(body);
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        parse_reply(&raw).ok_or_else(|| std::io::Error::other(format!("malformed reply: {:?}", text(&raw[..raw.len().min(200)]))))
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_reply(raw: &[u8]) -> Option<Reply> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Some(Reply { status, headers, body: raw[split + 4..].to_vec() })
+}
+
+/// The repository's `sample-payloads/` file `name`.
+pub fn sample_payload(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-payloads").join(name)).unwrap()
+}
+
+/// Trains a small fire model into `sandbox` (panics on failure).
+pub fn train_small_fire_model(sandbox: &Sandbox, rows: usize) {
+    sandbox.config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+    sandbox.fire_file("train", "data.json", rows, 21, Layout::Json);
+    let out = sandbox.run_train();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
