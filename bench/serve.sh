@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Benchmark of `serve` (fire ensemble, 200 + 200 trees, trained on the 251K mix) against the
+# Python reference stack (Flask + gunicorn, 2 workers, ../shared/bench/ref_server.py), same run,
+# same machine, same tool (wrk, single-record JSON body, keep-alive).
+#
+#   bash bench/serve.sh [--with-sklearn]
+#
+# Prints: requests/s at 64 connections and p50/p99 latency at 1 connection for each server;
+# cold start (process start to first 200 on /ping, median of 5); batch throughput of a
+# 1,000,000-row CSV sent as MULTI_RECORD payloads of up to 6 MB (bench/batch_client.py).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$PWD
+shared=${SHARED_DIR:-$repo/../shared}
+bash scripts/setup.sh
+source scripts/env.sh
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
+python3 -m pip install -q numpy scikit-learn "xgboost-cpu==3.2.0" flask gunicorn joblib 2>&1 | grep -v "^WARNING: Running pip as" || true
+cargo build --release --locked --bins
+bin=${CARGO_TARGET_DIR:-$repo/target}/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+duration=${BENCH_SECONDS:-15}
+
+echo "== models (251K mix: gen_fire.py 200000 --demo 51000 --seed 7)"
+python3 "$shared/bench/gen_fire.py" 200000 "$work/mix.json" --demo 51000 --seed 7 >&2
+mkdir -p "$work/ml/input/data/train" && ln -s "$work/mix.json" "$work/ml/input/data/train/"
+SAGEMAKER_BASE_DIR="$work/ml" "$bin/train" > /dev/null 2>&1
+stacks=(xgb)
+[ "${1:-}" = "--with-sklearn" ] && stacks+=(sklearn)
+for stack in "${stacks[@]}"; do
+  python3 "$shared/bench/ref_train_fire.py" "$work/mix.json" --stack "$stack" --save "$work/ref_$stack" > /dev/null
+done
+
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open("$repo/sample-payloads/fire-single.json")
+wrk.body = f:read("*a")
+f:close()
+LUA
+
+wait_ready() { for _ in $(seq 300); do curl -sf "localhost:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 not ready"; exit 1; }
+run_wrk() { # run_wrk NAME PORT
+  local name=$1 port=$2
+  wrk -t2 -c64 -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$port/invocations" > "$work/$name.c64"
+  wrk -t1 -c1 -d"${duration}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port/invocations" > "$work/$name.c1"
+  local rps errors p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.c64")
+  errors=$(grep -E "Non-2xx|Socket errors" "$work/$name.c64" | tr '\n' ' ' || true)
+  p50=$(awk '$1=="50%" {print $2}' "$work/$name.c1")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$name.c1")
+  printf '%-22s 64 conn: %10s req/s %s | 1 conn: p50 %8s  p99 %8s\n' "$name" "$rps" "${errors:-no errors}" "$p50" "$p99"
+  echo "$rps" > "$work/$name.rps"
+}
+
+echo "== wrk, single-record JSON, ${duration}s per run"
+SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18080 "$bin/serve" 2> "$work/serve.log" &
+pids+=($!)
+wait_ready 18080
+run_wrk "rust serve" 18080
+for stack in "${stacks[@]}"; do
+  (cd "$shared/bench" && MODEL_DIR="$work/ref_$stack" exec gunicorn -w 2 -b 127.0.0.1:18081 ref_server:app) 2> "$work/gunicorn.log" &
+  pids+=($!)
+  wait_ready 18081
+  run_wrk "python ($stack)" 18081
+  kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  unset 'pids[-1]'
+done
+python3 - "$work" "${stacks[@]}" <<'PY'
+import sys
+w, stacks = sys.argv[1], sys.argv[2:]
+ours = float(open(f"{w}/rust serve.rps").read())
+best = max(float(open(f"{w}/python ({s}).rps").read()) for s in stacks)
+print(f"throughput ratio at 64 connections: {ours / best:.0f}x the better Python reference (bar: >= 200x)")
+PY
+
+echo "== cold start: process start to first 200 on /ping (200 + 200-tree ensemble)"
+python3 bench/cold_start.py "$bin/serve" "$work/ml" 18082
+
+echo "== batch: 1,000,000 rows x 18 features, MULTI_RECORD payloads <= 6 MB, SAGEMAKER_BATCH=true"
+"$bin/train" datagen fire --rows 1000000 --seed 3 --format csv-label-first --out "$work/batch-labelled.csv" 2>/dev/null
+cut -d, -f2- "$work/batch-labelled.csv" > "$work/batch.csv"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18083 SAGEMAKER_BATCH=true "$bin/serve" 2>/dev/null &
+pids+=($!)
+wait_ready 18083
+python3 bench/batch_client.py "$work/batch.csv" 18083 6
