@@ -235,3 +235,56 @@ pub fn write_rows(rows: &Rows, layout: Layout, out: &mut impl Write) -> io::Resu
     }
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(rows: &Rows, f: impl Fn(&[f64]) -> bool) -> f64 {
+        let n = rows.labels.len();
+        (0..n).filter(|&i| f(&rows.features[i * 18..(i + 1) * 18])).count() as f64 / n as f64
+    }
+
+    /// The generator's statistics, as reference-systems.md 1.2 derives them analytically.
+    #[test]
+    fn generator_matches_the_published_statistics() {
+        let rows = fire_rows(&mut rng(1), 200_000);
+        let fire = rows.labels.iter().filter(|&&y| y == 1).count() as f64 / 200_000.0;
+        assert!((0.502..=0.513).contains(&fire), "fire rate {fire}");
+        for (what, got, want) in [
+            ("gas_val at the 400 clip", share(&rows, |r| r[15] == 400.0), 0.401),
+            ("t_max > 60", share(&rows, |r| r[2] > 60.0), 0.227),
+            ("t_p95 > 55", share(&rows, |r| r[3] > 55.0), 0.202),
+            ("t_mean > 40", share(&rows, |r| r[0] > 40.0), 0.159),
+            ("hot_area > 15", share(&rows, |r| r[4] > 15.0), 0.776),
+            ("blob > 5", share(&rows, |r| r[5] > 5.0), 0.656),
+            ("grad_mean > 8", share(&rows, |r| r[6] > 8.0), 0.255),
+            ("diff_mean > 12", share(&rows, |r| r[8] > 12.0), 0.199),
+            ("gas_val > 800", share(&rows, |r| r[15] > 800.0), 0.040),
+            ("gas_delta > 150", share(&rows, |r| r[16] > 150.0), 0.067),
+        ] {
+            assert!((got - want).abs() < 0.005, "{what}: {got:.4} vs published {want}");
+        }
+        let demo = demo_rows(&mut rng(2), 50_000);
+        let demo_fire = demo.labels.iter().filter(|&&y| y == 1).count() as f64 / 50_000.0;
+        assert!((demo_fire - 0.3).abs() < 0.01, "demo fire rate {demo_fire}");
+        assert!((share(&demo, |r| r[6] < 0.0) - 0.5).abs() < 0.01, "half the demo rows have negative t_grad_mean");
+    }
+
+    #[test]
+    fn seeded_and_written_in_every_layout() {
+        let a = fire_mix(5, 30, 10);
+        assert_eq!(a.features, fire_mix(5, 30, 10).features);
+        assert_ne!(a.features, fire_mix(6, 30, 10).features);
+        for layout in [Layout::Json, Layout::JsonLines, Layout::CsvHeader, Layout::CsvLabelFirst] {
+            let mut out = Vec::new();
+            write_rows(&a, layout, &mut out).unwrap();
+            let mut sink = crate::data::RowSink::default();
+            let format = if layout.extension() == "csv" { crate::data::Format::Csv } else { crate::data::Format::Json };
+            format.parse(&out[..], &crate::fire::schema(), "x", &mut sink).unwrap();
+            assert_eq!(sink.labels, a.labels.iter().map(|&y| f32::from(y)).collect::<Vec<_>>(), "{layout:?}");
+            let want: Vec<f32> = a.features.iter().map(|&v| v as f32).collect();
+            assert_eq!(sink.features, want, "{layout:?}");
+        }
+    }
+}
