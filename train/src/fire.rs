@@ -182,7 +182,7 @@ fn save_model(opt_ml: &OptMl, config: &TrainConfig, ensemble: &FireEnsemble, eva
         let weight = ensemble.weights.get(member).copied();
         let payload = |file: String, format: &str| PayloadFile { name: member.name().into(), file, format: format.into(), weight };
         match model {
-            MemberModel::Trees(parts) => {
+            MemberModel::Trees { parts, .. } => {
                 for part in parts {
                     payloads.push((payload(format!("{}.ubj", member.name()), "xgboost-ubj"), part.ubj.clone()));
                     payloads.push((payload(format!("{}.trees", member.name()), "compiled-trees"), part.trees.to_bytes()?));

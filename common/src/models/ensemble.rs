@@ -206,31 +206,31 @@ pub struct XgbPart {
 
 /// A fitted member model.
 pub enum MemberModel {
-    /// XGBoost models whose margins are averaged: one for boosting, the parts of a forest.
-    /// (A forest round's margin is the mean of its trees' leaves, so the mean of the parts'
-    /// margins is exactly the margin of one forest of all their trees.)
-    Trees(Vec<XgbPart>),
+    /// XGBoost models: one for boosting, the parts of a forest. (A forest round's margin is the
+    /// mean of its trees' leaves, so the mean of the parts' margins is the margin of one forest
+    /// of all their trees.) `combined` predicts: the parts as one model.
+    Trees {
+        /// The trained parts, as written to the artifact.
+        parts: Vec<XgbPart>,
+        /// All parts as one model ([`TreeModel::average`]).
+        combined: TreeModel,
+    },
     /// The logistic regression.
     Logistic(LogisticModel),
 }
 
 impl MemberModel {
+    /// A tree member from its parts.
+    pub fn trees(parts: Vec<XgbPart>) -> Result<Self> {
+        let trees: Vec<TreeModel> = parts.iter().map(|p| p.trees.clone()).collect();
+        let combined = TreeModel::average(&trees)?;
+        Ok(MemberModel::Trees { parts, combined })
+    }
+
     /// Class-1 probability of every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Vec<f32>> {
         match self {
-            MemberModel::Trees(parts) => {
-                if let [single] = parts.as_slice() {
-                    return Ok(single.trees.predict(x).column(0).to_vec());
-                }
-                let mut margin = vec![0.0f64; x.nrows()];
-                for part in parts {
-                    for (acc, v) in margin.iter_mut().zip(part.trees.predict_margin(x).column(0)) {
-                        *acc += f64::from(*v);
-                    }
-                }
-                let k = parts.len() as f64;
-                Ok(margin.into_iter().map(|z| (1.0 / (1.0 + (-z / k).exp())) as f32).collect())
-            }
+            MemberModel::Trees { combined, .. } => Ok(combined.predict(x).column(0).to_vec()),
             MemberModel::Logistic(m) => Ok(m.predict(x)),
         }
     }
@@ -272,12 +272,11 @@ impl FireEnsemble {
             let model = match p.format.as_str() {
                 "xgboost-ubj" | "compiled-trees" => {
                     let compiled = manifest.read_payloads_of(dir, &p.name, "compiled-trees")?;
-                    MemberModel::Trees(
-                        compiled
-                            .iter()
-                            .map(|(bytes, _)| Ok(XgbPart { trees: TreeModel::from_bytes(bytes)?, ubj: Vec::new() }))
-                            .collect::<Result<_>>()?,
-                    )
+                    let parts = compiled
+                        .iter()
+                        .map(|(bytes, _)| Ok(XgbPart { trees: TreeModel::from_bytes(bytes)?, ubj: Vec::new() }))
+                        .collect::<Result<Vec<_>>>()?;
+                    MemberModel::trees(parts)?
                 }
                 "bincode-logistic" => MemberModel::Logistic(LogisticModel::from_bytes(&files[0].0, n_features)?),
                 other => return Err(Error::Artifact(format!("unknown payload format '{other}' for '{}'", p.name))),
@@ -396,7 +395,7 @@ impl EnsembleParams {
                 }
                 let (dtrain, dvalid) = matrices.as_ref().expect("built above");
                 if member == Member::RandomForest {
-                    MemberModel::Trees(self.fit_forest(dtrain, train.feature_names.len(), progress)?)
+                    MemberModel::trees(self.fit_forest(dtrain, train.feature_names.len(), progress)?)?
                 } else {
                     let evals = [(dtrain, "train"), (dvalid, "validation")];
                     let mut on_round = |_: u32, line: &str| {
@@ -404,7 +403,7 @@ impl EnsembleParams {
                         progress.checkpoint()
                     };
                     let booster = xgboost::train_rounds(&self.boosting_params(), &evals, self.boosting.num_round, &mut on_round)?;
-                    MemberModel::Trees(vec![part(&booster)?])
+                    MemberModel::trees(vec![part(&booster)?])?
                 }
             };
             fit_seconds.insert(member, start.elapsed().as_secs_f64());

@@ -7,6 +7,12 @@
 //! are XGBoost's: `value < threshold` goes left, a missing value (NaN) follows `default_left`,
 //! leaves are summed in `f32` onto the base margin in tree order, then the objective's link.
 //! `tests` check equality with XGBoost's own predictions.
+//!
+//! Traversal is branch-free: a leaf points to itself, so every row of a block takes exactly
+//! `depth` steps through a tree, and the 64 rows of a block are stepped together, level by level.
+//! The rows' steps are independent, so the CPU overlaps them instead of stalling on one
+//! mispredicted branch per node (measured: 18 us per row for the fire ensemble with one row at a
+//! time, see the README for the figure after).
 
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayView2};
@@ -26,7 +32,7 @@ pub enum Link {
     Softmax,
 }
 
-/// One node: an internal split or a leaf (`left == 0`; the root is never a child).
+/// One node: an internal split, or a leaf whose children are itself.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Node {
     /// Split threshold, or the leaf value.
@@ -43,20 +49,27 @@ struct Tree {
     nodes: Vec<Node>,
     /// Output group (class) the tree adds to.
     group: u32,
+    /// Steps from the root to the deepest leaf.
+    depth: u32,
 }
 
 impl Tree {
+    /// Adds this tree's leaf value for each row of `rows` (`n` features each) to `acc[k * stride]`.
     #[inline]
-    fn leaf(&self, row: &[f32]) -> f32 {
-        let mut i = 0usize;
-        loop {
-            let n = &self.nodes[i];
-            if n.left == 0 {
-                return n.value;
+    fn add_leaves(&self, rows: &[f32], n: usize, acc: &mut [f32], stride: usize) {
+        let count = rows.len() / n;
+        let mut at = [0u32; BLOCK_ROWS];
+        let at = &mut at[..count];
+        for _ in 0..self.depth {
+            for (k, i) in at.iter_mut().enumerate() {
+                let node = &self.nodes[*i as usize];
+                let v = rows[k * n + node.feature as usize];
+                let left = (v < node.value) | (v.is_nan() & node.default_left);
+                *i = if left { node.left } else { node.right };
             }
-            let v = row[n.feature as usize];
-            let left = if v.is_nan() { n.default_left } else { v < n.value };
-            i = if left { n.left } else { n.right } as usize;
+        }
+        for (k, &i) in at.iter().enumerate() {
+            acc[k * stride] += self.nodes[i as usize].value;
         }
     }
 }
@@ -98,10 +111,7 @@ impl TreeModel {
             }
             let mut acc: Vec<f32> = (start..end).flat_map(|_| self.base_margin.iter().copied()).collect();
             for tree in &self.trees {
-                let g = tree.group as usize;
-                for (k, row) in buf.chunks_exact(self.n_features).enumerate() {
-                    acc[k * groups + g] += tree.leaf(row);
-                }
+                tree.add_leaves(&buf, self.n_features, &mut acc[tree.group as usize..], groups);
             }
             for (k, r) in (start..end).enumerate() {
                 for g in 0..groups {
@@ -175,6 +185,31 @@ impl TreeModel {
         Ok(Self { trees, base_margin, n_features, link })
     }
 
+    /// One model whose margin is the mean of the `parts`' margins (the parts of a forest):
+    /// the trees of all parts with leaves divided by the number of parts, the mean base margin.
+    pub fn average(parts: &[TreeModel]) -> Result<Self> {
+        let first = parts.first().ok_or_else(|| Error::Artifact("no tree models to average".into()))?;
+        if parts.iter().any(|p| p.n_features != first.n_features || p.link != first.link || p.n_groups() != first.n_groups()) {
+            return Err(Error::Artifact("tree model parts do not share features, link and groups".into()));
+        }
+        let k = parts.len() as f32;
+        let base_margin = (0..first.n_groups()).map(|g| parts.iter().map(|p| p.base_margin[g]).sum::<f32>() / k).collect();
+        let trees = parts
+            .iter()
+            .flat_map(|p| p.trees.iter())
+            .map(|t| {
+                let mut t = t.clone();
+                for (i, n) in t.nodes.iter_mut().enumerate() {
+                    if n.left as usize == i {
+                        n.value /= k;
+                    }
+                }
+                t
+            })
+            .collect();
+        Ok(Self { trees, base_margin, n_features: first.n_features, link: first.link })
+    }
+
     /// Encodes with bincode.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         bincode::serde::encode_to_vec(self, bincode::config::standard()).map_err(|e| Error::Artifact(format!("encoding trees: {e}")))
@@ -185,7 +220,10 @@ impl TreeModel {
         let (m, _): (Self, usize) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
             .map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
         for t in &m.trees {
-            check_tree(&t.nodes, m.n_features).map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
+            let depth = check_tree(&t.nodes, m.n_features).map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
+            if depth != t.depth {
+                return Err(Error::Artifact("compiled tree model is corrupt: wrong depth".into()));
+            }
             if t.group as usize >= m.n_groups() {
                 return Err(Error::Artifact("compiled tree model is corrupt: tree group out of range".into()));
             }
@@ -227,34 +265,39 @@ fn parse_tree(t: &serde_json::Value, group: u32, n_features: usize, groups: usiz
             Node {
                 value: values[i],
                 feature: if leaf { 0 } else { feature[i] as u32 },
-                left: if leaf { 0 } else { left[i] as u32 },
-                right: if leaf { 0 } else { right[i] as u32 },
+                left: if leaf { i as u32 } else { left[i] as u32 },
+                right: if leaf { i as u32 } else { right[i] as u32 },
                 default_left: default_left[i] != 0,
             }
         })
         .collect();
-    check_tree(&nodes, n_features).map_err(|e| bad(&e))?;
+    let depth = check_tree(&nodes, n_features).map_err(|e| bad(&e))?;
     if group as usize >= groups {
         return Err(bad("tree group out of range"));
     }
-    Ok(Tree { nodes, group })
+    Ok(Tree { nodes, group, depth })
 }
 
-/// Children point forward (so traversal ends) and features are in range.
-fn check_tree(nodes: &[Node], n_features: usize) -> std::result::Result<(), String> {
+/// Checks that children point forward (so every path ends) or, for leaves, to the node itself,
+/// and that features are in range; returns the depth.
+fn check_tree(nodes: &[Node], n_features: usize) -> std::result::Result<u32, String> {
     if nodes.is_empty() {
         return Err("empty tree".into());
     }
+    let mut depth = vec![0u32; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
-        if n.left == 0 {
+        let leaf = n.left as usize == i && n.right as usize == i;
+        if leaf {
             continue;
         }
         let ok = |c: u32| (c as usize) > i && (c as usize) < nodes.len();
         if !ok(n.left) || !ok(n.right) || n.feature as usize >= n_features {
             return Err(format!("node {i} has an invalid child or feature"));
         }
+        depth[n.left as usize] = depth[i] + 1;
+        depth[n.right as usize] = depth[i] + 1;
     }
-    Ok(())
+    Ok(depth.into_iter().max().unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -300,11 +343,31 @@ mod tests {
     }
 
     #[test]
+    fn averaged_parts_predict_the_mean_margin() {
+        let (x, y) = data(2000, 4, 2);
+        let m = xgboost::dmatrix(x.view(), Some(&y)).unwrap();
+        let parts: Vec<TreeModel> = (0..3)
+            .map(|seed| {
+                let p = XgbParams::default().set("objective", "binary:logistic").set("num_parallel_tree", 5).set("subsample", 0.6).set("seed", seed).set("nthread", 1);
+                compiled(&xgboost::train_rounds(&p, &[(&m, "train")], 1, &mut |_, _| Ok(())).unwrap())
+            })
+            .collect();
+        let avg = TreeModel::average(&parts).unwrap();
+        let got = avg.predict_margin(x.view());
+        let margins: Vec<_> = parts.iter().map(|p| p.predict_margin(x.view())).collect();
+        for r in 0..x.nrows() {
+            let want = margins.iter().map(|mm| mm[[r, 0]]).sum::<f32>() / 3.0;
+            assert!((got[[r, 0]] - want).abs() < 1e-5, "row {r}: {} vs {want}", got[[r, 0]]);
+        }
+        assert_eq!(avg.n_trees(), 15);
+    }
+
+    #[test]
     fn corrupt_bytes_and_unsupported_models_are_errors() {
         assert!(TreeModel::from_bytes(b"nonsense").is_err());
         assert!(TreeModel::from_xgboost_json(b"{}").is_err());
         let single_leaf = TreeModel {
-            trees: vec![Tree { nodes: vec![Node { value: 1.0, feature: 0, left: 0, right: 0, default_left: false }; 1], group: 0 }],
+            trees: vec![Tree { nodes: vec![Node { value: 1.0, feature: 0, left: 0, right: 0, default_left: false }; 1], group: 0, depth: 0 }],
             base_margin: vec![0.0],
             n_features: 1,
             link: Link::Identity,
@@ -313,8 +376,9 @@ mod tests {
         let mut cyclic = single_leaf.clone();
         cyclic.trees[0].nodes = vec![
             Node { value: 1.0, feature: 0, left: 1, right: 1, default_left: false },
-            Node { value: 1.0, feature: 0, left: 1, right: 1, default_left: false },
+            Node { value: 1.0, feature: 0, left: 0, right: 1, default_left: false },
         ];
+        cyclic.trees[0].depth = 1;
         assert!(TreeModel::from_bytes(&cyclic.to_bytes().unwrap()).is_err());
     }
 }
