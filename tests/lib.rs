@@ -23,7 +23,12 @@ impl Sandbox {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let opt_ml = OptMl::at(dir.path());
-        for d in [opt_ml.config_dir(), opt_ml.data_dir(), opt_ml.model_dir(), opt_ml.output_data_dir()] {
+        for d in [
+            opt_ml.config_dir(),
+            opt_ml.data_dir(),
+            opt_ml.model_dir(),
+            opt_ml.output_data_dir(),
+        ] {
             std::fs::create_dir_all(d).unwrap();
         }
         Self { _dir: dir, opt_ml }
@@ -44,13 +49,22 @@ impl Sandbox {
     }
 
     /// Writes `rows` generated fire rows (seeded) into a channel file in `layout`.
-    pub fn fire_file(&self, channel: &str, name: &str, rows: usize, seed: u64, layout: Layout) -> PathBuf {
+    pub fn fire_file(
+        &self,
+        channel: &str,
+        name: &str,
+        rows: usize,
+        seed: u64,
+        layout: Layout,
+    ) -> PathBuf {
         self.data_file(channel, name, &fire_bytes(rows, seed, layout))
     }
 
     /// The first line of `output/failure`, if written.
     pub fn failure_reason(&self) -> Option<String> {
-        std::fs::read_to_string(self.opt_ml.failure_file()).ok().map(|s| s.lines().next().unwrap_or("").to_owned())
+        std::fs::read_to_string(self.opt_ml.failure_file())
+            .ok()
+            .map(|s| s.lines().next().unwrap_or("").to_owned())
     }
 
     /// Runs the real `train` binary against this tree.
@@ -61,7 +75,9 @@ impl Sandbox {
     /// The `train` command with `SAGEMAKER_BASE_DIR` pointing here.
     pub fn train_command(&self) -> Command {
         let mut c = Command::new(binary("train"));
-        c.arg("train").env("SAGEMAKER_BASE_DIR", self.opt_ml.root()).env("RUST_LOG", "info");
+        c.arg("train")
+            .env("SAGEMAKER_BASE_DIR", self.opt_ml.root())
+            .env("RUST_LOG", "info");
         c
     }
 }
@@ -81,9 +97,16 @@ pub const SMALL_MODELS: &str = r#""rf_num_trees": "20", "gb_num_round": "20", "r
 /// (`target/<profile>/deps/e2e-*` → `target/<profile>/<name>`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
     let path = dir.join(name);
-    assert!(path.is_file(), "{} is missing: build it first (`cargo build --workspace --bins`, as scripts/test.sh does)", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: build it first (`cargo build --workspace --bins`, as scripts/test.sh does)",
+        path.display()
+    );
     path
 }
 
@@ -119,13 +142,20 @@ impl Reply {
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -150,7 +180,9 @@ impl Server {
         let s = Self::start(opt_ml, envs);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            if s.try_request("GET", "/ping", &[], b"").is_ok_and(|r| r.status == 200) {
+            if s.try_request("GET", "/ping", &[], b"")
+                .is_ok_and(|r| r.status == 200)
+            {
                 return s;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -164,12 +196,25 @@ impl Server {
     }
 
     /// Sends one request (panics on connection errors).
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        self.try_request(method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()))
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; log:\n{}", self.log()))
     }
 
     /// Sends one request over a new connection (`Connection: close`).
-    pub fn try_request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Reply> {
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Reply> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
@@ -192,7 +237,8 @@ impl Server {
             framed.extend_from_slice(b"\r\n");
         }
         framed.extend_from_slice(b"0\r\n\r\n");
-        self.exchange(head.as_bytes(), &framed).expect("chunked request")
+        self.exchange(head.as_bytes(), &framed)
+            .expect("chunked request")
     }
 
     fn exchange(&self, head: &[u8], body: &[u8]) -> std::io::Result<Reply> {
@@ -204,12 +250,20 @@ impl Server {
         let _ = s.write_all(body);
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
-        parse_reply(&raw).ok_or_else(|| std::io::Error::other(format!("malformed reply: {:?}", text(&raw[..raw.len().min(200)]))))
+        parse_reply(&raw).ok_or_else(|| {
+            std::io::Error::other(format!(
+                "malformed reply: {:?}",
+                text(&raw[..raw.len().min(200)])
+            ))
+        })
     }
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
     }
 
     /// Waits for the process to exit.
@@ -234,12 +288,21 @@ fn parse_reply(raw: &[u8]) -> Option<Reply> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Some(Reply { status, headers, body: raw[split + 4..].to_vec() })
+    Some(Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    })
 }
 
 /// The repository's `sample-payloads/` file `name`.
 pub fn sample_payload(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-payloads").join(name)).unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../sample-payloads")
+            .join(name),
+    )
+    .unwrap()
 }
 
 /// Trains a small fire model into `sandbox` (panics on failure).

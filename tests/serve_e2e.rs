@@ -20,7 +20,11 @@ fn trained() -> &'static Sandbox {
 /// Feature rows without labels, as CSV.
 fn csv_rows(rows: usize, seed: u64) -> Vec<u8> {
     let labelled = String::from_utf8(fire_bytes(rows, seed, Layout::CsvLabelFirst)).unwrap();
-    labelled.lines().map(|l| format!("{}\n", l.split_once(',').unwrap().1)).collect::<String>().into_bytes()
+    labelled
+        .lines()
+        .map(|l| format!("{}\n", l.split_once(',').unwrap().1))
+        .collect::<String>()
+        .into_bytes()
 }
 
 fn ct(t: &str) -> (&'static str, &str) {
@@ -49,20 +53,46 @@ fn every_sample_payload_and_output_format() {
         assert_eq!(preds.len(), records, "{file}");
         for p in preds {
             let prob = p["ensemble_probability"].as_f64().unwrap();
-            assert_eq!(p["ensemble_prediction"].as_u64().unwrap(), u64::from(prob > 0.5));
+            assert_eq!(
+                p["ensemble_prediction"].as_u64().unwrap(),
+                u64::from(prob > 0.5)
+            );
             assert_eq!(p["individual_probabilities"].as_object().unwrap().len(), 3);
             assert_eq!(p["individual_predictions"].as_object().unwrap().len(), 3);
         }
-        let csv = server.request("POST", "/invocations", &[ct(content_type), ("Accept", "text/csv")], &body);
-        assert_eq!((csv.status, csv.header("content-type")), (200, Some("text/csv")));
+        let csv = server.request(
+            "POST",
+            "/invocations",
+            &[ct(content_type), ("Accept", "text/csv")],
+            &body,
+        );
+        assert_eq!(
+            (csv.status, csv.header("content-type")),
+            (200, Some("text/csv"))
+        );
         assert_eq!(csv.text().lines().count(), records);
-        let jl = server.request("POST", "/invocations", &[ct(content_type), ("Accept", "application/jsonlines")], &body);
+        let jl = server.request(
+            "POST",
+            "/invocations",
+            &[ct(content_type), ("Accept", "application/jsonlines")],
+            &body,
+        );
         assert_eq!(jl.text().lines().count(), records, "{file}");
     }
     // The hot, high-CO2 reading in the samples is called fire.
-    let hot = server.request("POST", "/invocations", &[ct("application/json")], &sample_payload("fire-features.json"));
+    let hot = server.request(
+        "POST",
+        "/invocations",
+        &[ct("application/json")],
+        &sample_payload("fire-features.json"),
+    );
     let v: serde_json::Value = serde_json::from_slice(&hot.body).unwrap();
-    assert_eq!(v["predictions"][0]["ensemble_prediction"], 1, "{}", hot.text());
+    assert_eq!(
+        v["predictions"][0]["ensemble_prediction"],
+        1,
+        "{}",
+        hot.text()
+    );
 }
 
 #[test]
@@ -70,16 +100,34 @@ fn served_predictions_equal_the_trained_model() {
     let sandbox = trained();
     let server = Server::ready(&sandbox.opt_ml, &[]);
     let body = csv_rows(500, 77);
-    let r = server.request("POST", "/invocations", &[ct("text/csv"), ("Accept", "text/csv")], &body);
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[ct("text/csv"), ("Accept", "text/csv")],
+        &body,
+    );
     assert_eq!(r.status, 200);
     let dir = sandbox.opt_ml.model_dir();
     let model = FireEnsemble::load(&dir, &Manifest::load(&dir).unwrap()).unwrap();
-    let values: Vec<f32> = String::from_utf8(body).unwrap().lines().flat_map(|l| l.split(',').map(|v| v.parse::<f64>().unwrap() as f32).collect::<Vec<_>>()).collect();
+    let values: Vec<f32> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .flat_map(|l| {
+            l.split(',')
+                .map(|v| v.parse::<f64>().unwrap() as f32)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let x = ndarray::Array2::from_shape_vec((500, 18), values).unwrap();
     let want = model.predict(x.view()).unwrap();
     for (i, line) in r.text().lines().enumerate() {
         let got: Vec<f32> = line.split(',').map(|v| v.parse().unwrap()).collect();
-        assert!((got[1] - want.ensemble[i]).abs() <= 1e-6, "row {i}: {} vs {}", got[1], want.ensemble[i]);
+        assert!(
+            (got[1] - want.ensemble[i]).abs() <= 1e-6,
+            "row {i}: {} vs {}",
+            got[1],
+            want.ensemble[i]
+        );
         for (k, (_, member)) in want.members.iter().enumerate() {
             assert!((got[2 + k] - member[i]).abs() <= 1e-6, "row {i} member {k}");
         }
@@ -89,34 +137,61 @@ fn served_predictions_equal_the_trained_model() {
 #[test]
 fn status_codes_for_bad_requests() {
     let server = Server::ready(&trained().opt_ml, &[]);
-    let post = |headers: &[(&str, &str)], body: &[u8]| server.request("POST", "/invocations", headers, body);
+    let post = |headers: &[(&str, &str)], body: &[u8]| {
+        server.request("POST", "/invocations", headers, body)
+    };
     let r = post(&[ct("application/x-parquet")], b"1");
     assert_eq!(r.status, 415, "{}", r.text());
-    let r = post(&[ct("text/csv"), ("Accept", "text/html")], &sample_payload("fire-single.csv"));
+    let r = post(
+        &[ct("text/csv"), ("Accept", "text/html")],
+        &sample_payload("fire-single.csv"),
+    );
     assert_eq!(r.status, 406, "{}", r.text());
     for (body, content_type, want) in [
-        (&b"1,2,3\n"[..], "text/csv", "record 1 (line 1): expected 18 values, found 3"),
+        (
+            &b"1,2,3\n"[..],
+            "text/csv",
+            "record 1 (line 1): expected 18 values, found 3",
+        ),
         (&b""[..], "text/csv", "empty body"),
-        (br#"{"t_mean": 1}"#, "application/json", "record 1: missing feature 't_std'"),
+        (
+            br#"{"t_mean": 1}"#,
+            "application/json",
+            "record 1: missing feature 't_std'",
+        ),
         (b"{oops", "application/json", "not valid JSON"),
     ] {
         let r = post(&[ct(content_type)], body);
         assert_eq!(r.status, 400, "{}", r.text());
         let msg = r.text();
-        assert!(msg.contains(want) && msg.len() < 1024 && !msg.contains("/tmp"), "{msg}");
+        assert!(
+            msg.contains(want) && msg.len() < 1024 && !msg.contains("/tmp"),
+            "{msg}"
+        );
     }
     let mut csv = sample_payload("fire-batch.csv");
     csv.extend_from_slice(b"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,hot\n");
     let r = post(&[ct("text/csv")], &csv);
-    assert!(r.text().contains("record 6 (line 6): value 18 is not a number: \\\"hot\\\""), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("record 6 (line 6): value 18 is not a number: \\\"hot\\\""),
+        "{}",
+        r.text()
+    );
     // 7 MiB is over the 6 MiB real-time default, declared or chunked.
     let big = vec![b'1'; 7 * 1024 * 1024];
     assert_eq!(post(&[ct("text/csv")], &big).status, 413);
-    assert_eq!(server.post_chunked(&[ct("text/csv")], &big, 1 << 20).status, 413);
+    assert_eq!(
+        server.post_chunked(&[ct("text/csv")], &big, 1 << 20).status,
+        413
+    );
     let r = server.request("GET", "/execution-parameters", &[], b"");
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["BatchStrategy"], "MULTI_RECORD");
-    assert!(v["MaxConcurrentTransforms"].as_u64().unwrap() * v["MaxPayloadInMB"].as_u64().unwrap() <= 100);
+    assert!(
+        v["MaxConcurrentTransforms"].as_u64().unwrap() * v["MaxPayloadInMB"].as_u64().unwrap()
+            <= 100
+    );
 }
 
 #[test]
@@ -124,15 +199,30 @@ fn batch_mode_answers_one_line_per_input_line_up_to_100_mib() {
     let server = Server::ready(&trained().opt_ml, &[("SAGEMAKER_BATCH", "true")]);
     let body = csv_rows(10_000, 5);
     for accept in ["text/csv", "application/json", "application/jsonlines"] {
-        let r = server.request("POST", "/invocations", &[ct("text/csv"), ("Accept", accept)], &body);
+        let r = server.request(
+            "POST",
+            "/invocations",
+            &[ct("text/csv"), ("Accept", accept)],
+            &body,
+        );
         assert_eq!(r.status, 200, "{accept}: {}", r.text());
         assert_eq!(r.text().lines().count(), 10_000, "{accept}");
         assert!(r.text().ends_with('\n'));
     }
-    let one = server.request("POST", "/invocations", &[ct("text/csv")], &sample_payload("fire-single.csv"));
+    let one = server.request(
+        "POST",
+        "/invocations",
+        &[ct("text/csv")],
+        &sample_payload("fire-single.csv"),
+    );
     assert_eq!(one.text().lines().count(), 1);
     assert!(one.text().ends_with('\n'));
-    let jl = server.request("POST", "/invocations", &[ct("application/jsonlines")], &sample_payload("fire-batch.jsonl"));
+    let jl = server.request(
+        "POST",
+        "/invocations",
+        &[ct("application/jsonlines")],
+        &sample_payload("fire-batch.jsonl"),
+    );
     assert_eq!(jl.text().lines().count(), 5);
     // A blank line inside a batch body would shift every later output line: refused.
     let r = server.request("POST", "/invocations", &[ct("text/csv")], b"1,2\n\n");
@@ -152,7 +242,9 @@ fn batch_mode_answers_one_line_per_input_line_up_to_100_mib() {
 fn concurrent_requests_all_succeed() {
     let server = Server::ready(&trained().opt_ml, &[]);
     let body = sample_payload("fire-batch.csv");
-    let expected = server.request("POST", "/invocations", &[ct("text/csv")], &body).body;
+    let expected = server
+        .request("POST", "/invocations", &[ct("text/csv")], &body)
+        .body;
     std::thread::scope(|scope| {
         for _ in 0..16 {
             scope.spawn(|| {
@@ -193,13 +285,23 @@ fn sigterm_under_load_finishes_requests_and_exits_promptly() {
         server.terminate();
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        workers.into_iter().map(|w| w.join().unwrap()).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
     });
     let t = Instant::now();
     let status = server.wait();
-    assert!(status.success(), "exit status {status:?}; log:\n{}", server.log());
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        server.log()
+    );
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(ok > 0, "no request succeeded before the stop (refused {refused})");
+    assert!(
+        ok > 0,
+        "no request succeeded before the stop (refused {refused})"
+    );
     assert!(server.log().contains("shutdown requested"));
 }
 
@@ -209,22 +311,44 @@ fn missing_or_corrupt_model_gives_a_non_200_ping_and_a_clear_log_line() {
     let server = Server::start(&empty.opt_ml, &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        let s = server.try_request("GET", "/ping", &[], b"").map(|r| r.status).unwrap_or(0);
+        let s = server
+            .try_request("GET", "/ping", &[], b"")
+            .map(|r| r.status)
+            .unwrap_or(0);
         if s == 500 || Instant::now() > deadline {
             break s;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status, 500);
-    assert_eq!(server.request("POST", "/invocations", &[ct("text/csv")], b"1").status, 500);
-    assert!(server.log().contains("cannot serve: Model artifact error: no manifest.json"), "{}", server.log());
+    assert_eq!(
+        server
+            .request("POST", "/invocations", &[ct("text/csv")], b"1")
+            .status,
+        500
+    );
+    assert!(
+        server
+            .log()
+            .contains("cannot serve: Model artifact error: no manifest.json"),
+        "{}",
+        server.log()
+    );
 
     let corrupt = Sandbox::new();
-    std::fs::write(corrupt.opt_ml.model_dir().join("manifest.json"), "{ not json").unwrap();
+    std::fs::write(
+        corrupt.opt_ml.model_dir().join("manifest.json"),
+        "{ not json",
+    )
+    .unwrap();
     let server = Server::start(&corrupt.opt_ml, &[]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.request("GET", "/ping", &[], b"").status, 500);
-    assert!(server.log().contains("manifest.json is malformed"), "{}", server.log());
+    assert!(
+        server.log().contains("manifest.json is malformed"),
+        "{}",
+        server.log()
+    );
 }
 
 #[test]
@@ -232,10 +356,26 @@ fn model_tarball_is_served_without_writing_into_the_model_dir() {
     let src = trained().opt_ml.model_dir();
     let s = Sandbox::new();
     let tarball = s.opt_ml.model_dir().join("model.tar.gz");
-    let status = std::process::Command::new("tar").arg("czf").arg(&tarball).arg("-C").arg(&src).arg(".").status().unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .unwrap();
     assert!(status.success());
     let server = Server::ready(&s.opt_ml, &[]);
-    let r = server.request("POST", "/invocations", &[ct("text/csv")], &sample_payload("fire-single.csv"));
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[ct("text/csv")],
+        &sample_payload("fire-single.csv"),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(std::fs::read_dir(s.opt_ml.model_dir()).unwrap().count(), 1, "nothing written into the model dir");
+    assert_eq!(
+        std::fs::read_dir(s.opt_ml.model_dir()).unwrap().count(),
+        1,
+        "nothing written into the model dir"
+    );
 }

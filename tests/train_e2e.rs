@@ -9,28 +9,53 @@ use e2e::{text, Sandbox, SMALL_MODELS};
 use std::time::{Duration, Instant};
 
 fn evaluation(s: &Sandbox) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(s.opt_ml.output_data_dir().join("evaluation.json")).unwrap()).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(s.opt_ml.output_data_dir().join("evaluation.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn trains_from_every_input_format_and_writes_a_complete_artifact() {
-    for layout in [Layout::Json, Layout::JsonLines, Layout::CsvHeader, Layout::CsvLabelFirst] {
+    for layout in [
+        Layout::Json,
+        Layout::JsonLines,
+        Layout::CsvHeader,
+        Layout::CsvLabelFirst,
+    ] {
         let s = Sandbox::new();
         s.config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
-        s.fire_file("train", &format!("part-1.{}", layout.extension()), 3000, 1, layout);
+        s.fire_file(
+            "train",
+            &format!("part-1.{}", layout.extension()),
+            3000,
+            1,
+            layout,
+        );
         let out = s.run_train();
         assert!(out.status.success(), "{layout:?}: {}", text(&out.stderr));
         assert!(s.opt_ml.success_file().exists());
         let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
         assert_eq!(m.model_kind, "fire_ensemble");
         assert_eq!(m.feature_names, common::fire::FEATURE_NAMES);
-        assert_eq!(m.rows["train"] + m.rows["validation"] + m.rows["test"], 3000);
-        let by_member: std::collections::BTreeMap<&str, f64> = m.payloads.iter().map(|p| (p.name.as_str(), p.weight.unwrap())).collect();
+        assert_eq!(
+            m.rows["train"] + m.rows["validation"] + m.rows["test"],
+            3000
+        );
+        let by_member: std::collections::BTreeMap<&str, f64> = m
+            .payloads
+            .iter()
+            .map(|p| (p.name.as_str(), p.weight.unwrap()))
+            .collect();
         assert_eq!(by_member.len(), 3);
         let weights: f64 = by_member.values().sum();
         assert!((weights - 1.0).abs() < 1e-9, "weights sum to {weights}");
         for p in &m.payloads {
-            assert!(!p.file.starts_with('/') && s.opt_ml.model_dir().join(&p.file).is_file(), "{}", p.file);
+            assert!(
+                !p.file.starts_with('/') && s.opt_ml.model_dir().join(&p.file).is_file(),
+                "{}",
+                p.file
+            );
         }
         // The generator's signal is strong enough that a working ensemble clears 0.65 even here.
         let auc = evaluation(&s)["test"]["ensemble"]["auc"].as_f64().unwrap();
@@ -41,7 +66,10 @@ fn trains_from_every_input_format_and_writes_a_complete_artifact() {
 #[test]
 fn loaded_artifact_reproduces_the_reported_test_metrics() {
     let s = Sandbox::new();
-    s.config("hyperparameters.json", &format!("{{{SMALL_MODELS}, \"weighting\": \"auc\"}}"));
+    s.config(
+        "hyperparameters.json",
+        &format!("{{{SMALL_MODELS}, \"weighting\": \"auc\"}}"),
+    );
     s.fire_file("train", "train.json", 3000, 2, Layout::Json);
     s.fire_file("validation", "validation.csv", 800, 3, Layout::CsvHeader);
     s.fire_file("test", "test.csv", 800, 4, Layout::CsvLabelFirst);
@@ -55,14 +83,27 @@ fn loaded_artifact_reproduces_the_reported_test_metrics() {
     let dir = s.opt_ml.model_dir();
     let manifest = Manifest::load(&dir).unwrap();
     let model = FireEnsemble::load(&dir, &manifest).unwrap();
-    let test: Dataset = data::load_channel(&s.opt_ml.channel_dir("test"), "test", None, &common::fire::schema(), &|| Ok(())).unwrap();
+    let test: Dataset = data::load_channel(
+        &s.opt_ml.channel_dir("test"),
+        "test",
+        None,
+        &common::fire::schema(),
+        &|| Ok(()),
+    )
+    .unwrap();
     let p = model.predict(test.features.view()).unwrap();
     let got = BinaryMetrics::compute(test.labels.as_slice().unwrap(), &p.ensemble, 0.5);
     let reported: BinaryMetrics = serde_json::from_value(eval["test"]["ensemble"].clone()).unwrap();
     for ((name, a), (_, b)) in got.named().into_iter().zip(reported.named()) {
-        assert!((a - b).abs() <= 1e-9, "{name}: loaded model gives {a}, training reported {b}");
+        assert!(
+            (a - b).abs() <= 1e-9,
+            "{name}: loaded model gives {a}, training reported {b}"
+        );
     }
-    assert_eq!(manifest.metrics, eval, "the manifest carries the evaluation");
+    assert_eq!(
+        manifest.metrics, eval,
+        "the manifest carries the evaluation"
+    );
 }
 
 #[test]
@@ -73,7 +114,10 @@ fn accepts_every_client_encoding_reserved_keys_and_minimal_configs() {
         r#"{"rf_num_trees": "\"10\"", "gb_num_round": 10, "gb_eta": "1e-1", "models": "[\"random_forest\", \"gradient_boosting\"]",
             "seed": "7", "_tuning_objective_metric": "validation:auc", "sagemaker_program": "\"train\"", "sagemaker_region": "\"eu-west-1\""}"#,
     );
-    s.config("inputdataconfig.json", r#"{"train": {"TrainingInputMode": "File"}}"#);
+    s.config(
+        "inputdataconfig.json",
+        r#"{"train": {"TrainingInputMode": "File"}}"#,
+    );
     s.config(
         "resourceconfig.json",
         r#"{"current_host": "algo-1-abcde", "hosts": ["algo-1-abcde"], "network_interface_name": "eth0", "current_instance_type": "local"}"#,
@@ -82,14 +126,23 @@ fn accepts_every_client_encoding_reserved_keys_and_minimal_configs() {
     let out = s.run_train();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
-    assert_eq!(m.payloads.iter().filter(|p| p.name == "logistic_regression").count(), 0);
+    assert_eq!(
+        m.payloads
+            .iter()
+            .filter(|p| p.name == "logistic_regression")
+            .count(),
+        0
+    );
     assert_eq!(m.hyperparameters["gb_num_round"], "10");
 }
 
 #[test]
 fn non_leader_host_writes_no_model_and_exits_cleanly() {
     let s = Sandbox::new();
-    s.config("resourceconfig.json", r#"{"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}"#);
+    s.config(
+        "resourceconfig.json",
+        r#"{"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}"#,
+    );
     s.fire_file("train", "data.json", 500, 6, Layout::Json);
     let out = s.run_train();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -105,21 +158,36 @@ fn metric_regexes_in_the_readme_match_real_output() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // CloudWatch shows the log with tabs as `#011`; SageMaker applies the regexes to that.
     let log = format!("{}{}", text(&out.stdout), text(&out.stderr)).replace('\t', "#011");
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let row = regex::Regex::new(r"^\| `([a-z_:-]+)` \| `(.+?)` \|").unwrap();
-    let section = readme.split("### Metrics for hyperparameter tuning").nth(1).expect("metrics section");
+    let section = readme
+        .split("### Metrics for hyperparameter tuning")
+        .nth(1)
+        .expect("metrics section");
     let section = section.split("\n#").next().unwrap();
     let mut checked = 0;
     for line in section.lines() {
-        let Some(c) = row.captures(line) else { continue };
+        let Some(c) = row.captures(line) else {
+            continue;
+        };
         let (name, pattern) = (&c[1], c[2].replace("\\|", "|"));
         let re = regex::Regex::new(&pattern).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let last = log.lines().filter_map(|l| re.captures(l)).last().unwrap_or_else(|| panic!("{name}: `{pattern}` matches no log line"));
-        let value: f64 = last[1].parse().unwrap_or_else(|_| panic!("{name}: captured '{}' is not a number", &last[1]));
+        let last = log
+            .lines()
+            .filter_map(|l| re.captures(l))
+            .next_back()
+            .unwrap_or_else(|| panic!("{name}: `{pattern}` matches no log line"));
+        let value: f64 = last[1]
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: captured '{}' is not a number", &last[1]));
         assert!(value.is_finite(), "{name}");
         checked += 1;
     }
-    assert!(checked >= 10, "only {checked} metric rows found in the README");
+    assert!(
+        checked >= 10,
+        "only {checked} metric rows found in the README"
+    );
 }
 
 #[test]
@@ -130,23 +198,48 @@ fn sigterm_stops_promptly_and_keeps_the_previous_model() {
     assert!(s.run_train().status.success());
     let before = std::fs::read(s.opt_ml.model_dir().join("manifest.json")).unwrap();
 
-    s.config("hyperparameters.json", r#"{"models": "gradient_boosting", "gb_num_round": "10000", "gb_max_depth": "8"}"#);
-    let mut child = s.train_command().stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    s.config(
+        "hyperparameters.json",
+        r#"{"models": "gradient_boosting", "gb_num_round": "10000", "gb_max_depth": "8"}"#,
+    );
+    let mut child = s
+        .train_command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until boosting is under way (its first round line), then stop it.
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    while std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0 && !line.starts_with("[0]") {
+    while std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0
+        && !line.starts_with("[0]")
+    {
         line.clear();
     }
     let sent = Instant::now();
     // SAFETY-free: signal via the kill command, as `docker stop` would.
-    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let status = child.wait().unwrap();
-    assert!(sent.elapsed() < Duration::from_secs(10), "took {:?} to stop", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        sent.elapsed()
+    );
     assert!(!status.success());
-    assert!(s.failure_reason().unwrap().contains("SIGTERM"), "{:?}", s.failure_reason());
-    assert_eq!(std::fs::read(s.opt_ml.model_dir().join("manifest.json")).unwrap(), before, "the earlier model is intact");
+    assert!(
+        s.failure_reason().unwrap().contains("SIGTERM"),
+        "{:?}",
+        s.failure_reason()
+    );
+    assert_eq!(
+        std::fs::read(s.opt_ml.model_dir().join("manifest.json")).unwrap(),
+        before,
+        "the earlier model is intact"
+    );
     let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
     FireEnsemble::load(&s.opt_ml.model_dir(), &m).expect("earlier model still loads");
 }

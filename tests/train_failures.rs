@@ -7,7 +7,11 @@ use e2e::{fire_bytes, text, Sandbox};
 /// model was written.
 fn fails(s: &Sandbox) -> String {
     let out = s.run_train();
-    assert!(!out.status.success(), "expected failure; stderr: {}", text(&out.stderr));
+    assert!(
+        !out.status.success(),
+        "expected failure; stderr: {}",
+        text(&out.stderr)
+    );
     assert!(!s.opt_ml.model_dir().join("manifest.json").exists());
     assert!(!s.opt_ml.success_file().exists());
     let reason = s.failure_reason().expect("failure file written");
@@ -16,7 +20,10 @@ fn fails(s: &Sandbox) -> String {
 }
 
 fn assert_contains(reason: &str, want: &str) {
-    assert!(reason.contains(want), "failure reason {reason:?} lacks {want:?}");
+    assert!(
+        reason.contains(want),
+        "failure reason {reason:?} lacks {want:?}"
+    );
 }
 
 #[test]
@@ -38,7 +45,10 @@ fn bad_hyperparameter_value_and_unknown_key() {
     let s = Sandbox::new();
     s.fire_file("train", "d.csv", 300, 1, Layout::CsvHeader);
     s.config("hyperparameters.json", r#"{"gb_eta": "fast"}"#);
-    assert_contains(&fails(&s), "gb_eta: could not parse value 'fast'; allowed: a number in (0, 1]");
+    assert_contains(
+        &fails(&s),
+        "gb_eta: could not parse value 'fast'; allowed: a number in (0, 1]",
+    );
     let s = Sandbox::new();
     s.fire_file("train", "d.csv", 300, 1, Layout::CsvHeader);
     s.config("hyperparameters.json", r#"{"rf_num_trees": "0"}"#);
@@ -56,12 +66,22 @@ fn bad_hyperparameter_value_and_unknown_key() {
 fn wrong_features() {
     let s = Sandbox::new();
     s.data_file("train", "d.csv", b"t_mean,t_std,label\n1,2,0\n");
-    assert_contains(&fails(&s), "d.csv: line 1: the header lacks feature column(s) t_max");
+    assert_contains(
+        &fails(&s),
+        "d.csv: line 1: the header lacks feature column(s) t_max",
+    );
     let s = Sandbox::new();
     s.data_file("train", "d.csv", b"0,1,2,3\n");
-    assert_contains(&fails(&s), "d.csv: line 1: expected 19 columns (the label then the 18 features), found 4");
+    assert_contains(
+        &fails(&s),
+        "d.csv: line 1: expected 19 columns (the label then the 18 features), found 4",
+    );
     let s = Sandbox::new();
-    s.data_file("train", "d.jsonl", b"{\"features\": {\"t_mean\": 1}, \"label\": 0}\n");
+    s.data_file(
+        "train",
+        "d.jsonl",
+        b"{\"features\": {\"t_mean\": 1}, \"label\": 0}\n",
+    );
     assert_contains(&fails(&s), "d.jsonl: line 1 column");
     assert_contains(&s.failure_reason().unwrap(), "missing feature 't_std'");
 }
@@ -72,7 +92,10 @@ fn non_numeric_value_names_file_line_and_column() {
     let mut csv = fire_bytes(50, 1, Layout::CsvLabelFirst);
     csv.extend_from_slice(b"1,hot,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18\n");
     s.data_file("train", "sub/part.csv", &csv);
-    assert_contains(&fails(&s), "sub/part.csv: line 51: column 2 ('t_mean') is not a number: \"hot\"");
+    assert_contains(
+        &fails(&s),
+        "sub/part.csv: line 51: column 2 ('t_mean') is not a number: \"hot\"",
+    );
 }
 
 #[test]
@@ -83,7 +106,10 @@ fn one_class_only() {
         csv.push_str(&format!("0{}\n", ",1.5".repeat(17) + &format!(",{i}")));
     }
     s.data_file("train", "d.csv", csv.as_bytes());
-    assert_contains(&fails(&s), "holds only label 0 (100 rows); the fire detector needs examples of both 0 and 1");
+    assert_contains(
+        &fails(&s),
+        "holds only label 0 (100 rows); the fire detector needs examples of both 0 and 1",
+    );
 }
 
 #[test]
@@ -101,12 +127,21 @@ fn unreadable_file() {
 fn pipe_mode_and_bad_content_type_are_refused_clearly() {
     let s = Sandbox::new();
     s.fire_file("train", "d.csv", 300, 1, Layout::CsvHeader);
-    s.config("inputdataconfig.json", r#"{"train": {"TrainingInputMode": "Pipe"}}"#);
+    s.config(
+        "inputdataconfig.json",
+        r#"{"train": {"TrainingInputMode": "Pipe"}}"#,
+    );
     assert_contains(&fails(&s), "channel 'train' uses Pipe input mode");
     let s = Sandbox::new();
     s.fire_file("train", "d.csv", 300, 1, Layout::CsvHeader);
-    s.config("inputdataconfig.json", r#"{"train": {"ContentType": "application/x-parquet"}}"#);
-    assert_contains(&fails(&s), "ContentType 'application/x-parquet' is not supported");
+    s.config(
+        "inputdataconfig.json",
+        r#"{"train": {"ContentType": "application/x-parquet"}}"#,
+    );
+    assert_contains(
+        &fails(&s),
+        "ContentType 'application/x-parquet' is not supported",
+    );
 }
 
 #[test]

@@ -67,8 +67,10 @@ impl Manifest {
     /// Reads and checks `manifest.json` in `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
-        let bytes = std::fs::read(&path).map_err(|e| Error::Artifact(format!("cannot read {}: {e}", path.display())))?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Artifact(format!("{MANIFEST} is malformed: {e}")))?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::Artifact(format!("cannot read {}: {e}", path.display())))?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Artifact(format!("{MANIFEST} is malformed: {e}")))?;
         if m.format_version > FORMAT_VERSION {
             return Err(Error::Artifact(format!(
                 "{MANIFEST} has format version {}, this build reads up to {FORMAT_VERSION}",
@@ -77,7 +79,10 @@ impl Manifest {
         }
         for p in &m.payloads {
             if Path::new(&p.file).is_absolute() || p.file.contains("..") {
-                return Err(Error::Artifact(format!("payload path '{}' must be relative and inside the model directory", p.file)));
+                return Err(Error::Artifact(format!(
+                    "payload path '{}' must be relative and inside the model directory",
+                    p.file
+                )));
             }
         }
         Ok(m)
@@ -89,22 +94,35 @@ impl Manifest {
     }
 
     /// Like [`Manifest::read_payloads`], only the files of one `format`.
-    pub fn read_payloads_of(&self, dir: &Path, name: &str, format: &str) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
+    pub fn read_payloads_of(
+        &self,
+        dir: &Path,
+        name: &str,
+        format: &str,
+    ) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
         self.read_matching(dir, name, |p| p.format == format)
     }
 
-    fn read_matching(&self, dir: &Path, name: &str, keep: impl Fn(&PayloadFile) -> bool) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
+    fn read_matching(
+        &self,
+        dir: &Path,
+        name: &str,
+        keep: impl Fn(&PayloadFile) -> bool,
+    ) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
         let out = self
             .payloads
             .iter()
             .filter(|p| p.name == name && keep(p))
             .map(|p| {
-                let bytes = std::fs::read(dir.join(&p.file)).map_err(|e| Error::Artifact(format!("cannot read {}: {e}", p.file)))?;
+                let bytes = std::fs::read(dir.join(&p.file))
+                    .map_err(|e| Error::Artifact(format!("cannot read {}: {e}", p.file)))?;
                 Ok((bytes, p))
             })
             .collect::<Result<Vec<_>>>()?;
         if out.is_empty() {
-            return Err(Error::Artifact(format!("{MANIFEST} lists no payload '{name}'")));
+            return Err(Error::Artifact(format!(
+                "{MANIFEST} lists no payload '{name}'"
+            )));
         }
         Ok(out)
     }
@@ -134,17 +152,27 @@ fn tmp_name(path: &Path) -> PathBuf {
 
 /// Writes a model: `payloads` (name in the manifest, file stem, format, weight, bytes), then the
 /// manifest. Files of the model this one replaces are removed afterwards; nothing else is touched.
-pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<(PayloadFile, Vec<u8>)>) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    mut manifest: Manifest,
+    payloads: Vec<(PayloadFile, Vec<u8>)>,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let previous = Manifest::load(dir).ok();
     let run = format!(
         "{:x}{:x}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0),
         std::process::id()
     );
     manifest.payloads.clear();
     for (i, (mut meta, bytes)) in payloads.into_iter().enumerate() {
-        let (stem, ext) = meta.file.rsplit_once('.').unwrap_or((meta.file.as_str(), "bin"));
+        let (stem, ext) = meta
+            .file
+            .rsplit_once('.')
+            .unwrap_or((meta.file.as_str(), "bin"));
         meta.file = format!("{stem}-{run}-{i}.{ext}");
         write_atomic(&dir.join(&meta.file), &bytes)?;
         manifest.payloads.push(meta);
@@ -155,7 +183,11 @@ pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<(PayloadFile, Vec<
         let _ = d.sync_all();
     }
     if let Some(prev) = previous {
-        for p in prev.payloads.iter().filter(|p| !manifest.payloads.iter().any(|n| n.file == p.file)) {
+        for p in prev
+            .payloads
+            .iter()
+            .filter(|p| !manifest.payloads.iter().any(|n| n.file == p.file))
+        {
             let _ = std::fs::remove_file(dir.join(&p.file));
         }
     }
@@ -170,7 +202,10 @@ pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
     }
     let archive = dir.join("model.tar.gz");
     if !archive.is_file() {
-        return Err(Error::Artifact(format!("no {MANIFEST} (and no model.tar.gz) in {}", dir.display())));
+        return Err(Error::Artifact(format!(
+            "no {MANIFEST} (and no model.tar.gz) in {}",
+            dir.display()
+        )));
     }
     let file = std::fs::File::open(&archive).map_err(|e| Error::io(&archive, e))?;
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
@@ -180,7 +215,9 @@ pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
     if scratch.join(MANIFEST).is_file() {
         Ok(scratch.to_path_buf())
     } else {
-        Err(Error::Artifact(format!("model.tar.gz holds no {MANIFEST} at its top level")))
+        Err(Error::Artifact(format!(
+            "model.tar.gz holds no {MANIFEST} at its top level"
+        )))
     }
 }
 
@@ -204,7 +241,15 @@ mod tests {
     }
 
     fn payload(bytes: &[u8]) -> (PayloadFile, Vec<u8>) {
-        (PayloadFile { name: "m".into(), file: "m.bin".into(), format: "raw".into(), weight: None }, bytes.to_vec())
+        (
+            PayloadFile {
+                name: "m".into(),
+                file: "m.bin".into(),
+                format: "raw".into(),
+                weight: None,
+            },
+            bytes.to_vec(),
+        )
     }
 
     #[test]
@@ -219,7 +264,10 @@ mod tests {
         assert_eq!(second.read_payloads(dir.path(), "m").unwrap()[0].0, b"two");
         assert!(!dir.path().join(&first.payloads[0].file).exists());
         assert!(dir.path().join("notes.txt").exists());
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 3, "{names:?}");
     }
 
@@ -228,16 +276,31 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         save(src.path(), manifest(), vec![payload(b"x")]).unwrap();
         let packed = tempfile::tempdir().unwrap();
-        let gz = flate2::write::GzEncoder::new(std::fs::File::create(packed.path().join("model.tar.gz")).unwrap(), flate2::Compression::fast());
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(packed.path().join("model.tar.gz")).unwrap(),
+            flate2::Compression::fast(),
+        );
         let mut t = tar::Builder::new(gz);
         t.append_dir_all(".", src.path()).unwrap();
         t.into_inner().unwrap().finish().unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let dir = open_model_dir(packed.path(), scratch.path()).unwrap();
-        assert_eq!(Manifest::load(&dir).unwrap().read_payloads(&dir, "m").unwrap()[0].0, b"x");
+        assert_eq!(
+            Manifest::load(&dir)
+                .unwrap()
+                .read_payloads(&dir, "m")
+                .unwrap()[0]
+                .0,
+            b"x"
+        );
 
         let mut bad = manifest();
-        bad.payloads.push(PayloadFile { name: "m".into(), file: "/etc/passwd".into(), format: "raw".into(), weight: None });
+        bad.payloads.push(PayloadFile {
+            name: "m".into(),
+            file: "/etc/passwd".into(),
+            format: "raw".into(),
+            weight: None,
+        });
         std::fs::write(src.path().join(MANIFEST), serde_json::to_vec(&bad).unwrap()).unwrap();
         assert!(Manifest::load(src.path()).is_err());
     }

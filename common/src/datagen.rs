@@ -44,24 +44,24 @@ fn beta(rng: &mut Pcg64, n: usize, a: f64, b: f64, scale: f64) -> Vec<f64> {
 /// `n` rows of the original 100K generator.
 pub fn fire_rows(rng: &mut Pcg64, n: usize) -> Rows {
     let cols: [Vec<f64>; 18] = [
-        normal(rng, n, 25.0, 15.0, -40.0, 330.0), // t_mean
-        gamma(rng, n, 2.0, 5.0, 50.0),            // t_std
-        normal(rng, n, 45.0, 20.0, -40.0, 330.0), // t_max
-        normal(rng, n, 40.0, 18.0, -40.0, 330.0), // t_p95
-        beta(rng, n, 2.0, 5.0, 100.0),            // t_hot_area_pct
-        beta(rng, n, 1.0, 4.0, 50.0),             // t_hot_largest_blob_pct
-        gamma(rng, n, 2.0, 3.0, 20.0),            // t_grad_mean
-        gamma(rng, n, 1.0, 2.0, 10.0),            // t_grad_std
-        gamma(rng, n, 2.0, 4.0, 30.0),            // t_diff_mean
-        gamma(rng, n, 1.0, 3.0, 15.0),            // t_diff_std
-        gamma(rng, n, 2.0, 2.0, 15.0),            // flow_mag_mean
-        gamma(rng, n, 1.0, 1.5, 8.0),             // flow_mag_std
-        normal(rng, n, 30.0, 15.0, 0.0, 100.0),   // tproxy_val
-        normal(rng, n, 0.0, 10.0, -50.0, 50.0),   // tproxy_delta
-        normal(rng, n, 0.0, 5.0, -20.0, 20.0),    // tproxy_vel
+        normal(rng, n, 25.0, 15.0, -40.0, 330.0),    // t_mean
+        gamma(rng, n, 2.0, 5.0, 50.0),               // t_std
+        normal(rng, n, 45.0, 20.0, -40.0, 330.0),    // t_max
+        normal(rng, n, 40.0, 18.0, -40.0, 330.0),    // t_p95
+        beta(rng, n, 2.0, 5.0, 100.0),               // t_hot_area_pct
+        beta(rng, n, 1.0, 4.0, 50.0),                // t_hot_largest_blob_pct
+        gamma(rng, n, 2.0, 3.0, 20.0),               // t_grad_mean
+        gamma(rng, n, 1.0, 2.0, 10.0),               // t_grad_std
+        gamma(rng, n, 2.0, 4.0, 30.0),               // t_diff_mean
+        gamma(rng, n, 1.0, 3.0, 15.0),               // t_diff_std
+        gamma(rng, n, 2.0, 2.0, 15.0),               // flow_mag_mean
+        gamma(rng, n, 1.0, 1.5, 8.0),                // flow_mag_std
+        normal(rng, n, 30.0, 15.0, 0.0, 100.0),      // tproxy_val
+        normal(rng, n, 0.0, 10.0, -50.0, 50.0),      // tproxy_delta
+        normal(rng, n, 0.0, 5.0, -20.0, 20.0),       // tproxy_vel
         normal(rng, n, 450.0, 200.0, 400.0, 5000.0), // gas_val
-        normal(rng, n, 0.0, 100.0, -500.0, 500.0), // gas_delta
-        normal(rng, n, 0.0, 15.0, -50.0, 50.0),   // gas_vel
+        normal(rng, n, 0.0, 100.0, -500.0, 500.0),   // gas_delta
+        normal(rng, n, 0.0, 15.0, -50.0, 50.0),      // gas_vel
     ];
     let noise = Normal::new(0.0, 0.05).expect("valid normal");
     let scores: Vec<f64> = (0..n)
@@ -70,8 +70,14 @@ pub fn fire_rows(rng: &mut Pcg64, n: usize) -> Rows {
             fire_score(&row)
         })
         .collect();
-    let probs: Vec<f64> = scores.iter().map(|s| (s + noise.sample(rng)).clamp(0.0, 1.0)).collect();
-    let labels = probs.iter().map(|&p| u8::from(rng.random::<f64>() < p)).collect();
+    let probs: Vec<f64> = scores
+        .iter()
+        .map(|s| (s + noise.sample(rng)).clamp(0.0, 1.0))
+        .collect();
+    let labels = probs
+        .iter()
+        .map(|&p| u8::from(rng.random::<f64>() < p))
+        .collect();
     let mut features = Vec::with_capacity(n * 18);
     for i in 0..n {
         features.extend(cols.iter().map(|c| c[i]));
@@ -82,7 +88,8 @@ pub fn fire_rows(rng: &mut Pcg64, n: usize) -> Rows {
 /// The generator's fire score of one row: weighted threshold tests plus two interaction
 /// terms, clipped to [0, 1] (before noise).
 pub fn fire_score(r: &[f64; 18]) -> f64 {
-    let [t_mean, _, t_max, t_p95, hot_area, blob, grad_mean, _, diff_mean, _, _, _, _, _, _, gas_val, gas_delta, _] = *r;
+    let [t_mean, _, t_max, t_p95, hot_area, blob, grad_mean, _, diff_mean, _, _, _, _, _, _, gas_val, gas_delta, _] =
+        *r;
     let tests = [
         (t_max > 60.0, 0.30),
         (t_p95 > 55.0, 0.25),
@@ -100,34 +107,49 @@ pub fn fire_score(r: &[f64; 18]) -> f64 {
     s.clamp(0.0, 1.0)
 }
 
+/// One demo-generator column: normal (mean, sd) or uniform [low, high).
+#[derive(Clone, Copy)]
+enum Draw {
+    Normal(f64, f64),
+    Uniform(f64, f64),
+}
+
+/// The demo generator's 18 columns, in feature order (reference-systems.md 1.4).
+const DEMO_COLUMNS: [Draw; 18] = [
+    Draw::Normal(25.0, 5.0),
+    Draw::Uniform(0.0, 10.0),
+    Draw::Normal(50.0, 15.0),
+    Draw::Normal(45.0, 12.0),
+    Draw::Uniform(0.0, 100.0),
+    Draw::Uniform(0.0, 50.0),
+    Draw::Normal(0.0, 2.0),
+    Draw::Uniform(0.0, 5.0),
+    Draw::Normal(0.0, 3.0),
+    Draw::Uniform(0.0, 4.0),
+    Draw::Uniform(0.0, 10.0),
+    Draw::Uniform(0.0, 5.0),
+    Draw::Normal(30.0, 8.0),
+    Draw::Normal(0.0, 5.0),
+    Draw::Normal(0.0, 2.0),
+    Draw::Normal(400.0, 100.0),
+    Draw::Normal(0.0, 50.0),
+    Draw::Normal(0.0, 10.0),
+];
+
 /// `m` rows of the label-independent demo generator (draws per sample, in column order).
 pub fn demo_rows(rng: &mut Pcg64, m: usize) -> Rows {
-    let n = |mean: f64, sd: f64| Normal::new(mean, sd).expect("valid normal");
-    let u = |lo: f64, hi: f64| Uniform::new(lo, hi).expect("valid uniform");
-    let draws: [Box<dyn Fn(&mut Pcg64) -> f64>; 18] = [
-        Box::new(move |r| n(25.0, 5.0).sample(r)),
-        Box::new(move |r| u(0.0, 10.0).sample(r)),
-        Box::new(move |r| n(50.0, 15.0).sample(r)),
-        Box::new(move |r| n(45.0, 12.0).sample(r)),
-        Box::new(move |r| u(0.0, 100.0).sample(r)),
-        Box::new(move |r| u(0.0, 50.0).sample(r)),
-        Box::new(move |r| n(0.0, 2.0).sample(r)),
-        Box::new(move |r| u(0.0, 5.0).sample(r)),
-        Box::new(move |r| n(0.0, 3.0).sample(r)),
-        Box::new(move |r| u(0.0, 4.0).sample(r)),
-        Box::new(move |r| u(0.0, 10.0).sample(r)),
-        Box::new(move |r| u(0.0, 5.0).sample(r)),
-        Box::new(move |r| n(30.0, 8.0).sample(r)),
-        Box::new(move |r| n(0.0, 5.0).sample(r)),
-        Box::new(move |r| n(0.0, 2.0).sample(r)),
-        Box::new(move |r| n(400.0, 100.0).sample(r)),
-        Box::new(move |r| n(0.0, 50.0).sample(r)),
-        Box::new(move |r| n(0.0, 10.0).sample(r)),
-    ];
-    let mut out = Rows { features: Vec::with_capacity(m * 18), labels: Vec::with_capacity(m) };
+    let mut out = Rows {
+        features: Vec::with_capacity(m * 18),
+        labels: Vec::with_capacity(m),
+    };
     for _ in 0..m {
-        for d in &draws {
-            out.features.push(d(rng));
+        for column in DEMO_COLUMNS {
+            out.features.push(match column {
+                Draw::Normal(mean, sd) => Normal::new(mean, sd).expect("valid normal").sample(rng),
+                Draw::Uniform(low, high) => {
+                    Uniform::new(low, high).expect("valid uniform").sample(rng)
+                }
+            });
         }
         out.labels.push(u8::from(rng.random::<f64>() < 0.3));
     }
@@ -146,7 +168,10 @@ pub fn fire_mix(seed: u64, n: usize, demo: usize) -> Rows {
     rows.labels.extend(d.labels);
     let mut order: Vec<usize> = (0..rows.labels.len()).collect();
     rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut r);
-    let features = order.iter().flat_map(|&i| rows.features[i * 18..(i + 1) * 18].iter().copied()).collect();
+    let features = order
+        .iter()
+        .flat_map(|&i| rows.features[i * 18..(i + 1) * 18].iter().copied())
+        .collect();
     let labels = order.iter().map(|&i| rows.labels[i]).collect();
     Rows { features, labels }
 }
@@ -242,7 +267,10 @@ mod tests {
 
     fn share(rows: &Rows, f: impl Fn(&[f64]) -> bool) -> f64 {
         let n = rows.labels.len();
-        (0..n).filter(|&i| f(&rows.features[i * 18..(i + 1) * 18])).count() as f64 / n as f64
+        (0..n)
+            .filter(|&i| f(&rows.features[i * 18..(i + 1) * 18]))
+            .count() as f64
+            / n as f64
     }
 
     /// The generator's statistics, as reference-systems.md 1.2 derives them analytically.
@@ -252,7 +280,11 @@ mod tests {
         let fire = rows.labels.iter().filter(|&&y| y == 1).count() as f64 / 200_000.0;
         assert!((0.502..=0.513).contains(&fire), "fire rate {fire}");
         for (what, got, want) in [
-            ("gas_val at the 400 clip", share(&rows, |r| r[15] == 400.0), 0.401),
+            (
+                "gas_val at the 400 clip",
+                share(&rows, |r| r[15] == 400.0),
+                0.401,
+            ),
             ("t_max > 60", share(&rows, |r| r[2] > 60.0), 0.227),
             ("t_p95 > 55", share(&rows, |r| r[3] > 55.0), 0.202),
             ("t_mean > 40", share(&rows, |r| r[0] > 40.0), 0.159),
@@ -263,12 +295,18 @@ mod tests {
             ("gas_val > 800", share(&rows, |r| r[15] > 800.0), 0.040),
             ("gas_delta > 150", share(&rows, |r| r[16] > 150.0), 0.067),
         ] {
-            assert!((got - want).abs() < 0.005, "{what}: {got:.4} vs published {want}");
+            assert!(
+                (got - want).abs() < 0.005,
+                "{what}: {got:.4} vs published {want}"
+            );
         }
         let demo = demo_rows(&mut rng(2), 50_000);
         let demo_fire = demo.labels.iter().filter(|&&y| y == 1).count() as f64 / 50_000.0;
         assert!((demo_fire - 0.3).abs() < 0.01, "demo fire rate {demo_fire}");
-        assert!((share(&demo, |r| r[6] < 0.0) - 0.5).abs() < 0.01, "half the demo rows have negative t_grad_mean");
+        assert!(
+            (share(&demo, |r| r[6] < 0.0) - 0.5).abs() < 0.01,
+            "half the demo rows have negative t_grad_mean"
+        );
     }
 
     #[test]
@@ -276,13 +314,28 @@ mod tests {
         let a = fire_mix(5, 30, 10);
         assert_eq!(a.features, fire_mix(5, 30, 10).features);
         assert_ne!(a.features, fire_mix(6, 30, 10).features);
-        for layout in [Layout::Json, Layout::JsonLines, Layout::CsvHeader, Layout::CsvLabelFirst] {
+        for layout in [
+            Layout::Json,
+            Layout::JsonLines,
+            Layout::CsvHeader,
+            Layout::CsvLabelFirst,
+        ] {
             let mut out = Vec::new();
             write_rows(&a, layout, &mut out).unwrap();
             let mut sink = crate::data::RowSink::default();
-            let format = if layout.extension() == "csv" { crate::data::Format::Csv } else { crate::data::Format::Json };
-            format.parse(&out[..], &crate::fire::schema(), "x", &mut sink).unwrap();
-            assert_eq!(sink.labels, a.labels.iter().map(|&y| f32::from(y)).collect::<Vec<_>>(), "{layout:?}");
+            let format = if layout.extension() == "csv" {
+                crate::data::Format::Csv
+            } else {
+                crate::data::Format::Json
+            };
+            format
+                .parse(&out[..], &crate::fire::schema(), "x", &mut sink)
+                .unwrap();
+            assert_eq!(
+                sink.labels,
+                a.labels.iter().map(|&y| f32::from(y)).collect::<Vec<_>>(),
+                "{layout:?}"
+            );
             let want: Vec<f32> = a.features.iter().map(|&v| v as f32).collect();
             assert_eq!(sink.features, want, "{layout:?}");
         }

@@ -42,12 +42,18 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// True for errors caused by the job's inputs (as opposed to the algorithm or platform).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::Hyperparameter(_) | Error::Config(_) | Error::Data(_))
+        matches!(
+            self,
+            Error::Hyperparameter(_) | Error::Config(_) | Error::Data(_)
+        )
     }
 }
 

@@ -32,9 +32,12 @@ impl Hyperparameters {
 
     /// Decodes a `hyperparameters.json` body (a flat JSON object).
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let object: BTreeMap<String, serde_json::Value> = serde_json::from_slice(bytes).map_err(|e| {
-            Error::Config(format!("hyperparameters.json is not a flat JSON object: {e}"))
-        })?;
+        let object: BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(bytes).map_err(|e| {
+                Error::Config(format!(
+                    "hyperparameters.json is not a flat JSON object: {e}"
+                ))
+            })?;
         let mut out = Self::default();
         for (key, value) in object {
             let value = decode_value(&value);
@@ -49,8 +52,14 @@ impl Hyperparameters {
 
     /// Builds hyperparameters from plain key/value pairs (tests and local tools).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let values = pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        Self { values, tuning_objective_metric: None }
+        let values = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Self {
+            values,
+            tuning_objective_metric: None,
+        }
     }
 
     /// The decoded value of `key`, if given.
@@ -97,20 +106,43 @@ pub struct Interval {
 impl Interval {
     /// `[min, max]`.
     pub const fn closed(min: f64, max: f64) -> Self {
-        Self { min, min_inclusive: true, max, max_inclusive: true }
+        Self {
+            min,
+            min_inclusive: true,
+            max,
+            max_inclusive: true,
+        }
     }
     /// `(min, max]`.
     pub const fn left_open(min: f64, max: f64) -> Self {
-        Self { min, min_inclusive: false, max, max_inclusive: true }
+        Self {
+            min,
+            min_inclusive: false,
+            max,
+            max_inclusive: true,
+        }
     }
     /// `[min, max)`.
     pub const fn right_open(min: f64, max: f64) -> Self {
-        Self { min, min_inclusive: true, max, max_inclusive: false }
+        Self {
+            min,
+            min_inclusive: true,
+            max,
+            max_inclusive: false,
+        }
     }
 
     fn contains(&self, v: f64) -> bool {
-        let above = if self.min_inclusive { v >= self.min } else { v > self.min };
-        let below = if self.max_inclusive { v <= self.max } else { v < self.max };
+        let above = if self.min_inclusive {
+            v >= self.min
+        } else {
+            v > self.min
+        };
+        let below = if self.max_inclusive {
+            v <= self.max
+        } else {
+            v < self.max
+        };
         above && below
     }
 }
@@ -118,8 +150,16 @@ impl Interval {
 impl std::fmt::Display for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let open = if self.min_inclusive { '[' } else { '(' };
-        let close = if self.max_inclusive && self.max.is_finite() { ']' } else { ')' };
-        let max = if self.max.is_infinite() { "inf".to_owned() } else { self.max.to_string() };
+        let close = if self.max_inclusive && self.max.is_finite() {
+            ']'
+        } else {
+            ')'
+        };
+        let max = if self.max.is_infinite() {
+            "inf".to_owned()
+        } else {
+            self.max.to_string()
+        };
         write!(f, "{open}{}, {max}{close}", self.min)
     }
 }
@@ -133,7 +173,10 @@ pub struct HyperparameterReader<'a> {
 impl<'a> HyperparameterReader<'a> {
     /// Starts reading `hp`.
     pub fn new(hp: &'a Hyperparameters) -> Self {
-        Self { hp, read: BTreeSet::new() }
+        Self {
+            hp,
+            read: BTreeSet::new(),
+        }
     }
 
     fn raw(&mut self, key: &'static str) -> Option<&'a str> {
@@ -143,14 +186,18 @@ impl<'a> HyperparameterReader<'a> {
 
     /// A finite number within `range`.
     pub fn f64(&mut self, key: &'static str, default: f64, range: Interval) -> Result<f64> {
-        let Some(text) = self.raw(key) else { return Ok(default) };
+        let Some(text) = self.raw(key) else {
+            return Ok(default);
+        };
         let value: f64 = text
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite())
             .ok_or_else(|| bad(key, text, &format!("a number in {range}")))?;
         if !range.contains(value) {
-            return Err(Error::Hyperparameter(format!("{key}: {text} is not in {range}")));
+            return Err(Error::Hyperparameter(format!(
+                "{key}: {text} is not in {range}"
+            )));
         }
         Ok(value)
     }
@@ -166,21 +213,27 @@ impl<'a> HyperparameterReader<'a> {
 
     /// A whole number within `[min, max]`; `1e3` and `100.0` are accepted as whole numbers.
     pub fn u64(&mut self, key: &'static str, default: u64, min: u64, max: u64) -> Result<u64> {
-        let Some(text) = self.raw(key) else { return Ok(default) };
+        let Some(text) = self.raw(key) else {
+            return Ok(default);
+        };
         let allowed = format!("a whole number in [{min}, {max}]");
         let value: f64 = text.parse().map_err(|_| bad(key, text, &allowed))?;
         if !value.is_finite() || value.fract() != 0.0 {
             return Err(bad(key, text, &allowed));
         }
         if value < min as f64 || value > max as f64 {
-            return Err(Error::Hyperparameter(format!("{key}: {text} is not in [{min}, {max}]")));
+            return Err(Error::Hyperparameter(format!(
+                "{key}: {text} is not in [{min}, {max}]"
+            )));
         }
         Ok(value as u64)
     }
 
     /// `true`/`false` in any case (also `1`/`0`).
     pub fn bool(&mut self, key: &'static str, default: bool) -> Result<bool> {
-        let Some(text) = self.raw(key) else { return Ok(default) };
+        let Some(text) = self.raw(key) else {
+            return Ok(default);
+        };
         match text.to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
@@ -189,8 +242,15 @@ impl<'a> HyperparameterReader<'a> {
     }
 
     /// One of `choices` (case-insensitive); returns the canonical spelling.
-    pub fn choice(&mut self, key: &'static str, default: &'static str, choices: &[&'static str]) -> Result<&'static str> {
-        let Some(text) = self.raw(key) else { return Ok(default) };
+    pub fn choice(
+        &mut self,
+        key: &'static str,
+        default: &'static str,
+        choices: &[&'static str],
+    ) -> Result<&'static str> {
+        let Some(text) = self.raw(key) else {
+            return Ok(default);
+        };
         choices
             .iter()
             .copied()
@@ -205,10 +265,15 @@ impl<'a> HyperparameterReader<'a> {
         default: &[&'static str],
         choices: &[&'static str],
     ) -> Result<Vec<&'static str>> {
-        let Some(text) = self.raw(key) else { return Ok(default.to_vec()) };
+        let Some(text) = self.raw(key) else {
+            return Ok(default.to_vec());
+        };
         let allowed = format!("a comma-separated list of {}", choices.join(", "));
         let mut out = Vec::new();
-        for item in text.split(',').map(|s| s.trim().trim_matches(['"', '\'', '[', ']']).trim()) {
+        for item in text
+            .split(',')
+            .map(|s| s.trim().trim_matches(['"', '\'', '[', ']']).trim())
+        {
             if item.is_empty() {
                 continue;
             }
@@ -245,7 +310,9 @@ impl<'a> HyperparameterReader<'a> {
 }
 
 fn bad(key: &str, text: &str, allowed: &str) -> Error {
-    Error::Hyperparameter(format!("{key}: could not parse value '{text}'; allowed: {allowed}"))
+    Error::Hyperparameter(format!(
+        "{key}: could not parse value '{text}'; allowed: {allowed}"
+    ))
 }
 
 #[cfg(test)]
@@ -259,7 +326,8 @@ mod tests {
     #[test]
     fn three_client_encodings_decode_alike() {
         let plain = decode(r#"{"eta":"0.1","flag":"True","models":"['a', 'b']","name":"x"}"#);
-        let framework = decode(r#"{"eta":"0.1","flag":"true","models":"[\"a\", \"b\"]","name":"\"x\""}"#);
+        let framework =
+            decode(r#"{"eta":"0.1","flag":"true","models":"[\"a\", \"b\"]","name":"\"x\""}"#);
         let v3 = decode(r#"{"eta":0.1,"flag":true,"models":["a","b"],"name":"x"}"#);
         assert_eq!(framework.get("name"), Some("x"));
         assert_eq!(v3.get("models"), Some("a,b"));
@@ -268,7 +336,10 @@ mod tests {
             let mut r = HyperparameterReader::new(hp);
             assert_eq!(r.f64("eta", 0.0, Interval::closed(0.0, 1.0)).unwrap(), 0.1);
             assert!(r.bool("flag", false).unwrap());
-            assert_eq!(r.list("models", &[], &["a", "b", "c"]).unwrap(), vec!["a", "b"]);
+            assert_eq!(
+                r.list("models", &[], &["a", "b", "c"]).unwrap(),
+                vec!["a", "b"]
+            );
             assert_eq!(r.choice("name", "y", &["x", "y"]).unwrap(), "x");
             r.finish().unwrap();
         }
@@ -279,7 +350,10 @@ mod tests {
         let hp = decode(
             r#"{"_tuning_objective_metric":"validation:auc","sagemaker_job_name":"\"j\"","sagemaker_region":"us-east-1"}"#,
         );
-        assert_eq!(hp.tuning_objective_metric.as_deref(), Some("validation:auc"));
+        assert_eq!(
+            hp.tuning_objective_metric.as_deref(),
+            Some("validation:auc")
+        );
         HyperparameterReader::new(&hp).finish().unwrap();
     }
 
@@ -294,13 +368,27 @@ mod tests {
 
     #[test]
     fn bad_values_name_key_value_and_what_is_allowed() {
-        let hp = Hyperparameters::from_pairs([("eta", "fast"), ("n", "2.5"), ("c", "0"), ("b", "maybe")]);
+        let hp = Hyperparameters::from_pairs([
+            ("eta", "fast"),
+            ("n", "2.5"),
+            ("c", "0"),
+            ("b", "maybe"),
+        ]);
         let mut r = HyperparameterReader::new(&hp);
-        let e = r.f64("eta", 0.1, Interval::left_open(0.0, 1.0)).unwrap_err().to_string();
-        assert!(e.contains("eta") && e.contains("'fast'") && e.contains("(0, 1]"), "{e}");
+        let e = r
+            .f64("eta", 0.1, Interval::left_open(0.0, 1.0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("eta") && e.contains("'fast'") && e.contains("(0, 1]"),
+            "{e}"
+        );
         let e = r.u64("n", 1, 1, 10).unwrap_err().to_string();
         assert!(e.contains("'2.5'") && e.contains("whole number"), "{e}");
-        let e = r.f64("c", 1.0, Interval::left_open(0.0, f64::INFINITY)).unwrap_err().to_string();
+        let e = r
+            .f64("c", 1.0, Interval::left_open(0.0, f64::INFINITY))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("c: 0 is not in (0, inf)"), "{e}");
         let e = r.bool("b", true).unwrap_err().to_string();
         assert!(e.contains("true or false"), "{e}");
@@ -312,7 +400,9 @@ mod tests {
         let hp = Hyperparameters::from_pairs([("x", "NaN"), ("y", "inf")]);
         let mut r = HyperparameterReader::new(&hp);
         assert!(r.f64("x", 0.0, Interval::closed(0.0, 1.0)).is_err());
-        assert!(r.f64("y", 0.0, Interval::closed(0.0, f64::INFINITY)).is_err());
+        assert!(r
+            .f64("y", 0.0, Interval::closed(0.0, f64::INFINITY))
+            .is_err());
     }
 
     #[test]
@@ -321,7 +411,10 @@ mod tests {
         let mut r = HyperparameterReader::new(&hp);
         r.u64("num_trees", 1, 1, 10).unwrap();
         let e = r.finish().unwrap_err().to_string();
-        assert!(e.contains("Extraneous hyperparameter found: typo_key"), "{e}");
+        assert!(
+            e.contains("Extraneous hyperparameter found: typo_key"),
+            "{e}"
+        );
     }
 
     #[test]

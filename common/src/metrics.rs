@@ -33,8 +33,18 @@ impl BinaryMetrics {
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         let precision = ratio(tp, tp + fp);
         let recall = ratio(tp, tp + fn_);
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-        Self { accuracy: ratio(tp + tn, labels.len()), precision, recall, f1, auc: roc_auc(labels, p) }
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        Self {
+            accuracy: ratio(tp + tn, labels.len()),
+            precision,
+            recall,
+            f1,
+            auc: roc_auc(labels, p),
+        }
     }
 
     /// `(name, value)` pairs in reporting order; AUC only when defined.
@@ -104,7 +114,13 @@ mod tests {
             for (j, &yj) in y.iter().enumerate() {
                 if yi == 1.0 && yj == 0.0 {
                     n += 1.0;
-                    s += if p[i] > p[j] { 1.0 } else if p[i] == p[j] { 0.5 } else { 0.0 };
+                    s += if p[i] > p[j] {
+                        1.0
+                    } else if p[i] == p[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }

@@ -20,7 +20,12 @@ pub struct SplitIndices {
 }
 
 /// Splits rows by label into train / validation / test of the given fractions of the whole.
-pub fn stratified(labels: &[f32], validation_fraction: f64, test_fraction: f64, seed: u64) -> SplitIndices {
+pub fn stratified(
+    labels: &[f32],
+    validation_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> SplitIndices {
     let mut rng = Pcg64::seed_from_u64(seed);
     let mut classes: Vec<f32> = labels.to_vec();
     classes.sort_by(f32::total_cmp);
@@ -33,7 +38,8 @@ pub fn stratified(labels: &[f32], validation_fraction: f64, test_fraction: f64, 
         let n_test = (n * test_fraction).round() as usize;
         let n_val = ((n * validation_fraction).round() as usize).min(rows.len() - n_test);
         out.test.extend_from_slice(&rows[..n_test]);
-        out.validation.extend_from_slice(&rows[n_test..n_test + n_val]);
+        out.validation
+            .extend_from_slice(&rows[n_test..n_test + n_val]);
         out.train.extend_from_slice(&rows[n_test + n_val..]);
     }
     out.train.sort_unstable();
@@ -48,10 +54,17 @@ mod tests {
 
     #[test]
     fn sizes_balance_and_determinism() {
-        let labels: Vec<f32> = (0..10_000).map(|i| if i % 10 < 3 { 1.0 } else { 0.0 }).collect();
+        let labels: Vec<f32> = (0..10_000)
+            .map(|i| if i % 10 < 3 { 1.0 } else { 0.0 })
+            .collect();
         let s = stratified(&labels, 0.15, 0.15, 42);
-        assert_eq!((s.train.len(), s.validation.len(), s.test.len()), (7000, 1500, 1500));
-        let rate = |ix: &[usize]| ix.iter().filter(|&&i| labels[i] == 1.0).count() as f64 / ix.len() as f64;
+        assert_eq!(
+            (s.train.len(), s.validation.len(), s.test.len()),
+            (7000, 1500, 1500)
+        );
+        let rate = |ix: &[usize]| {
+            ix.iter().filter(|&&i| labels[i] == 1.0).count() as f64 / ix.len() as f64
+        };
         for part in [&s.train, &s.validation, &s.test] {
             assert!((rate(part) - 0.3).abs() < 1e-9);
         }

@@ -45,7 +45,12 @@ impl Output {
 }
 
 fn essence(media_type: &str) -> String {
-    media_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// The input format of a request; without a Content-Type, a body starting with `{` or `[` is
@@ -53,13 +58,22 @@ fn essence(media_type: &str) -> String {
 pub fn input_format(content_type: Option<&str>, body: &[u8]) -> Result<Input, ServeError> {
     let Some(ct) = content_type.filter(|c| !c.trim().is_empty()) else {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        return Ok(if matches!(first, Some(b'{' | b'[')) { Input::Json } else { Input::Csv });
+        return Ok(if matches!(first, Some(b'{' | b'[')) {
+            Input::Json
+        } else {
+            Input::Csv
+        });
     };
     match essence(ct).as_str() {
         "text/csv" | "text/x-csv" | "application/csv" => Ok(Input::Csv),
         "application/json" => Ok(Input::Json),
-        "application/jsonlines" | "application/jsonl" | "application/x-jsonlines" | "application/x-ndjson" => Ok(Input::JsonLines),
-        _ => Err(ServeError::UnsupportedMediaType(ct.chars().take(100).collect())),
+        "application/jsonlines"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/x-ndjson" => Ok(Input::JsonLines),
+        _ => Err(ServeError::UnsupportedMediaType(
+            ct.chars().take(100).collect(),
+        )),
     }
 }
 
@@ -67,7 +81,10 @@ fn output_of(media_type: &str) -> Option<Output> {
     match essence(media_type).as_str() {
         "application/json" | "application/*" => Some(Output::Json),
         "text/csv" | "text/*" => Some(Output::Csv),
-        "application/jsonlines" | "application/jsonl" | "application/x-jsonlines" | "application/x-ndjson" => Some(Output::JsonLines),
+        "application/jsonlines"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/x-ndjson" => Some(Output::JsonLines),
         _ => None,
     }
 }
@@ -75,7 +92,10 @@ fn output_of(media_type: &str) -> Option<Output> {
 /// The output format for an `Accept` header: the supported type with the highest q-value (first
 /// listed on ties); missing or `*/*` means `default`.
 pub fn output_format(accept: Option<&str>, default: &str) -> Result<Output, ServeError> {
-    let accept = accept.map(str::trim).filter(|a| !a.is_empty()).unwrap_or("*/*");
+    let accept = accept
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("*/*");
     let mut best: Option<(f32, Output)> = None;
     for item in accept.split(',') {
         let mut parts = item.split(';');
@@ -84,35 +104,48 @@ pub fn output_format(accept: Option<&str>, default: &str) -> Result<Output, Serv
             .filter_map(|p| p.trim().strip_prefix("q="))
             .find_map(|q| q.trim().parse::<f32>().ok())
             .unwrap_or(1.0);
-        let out = if media == "*/*" { output_of(default) } else { output_of(media) };
+        let out = if media == "*/*" {
+            output_of(default)
+        } else {
+            output_of(media)
+        };
         if let Some(out) = out.filter(|_| q > 0.0) {
             if best.is_none_or(|(bq, _)| q > bq) {
                 best = Some((q, out));
             }
         }
     }
-    best.map(|(_, o)| o).ok_or_else(|| ServeError::NotAcceptable(accept.chars().take(100).collect()))
+    best.map(|(_, o)| o)
+        .ok_or_else(|| ServeError::NotAcceptable(accept.chars().take(100).collect()))
 }
 
 /// Decodes a body into one row per record, columns in `names` order. With `batch`, blank lines
 /// inside CSV or JSON Lines are errors (each input line must yield one output line).
-pub fn decode(format: Input, body: &[u8], names: &[String], batch: bool) -> Result<Array2<f32>, ServeError> {
-    let text = std::str::from_utf8(body).map_err(|e| bad(format!("body is not UTF-8 text: {e}")))?;
+pub fn decode(
+    format: Input,
+    body: &[u8],
+    names: &[String],
+    batch: bool,
+) -> Result<Array2<f32>, ServeError> {
+    let text =
+        std::str::from_utf8(body).map_err(|e| bad(format!("body is not UTF-8 text: {e}")))?;
     if text.trim().is_empty() {
         return Err(bad("empty body: send at least one record".into()));
     }
     let n = names.len();
     let mut values = Vec::with_capacity(n * 16);
     match format {
-        Input::Csv => {
-            for_lines(text, batch, |i, line| csv_record(line, n, &mut values).map_err(|m| format!("record {i} (line {i}): {m}")))?
-        }
+        Input::Csv => for_lines(text, batch, |i, line| {
+            csv_record(line, n, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
+        })?,
         Input::JsonLines => for_lines(text, batch, |i, line| {
-            let v: Value = serde_json::from_str(line).map_err(|e| format!("record {i} (line {i}): not JSON: {e}"))?;
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| format!("record {i} (line {i}): not JSON: {e}"))?;
             record(&v, names, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::Json => {
-            let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
+            let v: Value = serde_json::from_str(text)
+                .map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
             for (i, r) in json_records(&v).map_err(bad)?.into_iter().enumerate() {
                 record(r, names, &mut values).map_err(|m| bad(format!("record {}: {m}", i + 1)))?;
             }
@@ -128,13 +161,20 @@ fn bad(message: String) -> ServeError {
 
 /// Calls `f(line_number, line)` for each line; blank lines are skipped, except in batch mode
 /// where only a final newline may end the body.
-fn for_lines(text: &str, batch: bool, mut f: impl FnMut(usize, &str) -> Result<(), String>) -> Result<(), ServeError> {
+fn for_lines(
+    text: &str,
+    batch: bool,
+    mut f: impl FnMut(usize, &str) -> Result<(), String>,
+) -> Result<(), ServeError> {
     let body = text.strip_suffix('\n').unwrap_or(text);
     for (i, line) in body.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             if batch {
-                return Err(bad(format!("line {} is empty; in batch mode every line must be a record", i + 1)));
+                return Err(bad(format!(
+                    "line {} is empty; in batch mode every line must be a record",
+                    i + 1
+                )));
             }
             continue;
         }
@@ -148,7 +188,10 @@ fn csv_record(line: &str, n: usize, out: &mut Vec<f32>) -> Result<(), String> {
     for (k, field) in line.split(',').enumerate() {
         if k == n {
             out.truncate(start);
-            return Err(format!("expected {n} values, found {}", line.split(',').count()));
+            return Err(format!(
+                "expected {n} values, found {}",
+                line.split(',').count()
+            ));
         }
         let f = field.trim().trim_matches('"');
         if f.is_empty() {
@@ -160,7 +203,10 @@ fn csv_record(line: &str, n: usize, out: &mut Vec<f32>) -> Result<(), String> {
             _ => {
                 out.truncate(start);
                 let shown: String = f.chars().take(40).collect();
-                return Err(format!("value {} is not a number: \"{shown}\" (CSV input has no header)", k + 1));
+                return Err(format!(
+                    "value {} is not a number: \"{shown}\" (CSV input has no header)",
+                    k + 1
+                ));
             }
         }
     }
@@ -214,7 +260,11 @@ fn record(v: &Value, names: &[String], out: &mut Vec<f32>) -> Result<(), String>
         }
         Value::Array(a) => {
             if a.len() != names.len() {
-                return Err(format!("expected {} values, found {}", names.len(), a.len()));
+                return Err(format!(
+                    "expected {} values, found {}",
+                    names.len(),
+                    a.len()
+                ));
             }
             let start = out.len();
             for (k, x) in a.iter().enumerate() {
@@ -238,10 +288,12 @@ fn number(v: &Value) -> Result<f32, String> {
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
-    x.filter(|x| x.is_finite()).map(|x| x as f32).ok_or_else(|| {
-        let shown: String = v.to_string().chars().take(40).collect();
-        format!("is not a number: {shown}")
-    })
+    x.filter(|x| x.is_finite())
+        .map(|x| x as f32)
+        .ok_or_else(|| {
+            let shown: String = v.to_string().chars().take(40).collect();
+            format!("is not a number: {shown}")
+        })
 }
 
 /// Predictions of the fire ensemble for a batch of records.
@@ -263,10 +315,22 @@ impl FirePredictions<'_> {
 
     fn json_record(&self, i: usize, out: &mut String) {
         let p = self.probabilities[i];
-        let _ = write!(out, "{{\"ensemble_prediction\":{},\"ensemble_probability\":{p}", self.label(p));
-        for (key, labels) in [("individual_predictions", true), ("individual_probabilities", false)] {
+        let _ = write!(
+            out,
+            "{{\"ensemble_prediction\":{},\"ensemble_probability\":{p}",
+            self.label(p)
+        );
+        for (key, labels) in [
+            ("individual_predictions", true),
+            ("individual_probabilities", false),
+        ] {
             let _ = write!(out, ",\"{key}\":{{");
-            for (k, (name, probs)) in self.members.iter().zip(self.member_probabilities).enumerate() {
+            for (k, (name, probs)) in self
+                .members
+                .iter()
+                .zip(self.member_probabilities)
+                .enumerate()
+            {
                 let sep = if k == 0 { "" } else { "," };
                 if labels {
                     let _ = write!(out, "{sep}\"{name}\":{}", self.label(probs[i]));
@@ -331,14 +395,26 @@ mod tests {
     #[test]
     fn every_json_shape_decodes() {
         let one = vec![1.0, 2.0];
-        for body in [r#"{"b": 2, "a": 1, "extra": "x"}"#, r#"{"features": {"a": 1, "b": "2"}}"#, r#"{"features": [1, 2]}"#, "[1, 2]"] {
+        for body in [
+            r#"{"b": 2, "a": 1, "extra": "x"}"#,
+            r#"{"features": {"a": 1, "b": "2"}}"#,
+            r#"{"features": [1, 2]}"#,
+            "[1, 2]",
+        ] {
             assert_eq!(rows(Input::Json, body).unwrap(), one, "{body}");
         }
         let two = vec![1.0, 2.0, 3.0, 4.0];
-        for body in [r#"{"instances": [{"a": 1, "b": 2}, [3, 4]]}"#, "[[1, 2], [3, 4]]", r#"[{"a":1,"b":2},{"features":{"a":3,"b":4}}]"#] {
+        for body in [
+            r#"{"instances": [{"a": 1, "b": 2}, [3, 4]]}"#,
+            "[[1, 2], [3, 4]]",
+            r#"[{"a":1,"b":2},{"features":{"a":3,"b":4}}]"#,
+        ] {
             assert_eq!(rows(Input::Json, body).unwrap(), two, "{body}");
         }
-        assert_eq!(rows(Input::JsonLines, "{\"a\":1,\"b\":2}\r\n[3,4]\n").unwrap(), two);
+        assert_eq!(
+            rows(Input::JsonLines, "{\"a\":1,\"b\":2}\r\n[3,4]\n").unwrap(),
+            two
+        );
         assert_eq!(rows(Input::Csv, "1,2\r\n3, 4\n").unwrap(), two);
         assert_eq!(rows(Input::Csv, "1,2").unwrap(), one);
     }
@@ -349,44 +425,98 @@ mod tests {
             Err(ServeError::BadRequest(m)) => m,
             other => panic!("{other:?}"),
         };
-        assert_eq!(e(Input::Csv, "1,2\n1\n"), "record 2 (line 2): expected 2 values, found 1");
-        assert_eq!(e(Input::Csv, "1,2,3\n"), "record 1 (line 1): expected 2 values, found 3");
-        assert!(e(Input::Csv, "a,b\n1,2\n").contains("value 1 is not a number: \"a\" (CSV input has no header)"));
+        assert_eq!(
+            e(Input::Csv, "1,2\n1\n"),
+            "record 2 (line 2): expected 2 values, found 1"
+        );
+        assert_eq!(
+            e(Input::Csv, "1,2,3\n"),
+            "record 1 (line 1): expected 2 values, found 3"
+        );
+        assert!(e(Input::Csv, "a,b\n1,2\n")
+            .contains("value 1 is not a number: \"a\" (CSV input has no header)"));
         assert!(e(Input::Csv, "1,\n").contains("value 2 is empty"));
-        assert_eq!(e(Input::Json, r#"{"instances": [{"a": 1, "b": 2}, {"a": 1}]}"#), "record 2: missing feature 'b'");
-        assert!(e(Input::Json, r#"{"a": 1, "b": "hot"}"#).contains("feature 'b' is not a number: \"hot\""));
+        assert_eq!(
+            e(
+                Input::Json,
+                r#"{"instances": [{"a": 1, "b": 2}, {"a": 1}]}"#
+            ),
+            "record 2: missing feature 'b'"
+        );
+        assert!(e(Input::Json, r#"{"a": 1, "b": "hot"}"#)
+            .contains("feature 'b' is not a number: \"hot\""));
         assert!(e(Input::Json, "{\"a\":").contains("not valid JSON"));
         assert!(e(Input::JsonLines, "[1,2]\n{oops}\n").starts_with("record 2 (line 2): not JSON"));
         assert!(e(Input::Csv, "  \n").contains("empty body"));
-        assert!(matches!(decode(Input::Csv, b"1,2\n\n3,4\n", &names(), true), Err(ServeError::BadRequest(m)) if m.contains("line 2 is empty")));
+        assert!(
+            matches!(decode(Input::Csv, b"1,2\n\n3,4\n", &names(), true), Err(ServeError::BadRequest(m)) if m.contains("line 2 is empty"))
+        );
     }
 
     #[test]
     fn media_types() {
-        assert_eq!(input_format(Some("Text/CSV; charset=utf-8"), b"").unwrap(), Input::Csv);
-        assert_eq!(input_format(Some("application/JSONLINES"), b"").unwrap(), Input::JsonLines);
+        assert_eq!(
+            input_format(Some("Text/CSV; charset=utf-8"), b"").unwrap(),
+            Input::Csv
+        );
+        assert_eq!(
+            input_format(Some("application/JSONLINES"), b"").unwrap(),
+            Input::JsonLines
+        );
         assert_eq!(input_format(None, b" {\"a\":1}").unwrap(), Input::Json);
         assert_eq!(input_format(None, b"1,2").unwrap(), Input::Csv);
-        assert!(matches!(input_format(Some("application/x-parquet"), b""), Err(ServeError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            input_format(Some("application/x-parquet"), b""),
+            Err(ServeError::UnsupportedMediaType(_))
+        ));
         let d = "application/json";
         assert_eq!(output_format(None, d).unwrap(), Output::Json);
         assert_eq!(output_format(Some("*/*"), "text/csv").unwrap(), Output::Csv);
-        assert_eq!(output_format(Some("text/html, text/csv;q=0.5, application/jsonlines;q=0.9"), d).unwrap(), Output::JsonLines);
+        assert_eq!(
+            output_format(
+                Some("text/html, text/csv;q=0.5, application/jsonlines;q=0.9"),
+                d
+            )
+            .unwrap(),
+            Output::JsonLines
+        );
         assert_eq!(output_format(Some("TEXT/CSV"), d).unwrap(), Output::Csv);
-        assert!(matches!(output_format(Some("text/html"), d), Err(ServeError::NotAcceptable(_))));
-        assert!(matches!(output_format(Some("text/csv;q=0"), d), Err(ServeError::NotAcceptable(_))));
+        assert!(matches!(
+            output_format(Some("text/html"), d),
+            Err(ServeError::NotAcceptable(_))
+        ));
+        assert!(matches!(
+            output_format(Some("text/csv;q=0"), d),
+            Err(ServeError::NotAcceptable(_))
+        ));
     }
 
     #[test]
     fn encodings_have_one_line_per_record_in_batch() {
         let members = ["random_forest", "logistic_regression"];
         let mp = vec![vec![0.9f32, 0.2], vec![0.7, 0.4]];
-        let p = FirePredictions { members: &members, member_probabilities: &mp, probabilities: &[0.8, 0.25], threshold: 0.5 };
-        assert_eq!(p.encode(Output::Csv, false), "1,0.8,0.9,0.7\n0,0.25,0.2,0.4\n");
+        let p = FirePredictions {
+            members: &members,
+            member_probabilities: &mp,
+            probabilities: &[0.8, 0.25],
+            threshold: 0.5,
+        };
+        assert_eq!(
+            p.encode(Output::Csv, false),
+            "1,0.8,0.9,0.7\n0,0.25,0.2,0.4\n"
+        );
         let json: Value = serde_json::from_str(&p.encode(Output::Json, false)).unwrap();
         assert_eq!(json["predictions"][0]["ensemble_prediction"], 1);
-        assert_eq!(json["predictions"][1]["individual_probabilities"]["logistic_regression"].as_f64().unwrap() as f32, 0.4);
-        assert_eq!(json["predictions"][0]["individual_predictions"]["random_forest"], 1);
+        assert_eq!(
+            json["predictions"][1]["individual_probabilities"]["logistic_regression"]
+                .as_f64()
+                .unwrap() as f32,
+            0.4
+        );
+        assert_eq!(
+            json["predictions"][0]["individual_predictions"]["random_forest"],
+            1
+        );
         let lines = p.encode(Output::Json, true);
         assert_eq!(lines.lines().count(), 2);
         assert!(lines.ends_with('\n'));

@@ -46,15 +46,25 @@ impl ServeConfig {
             }
         };
         let batch = get("SAGEMAKER_BATCH").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        let max_mb = number("SAGEMAKER_MAX_PAYLOAD_IN_MB").filter(|&n| n > 0).unwrap_or(if batch { 100 } else { 6 });
+        let max_mb = number("SAGEMAKER_MAX_PAYLOAD_IN_MB")
+            .filter(|&n| n > 0)
+            .unwrap_or(if batch { 100 } else { 6 });
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            port: number("SAGEMAKER_BIND_TO_PORT").and_then(|p| u16::try_from(p).ok()).unwrap_or(8080),
+            port: number("SAGEMAKER_BIND_TO_PORT")
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(8080),
             batch,
             max_body_bytes: max_mb * MIB,
-            default_accept: get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT").filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "application/json".into()),
-            workers: number("SAGEMAKER_MODEL_SERVER_WORKERS").filter(|&n| n > 0).unwrap_or(cpus),
-            max_in_flight: number("SERVE_MAX_IN_FLIGHT").filter(|&n| n > 0).unwrap_or(512),
+            default_accept: get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "application/json".into()),
+            workers: number("SAGEMAKER_MODEL_SERVER_WORKERS")
+                .filter(|&n| n > 0)
+                .unwrap_or(cpus),
+            max_in_flight: number("SERVE_MAX_IN_FLIGHT")
+                .filter(|&n| n > 0)
+                .unwrap_or(512),
             drain_timeout: Duration::from_secs(20),
         }
     }
@@ -66,17 +76,29 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> ServeConfig {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         ServeConfig::from_lookup(|k| m.get(k).cloned())
     }
 
     #[test]
     fn defaults_and_overrides() {
         let d = cfg(&[]);
-        assert_eq!((d.port, d.batch, d.max_body_bytes, d.default_accept.as_str()), (8080, false, 6 * MIB, "application/json"));
-        let b = cfg(&[("SAGEMAKER_BATCH", "TRUE"), ("SAGEMAKER_BIND_TO_PORT", "9091")]);
+        assert_eq!(
+            (d.port, d.batch, d.max_body_bytes, d.default_accept.as_str()),
+            (8080, false, 6 * MIB, "application/json")
+        );
+        let b = cfg(&[
+            ("SAGEMAKER_BATCH", "TRUE"),
+            ("SAGEMAKER_BIND_TO_PORT", "9091"),
+        ]);
         assert_eq!((b.port, b.batch, b.max_body_bytes), (9091, true, 100 * MIB));
-        let c = cfg(&[("SAGEMAKER_MAX_PAYLOAD_IN_MB", "20"), ("SAGEMAKER_MODEL_SERVER_WORKERS", "x")]);
+        let c = cfg(&[
+            ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "20"),
+            ("SAGEMAKER_MODEL_SERVER_WORKERS", "x"),
+        ]);
         assert_eq!(c.max_body_bytes, 20 * MIB);
         assert!(c.workers >= 1);
     }

@@ -30,7 +30,9 @@ impl ServeError {
             ServeError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ServeError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServeError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ServeError::ModelUnavailable | ServeError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ServeError::ModelUnavailable | ServeError::Internal => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -55,7 +57,13 @@ impl ServeError {
 
 impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.status().as_u16(), "message": self.message() });
-        (self.status(), [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        let body =
+            serde_json::json!({ "error": self.status().as_u16(), "message": self.message() });
+        (
+            self.status(),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }

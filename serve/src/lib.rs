@@ -95,7 +95,11 @@ async fn execution_parameters(State(state): State<AppState>) -> Response {
         "BatchStrategy": "MULTI_RECORD",
         "MaxPayloadInMB": 6,
     });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -111,28 +115,45 @@ async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: Bo
     }
 }
 
-async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(&'static str, String), ServeError> {
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(&'static str, String), ServeError> {
     match state.model.get() {
         Some(Ok(_)) => {}
         Some(Err(_)) => return Err(ServeError::ModelUnavailable),
         None => return Err(ServeError::Unavailable("the model is loading")),
     }
-    let _admitted = state.admitted.clone().try_acquire_owned().map_err(|_| ServeError::Unavailable("too many requests in flight; retry later"))?;
+    let _admitted = state
+        .admitted
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ServeError::Unavailable("too many requests in flight; retry later"))?;
     let limit = state.config.max_body_bytes;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(ServeError::PayloadTooLarge(limit));
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| ServeError::PayloadTooLarge(limit))?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ServeError::PayloadTooLarge(limit))?;
     let bytes_len = bytes.len();
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let input = codec::input_format(text(header::CONTENT_TYPE), &bytes)?;
     let output = codec::output_format(text(header::ACCEPT), &state.config.default_accept)?;
-    let batch = state.config.batch;
-    let _worker = state.workers.clone().acquire_owned().await.map_err(|_| ServeError::Internal)?;
+    let (batch, threads) = (state.config.batch, state.config.workers);
+    let _worker = state
+        .workers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ServeError::Internal)?;
     let model = state.model.clone();
     let work = move || match model.get() {
-        Some(Ok(m)) => m.answer(&bytes, input, output, batch),
+        Some(Ok(m)) => m.answer(&bytes, input, output, batch, threads),
         _ => Err(ServeError::ModelUnavailable),
     };
     // A body of a few records costs tens of microseconds: less than handing it to another
@@ -141,7 +162,9 @@ async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(&'
     let text = if bytes_len <= INLINE_BODY_BYTES {
         work()?
     } else {
-        tokio::task::spawn_blocking(work).await.map_err(|_| ServeError::Internal)??
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| ServeError::Internal)??
     };
     Ok((output.content_type(), text))
 }
@@ -180,7 +203,8 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
@@ -189,6 +213,11 @@ async fn shutdown_signal() {
 
 /// Sets up line-oriented logging to stderr (`RUST_LOG` overrides the `info` default).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

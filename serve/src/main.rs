@@ -6,7 +6,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     serve::init_logging();
     let config = serve::config::ServeConfig::from_env();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");

@@ -49,7 +49,9 @@ impl TrainConfig {
             .into_iter()
             .filter_map(Member::from_name)
             .collect();
-        let weighting = Weighting::from_name(r.choice("weighting", "exp_accuracy", &Weighting::NAMES)?).expect("listed name");
+        let weighting =
+            Weighting::from_name(r.choice("weighting", "exp_accuracy", &Weighting::NAMES)?)
+                .expect("listed name");
         let ensemble = EnsembleParams {
             members,
             forest: ForestParams {
@@ -74,19 +76,40 @@ impl TrainConfig {
                 max_iterations: r.u64("lr_max_iter", 1000, 1, 100_000)?,
             },
             weighting,
-            threshold: r.f64("threshold", 0.5, Interval { min: 0.0, min_inclusive: false, max: 1.0, max_inclusive: false })?,
+            threshold: r.f64(
+                "threshold",
+                0.5,
+                Interval {
+                    min: 0.0,
+                    min_inclusive: false,
+                    max: 1.0,
+                    max_inclusive: false,
+                },
+            )?,
             max_bin: r.u64("max_bin", 256, 2, 4096)? as u32,
             seed,
             nthread: r.u64("nthread", 0, 0, 1024)? as u32,
         };
         let split = SplitConfig {
-            validation_fraction: r.f64("validation_fraction", 0.15, Interval::right_open(0.01, 0.5))?,
+            validation_fraction: r.f64(
+                "validation_fraction",
+                0.15,
+                Interval::right_open(0.01, 0.5),
+            )?,
             test_fraction: r.f64("test_fraction", 0.15, Interval::right_open(0.0, 0.5))?,
             seed,
         };
         r.finish()?;
-        let hyperparameters = hp.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-        Ok(Self { model_kind, ensemble, split, hyperparameters })
+        let hyperparameters = hp
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Ok(Self {
+            model_kind,
+            ensemble,
+            split,
+            hyperparameters,
+        })
     }
 }
 
@@ -125,12 +148,16 @@ impl ResourceConfig {
 
     /// Whether this host writes the model: the first host in sorted order, or the only one.
     pub fn is_leader(&self) -> bool {
-        let Some(me) = &self.current_host else { return true };
+        let Some(me) = &self.current_host else {
+            return true;
+        };
         self.hosts.iter().min().is_none_or(|first| first == me)
     }
 }
 
-fn read_optional_json<T: serde::de::DeserializeOwned + Default>(path: &std::path::Path) -> Result<T> {
+fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
+    path: &std::path::Path,
+) -> Result<T> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -149,29 +176,61 @@ mod tests {
     fn defaults_are_the_originals() {
         let c = TrainConfig::from_hyperparameters(&Hyperparameters::default()).unwrap();
         assert_eq!(c.ensemble, EnsembleParams::default());
-        assert_eq!(c.split, SplitConfig { validation_fraction: 0.15, test_fraction: 0.15, seed: 42 });
+        assert_eq!(
+            c.split,
+            SplitConfig {
+                validation_fraction: 0.15,
+                test_fraction: 0.15,
+                seed: 42
+            }
+        );
     }
 
     #[test]
     fn overrides_and_member_switches() {
-        let hp = Hyperparameters::from_pairs([("models", "gradient_boosting, logistic_regression"), ("gb_eta", "3e-2"), ("weighting", "AUC")]);
+        let hp = Hyperparameters::from_pairs([
+            ("models", "gradient_boosting, logistic_regression"),
+            ("gb_eta", "3e-2"),
+            ("weighting", "AUC"),
+        ]);
         let c = TrainConfig::from_hyperparameters(&hp).unwrap();
-        assert_eq!(c.ensemble.members, vec![Member::GradientBoosting, Member::LogisticRegression]);
+        assert_eq!(
+            c.ensemble.members,
+            vec![Member::GradientBoosting, Member::LogisticRegression]
+        );
         assert_eq!(c.ensemble.boosting.eta, 0.03);
         assert_eq!(c.ensemble.weighting, Weighting::Auc);
     }
 
     #[test]
     fn unknown_kind_and_key_are_rejected() {
-        let e = TrainConfig::from_hyperparameters(&Hyperparameters::from_pairs([("model_kind", "iops")])).unwrap_err();
-        assert!(e.to_string().contains("model_kind: could not parse value 'iops'; allowed: one of fire_ensemble"), "{e}");
-        let e = TrainConfig::from_hyperparameters(&Hyperparameters::from_pairs([("num_round", "10")])).unwrap_err();
-        assert!(e.to_string().contains("Extraneous hyperparameter found: num_round"), "{e}");
+        let e = TrainConfig::from_hyperparameters(&Hyperparameters::from_pairs([(
+            "model_kind",
+            "iops",
+        )]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "model_kind: could not parse value 'iops'; allowed: one of fire_ensemble"
+            ),
+            "{e}"
+        );
+        let e =
+            TrainConfig::from_hyperparameters(&Hyperparameters::from_pairs([("num_round", "10")]))
+                .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Extraneous hyperparameter found: num_round"),
+            "{e}"
+        );
     }
 
     #[test]
     fn leader_is_first_sorted_host() {
-        let rc = |me: &str| ResourceConfig { current_host: Some(me.into()), hosts: vec!["algo-2".into(), "algo-1".into()] };
+        let rc = |me: &str| ResourceConfig {
+            current_host: Some(me.into()),
+            hosts: vec!["algo-2".into(), "algo-1".into()],
+        };
         assert!(rc("algo-1").is_leader());
         assert!(!rc("algo-2").is_leader());
         assert!(ResourceConfig::default().is_leader());

@@ -39,15 +39,28 @@ fn parse(args: &[String]) -> Result<Args, String> {
     if it.next().map(String::as_str) != Some("fire") {
         return Err("the only data set is 'fire'".into());
     }
-    let mut a = Args { rows: 0, demo: 0, seed: 7, layout: Layout::Json, out: PathBuf::new() };
+    let mut a = Args {
+        rows: 0,
+        demo: 0,
+        seed: 7,
+        layout: Layout::Json,
+        out: PathBuf::new(),
+    };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: '{value}' is not a whole number"));
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: '{value}' is not a whole number"))
+        };
         match flag.as_str() {
             "--rows" => a.rows = number()? as usize,
             "--demo" => a.demo = number()? as usize,
             "--seed" => a.seed = number()?,
-            "--format" => a.layout = Layout::parse(value).ok_or_else(|| format!("unknown format '{value}'"))?,
+            "--format" => {
+                a.layout =
+                    Layout::parse(value).ok_or_else(|| format!("unknown format '{value}'"))?
+            }
             "--out" => a.out = PathBuf::from(value),
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -64,7 +77,18 @@ fn generate(a: &Args) -> Result<String, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
     let file = std::fs::File::create(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    datagen::write_rows(&rows, a.layout, &mut BufWriter::with_capacity(1 << 20, file)).map_err(|e| e.to_string())?;
+    datagen::write_rows(
+        &rows,
+        a.layout,
+        &mut BufWriter::with_capacity(1 << 20, file),
+    )
+    .map_err(|e| e.to_string())?;
     let fire = rows.labels.iter().filter(|&&y| y == 1).count() as f64 / rows.labels.len() as f64;
-    Ok(format!("{} rows ({} generator + {} demo), fire rate {fire:.4} -> {}", rows.labels.len(), a.rows, a.demo, a.out.display()))
+    Ok(format!(
+        "{} rows ({} generator + {} demo), fire rate {fire:.4} -> {}",
+        rows.labels.len(),
+        a.rows,
+        a.demo,
+        a.out.display()
+    ))
 }

@@ -23,19 +23,33 @@ struct Splits {
 }
 
 /// Loads, splits, fits, evaluates and saves; returns the evaluation.
-pub fn train(opt_ml: &OptMl, config: &TrainConfig, channels: &BTreeMap<String, ChannelConfig>, stop: &StopFlag) -> Result<Evaluation> {
+pub fn train(
+    opt_ml: &OptMl,
+    config: &TrainConfig,
+    channels: &BTreeMap<String, ChannelConfig>,
+    stop: &StopFlag,
+) -> Result<Evaluation> {
     let splits = load_splits(opt_ml, config, channels, stop)?;
     let mut progress = LogProgress { stop };
-    let outcome = config.ensemble.fit(&splits.train, &splits.validation, &mut progress)?;
+    let outcome = config
+        .ensemble
+        .fit(&splits.train, &splits.validation, &mut progress)?;
     for (member, seconds) in &outcome.fit_seconds {
-        tracing::info!(member = member.name(), seconds = format!("{seconds:.2}"), "member fitted");
+        tracing::info!(
+            member = member.name(),
+            seconds = format!("{seconds:.2}"),
+            "member fitted"
+        );
     }
     tracing::info!(peak_mib = common::peak_memory_mib(), "all members fitted");
-    {
-    }
+    {}
     let ensemble = &outcome.ensemble;
     let validation = evaluate(ensemble, &splits.validation)?;
-    let test = splits.test.as_ref().map(|t| evaluate(ensemble, t)).transpose()?;
+    let test = splits
+        .test
+        .as_ref()
+        .map(|t| evaluate(ensemble, t))
+        .transpose()?;
     let rows = BTreeMap::from([
         ("train", splits.train.len()),
         ("validation", splits.validation.len()),
@@ -61,7 +75,8 @@ pub fn train(opt_ml: &OptMl, config: &TrainConfig, channels: &BTreeMap<String, C
     }
     stop.check()?;
     save_model(opt_ml, config, ensemble, &evaluation)?;
-    let eval_json = serde_json::to_vec_pretty(&evaluation).map_err(|e| Error::Fit(e.to_string()))?;
+    let eval_json =
+        serde_json::to_vec_pretty(&evaluation).map_err(|e| Error::Fit(e.to_string()))?;
     let out = opt_ml.output_data_dir();
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     artifact::write_atomic(&out.join("evaluation.json"), &eval_json)?;
@@ -97,9 +112,17 @@ fn evaluate(ensemble: &FireEnsemble, data: &Dataset) -> Result<SplitMetrics> {
     let members = p
         .members
         .iter()
-        .map(|(m, q)| (m.name(), BinaryMetrics::compute(labels, q, ensemble.threshold)))
+        .map(|(m, q)| {
+            (
+                m.name(),
+                BinaryMetrics::compute(labels, q, ensemble.threshold),
+            )
+        })
         .collect();
-    Ok(SplitMetrics { members, ensemble: BinaryMetrics::compute(labels, &p.ensemble, ensemble.threshold) })
+    Ok(SplitMetrics {
+        members,
+        ensemble: BinaryMetrics::compute(labels, &p.ensemble, ensemble.threshold),
+    })
 }
 
 /// The `train` channel (or `training`, the original's name), with its declared ContentType.
@@ -110,7 +133,10 @@ fn channel<'a>(
 ) -> Result<Option<(&'static str, Option<&'a str>)>> {
     for &name in names {
         let cfg = channels.get(name);
-        if cfg.and_then(|c| c.input_mode.as_deref()).is_some_and(|m| m.eq_ignore_ascii_case("pipe")) {
+        if cfg
+            .and_then(|c| c.input_mode.as_deref())
+            .is_some_and(|m| m.eq_ignore_ascii_case("pipe"))
+        {
             return Err(Error::Config(format!(
                 "channel '{name}' uses Pipe input mode, which this container does not support; use File or FastFile"
             )));
@@ -122,35 +148,73 @@ fn channel<'a>(
     Ok(None)
 }
 
-fn load_splits(opt_ml: &OptMl, config: &TrainConfig, channels: &BTreeMap<String, ChannelConfig>, stop: &StopFlag) -> Result<Splits> {
+fn load_splits(
+    opt_ml: &OptMl,
+    config: &TrainConfig,
+    channels: &BTreeMap<String, ChannelConfig>,
+    stop: &StopFlag,
+) -> Result<Splits> {
     let schema = fire::schema();
     let check = || stop.check();
     let load = |name: &str, content_type: Option<&str>| {
-        data::load_channel(&opt_ml.channel_dir(name), name, content_type, &schema, &check)
+        data::load_channel(
+            &opt_ml.channel_dir(name),
+            name,
+            content_type,
+            &schema,
+            &check,
+        )
     };
-    for name in channels.keys().filter(|n| !["train", "training", "validation", "test"].contains(&n.as_str())) {
+    for name in channels
+        .keys()
+        .filter(|n| !["train", "training", "validation", "test"].contains(&n.as_str()))
+    {
         tracing::warn!(channel = %name, "ignoring a channel this model does not use (known: train or training, validation, test)");
     }
-    let (train_name, train_ct) = channel(opt_ml, channels, &["train", "training"])?
-        .ok_or_else(|| Error::Config(format!("Missing required channel: train (also accepted: training) under {}", opt_ml.data_dir().display())))?;
+    let (train_name, train_ct) =
+        channel(opt_ml, channels, &["train", "training"])?.ok_or_else(|| {
+            Error::Config(format!(
+                "Missing required channel: train (also accepted: training) under {}",
+                opt_ml.data_dir().display()
+            ))
+        })?;
     let all = load(train_name, train_ct)?;
     require_both_classes(&all, train_name)?;
-    let validation = channel(opt_ml, channels, &["validation"])?.map(|(n, ct)| load(n, ct)).transpose()?;
-    let test = channel(opt_ml, channels, &["test"])?.map(|(n, ct)| load(n, ct)).transpose()?;
+    let validation = channel(opt_ml, channels, &["validation"])?
+        .map(|(n, ct)| load(n, ct))
+        .transpose()?;
+    let test = channel(opt_ml, channels, &["test"])?
+        .map(|(n, ct)| load(n, ct))
+        .transpose()?;
     let s = config.split;
     let splits = match validation {
-        Some(validation) => Splits { train: all, validation, test },
+        Some(validation) => Splits {
+            train: all,
+            validation,
+            test,
+        },
         None => {
             // Hold out validation (and test, unless a test channel was given) from `train`.
             let test_fraction = if test.is_some() { 0.0 } else { s.test_fraction };
-            let ix = split::stratified(all.labels.as_slice().unwrap(), s.validation_fraction, test_fraction, s.seed);
+            let ix = split::stratified(
+                all.labels.as_slice().unwrap(),
+                s.validation_fraction,
+                test_fraction,
+                s.seed,
+            );
             let held_test = (!ix.test.is_empty()).then(|| all.select(&ix.test));
-            Splits { train: all.select(&ix.train), validation: all.select(&ix.validation), test: test.or(held_test) }
+            Splits {
+                train: all.select(&ix.train),
+                validation: all.select(&ix.validation),
+                test: test.or(held_test),
+            }
         }
     };
     require_both_classes(&splits.train, "train split")?;
     if splits.validation.is_empty() {
-        return Err(Error::Data("the validation split is empty; provide more rows or a validation channel".into()));
+        return Err(Error::Data(
+            "the validation split is empty; provide more rows or a validation channel".into(),
+        ));
     }
     tracing::info!(
         train = splits.train.len(),
@@ -176,19 +240,38 @@ fn require_both_classes(d: &Dataset, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn save_model(opt_ml: &OptMl, config: &TrainConfig, ensemble: &FireEnsemble, evaluation: &Evaluation) -> Result<()> {
+fn save_model(
+    opt_ml: &OptMl,
+    config: &TrainConfig,
+    ensemble: &FireEnsemble,
+    evaluation: &Evaluation,
+) -> Result<()> {
     let mut payloads = Vec::new();
     for (member, model) in &ensemble.members {
         let weight = ensemble.weights.get(member).copied();
-        let payload = |file: String, format: &str| PayloadFile { name: member.name().into(), file, format: format.into(), weight };
+        let payload = |file: String, format: &str| PayloadFile {
+            name: member.name().into(),
+            file,
+            format: format.into(),
+            weight,
+        };
         match model {
             MemberModel::Trees { parts, .. } => {
                 for part in parts {
-                    payloads.push((payload(format!("{}.ubj", member.name()), "xgboost-ubj"), part.ubj.clone()));
-                    payloads.push((payload(format!("{}.trees", member.name()), "compiled-trees"), part.trees.to_bytes()?));
+                    payloads.push((
+                        payload(format!("{}.ubj", member.name()), "xgboost-ubj"),
+                        part.ubj.clone(),
+                    ));
+                    payloads.push((
+                        payload(format!("{}.trees", member.name()), "compiled-trees"),
+                        part.trees.to_bytes()?,
+                    ));
                 }
             }
-            MemberModel::Logistic(m) => payloads.push((payload(format!("{}.bin", member.name()), "bincode-logistic"), m.to_bytes()?)),
+            MemberModel::Logistic(m) => payloads.push((
+                payload(format!("{}.bin", member.name()), "bincode-logistic"),
+                m.to_bytes()?,
+            )),
         }
     }
     let manifest = Manifest {
@@ -205,7 +288,11 @@ fn save_model(opt_ml: &OptMl, config: &TrainConfig, ensemble: &FireEnsemble, eva
             ("train".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
             ("linfa-logistic".to_owned(), "0.8".to_owned()),
         ]),
-        rows: evaluation.rows.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        rows: evaluation
+            .rows
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
     };
     let dir = opt_ml.model_dir();
     artifact::save(&dir, manifest, payloads)?;

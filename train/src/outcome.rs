@@ -15,7 +15,11 @@ pub fn write_failure(opt_ml: &OptMl, reason: &str) {
         let _ = std::fs::create_dir_all(dir);
     }
     let reason = reason.replace('\n', " ");
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
         Ok(mut f) => {
             let _ = writeln!(f, "{reason}");
             let _ = f.sync_all();
@@ -23,7 +27,9 @@ pub fn write_failure(opt_ml: &OptMl, reason: &str) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             tracing::warn!(path = %path.display(), "a failure file exists already; keeping the first reason");
         }
-        Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot write the failure file"),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot write the failure file")
+        }
     }
 }
 

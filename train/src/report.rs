@@ -42,9 +42,19 @@ pub struct Evaluation {
 
 /// The metric log lines of one split.
 pub fn metric_lines(split: &str, m: &SplitMetrics) -> Vec<String> {
-    let mut out: Vec<String> = m.ensemble.named().into_iter().map(|(k, v)| format!("metric: {split}:{k}={v:.6}")).collect();
+    let mut out: Vec<String> = m
+        .ensemble
+        .named()
+        .into_iter()
+        .map(|(k, v)| format!("metric: {split}:{k}={v:.6}"))
+        .collect();
     for (member, metrics) in &m.members {
-        out.extend(metrics.named().into_iter().map(|(k, v)| format!("metric: {split}:{member}:{k}={v:.6}")));
+        out.extend(
+            metrics
+                .named()
+                .into_iter()
+                .map(|(k, v)| format!("metric: {split}:{member}:{k}={v:.6}")),
+        );
     }
     out
 }

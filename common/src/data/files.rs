@@ -71,6 +71,8 @@ pub fn read_all(path: &Path) -> Result<Vec<u8>> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let (mut reader, _) = open(dir, path)?;
     let mut buf = Vec::new();
-    reader.read_to_end(&mut buf).map_err(|e| Error::io(path, e))?;
+    reader
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::io(path, e))?;
     Ok(buf)
 }

@@ -17,13 +17,25 @@ use std::fmt;
 use std::io::{BufRead, Read};
 
 /// Parses every JSON value in `reader` into `sink`; `source` names the file in errors.
-pub fn parse(reader: impl BufRead, schema: &Schema, source: &str, sink: &mut RowSink) -> Result<()> {
+pub fn parse(
+    reader: impl BufRead,
+    schema: &Schema,
+    source: &str,
+    sink: &mut RowSink,
+) -> Result<()> {
     let mut reader = ByteReader::new(reader);
-    let mut ctx = Ctx { schema, sink, row: Row::new(schema.feature_names.len()), records: 0 };
+    let mut ctx = Ctx {
+        schema,
+        sink,
+        row: Row::new(schema.feature_names.len()),
+        records: 0,
+    };
     while reader.skip_whitespace().map_err(|e| Error::io(source, e))? {
         let first_line = reader.lines + 1;
         let mut de = serde_json::Deserializer::from_reader(&mut reader);
-        TopSeed(&mut ctx).deserialize(&mut de).map_err(|e| located(source, first_line, &e))?;
+        TopSeed(&mut ctx)
+            .deserialize(&mut de)
+            .map_err(|e| located(source, first_line, &e))?;
     }
     Ok(())
 }
@@ -31,9 +43,14 @@ pub fn parse(reader: impl BufRead, schema: &Schema, source: &str, sink: &mut Row
 /// Turns a serde_json error into a data error naming the file and the absolute line.
 fn located(source: &str, first_line: usize, e: &serde_json::Error) -> Error {
     let text = e.to_string();
-    let message = text.rsplit_once(" at line ").map_or(text.as_str(), |(m, _)| m);
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
     let line = first_line + e.line().saturating_sub(1);
-    Error::Data(format!("{source}: line {line} column {}: {message}", e.column()))
+    Error::Data(format!(
+        "{source}: line {line} column {}: {message}",
+        e.column()
+    ))
 }
 
 /// A buffered reader tuned for serde_json's byte-at-a-time reads, counting newlines as it goes
@@ -48,7 +65,13 @@ struct ByteReader<R> {
 
 impl<R: Read> ByteReader<R> {
     fn new(inner: R) -> Self {
-        Self { inner, buf: vec![0; 1 << 20].into_boxed_slice(), pos: 0, len: 0, lines: 0 }
+        Self {
+            inner,
+            buf: vec![0; 1 << 20].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            lines: 0,
+        }
     }
 
     /// Refills the buffer when empty; returns whether bytes are available.
@@ -113,9 +136,15 @@ impl Ctx<'_> {
             )));
         }
         let label = self.row.label.ok_or_else(|| {
-            E::custom(format!("sample {} has no '{}' field", self.records, self.schema.label_names[0]))
+            E::custom(format!(
+                "sample {} has no '{}' field",
+                self.records, self.schema.label_names[0]
+            ))
         })?;
-        let label = self.schema.label(label).map_err(|m| E::custom(format!("sample {}: {m}", self.records)))?;
+        let label = self
+            .schema
+            .label(label)
+            .map_err(|m| E::custom(format!("sample {}: {m}", self.records)))?;
         self.sink.features.extend_from_slice(&self.row.values);
         self.sink.labels.push(label);
         self.row.reset();
@@ -133,7 +162,12 @@ struct Row {
 
 impl Row {
     fn new(n: usize) -> Self {
-        Self { values: vec![f32::NAN; n], seen: vec![false; n], label: None, touched: false }
+        Self {
+            values: vec![f32::NAN; n],
+            seen: vec![false; n],
+            label: None,
+            touched: false,
+        }
     }
 
     fn reset(&mut self) {
@@ -199,7 +233,11 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
         f.write_str("a JSON object (a sample or {\"samples\": [...]}) or an array of samples")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        RecordSeed { ctx: self.0, top_level: true }.visit_map(map)
+        RecordSeed {
+            ctx: self.0,
+            top_level: true,
+        }
+        .visit_map(map)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         SamplesSeed(self.0).visit_seq(seq)
@@ -222,7 +260,13 @@ impl<'de> Visitor<'de> for SamplesSeed<'_, '_> {
         f.write_str("an array of samples")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(RecordSeed { ctx: &mut *self.0, top_level: false })?.is_some() {}
+        while seq
+            .next_element_seed(RecordSeed {
+                ctx: &mut *self.0,
+                top_level: false,
+            })?
+            .is_some()
+        {}
         Ok(())
     }
 }
@@ -317,7 +361,9 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_, '_> {
             i += 1;
         }
         if ctx.row.touched && i != n {
-            return Err(de::Error::custom(format!("features array holds {i} values, expected {n}")));
+            return Err(de::Error::custom(format!(
+                "features array holds {i} values, expected {n}"
+            )));
         }
         Ok(())
     }

@@ -87,7 +87,11 @@ impl Dataset {
         let rows = sink.labels.len();
         let features = Array2::from_shape_vec((rows, feature_names.len()), sink.features)
             .expect("row sink holds n_features values per row");
-        Self { features, labels: Array1::from(sink.labels), feature_names }
+        Self {
+            features,
+            labels: Array1::from(sink.labels),
+            feature_names,
+        }
     }
 
     /// Number of rows.
@@ -130,7 +134,12 @@ pub enum Format {
 impl Format {
     /// The format a channel ContentType names (parameters such as `; charset=utf-8` ignored).
     pub fn from_content_type(content_type: &str) -> Result<Self> {
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "text/csv" | "csv" | "text/x-csv" | "application/csv" => Ok(Format::Csv),
             "application/json" | "json" | "application/jsonlines" | "application/x-jsonlines"
@@ -147,7 +156,11 @@ impl Format {
         if let Some(ct) = content_type {
             return Self::from_content_type(ct);
         }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         match name.rsplit_once('.').map(|(_, ext)| ext) {
             Some("csv") => Ok(Format::Csv),
@@ -160,7 +173,13 @@ impl Format {
     }
 
     /// Parses `reader` into `sink`; `source` names the file in errors.
-    pub fn parse(self, reader: impl BufRead, schema: &Schema, source: &str, sink: &mut RowSink) -> Result<()> {
+    pub fn parse(
+        self,
+        reader: impl BufRead,
+        schema: &Schema,
+        source: &str,
+        sink: &mut RowSink,
+    ) -> Result<()> {
         match self {
             Format::Json => json::parse(reader, schema, source, sink),
             Format::Csv => csv::parse(reader, schema, source, sink),
@@ -184,12 +203,20 @@ pub fn load_channel(
     for file in &files {
         stop()?;
         let (mut reader, name) = files::open(dir, file)?;
-        let first = reader.fill_buf().map_err(|e| Error::io(file, e))?.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        let first = reader
+            .fill_buf()
+            .map_err(|e| Error::io(file, e))?
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .copied();
         Format::detect(content_type, file, first)?.parse(reader, schema, &name, &mut sink)?;
         tracing::info!(channel, file = %name, rows_so_far = sink.len(), peak_mib = crate::peak_memory_mib(), "loaded data file");
     }
     if sink.is_empty() {
-        return Err(Error::Data(format!("channel '{channel}' holds no data rows in its {} file(s)", files.len())));
+        return Err(Error::Data(format!(
+            "channel '{channel}' holds no data rows in its {} file(s)",
+            files.len()
+        )));
     }
     Ok(Dataset::from_sink(sink, schema.feature_names.clone()))
 }
@@ -200,7 +227,11 @@ mod tests {
 
     /// A two-feature schema keeps the fixtures readable.
     fn schema() -> Schema {
-        Schema { feature_names: vec!["a".into(), "b".into()], label_names: vec!["label".into(), "fire_detected".into()], binary_label: true }
+        Schema {
+            feature_names: vec!["a".into(), "b".into()],
+            label_names: vec!["label".into(), "fire_detected".into()],
+            binary_label: true,
+        }
     }
 
     fn parse(format: Format, text: &str) -> Result<RowSink> {
@@ -230,24 +261,50 @@ mod tests {
 
     #[test]
     fn json_errors_name_file_line_and_field() {
-        let e = parse(Format::Json, "{\"a\":1,\"b\":2,\"label\":0}\n{\"a\":1,\"label\":1}\n").unwrap_err().to_string();
-        assert!(e.contains("f.txt: line 2") && e.contains("missing feature 'b'"), "{e}");
-        let e = parse(Format::Json, "{\"a\":1,\"b\":\"hot\",\"label\":0}").unwrap_err().to_string();
+        let e = parse(
+            Format::Json,
+            "{\"a\":1,\"b\":2,\"label\":0}\n{\"a\":1,\"label\":1}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("f.txt: line 2") && e.contains("missing feature 'b'"),
+            "{e}"
+        );
+        let e = parse(Format::Json, "{\"a\":1,\"b\":\"hot\",\"label\":0}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'b' is not a number: \"hot\""), "{e}");
-        let e = parse(Format::Json, "{\"a\":1,\"b\":2,\"label\":2}").unwrap_err().to_string();
+        let e = parse(Format::Json, "{\"a\":1,\"b\":2,\"label\":2}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("label 2 is not 0 or 1"), "{e}");
-        let e = parse(Format::Json, "{\"a\":1,\"b\":2}").unwrap_err().to_string();
+        let e = parse(Format::Json, "{\"a\":1,\"b\":2}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has no 'label' field"), "{e}");
-        let e = parse(Format::Json, "\n\n{\"samples\":[{\"a\":1,\"b\":2,\"label\":0},").unwrap_err().to_string();
+        let e = parse(
+            Format::Json,
+            "\n\n{\"samples\":[{\"a\":1,\"b\":2,\"label\":0},",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("f.txt: line 3"), "{e}");
-        let e = parse(Format::Json, "{\"features\":[1,2,3],\"label\":0}").unwrap_err().to_string();
+        let e = parse(Format::Json, "{\"features\":[1,2,3],\"label\":0}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("holds 3 values, expected 2"), "{e}");
     }
 
     #[test]
     fn csv_with_header_and_label_first() {
         let want = (vec![1.0, 2.0, 3.0, 4.0], vec![0.0, 1.0]);
-        for text in ["b,label,a,id\n2,0,1,x\n4,1,3,y\n", "\"a\",\"b\",\"fire_detected\"\r\n1,2,0\r\n3,4,1\r\n", "0,1,2\n\n1,3,4\n", "0, 1e0 ,\"2\"\n1,3,4"] {
+        for text in [
+            "b,label,a,id\n2,0,1,x\n4,1,3,y\n",
+            "\"a\",\"b\",\"fire_detected\"\r\n1,2,0\r\n3,4,1\r\n",
+            "0,1,2\n\n1,3,4\n",
+            "0, 1e0 ,\"2\"\n1,3,4",
+        ] {
             assert_eq!(rows(&parse(Format::Csv, text).unwrap()), want, "{text:?}");
         }
     }
@@ -255,11 +312,26 @@ mod tests {
     #[test]
     fn csv_errors_name_file_line_and_column() {
         let e = parse(Format::Csv, "0,1,2\n1,3\n").unwrap_err().to_string();
-        assert!(e.contains("f.txt: line 2: expected 3 columns (the label then the 2 features), found 2"), "{e}");
-        let e = parse(Format::Csv, "a,b,label\n1,x,0\n").unwrap_err().to_string();
-        assert!(e.contains("line 2: column 2 ('b') is not a number: \"x\""), "{e}");
-        let e = parse(Format::Csv, "a,label\n1,0\n").unwrap_err().to_string();
-        assert!(e.contains("line 1: the header lacks feature column(s) b"), "{e}");
+        assert!(
+            e.contains(
+                "f.txt: line 2: expected 3 columns (the label then the 2 features), found 2"
+            ),
+            "{e}"
+        );
+        let e = parse(Format::Csv, "a,b,label\n1,x,0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2: column 2 ('b') is not a number: \"x\""),
+            "{e}"
+        );
+        let e = parse(Format::Csv, "a,label\n1,0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 1: the header lacks feature column(s) b"),
+            "{e}"
+        );
         let e = parse(Format::Csv, "a,b\n1,0\n").unwrap_err().to_string();
         assert!(e.contains("no label column"), "{e}");
         let e = parse(Format::Csv, "0,1,\n").unwrap_err().to_string();
@@ -269,13 +341,31 @@ mod tests {
     #[test]
     fn format_detection() {
         let p = Path::new;
-        assert_eq!(Format::detect(Some("text/csv; charset=utf-8"), p("x.json"), None).unwrap(), Format::Csv);
-        assert_eq!(Format::detect(Some("Application/JSONLines"), p("x"), None).unwrap(), Format::Json);
+        assert_eq!(
+            Format::detect(Some("text/csv; charset=utf-8"), p("x.json"), None).unwrap(),
+            Format::Csv
+        );
+        assert_eq!(
+            Format::detect(Some("Application/JSONLines"), p("x"), None).unwrap(),
+            Format::Json
+        );
         assert!(Format::detect(Some("application/x-parquet"), p("x"), None).is_err());
-        assert_eq!(Format::detect(None, p("part.jsonl.gz"), None).unwrap(), Format::Json);
-        assert_eq!(Format::detect(None, p("part.CSV"), Some(b'{')).unwrap(), Format::Csv);
-        assert_eq!(Format::detect(None, p("part-0001"), Some(b'{')).unwrap(), Format::Json);
-        assert_eq!(Format::detect(None, p("part-0001"), Some(b'0')).unwrap(), Format::Csv);
+        assert_eq!(
+            Format::detect(None, p("part.jsonl.gz"), None).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            Format::detect(None, p("part.CSV"), Some(b'{')).unwrap(),
+            Format::Csv
+        );
+        assert_eq!(
+            Format::detect(None, p("part-0001"), Some(b'{')).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            Format::detect(None, p("part-0001"), Some(b'0')).unwrap(),
+            Format::Csv
+        );
     }
 
     #[test]
@@ -284,21 +374,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("b.csv"), "1,3,4\n").unwrap();
-        std::fs::write(dir.path().join("a.json"), r#"{"samples":[{"a":1,"b":2,"label":0}]}"#).unwrap();
+        std::fs::write(
+            dir.path().join("a.json"),
+            r#"{"samples":[{"a":1,"b":2,"label":0}]}"#,
+        )
+        .unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(b"{\"a\":5,\"b\":6,\"label\":1}\n").unwrap();
         std::fs::write(dir.path().join("sub/c.jsonl.gz"), gz.finish().unwrap()).unwrap();
         std::fs::write(dir.path().join(".DS_Store"), "junk").unwrap();
         std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
         let d = load_channel(dir.path(), "train", None, &schema(), &|| Ok(())).unwrap();
-        assert_eq!(d.features.as_slice().unwrap(), &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(
+            d.features.as_slice().unwrap(),
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        );
         assert_eq!(d.labels.to_vec(), vec![0.0, 1.0, 1.0]);
 
         let empty = tempfile::tempdir().unwrap();
         std::fs::write(empty.path().join("_SUCCESS"), "").unwrap();
-        let e = load_channel(empty.path(), "train", None, &schema(), &|| Ok(())).unwrap_err().to_string();
+        let e = load_channel(empty.path(), "train", None, &schema(), &|| Ok(()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Channel 'train' is empty"), "{e}");
-        let e = load_channel(&dir.path().join("nope"), "validation", None, &schema(), &|| Ok(())).unwrap_err().to_string();
+        let e = load_channel(
+            &dir.path().join("nope"),
+            "validation",
+            None,
+            &schema(),
+            &|| Ok(()),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("Missing required channel: validation"), "{e}");
     }
 }

@@ -32,9 +32,14 @@ pub enum Member {
 
 impl Member {
     /// Every member, in reporting order.
-    pub const ALL: [Member; 3] = [Member::RandomForest, Member::GradientBoosting, Member::LogisticRegression];
+    pub const ALL: [Member; 3] = [
+        Member::RandomForest,
+        Member::GradientBoosting,
+        Member::LogisticRegression,
+    ];
     /// Names accepted by the `models` hyperparameter.
-    pub const NAMES: [&'static str; 3] = ["random_forest", "gradient_boosting", "logistic_regression"];
+    pub const NAMES: [&'static str; 3] =
+        ["random_forest", "gradient_boosting", "logistic_regression"];
 
     /// The member's name in hyperparameters, the manifest, metrics and responses.
     pub fn name(self) -> &'static str {
@@ -43,7 +48,10 @@ impl Member {
 
     /// The member with this name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
     }
 }
 
@@ -76,13 +84,31 @@ impl Weighting {
     pub fn weights(self, validation: &BTreeMap<Member, BinaryMetrics>) -> BTreeMap<Member, f64> {
         let raw: BTreeMap<Member, f64> = match self {
             Weighting::Equal => validation.keys().map(|&m| (m, 1.0)).collect(),
-            Weighting::Auc => validation.iter().map(|(&m, v)| (m, v.auc.unwrap_or(0.5))).collect(),
+            Weighting::Auc => validation
+                .iter()
+                .map(|(&m, v)| (m, v.auc.unwrap_or(0.5)))
+                .collect(),
             Weighting::ExpAccuracy => {
-                let lo = validation.values().map(|v| v.accuracy).fold(f64::INFINITY, f64::min);
-                let hi = validation.values().map(|v| v.accuracy).fold(f64::NEG_INFINITY, f64::max);
+                let lo = validation
+                    .values()
+                    .map(|v| v.accuracy)
+                    .fold(f64::INFINITY, f64::min);
+                let hi = validation
+                    .values()
+                    .map(|v| v.accuracy)
+                    .fold(f64::NEG_INFINITY, f64::max);
                 validation
                     .iter()
-                    .map(|(&m, v)| (m, if hi > lo { (3.0 * (v.accuracy - lo) / (hi - lo)).exp() } else { 1.0 }))
+                    .map(|(&m, v)| {
+                        (
+                            m,
+                            if hi > lo {
+                                (3.0 * (v.accuracy - lo) / (hi - lo)).exp()
+                            } else {
+                                1.0
+                            },
+                        )
+                    })
                     .collect()
             }
         };
@@ -115,7 +141,14 @@ pub struct ForestParams {
 
 impl Default for ForestParams {
     fn default() -> Self {
-        Self { num_trees: 200, max_depth: 10, subsample: 0.632, colsample_bynode: None, lambda: 1e-5, min_child_weight: 1.0 }
+        Self {
+            num_trees: 200,
+            max_depth: 10,
+            subsample: 0.632,
+            colsample_bynode: None,
+            lambda: 1e-5,
+            min_child_weight: 1.0,
+        }
     }
 }
 
@@ -140,7 +173,15 @@ pub struct BoostingParams {
 
 impl Default for BoostingParams {
     fn default() -> Self {
-        Self { num_round: 200, max_depth: 6, eta: 0.1, subsample: 1.0, colsample_bytree: 1.0, lambda: 1.0, min_child_weight: 1.0 }
+        Self {
+            num_round: 200,
+            max_depth: 6,
+            eta: 0.1,
+            subsample: 1.0,
+            colsample_bytree: 1.0,
+            lambda: 1.0,
+            min_child_weight: 1.0,
+        }
     }
 }
 
@@ -263,7 +304,8 @@ impl FireEnsemble {
         let mut weights = BTreeMap::new();
         let mut seen = Vec::new();
         for p in &manifest.payloads {
-            let member = Member::from_name(&p.name).ok_or_else(|| Error::Artifact(format!("unknown ensemble member '{}'", p.name)))?;
+            let member = Member::from_name(&p.name)
+                .ok_or_else(|| Error::Artifact(format!("unknown ensemble member '{}'", p.name)))?;
             if seen.contains(&member) {
                 continue;
             }
@@ -274,20 +316,38 @@ impl FireEnsemble {
                     let compiled = manifest.read_payloads_of(dir, &p.name, "compiled-trees")?;
                     let parts = compiled
                         .iter()
-                        .map(|(bytes, _)| Ok(XgbPart { trees: TreeModel::from_bytes(bytes)?, ubj: Vec::new() }))
+                        .map(|(bytes, _)| {
+                            Ok(XgbPart {
+                                trees: TreeModel::from_bytes(bytes)?,
+                                ubj: Vec::new(),
+                            })
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     MemberModel::trees(parts)?
                 }
-                "bincode-logistic" => MemberModel::Logistic(LogisticModel::from_bytes(&files[0].0, n_features)?),
-                other => return Err(Error::Artifact(format!("unknown payload format '{other}' for '{}'", p.name))),
+                "bincode-logistic" => {
+                    MemberModel::Logistic(LogisticModel::from_bytes(&files[0].0, n_features)?)
+                }
+                other => {
+                    return Err(Error::Artifact(format!(
+                        "unknown payload format '{other}' for '{}'",
+                        p.name
+                    )))
+                }
             };
             weights.insert(member, p.weight.unwrap_or(0.0));
             members.push((member, model));
         }
         if members.is_empty() {
-            return Err(Error::Artifact("the manifest lists no ensemble members".into()));
+            return Err(Error::Artifact(
+                "the manifest lists no ensemble members".into(),
+            ));
         }
-        Ok(Self { members, weights, threshold: manifest.threshold.unwrap_or(0.5) })
+        Ok(Self {
+            members,
+            weights,
+            threshold: manifest.threshold.unwrap_or(0.5),
+        })
     }
 
     /// Member and ensemble probabilities for every row.
@@ -302,7 +362,10 @@ impl FireEnsemble {
             }
             members.push((*m, p));
         }
-        Ok(EnsemblePrediction { members, ensemble: ensemble.into_iter().map(|v| v as f32).collect() })
+        Ok(EnsemblePrediction {
+            members,
+            ensemble: ensemble.into_iter().map(|v| v as f32).collect(),
+        })
     }
 }
 
@@ -319,7 +382,9 @@ pub struct FitOutcome {
 impl EnsembleParams {
     fn forest_params(&self, n_features: usize, trees: u32, seed: u64) -> XgbParams {
         let f = &self.forest;
-        let colsample = f.colsample_bynode.unwrap_or_else(|| (n_features as f64).sqrt() / n_features as f64);
+        let colsample = f
+            .colsample_bynode
+            .unwrap_or_else(|| (n_features as f64).sqrt() / n_features as f64);
         self.tree_base()
             .set("eta", 1)
             .set("num_parallel_tree", trees)
@@ -356,7 +421,12 @@ impl EnsembleParams {
     }
 
     /// Fits the forest in parts of [`FOREST_PART_TREES`] trees, each with its own seed.
-    fn fit_forest(&self, dtrain: &xgb::DMatrix, n_features: usize, progress: &mut dyn Progress) -> Result<Vec<XgbPart>> {
+    fn fit_forest(
+        &self,
+        dtrain: &xgb::DMatrix,
+        n_features: usize,
+        progress: &mut dyn Progress,
+    ) -> Result<Vec<XgbPart>> {
         let mut parts = Vec::new();
         let mut left = self.forest.num_trees;
         while left > 0 {
@@ -364,7 +434,12 @@ impl EnsembleParams {
             let trees = left.min(FOREST_PART_TREES);
             let seed = self.seed.wrapping_add(parts.len() as u64);
             let params = self.forest_params(n_features, trees, seed);
-            parts.push(part(&xgboost::train_rounds(&params, &[(dtrain, "train")], 1, &mut |_, _| Ok(()))?)?);
+            parts.push(part(&xgboost::train_rounds(
+                &params,
+                &[(dtrain, "train")],
+                1,
+                &mut |_, _| Ok(()),
+            )?)?);
             left -= trees;
         }
         Ok(parts)
@@ -374,7 +449,12 @@ impl EnsembleParams {
     ///
     /// The logistic regression is fitted first, before XGBoost's matrices exist, so the two
     /// never hold their working memory at the same time.
-    pub fn fit(&self, train: &Dataset, validation: &Dataset, progress: &mut dyn Progress) -> Result<FitOutcome> {
+    pub fn fit(
+        &self,
+        train: &Dataset,
+        validation: &Dataset,
+        progress: &mut dyn Progress,
+    ) -> Result<FitOutcome> {
         let mut order = self.members.clone();
         order.sort_by_key(|m| *m != Member::LogisticRegression);
         let mut matrices = None;
@@ -395,25 +475,49 @@ impl EnsembleParams {
                 }
                 let (dtrain, dvalid) = matrices.as_ref().expect("built above");
                 if member == Member::RandomForest {
-                    MemberModel::trees(self.fit_forest(dtrain, train.feature_names.len(), progress)?)?
+                    MemberModel::trees(self.fit_forest(
+                        dtrain,
+                        train.feature_names.len(),
+                        progress,
+                    )?)?
                 } else {
                     let evals = [(dtrain, "train"), (dvalid, "validation")];
                     let mut on_round = |_: u32, line: &str| {
                         progress.boosting_round(line);
                         progress.checkpoint()
                     };
-                    let booster = xgboost::train_rounds(&self.boosting_params(), &evals, self.boosting.num_round, &mut on_round)?;
+                    let booster = xgboost::train_rounds(
+                        &self.boosting_params(),
+                        &evals,
+                        self.boosting.num_round,
+                        &mut on_round,
+                    )?;
                     MemberModel::trees(vec![part(&booster)?])?
                 }
             };
             fit_seconds.insert(member, start.elapsed().as_secs_f64());
             let p = model.predict(validation.features.view())?;
-            scores.insert(member, BinaryMetrics::compute(validation.labels.as_slice().unwrap(), &p, self.threshold));
+            scores.insert(
+                member,
+                BinaryMetrics::compute(validation.labels.as_slice().unwrap(), &p, self.threshold),
+            );
             fitted.insert(member, model);
         }
-        let members = self.members.iter().filter_map(|m| fitted.remove(m).map(|model| (*m, model))).collect();
+        let members = self
+            .members
+            .iter()
+            .filter_map(|m| fitted.remove(m).map(|model| (*m, model)))
+            .collect();
         let weights = self.weighting.weights(&scores);
-        Ok(FitOutcome { ensemble: FireEnsemble { members, weights, threshold: self.threshold }, validation: scores, fit_seconds })
+        Ok(FitOutcome {
+            ensemble: FireEnsemble {
+                members,
+                weights,
+                threshold: self.threshold,
+            },
+            validation: scores,
+            fit_seconds,
+        })
     }
 }
 
@@ -428,7 +532,13 @@ mod tests {
     use super::*;
 
     fn metrics(accuracy: f64, auc: f64) -> BinaryMetrics {
-        BinaryMetrics { accuracy, precision: 0.0, recall: 0.0, f1: 0.0, auc: Some(auc) }
+        BinaryMetrics {
+            accuracy,
+            precision: 0.0,
+            recall: 0.0,
+            f1: 0.0,
+            auc: Some(auc),
+        }
     }
 
     #[test]
@@ -436,31 +546,49 @@ mod tests {
         // RF best, GB normalised at 0.997, LR worst: the original's 49.02 / 48.54 / 2.44 %.
         let v = BTreeMap::from([
             (Member::RandomForest, metrics(0.7000, 0.75)),
-            (Member::GradientBoosting, metrics(0.7000 - 0.003 * 0.0560, 0.75)),
+            (
+                Member::GradientBoosting,
+                metrics(0.7000 - 0.003 * 0.0560, 0.75),
+            ),
             (Member::LogisticRegression, metrics(0.6440, 0.68)),
         ]);
         let w = Weighting::ExpAccuracy.weights(&v);
         assert!((w[&Member::RandomForest] - 0.4902).abs() < 5e-4, "{w:?}");
-        assert!((w[&Member::GradientBoosting] - 0.4854).abs() < 5e-4, "{w:?}");
-        assert!((w[&Member::LogisticRegression] - 0.0244).abs() < 5e-4, "{w:?}");
+        assert!(
+            (w[&Member::GradientBoosting] - 0.4854).abs() < 5e-4,
+            "{w:?}"
+        );
+        assert!(
+            (w[&Member::LogisticRegression] - 0.0244).abs() < 5e-4,
+            "{w:?}"
+        );
     }
 
     #[test]
     fn equal_scores_give_equal_weights_and_auc_is_proportional() {
-        let v = BTreeMap::from([(Member::RandomForest, metrics(0.7, 0.8)), (Member::LogisticRegression, metrics(0.7, 0.6))]);
+        let v = BTreeMap::from([
+            (Member::RandomForest, metrics(0.7, 0.8)),
+            (Member::LogisticRegression, metrics(0.7, 0.6)),
+        ]);
         let w = Weighting::ExpAccuracy.weights(&v);
         assert_eq!(w[&Member::RandomForest], 0.5);
         let w = Weighting::Auc.weights(&v);
         assert!((w[&Member::RandomForest] - 0.8 / 1.4).abs() < 1e-12);
         let one = BTreeMap::from([(Member::GradientBoosting, metrics(0.6, 0.7))]);
-        assert_eq!(Weighting::ExpAccuracy.weights(&one)[&Member::GradientBoosting], 1.0);
+        assert_eq!(
+            Weighting::ExpAccuracy.weights(&one)[&Member::GradientBoosting],
+            1.0
+        );
     }
 
     #[test]
     fn member_names_round_trip() {
         for m in Member::ALL {
             assert_eq!(Member::from_name(m.name()), Some(m));
-            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.name()));
+            assert_eq!(
+                serde_json::to_string(&m).unwrap(),
+                format!("\"{}\"", m.name())
+            );
         }
     }
 }

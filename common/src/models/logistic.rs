@@ -23,7 +23,10 @@ pub struct LogisticParams {
 
 impl Default for LogisticParams {
     fn default() -> Self {
-        Self { c: 1.0, max_iterations: 1000 }
+        Self {
+            c: 1.0,
+            max_iterations: 1000,
+        }
     }
 }
 
@@ -44,8 +47,12 @@ impl LogisticParams {
     /// Fits on features and 0/1 labels.
     pub fn fit(&self, x: ArrayView2<f32>, y: &Array1<f32>) -> Result<LogisticModel> {
         let x = x.mapv(f64::from);
-        let mean = x.mean_axis(Axis(0)).ok_or_else(|| Error::Fit("no training rows".into()))?;
-        let scale = x.std_axis(Axis(0), 0.0).mapv(|s| if s > 0.0 { s } else { 1.0 });
+        let mean = x
+            .mean_axis(Axis(0))
+            .ok_or_else(|| Error::Fit("no training rows".into()))?;
+        let scale = x
+            .std_axis(Axis(0), 0.0)
+            .mapv(|s| if s > 0.0 { s } else { 1.0 });
         let z: Array2<f64> = (&x - &mean) / &scale;
         let targets: Array1<usize> = y.mapv(|v| v as usize);
         let rows = z.nrows() as f64;
@@ -58,7 +65,11 @@ impl LogisticParams {
             .fit(&data)
             .map_err(|e| Error::Fit(format!("logistic regression: {e}")))?;
         // linfa calls the more frequent class "positive"; flip so the model scores class 1.
-        let sign = if fitted.labels().pos.class == 1 { 1.0 } else { -1.0 };
+        let sign = if fitted.labels().pos.class == 1 {
+            1.0
+        } else {
+            -1.0
+        };
         Ok(LogisticModel {
             mean: mean.to_vec(),
             scale: scale.to_vec(),
@@ -82,7 +93,10 @@ impl LogisticModel {
 
     /// Probability of class 1 for every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Vec<f32> {
-        x.rows().into_iter().map(|r| self.predict_row(r) as f32).collect()
+        x.rows()
+            .into_iter()
+            .map(|r| self.predict_row(r) as f32)
+            .collect()
     }
 
     /// Encodes the model with bincode.
@@ -93,10 +107,17 @@ impl LogisticModel {
 
     /// Decodes a model written by [`LogisticModel::to_bytes`], checking its width.
     pub fn from_bytes(bytes: &[u8], n_features: usize) -> Result<Self> {
-        let (m, _): (Self, usize) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| Error::Artifact(format!("logistic regression model is corrupt: {e}")))?;
-        if m.mean.len() != n_features || m.scale.len() != n_features || m.coefficients.len() != n_features {
-            return Err(Error::Artifact(format!("logistic regression model is not for {n_features} features")));
+        let (m, _): (Self, usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map_err(|e| {
+                Error::Artifact(format!("logistic regression model is corrupt: {e}"))
+            })?;
+        if m.mean.len() != n_features
+            || m.scale.len() != n_features
+            || m.coefficients.len() != n_features
+        {
+            return Err(Error::Artifact(format!(
+                "logistic regression model is not for {n_features} features"
+            )));
         }
         Ok(m)
     }
@@ -121,9 +142,14 @@ mod tests {
                 y.push(1.0);
             }
             let x = Array2::from_shape_vec((n0 + n1, 2), x).unwrap();
-            let m = LogisticParams::default().fit(x.view(), &Array1::from(y)).unwrap();
+            let m = LogisticParams::default()
+                .fit(x.view(), &Array1::from(y))
+                .unwrap();
             let p = m.predict(x.view());
-            assert!(p[..n0].iter().all(|&v| v < 0.5) && p[n0..].iter().all(|&v| v > 0.5), "{p:?}");
+            assert!(
+                p[..n0].iter().all(|&v| v < 0.5) && p[n0..].iter().all(|&v| v > 0.5),
+                "{p:?}"
+            );
             let back = LogisticModel::from_bytes(&m.to_bytes().unwrap(), 2).unwrap();
             assert_eq!(back, m);
             assert!(LogisticModel::from_bytes(&m.to_bytes().unwrap(), 3).is_err());

@@ -109,9 +109,16 @@ impl TreeModel {
             for r in start..end {
                 buf.extend(x.row(r).iter().copied());
             }
-            let mut acc: Vec<f32> = (start..end).flat_map(|_| self.base_margin.iter().copied()).collect();
+            let mut acc: Vec<f32> = (start..end)
+                .flat_map(|_| self.base_margin.iter().copied())
+                .collect();
             for tree in &self.trees {
-                tree.add_leaves(&buf, self.n_features, &mut acc[tree.group as usize..], groups);
+                tree.add_leaves(
+                    &buf,
+                    self.n_features,
+                    &mut acc[tree.group as usize..],
+                    groups,
+                );
             }
             for (k, r) in (start..end).enumerate() {
                 for g in 0..groups {
@@ -144,17 +151,27 @@ impl TreeModel {
     /// Compiles an XGBoost model saved in its JSON format (`save_buffer(false)`).
     pub fn from_xgboost_json(bytes: &[u8]) -> Result<Self> {
         let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON: {m}"));
-        let j: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
+        let j: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
         let learner = &j["learner"];
-        let objective = learner["objective"]["name"].as_str().ok_or_else(|| bad("no objective"))?;
+        let objective = learner["objective"]["name"]
+            .as_str()
+            .ok_or_else(|| bad("no objective"))?;
         let link = match objective {
             "binary:logistic" => Link::Logistic,
             "multi:softprob" | "multi:softmax" => Link::Softmax,
-            o if o.starts_with("reg:") && o != "reg:logistic" && o != "reg:gamma" && o != "reg:tweedie" => Link::Identity,
+            o if o.starts_with("reg:")
+                && o != "reg:logistic"
+                && o != "reg:gamma"
+                && o != "reg:tweedie" =>
+            {
+                Link::Identity
+            }
             o => return Err(bad(&format!("objective '{o}' is not supported"))),
         };
         let param = &learner["learner_model_param"];
-        let n_features: usize = str_field(param, "num_feature").ok_or_else(|| bad("no num_feature"))?;
+        let n_features: usize =
+            str_field(param, "num_feature").ok_or_else(|| bad("no num_feature"))?;
         let num_class: usize = str_field(param, "num_class").unwrap_or(0);
         let groups = num_class.max(1);
         let base: Vec<f32> = param["base_score"]
@@ -162,7 +179,11 @@ impl TreeModel {
             .ok_or_else(|| bad("no base_score"))?
             .trim_matches(['[', ']'])
             .split(',')
-            .map(|s| s.trim().parse::<f32>().map_err(|_| bad("base_score is not a number")))
+            .map(|s| {
+                s.trim()
+                    .parse::<f32>()
+                    .map_err(|_| bad("base_score is not a number"))
+            })
             .collect::<Result<_>>()?;
         let base_margin: Vec<f32> = (0..groups)
             .map(|g| {
@@ -174,7 +195,9 @@ impl TreeModel {
             })
             .collect();
         let model = &learner["gradient_booster"]["model"];
-        let info = model["tree_info"].as_array().ok_or_else(|| bad("no tree_info"))?;
+        let info = model["tree_info"]
+            .as_array()
+            .ok_or_else(|| bad("no tree_info"))?;
         let trees = model["trees"]
             .as_array()
             .ok_or_else(|| bad("no trees (only gbtree boosters are supported)"))?
@@ -182,18 +205,33 @@ impl TreeModel {
             .zip(info)
             .map(|(t, g)| parse_tree(t, g.as_u64().unwrap_or(0) as u32, n_features, groups))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { trees, base_margin, n_features, link })
+        Ok(Self {
+            trees,
+            base_margin,
+            n_features,
+            link,
+        })
     }
 
     /// One model whose margin is the mean of the `parts`' margins (the parts of a forest):
     /// the trees of all parts with leaves divided by the number of parts, the mean base margin.
     pub fn average(parts: &[TreeModel]) -> Result<Self> {
-        let first = parts.first().ok_or_else(|| Error::Artifact("no tree models to average".into()))?;
-        if parts.iter().any(|p| p.n_features != first.n_features || p.link != first.link || p.n_groups() != first.n_groups()) {
-            return Err(Error::Artifact("tree model parts do not share features, link and groups".into()));
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::Artifact("no tree models to average".into()))?;
+        if parts.iter().any(|p| {
+            p.n_features != first.n_features
+                || p.link != first.link
+                || p.n_groups() != first.n_groups()
+        }) {
+            return Err(Error::Artifact(
+                "tree model parts do not share features, link and groups".into(),
+            ));
         }
         let k = parts.len() as f32;
-        let base_margin = (0..first.n_groups()).map(|g| parts.iter().map(|p| p.base_margin[g]).sum::<f32>() / k).collect();
+        let base_margin = (0..first.n_groups())
+            .map(|g| parts.iter().map(|p| p.base_margin[g]).sum::<f32>() / k)
+            .collect();
         let trees = parts
             .iter()
             .flat_map(|p| p.trees.iter())
@@ -207,25 +245,37 @@ impl TreeModel {
                 t
             })
             .collect();
-        Ok(Self { trees, base_margin, n_features: first.n_features, link: first.link })
+        Ok(Self {
+            trees,
+            base_margin,
+            n_features: first.n_features,
+            link: first.link,
+        })
     }
 
     /// Encodes with bincode.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard()).map_err(|e| Error::Artifact(format!("encoding trees: {e}")))
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| Error::Artifact(format!("encoding trees: {e}")))
     }
 
     /// Decodes a model written by [`TreeModel::to_bytes`] and checks it is well-formed.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (m, _): (Self, usize) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
+        let (m, _): (Self, usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+                .map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
         for t in &m.trees {
-            let depth = check_tree(&t.nodes, m.n_features).map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
+            let depth = check_tree(&t.nodes, m.n_features)
+                .map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
             if depth != t.depth {
-                return Err(Error::Artifact("compiled tree model is corrupt: wrong depth".into()));
+                return Err(Error::Artifact(
+                    "compiled tree model is corrupt: wrong depth".into(),
+                ));
             }
             if t.group as usize >= m.n_groups() {
-                return Err(Error::Artifact("compiled tree model is corrupt: tree group out of range".into()));
+                return Err(Error::Artifact(
+                    "compiled tree model is corrupt: tree group out of range".into(),
+                ));
             }
         }
         Ok(m)
@@ -243,20 +293,41 @@ fn str_field<T: std::str::FromStr>(v: &serde_json::Value, key: &str) -> Option<T
 fn parse_tree(t: &serde_json::Value, group: u32, n_features: usize, groups: usize) -> Result<Tree> {
     let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON tree: {m}"));
     let ints = |k: &str| -> Result<Vec<i64>> {
-        t[k].as_array().ok_or_else(|| bad(&format!("no {k}")))?.iter().map(|v| v.as_i64().ok_or_else(|| bad(k))).collect()
+        t[k].as_array()
+            .ok_or_else(|| bad(&format!("no {k}")))?
+            .iter()
+            .map(|v| v.as_i64().ok_or_else(|| bad(k)))
+            .collect()
     };
-    let (left, right, feature, default_left) = (ints("left_children")?, ints("right_children")?, ints("split_indices")?, ints("default_left")?);
+    let (left, right, feature, default_left) = (
+        ints("left_children")?,
+        ints("right_children")?,
+        ints("split_indices")?,
+        ints("default_left")?,
+    );
     let values: Vec<f32> = t["split_conditions"]
         .as_array()
         .ok_or_else(|| bad("no split_conditions"))?
         .iter()
-        .map(|v| v.as_f64().map(|f| f as f32).ok_or_else(|| bad("split_conditions")))
+        .map(|v| {
+            v.as_f64()
+                .map(|f| f as f32)
+                .ok_or_else(|| bad("split_conditions"))
+        })
         .collect::<Result<_>>()?;
-    if ints("split_type").unwrap_or_default().iter().any(|&s| s != 0) {
+    if ints("split_type")
+        .unwrap_or_default()
+        .iter()
+        .any(|&s| s != 0)
+    {
         return Err(bad("categorical splits are not supported"));
     }
     let n = left.len();
-    if [right.len(), feature.len(), default_left.len(), values.len()].iter().any(|&l| l != n) || n == 0 {
+    if [right.len(), feature.len(), default_left.len(), values.len()]
+        .iter()
+        .any(|&l| l != n)
+        || n == 0
+    {
         return Err(bad("arrays of different lengths"));
     }
     let nodes: Vec<Node> = (0..n)
@@ -275,7 +346,11 @@ fn parse_tree(t: &serde_json::Value, group: u32, n_features: usize, groups: usiz
     if group as usize >= groups {
         return Err(bad("tree group out of range"));
     }
-    Ok(Tree { nodes, group, depth })
+    Ok(Tree {
+        nodes,
+        group,
+        depth,
+    })
 }
 
 /// Checks that children point forward (so every path ends) or, for leaves, to the node itself,
@@ -308,13 +383,35 @@ mod tests {
 
     fn data(rows: usize, cols: usize, seed: u64) -> (Array2<f32>, ndarray::Array1<f32>) {
         let mut r = rand_pcg::Pcg64::seed_from_u64(seed);
-        let x = Array2::from_shape_fn((rows, cols), |_| if r.random::<f64>() < 0.05 { f32::NAN } else { r.random::<f32>() * 10.0 });
-        let y = x.rows().into_iter().map(|row| if row[0].is_nan() || row[0] + row[1] * 0.5 > 7.0 { 1.0 } else { 0.0 }).collect();
+        let x = Array2::from_shape_fn((rows, cols), |_| {
+            if r.random::<f64>() < 0.05 {
+                f32::NAN
+            } else {
+                r.random::<f32>() * 10.0
+            }
+        });
+        let y = x
+            .rows()
+            .into_iter()
+            .map(|row| {
+                if row[0].is_nan() || row[0] + row[1] * 0.5 > 7.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         (x, y)
     }
 
     fn compiled(b: &xgb::Booster) -> TreeModel {
-        TreeModel::from_bytes(&TreeModel::from_xgboost_json(&b.save_buffer(false).unwrap()).unwrap().to_bytes().unwrap()).unwrap()
+        TreeModel::from_bytes(
+            &TreeModel::from_xgboost_json(&b.save_buffer(false).unwrap())
+                .unwrap()
+                .to_bytes()
+                .unwrap(),
+        )
+        .unwrap()
     }
 
     /// Compiled predictions equal XGBoost's own, with missing values, for each link.
@@ -322,13 +419,26 @@ mod tests {
     fn matches_xgboost_predictions() {
         let (x, y) = data(3000, 5, 1);
         let ym = y.mapv(|v| v * 2.0 + 1.0);
-        let yc = x.column(2).mapv(|v| if v.is_nan() { 0.0 } else { (v / 3.4).floor().min(2.0) });
+        let yc = x.column(2).mapv(|v| {
+            if v.is_nan() {
+                0.0
+            } else {
+                (v / 3.4).floor().min(2.0)
+            }
+        });
         for (objective, labels, extra) in [
-            ("binary:logistic", &y, vec![("num_parallel_tree", "4"), ("subsample", "0.7")]),
+            (
+                "binary:logistic",
+                &y,
+                vec![("num_parallel_tree", "4"), ("subsample", "0.7")],
+            ),
             ("reg:squarederror", &ym, vec![]),
             ("multi:softprob", &yc, vec![("num_class", "3")]),
         ] {
-            let mut p = XgbParams::default().set("objective", objective).set("max_depth", 5).set("nthread", 1);
+            let mut p = XgbParams::default()
+                .set("objective", objective)
+                .set("max_depth", 5)
+                .set("nthread", 1);
             for (k, v) in extra {
                 p = p.set(k, v);
             }
@@ -337,7 +447,11 @@ mod tests {
             let want = b.predict(&m).unwrap();
             let got = compiled(&b).predict(x.view());
             assert_eq!(got.len(), want.len(), "{objective}");
-            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
             assert!(worst <= 1e-6, "{objective}: max difference {worst}");
         }
     }
@@ -348,8 +462,15 @@ mod tests {
         let m = xgboost::dmatrix(x.view(), Some(&y)).unwrap();
         let parts: Vec<TreeModel> = (0..3)
             .map(|seed| {
-                let p = XgbParams::default().set("objective", "binary:logistic").set("num_parallel_tree", 5).set("subsample", 0.6).set("seed", seed).set("nthread", 1);
-                compiled(&xgboost::train_rounds(&p, &[(&m, "train")], 1, &mut |_, _| Ok(())).unwrap())
+                let p = XgbParams::default()
+                    .set("objective", "binary:logistic")
+                    .set("num_parallel_tree", 5)
+                    .set("subsample", 0.6)
+                    .set("seed", seed)
+                    .set("nthread", 1);
+                compiled(
+                    &xgboost::train_rounds(&p, &[(&m, "train")], 1, &mut |_, _| Ok(())).unwrap(),
+                )
             })
             .collect();
         let avg = TreeModel::average(&parts).unwrap();
@@ -357,7 +478,11 @@ mod tests {
         let margins: Vec<_> = parts.iter().map(|p| p.predict_margin(x.view())).collect();
         for r in 0..x.nrows() {
             let want = margins.iter().map(|mm| mm[[r, 0]]).sum::<f32>() / 3.0;
-            assert!((got[[r, 0]] - want).abs() < 1e-5, "row {r}: {} vs {want}", got[[r, 0]]);
+            assert!(
+                (got[[r, 0]] - want).abs() < 1e-5,
+                "row {r}: {} vs {want}",
+                got[[r, 0]]
+            );
         }
         assert_eq!(avg.n_trees(), 15);
     }
@@ -367,7 +492,20 @@ mod tests {
         assert!(TreeModel::from_bytes(b"nonsense").is_err());
         assert!(TreeModel::from_xgboost_json(b"{}").is_err());
         let single_leaf = TreeModel {
-            trees: vec![Tree { nodes: vec![Node { value: 1.0, feature: 0, left: 0, right: 0, default_left: false }; 1], group: 0, depth: 0 }],
+            trees: vec![Tree {
+                nodes: vec![
+                    Node {
+                        value: 1.0,
+                        feature: 0,
+                        left: 0,
+                        right: 0,
+                        default_left: false
+                    };
+                    1
+                ],
+                group: 0,
+                depth: 0,
+            }],
             base_margin: vec![0.0],
             n_features: 1,
             link: Link::Identity,
@@ -375,8 +513,20 @@ mod tests {
         assert!(TreeModel::from_bytes(&single_leaf.to_bytes().unwrap()).is_ok());
         let mut cyclic = single_leaf.clone();
         cyclic.trees[0].nodes = vec![
-            Node { value: 1.0, feature: 0, left: 1, right: 1, default_left: false },
-            Node { value: 1.0, feature: 0, left: 0, right: 1, default_left: false },
+            Node {
+                value: 1.0,
+                feature: 0,
+                left: 1,
+                right: 1,
+                default_left: false,
+            },
+            Node {
+                value: 1.0,
+                feature: 0,
+                left: 0,
+                right: 1,
+                default_left: false,
+            },
         ];
         cyclic.trees[0].depth = 1;
         assert!(TreeModel::from_bytes(&cyclic.to_bytes().unwrap()).is_err());

@@ -4,10 +4,10 @@
 //! them. The `xgb` crate's typed defaults pin `base_score=0.5`, which switches off XGBoost's own
 //! intercept estimation; [`new_booster`] turns it back on so results match Python `xgboost`.
 
+use super::trees::TreeModel;
 use crate::error::{Error, Result};
 use ndarray::{Array1, ArrayView2};
 use xgb::parameters::BoosterParameters;
-use super::trees::TreeModel;
 use xgb::{Booster, DMatrix};
 
 /// XGBoost parameters as `name=value` pairs, applied in order.
@@ -103,7 +103,10 @@ pub fn library_version() -> String {
                 let json: serde_json::Value = serde_json::from_slice(&b.save_buffer(false)?)
                     .map_err(|e| Error::Fit(e.to_string()))?;
                 let v = json["version"].as_array().cloned().unwrap_or_default();
-                Ok(v.iter().map(|n| n.to_string()).collect::<Vec<_>>().join("."))
+                Ok(v.iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join("."))
             };
             probe().unwrap_or_else(|_| "unknown".to_owned())
         })
