@@ -30,10 +30,13 @@ pub fn train(
     stop: &StopFlag,
 ) -> Result<Evaluation> {
     let splits = load_splits(opt_ml, config, channels, stop)?;
+    let rows = BTreeMap::from([
+        ("train", splits.train.len()),
+        ("validation", splits.validation.len()),
+        ("test", splits.test.as_ref().map_or(0, Dataset::len)),
+    ]);
     let mut progress = LogProgress { stop };
-    let outcome = config
-        .ensemble
-        .fit(&splits.train, &splits.validation, &mut progress)?;
+    let outcome = config.ensemble.fit(splits.train, &splits.validation, &mut progress)?;
     for (member, seconds) in &outcome.fit_seconds {
         tracing::info!(
             member = member.name(),
@@ -42,7 +45,6 @@ pub fn train(
         );
     }
     tracing::info!(peak_mib = common::peak_memory_mib(), "all members fitted");
-    {}
     let ensemble = &outcome.ensemble;
     let validation = evaluate(ensemble, &splits.validation)?;
     let test = splits
@@ -50,11 +52,6 @@ pub fn train(
         .as_ref()
         .map(|t| evaluate(ensemble, t))
         .transpose()?;
-    let rows = BTreeMap::from([
-        ("train", splits.train.len()),
-        ("validation", splits.validation.len()),
-        ("test", splits.test.as_ref().map_or(0, Dataset::len)),
-    ]);
     let evaluation = Evaluation {
         evaluated_on: if test.is_some() { "test" } else { "validation" },
         rows,

@@ -448,16 +448,19 @@ impl EnsembleParams {
     /// Fits every member on `train`, scores them on `validation`, and weights them.
     ///
     /// The logistic regression is fitted first, before XGBoost's matrices exist, so the two
-    /// never hold their working memory at the same time.
+    /// never hold their working memory at the same time; `train` is dropped once XGBoost has
+    /// its own copy, and the validation matrix exists only while boosting needs it.
     pub fn fit(
         &self,
-        train: &Dataset,
+        train: Dataset,
         validation: &Dataset,
         progress: &mut dyn Progress,
     ) -> Result<FitOutcome> {
         let mut order = self.members.clone();
         order.sort_by_key(|m| *m != Member::LogisticRegression);
-        let mut matrices = None;
+        let n_features = train.feature_names.len();
+        let mut train = Some(train);
+        let mut dtrain = None;
         let mut fitted = BTreeMap::new();
         let mut scores = BTreeMap::new();
         let mut fit_seconds = BTreeMap::new();
@@ -465,23 +468,20 @@ impl EnsembleParams {
             progress.checkpoint()?;
             let start = Instant::now();
             let model = if member == Member::LogisticRegression {
-                MemberModel::Logistic(self.logistic.fit(train.features.view(), &train.labels)?)
+                let t = train.as_ref().expect("the logistic regression is fitted first");
+                MemberModel::Logistic(self.logistic.fit(t.features.view(), &t.labels)?)
             } else {
-                if matrices.is_none() {
-                    matrices = Some((
-                        xgboost::dmatrix(train.features.view(), Some(&train.labels))?,
-                        xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?,
-                    ));
+                if dtrain.is_none() {
+                    // From here on only XGBoost's copy of the training rows is needed.
+                    let t = train.take().expect("training rows");
+                    dtrain = Some(xgboost::dmatrix(t.features.view(), Some(&t.labels))?);
                 }
-                let (dtrain, dvalid) = matrices.as_ref().expect("built above");
+                let dtrain = dtrain.as_ref().expect("built above");
                 if member == Member::RandomForest {
-                    MemberModel::trees(self.fit_forest(
-                        dtrain,
-                        train.feature_names.len(),
-                        progress,
-                    )?)?
+                    MemberModel::trees(self.fit_forest(dtrain, n_features, progress)?)?
                 } else {
-                    let evals = [(dtrain, "train"), (dvalid, "validation")];
+                    let dvalid = xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?;
+                    let evals = [(dtrain, "train"), (&dvalid, "validation")];
                     let mut on_round = |_: u32, line: &str| {
                         progress.boosting_round(line);
                         progress.checkpoint()
