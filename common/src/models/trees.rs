@@ -61,9 +61,9 @@ impl Tree {
         let mut at = [0u32; BLOCK_ROWS];
         let at = &mut at[..count];
         for _ in 0..self.depth {
-            for (k, i) in at.iter_mut().enumerate() {
+            for (i, row) in at.iter_mut().zip(rows.chunks_exact(n)) {
                 let node = &self.nodes[*i as usize];
-                let v = rows[k * n + node.feature as usize];
+                let v = row[node.feature as usize];
                 let left = (v < node.value) | (v.is_nan() & node.default_left);
                 *i = if left { node.left } else { node.right };
             }
