@@ -11,8 +11,8 @@
 //! Traversal is branch-free: a leaf points to itself, so every row of a block takes exactly
 //! `depth` steps through a tree, and the 64 rows of a block are stepped together, level by level.
 //! The rows' steps are independent, so the CPU overlaps them instead of stalling on one
-//! mispredicted branch per node (measured: 18 us per row for the fire ensemble with one row at a
-//! time, see the README for the figure after).
+//! mispredicted branch per node (fire ensemble, 400 trees: 18 us per row walking one row at a
+//! time, about 4.7 us per row this way).
 
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayView2};
