@@ -379,3 +379,37 @@ fn model_tarball_is_served_without_writing_into_the_model_dir() {
         "nothing written into the model dir"
     );
 }
+
+#[test]
+fn a_full_queue_answers_503_instead_of_waiting() {
+    let server = Server::ready(
+        &trained().opt_ml,
+        &[
+            ("SERVE_MAX_IN_FLIGHT", "1"),
+            ("SAGEMAKER_MODEL_SERVER_WORKERS", "1"),
+        ],
+    );
+    let body = csv_rows(10_000, 12);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    server
+                        .request("POST", "/invocations", &[ct("text/csv")], &body)
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&200) && statuses.contains(&503),
+        "{statuses:?}"
+    );
+    // /ping is not part of the queue.
+    assert_eq!(server.request("GET", "/ping", &[], b"").status, 200);
+}

@@ -36,7 +36,9 @@ pub fn train(
         ("test", splits.test.as_ref().map_or(0, Dataset::len)),
     ]);
     let mut progress = LogProgress { stop };
-    let outcome = config.ensemble.fit(splits.train, &splits.validation, &mut progress)?;
+    let outcome = config
+        .ensemble
+        .fit(splits.train, &splits.validation, &mut progress)?;
     for (member, seconds) in &outcome.fit_seconds {
         tracing::info!(
             member = member.name(),

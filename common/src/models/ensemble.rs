@@ -468,7 +468,9 @@ impl EnsembleParams {
             progress.checkpoint()?;
             let start = Instant::now();
             let model = if member == Member::LogisticRegression {
-                let t = train.as_ref().expect("the logistic regression is fitted first");
+                let t = train
+                    .as_ref()
+                    .expect("the logistic regression is fitted first");
                 MemberModel::Logistic(self.logistic.fit(t.features.view(), &t.labels)?)
             } else {
                 if dtrain.is_none() {
@@ -480,7 +482,8 @@ impl EnsembleParams {
                 if member == Member::RandomForest {
                     MemberModel::trees(self.fit_forest(dtrain, n_features, progress)?)?
                 } else {
-                    let dvalid = xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?;
+                    let dvalid =
+                        xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?;
                     let evals = [(dtrain, "train"), (&dvalid, "validation")];
                     let mut on_round = |_: u32, line: &str| {
                         progress.boosting_round(line);
