@@ -47,14 +47,6 @@ impl Error {
             source,
         }
     }
-
-    /// True for errors caused by the job's inputs (as opposed to the algorithm or platform).
-    pub fn is_user_error(&self) -> bool {
-        matches!(
-            self,
-            Error::Hyperparameter(_) | Error::Config(_) | Error::Data(_)
-        )
-    }
 }
 
 impl From<xgb::XGBError> for Error {

@@ -292,11 +292,6 @@ impl<'a> HyperparameterReader<'a> {
         Ok(out)
     }
 
-    /// Marks `key` as known without reading it (a key another component reads).
-    pub fn accept(&mut self, key: &'static str) {
-        self.read.insert(key);
-    }
-
     /// Fails on the first key that no reader asked for.
     pub fn finish(self) -> Result<()> {
         match self.hp.iter().find(|(k, _)| !self.read.contains(k)) {

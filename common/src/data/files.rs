@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 /// Buffer size for reading data files.
@@ -64,15 +64,4 @@ pub fn open(dir: &Path, path: &Path) -> Result<(Box<dyn BufRead + Send>, String)
         return Ok((Box::new(BufReader::with_capacity(READ_BUFFER, gz)), display));
     }
     Ok((Box::new(reader), display))
-}
-
-/// Reads a whole (possibly gzipped) file into memory; for small files such as fixtures.
-pub fn read_all(path: &Path) -> Result<Vec<u8>> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let (mut reader, _) = open(dir, path)?;
-    let mut buf = Vec::new();
-    reader
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(path, e))?;
-    Ok(buf)
 }
