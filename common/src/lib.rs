@@ -21,6 +21,18 @@ pub mod split;
 
 pub use error::{Error, Result};
 
+/// Sets up line-oriented logging to stderr for a binary (`RUST_LOG` overrides the `info` default;
+/// no colours, since SageMaker sends the lines to CloudWatch).
+pub fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere), for progress logs.
 pub fn peak_memory_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -4,7 +4,7 @@ use common::opt_ml::OptMl;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    serve::init_logging();
+    common::init_logging();
     let config = serve::config::ServeConfig::from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     }
     // SageMaker passes `train` as the only argument; anything else is ignored, as the contract asks.
     train::memory::pin_mmap_threshold();
-    train::init_logging();
+    common::init_logging();
     let opt_ml = OptMl::from_env();
     let outcome = train::stop::StopFlag::install()
         .map_err(|e| common::Error::Fit(format!("cannot install the SIGTERM handler: {e}")))
