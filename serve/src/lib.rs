@@ -130,6 +130,9 @@ async fn answer(
         .clone()
         .try_acquire_owned()
         .map_err(|_| ServeError::Unavailable("too many requests in flight; retry later"))?;
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    // Refuse an unusable Accept before reading what may be a 100 MiB body.
+    let output = codec::output_format(text(header::ACCEPT), &state.config.default_accept)?;
     let limit = state.config.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -141,9 +144,7 @@ async fn answer(
         .await
         .map_err(|_| ServeError::PayloadTooLarge(limit))?;
     let bytes_len = bytes.len();
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let input = codec::input_format(text(header::CONTENT_TYPE), &bytes)?;
-    let output = codec::output_format(text(header::ACCEPT), &state.config.default_accept)?;
     let (batch, threads) = (state.config.batch, state.config.workers);
     let _worker = state
         .workers
