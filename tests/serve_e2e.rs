@@ -413,3 +413,35 @@ fn a_full_queue_answers_503_instead_of_waiting() {
     // /ping is not part of the queue.
     assert_eq!(server.request("GET", "/ping", &[], b"").status, 200);
 }
+
+#[test]
+fn transform_command_splits_a_file_and_assembles_the_answers_in_order() {
+    let server = Server::ready(&trained().opt_ml, &[("SAGEMAKER_BATCH", "true")]);
+    let dir = tempfile::tempdir().unwrap();
+    // About 10 MB: two payloads at the 6 MB the server asks for.
+    let body = csv_rows(30_000, 14);
+    let (input, output) = (dir.path().join("in.csv"), dir.path().join("out.csv"));
+    std::fs::write(&input, &body).unwrap();
+    let run = |input: &std::path::Path| {
+        std::process::Command::new(e2e::binary("serve"))
+            .args(["transform", "--addr", &format!("127.0.0.1:{}", server.port)])
+            .arg("--input")
+            .arg(input)
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .unwrap()
+    };
+    let out = run(&input);
+    assert!(out.status.success(), "{}", e2e::text(&out.stderr));
+    assert!(e2e::text(&out.stderr).contains("30000 records in 2 payloads"), "{}", e2e::text(&out.stderr));
+    let direct = server.request("POST", "/invocations", &[ct("text/csv"), ("Accept", "text/csv")], &body);
+    assert_eq!(std::fs::read(&output).unwrap(), direct.body);
+
+    let mut bad = body.clone();
+    bad.extend_from_slice(b"1,2,3\n");
+    std::fs::write(&input, &bad).unwrap();
+    let out = run(&input);
+    assert!(!out.status.success());
+    assert!(e2e::text(&out.stderr).contains("the server answered 400"), "{}", e2e::text(&out.stderr));
+}

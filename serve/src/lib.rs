@@ -11,6 +11,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod transform;
 
 use axum::body::Body;
 use axum::extract::State;

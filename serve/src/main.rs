@@ -1,9 +1,15 @@
-//! `serve`: SageMaker's hosting entry point (`docker run IMAGE serve`).
+//! `serve`: SageMaker's hosting entry point (`docker run IMAGE serve`), plus `serve transform`
+//! (a local stand-in for batch transform).
 
 use common::opt_ml::OptMl;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("transform") {
+        return ExitCode::from(serve::transform::main(&args[1..]) as u8);
+    }
+    // SageMaker passes `serve` as the only argument; anything else is ignored.
     common::init_logging();
     let config = serve::config::ServeConfig::from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
