@@ -434,8 +434,17 @@ fn transform_command_splits_a_file_and_assembles_the_answers_in_order() {
     };
     let out = run(&input);
     assert!(out.status.success(), "{}", e2e::text(&out.stderr));
-    assert!(e2e::text(&out.stderr).contains("30000 records in 2 payloads"), "{}", e2e::text(&out.stderr));
-    let direct = server.request("POST", "/invocations", &[ct("text/csv"), ("Accept", "text/csv")], &body);
+    assert!(
+        e2e::text(&out.stderr).contains("30000 records in 2 payloads"),
+        "{}",
+        e2e::text(&out.stderr)
+    );
+    let direct = server.request(
+        "POST",
+        "/invocations",
+        &[ct("text/csv"), ("Accept", "text/csv")],
+        &body,
+    );
     assert_eq!(std::fs::read(&output).unwrap(), direct.body);
 
     let mut bad = body.clone();
@@ -443,5 +452,9 @@ fn transform_command_splits_a_file_and_assembles_the_answers_in_order() {
     std::fs::write(&input, &bad).unwrap();
     let out = run(&input);
     assert!(!out.status.success());
-    assert!(e2e::text(&out.stderr).contains("the server answered 400"), "{}", e2e::text(&out.stderr));
+    assert!(
+        e2e::text(&out.stderr).contains("the server answered 400"),
+        "{}",
+        e2e::text(&out.stderr)
+    );
 }

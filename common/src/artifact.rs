@@ -88,43 +88,10 @@ impl Manifest {
         Ok(m)
     }
 
-    /// Reads the bytes of every payload file named `name`, in manifest order (at least one).
-    pub fn read_payloads(&self, dir: &Path, name: &str) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
-        self.read_matching(dir, name, |_| true)
-    }
-
-    /// Like [`Manifest::read_payloads`], only the files of one `format`.
-    pub fn read_payloads_of(
-        &self,
-        dir: &Path,
-        name: &str,
-        format: &str,
-    ) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
-        self.read_matching(dir, name, |p| p.format == format)
-    }
-
-    fn read_matching(
-        &self,
-        dir: &Path,
-        name: &str,
-        keep: impl Fn(&PayloadFile) -> bool,
-    ) -> Result<Vec<(Vec<u8>, &PayloadFile)>> {
-        let out = self
-            .payloads
-            .iter()
-            .filter(|p| p.name == name && keep(p))
-            .map(|p| {
-                let bytes = std::fs::read(dir.join(&p.file))
-                    .map_err(|e| Error::Artifact(format!("cannot read {}: {e}", p.file)))?;
-                Ok((bytes, p))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if out.is_empty() {
-            return Err(Error::Artifact(format!(
-                "{MANIFEST} lists no payload '{name}'"
-            )));
-        }
-        Ok(out)
+    /// Reads one payload file's bytes.
+    pub fn read_payload(&self, dir: &Path, payload: &PayloadFile) -> Result<Vec<u8>> {
+        std::fs::read(dir.join(&payload.file))
+            .map_err(|e| Error::Artifact(format!("cannot read {}: {e}", payload.file)))
     }
 }
 
@@ -261,7 +228,12 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         save(dir.path(), manifest(), vec![payload(b"two")]).unwrap();
         let second = Manifest::load(dir.path()).unwrap();
-        assert_eq!(second.read_payloads(dir.path(), "m").unwrap()[0].0, b"two");
+        assert_eq!(
+            second
+                .read_payload(dir.path(), &second.payloads[0])
+                .unwrap(),
+            b"two"
+        );
         assert!(!dir.path().join(&first.payloads[0].file).exists());
         assert!(dir.path().join("notes.txt").exists());
         let names: Vec<_> = std::fs::read_dir(dir.path())
@@ -285,14 +257,8 @@ mod tests {
         t.into_inner().unwrap().finish().unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let dir = open_model_dir(packed.path(), scratch.path()).unwrap();
-        assert_eq!(
-            Manifest::load(&dir)
-                .unwrap()
-                .read_payloads(&dir, "m")
-                .unwrap()[0]
-                .0,
-            b"x"
-        );
+        let m = Manifest::load(&dir).unwrap();
+        assert_eq!(m.read_payload(&dir, &m.payloads[0]).unwrap(), b"x");
 
         let mut bad = manifest();
         bad.payloads.push(PayloadFile {

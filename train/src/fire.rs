@@ -255,17 +255,20 @@ fn save_model(
             weight,
         };
         match model {
-            MemberModel::Trees { parts, .. } => {
-                for part in parts {
+            MemberModel::Trees {
+                trees,
+                xgboost_models,
+            } => {
+                for ubj in xgboost_models {
                     payloads.push((
                         payload(format!("{}.ubj", member.name()), "xgboost-ubj"),
-                        part.ubj.clone(),
-                    ));
-                    payloads.push((
-                        payload(format!("{}.trees", member.name()), "compiled-trees"),
-                        part.trees.to_bytes()?,
+                        ubj.clone(),
                     ));
                 }
+                payloads.push((
+                    payload(format!("{}.trees", member.name()), "compiled-trees"),
+                    trees.to_bytes()?,
+                ));
             }
             MemberModel::Logistic(m) => payloads.push((
                 payload(format!("{}.bin", member.name()), "bincode-logistic"),

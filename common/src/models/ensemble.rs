@@ -237,41 +237,41 @@ pub trait Progress {
 /// separate boosters; parts also give SIGTERM a safe point every few seconds.
 pub const FOREST_PART_TREES: u32 = 25;
 
-/// A trained XGBoost model: the compiled trees and, after training, XGBoost's own model bytes.
-pub struct XgbPart {
-    /// What predicts.
-    pub trees: TreeModel,
-    /// XGBoost's UBJSON model (written to the artifact; empty when loaded for serving).
-    pub ubj: Vec<u8>,
-}
-
 /// A fitted member model.
 pub enum MemberModel {
     /// XGBoost models: one for boosting, the parts of a forest. (A forest round's margin is the
     /// mean of its trees' leaves, so the mean of the parts' margins is the margin of one forest
-    /// of all their trees.) `combined` predicts: the parts as one model.
+    /// of all their trees.)
     Trees {
-        /// The trained parts, as written to the artifact.
-        parts: Vec<XgbPart>,
-        /// All parts as one model ([`TreeModel::average`]).
-        combined: TreeModel,
+        /// All parts as one compiled model ([`TreeModel::average`]); this predicts.
+        trees: TreeModel,
+        /// XGBoost's UBJSON model of each part, for the artifact (empty when loaded to serve).
+        xgboost_models: Vec<Vec<u8>>,
     },
     /// The logistic regression.
     Logistic(LogisticModel),
 }
 
 impl MemberModel {
-    /// A tree member from its parts.
-    pub fn trees(parts: Vec<XgbPart>) -> Result<Self> {
-        let trees: Vec<TreeModel> = parts.iter().map(|p| p.trees.clone()).collect();
-        let combined = TreeModel::average(&trees)?;
-        Ok(MemberModel::Trees { parts, combined })
+    /// A tree member from trained boosters (the parts of a forest, or one booster).
+    fn from_boosters(boosters: &[Booster]) -> Result<Self> {
+        let mut parts = Vec::with_capacity(boosters.len());
+        let mut xgboost_models = Vec::with_capacity(boosters.len());
+        for b in boosters {
+            let (ubj, trees) = xgboost::export(b)?;
+            xgboost_models.push(ubj);
+            parts.push(trees);
+        }
+        Ok(MemberModel::Trees {
+            trees: TreeModel::average(&parts)?,
+            xgboost_models,
+        })
     }
 
     /// Class-1 probability of every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Vec<f32>> {
         match self {
-            MemberModel::Trees { combined, .. } => Ok(combined.predict(x).column(0).to_vec()),
+            MemberModel::Trees { trees, .. } => Ok(trees.predict(x).column(0).to_vec()),
             MemberModel::Logistic(m) => Ok(m.predict(x)),
         }
     }
@@ -302,32 +302,20 @@ impl FireEnsemble {
         let n_features = manifest.feature_names.len();
         let mut members = Vec::new();
         let mut weights = BTreeMap::new();
-        let mut seen = Vec::new();
         for p in &manifest.payloads {
             let member = Member::from_name(&p.name)
                 .ok_or_else(|| Error::Artifact(format!("unknown ensemble member '{}'", p.name)))?;
-            if seen.contains(&member) {
-                continue;
-            }
-            seen.push(member);
-            let files = manifest.read_payloads(dir, &p.name)?;
+            // XGBoost's own models are in the artifact for XGBoost tooling; serving does not read them.
             let model = match p.format.as_str() {
-                "xgboost-ubj" | "compiled-trees" => {
-                    let compiled = manifest.read_payloads_of(dir, &p.name, "compiled-trees")?;
-                    let parts = compiled
-                        .iter()
-                        .map(|(bytes, _)| {
-                            Ok(XgbPart {
-                                trees: TreeModel::from_bytes(bytes)?,
-                                ubj: Vec::new(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    MemberModel::trees(parts)?
-                }
-                "bincode-logistic" => {
-                    MemberModel::Logistic(LogisticModel::from_bytes(&files[0].0, n_features)?)
-                }
+                "xgboost-ubj" => continue,
+                "compiled-trees" => MemberModel::Trees {
+                    trees: TreeModel::from_bytes(&manifest.read_payload(dir, p)?)?,
+                    xgboost_models: Vec::new(),
+                },
+                "bincode-logistic" => MemberModel::Logistic(LogisticModel::from_bytes(
+                    &manifest.read_payload(dir, p)?,
+                    n_features,
+                )?),
                 other => {
                     return Err(Error::Artifact(format!(
                         "unknown payload format '{other}' for '{}'",
@@ -335,7 +323,12 @@ impl FireEnsemble {
                     )))
                 }
             };
-            weights.insert(member, p.weight.unwrap_or(0.0));
+            if weights.insert(member, p.weight.unwrap_or(0.0)).is_some() {
+                return Err(Error::Artifact(format!(
+                    "the manifest lists member '{}' twice",
+                    p.name
+                )));
+            }
             members.push((member, model));
         }
         if members.is_empty() {
@@ -426,7 +419,7 @@ impl EnsembleParams {
         dtrain: &xgb::DMatrix,
         n_features: usize,
         progress: &mut dyn Progress,
-    ) -> Result<Vec<XgbPart>> {
+    ) -> Result<Vec<Booster>> {
         let mut parts = Vec::new();
         let mut left = self.forest.num_trees;
         while left > 0 {
@@ -434,12 +427,12 @@ impl EnsembleParams {
             let trees = left.min(FOREST_PART_TREES);
             let seed = self.seed.wrapping_add(parts.len() as u64);
             let params = self.forest_params(n_features, trees, seed);
-            parts.push(part(&xgboost::train_rounds(
+            parts.push(xgboost::train_rounds(
                 &params,
                 &[(dtrain, "train")],
                 1,
                 &mut |_, _| Ok(()),
-            )?)?);
+            )?);
             left -= trees;
         }
         Ok(parts)
@@ -480,7 +473,7 @@ impl EnsembleParams {
                 }
                 let dtrain = dtrain.as_ref().expect("built above");
                 if member == Member::RandomForest {
-                    MemberModel::trees(self.fit_forest(dtrain, n_features, progress)?)?
+                    MemberModel::from_boosters(&self.fit_forest(dtrain, n_features, progress)?)?
                 } else {
                     let dvalid =
                         xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?;
@@ -495,7 +488,7 @@ impl EnsembleParams {
                         self.boosting.num_round,
                         &mut on_round,
                     )?;
-                    MemberModel::trees(vec![part(&booster)?])?
+                    MemberModel::from_boosters(&[booster])?
                 }
             };
             fit_seconds.insert(member, start.elapsed().as_secs_f64());
@@ -522,12 +515,6 @@ impl EnsembleParams {
             fit_seconds,
         })
     }
-}
-
-/// Exports a trained booster (its training buffers go with it when it is dropped).
-fn part(booster: &Booster) -> Result<XgbPart> {
-    let (ubj, trees) = xgboost::export(booster)?;
-    Ok(XgbPart { trees, ubj })
 }
 
 #[cfg(test)]

@@ -33,11 +33,10 @@ pub fn dmatrix(features: ArrayView2<f32>, labels: Option<&Array1<f32>>) -> Resul
             &data
         }
     };
-    let mut m = if rows == 0 {
+    if rows == 0 {
         return Err(Error::Fit("cannot build a matrix of 0 rows".into()));
-    } else {
-        DMatrix::from_dense(slice, rows)?
-    };
+    }
+    let mut m = DMatrix::from_dense(slice, rows)?;
     if let Some(y) = labels {
         m.set_labels(y.as_slice().expect("labels are contiguous"))?;
     }
@@ -55,8 +54,8 @@ pub fn new_booster(params: &XgbParams, cache: &[&DMatrix]) -> Result<Booster> {
 }
 
 /// Trains `rounds` boosting rounds on the first of `evals` (named `train`), evaluating every set
-/// each round. `on_round` receives XGBoost's own log line (`[i]\ttrain-m:v\tvalidation-m:v`) and
-/// the metric values, and may stop training by returning an error (SIGTERM).
+/// each round. `on_round` receives the round and XGBoost's own log line
+/// (`[i]\ttrain-m:v\tvalidation-m:v`), and may stop training by returning an error (SIGTERM).
 pub fn train_rounds(
     params: &XgbParams,
     evals: &[(&DMatrix, &str)],
