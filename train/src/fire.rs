@@ -58,7 +58,7 @@ pub fn train(
         evaluated_on: if test.is_some() { "test" } else { "validation" },
         rows,
         weights: report::by_name(&ensemble.weights),
-        weighting: weighting_name(config),
+        weighting: config.ensemble.weighting.name(),
         threshold: ensemble.threshold,
         validation,
         test,
@@ -80,15 +80,6 @@ pub fn train(
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     artifact::write_atomic(&out.join("evaluation.json"), &eval_json)?;
     Ok(evaluation)
-}
-
-fn weighting_name(config: &TrainConfig) -> &'static str {
-    use common::models::ensemble::Weighting::*;
-    match config.ensemble.weighting {
-        ExpAccuracy => "exp_accuracy",
-        Auc => "auc",
-        Equal => "equal",
-    }
 }
 
 /// Prints boosting rounds in XGBoost's format and answers SIGTERM.

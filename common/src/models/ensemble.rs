@@ -70,14 +70,19 @@ impl Weighting {
     /// Names accepted by the `weighting` hyperparameter.
     pub const NAMES: [&'static str; 3] = ["exp_accuracy", "auc", "equal"];
 
+    const ALL: [Weighting; 3] = [Weighting::ExpAccuracy, Weighting::Auc, Weighting::Equal];
+
+    /// The method's name in hyperparameters, the manifest and `evaluation.json`.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
     /// The method with this name.
     pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "exp_accuracy" => Some(Weighting::ExpAccuracy),
-            "auc" => Some(Weighting::Auc),
-            "equal" => Some(Weighting::Equal),
-            _ => None,
-        }
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
     }
 
     /// Normalised weights (summing to 1) from each member's validation metrics.
@@ -572,7 +577,10 @@ mod tests {
     }
 
     #[test]
-    fn member_names_round_trip() {
+    fn member_and_weighting_names_round_trip() {
+        for w in Weighting::ALL {
+            assert_eq!(Weighting::from_name(w.name()), Some(w));
+        }
         for m in Member::ALL {
             assert_eq!(Member::from_name(m.name()), Some(m));
             assert_eq!(
