@@ -10,6 +10,7 @@ fn main() -> ExitCode {
         return ExitCode::from(serve::transform::main(&args[1..]) as u8);
     }
     // SageMaker passes `serve` as the only argument; anything else is ignored.
+    common::memory::pin_mmap_threshold();
     common::init_logging();
     let config = serve::config::ServeConfig::from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -9,7 +9,7 @@ fn main() -> ExitCode {
         return ExitCode::from(train::datagen_cli::main(&args[1..]) as u8);
     }
     // SageMaker passes `train` as the only argument; anything else is ignored, as the contract asks.
-    train::memory::pin_mmap_threshold();
+    common::memory::pin_mmap_threshold();
     common::init_logging();
     let opt_ml = OptMl::from_env();
     let outcome = train::stop::StopFlag::install()
