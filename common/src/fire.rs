@@ -3,7 +3,7 @@
 //! The names and their order are part of the artifact format and of every request format;
 //! feature-name drift broke the original system once, so they live here and nowhere else.
 
-use crate::data::Schema;
+use crate::data::{Schema, Target, TargetKind};
 
 /// The 18 features in model order: 15 thermal (FLIR) then 3 gas (SCD41 CO2).
 pub const FEATURE_NAMES: [&str; 18] = [
@@ -35,7 +35,11 @@ pub const LABEL_NAMES: [&str; 2] = ["label", "fire_detected"];
 pub fn schema() -> Schema {
     Schema {
         feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        label_names: LABEL_NAMES.iter().map(|s| s.to_string()).collect(),
-        binary_label: true,
+        derived: None,
+        targets: vec![Target {
+            names: LABEL_NAMES.iter().map(|s| s.to_string()).collect(),
+            kind: TargetKind::Binary,
+        }],
+        allow_missing: false,
     }
 }

@@ -229,6 +229,11 @@ impl<'a> HyperparameterReader<'a> {
         Ok(value as u64)
     }
 
+    /// Free text (`None` when absent or empty).
+    pub fn raw_text(&mut self, key: &'static str) -> Option<&'a str> {
+        self.raw(key)
+    }
+
     /// `true`/`false` in any case (also `1`/`0`).
     pub fn bool(&mut self, key: &'static str, default: bool) -> Result<bool> {
         let Some(text) = self.raw(key) else {

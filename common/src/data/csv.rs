@@ -14,45 +14,67 @@ use std::io::BufRead;
 
 /// Where each needed value sits in a line.
 struct Columns {
-    /// Column index of the label.
-    label: usize,
-    /// Column index of each feature, in model order.
-    features: Vec<usize>,
+    /// Column index of each target's label.
+    targets: Vec<usize>,
+    /// Column index of each feature, in model order; `None` for a derived feature to compute.
+    features: Vec<Option<usize>>,
     /// Number of columns every line must have.
     width: usize,
     /// Column names for messages.
     names: Vec<String>,
+    /// Whether the file has no header (label in column 0).
+    headerless: bool,
 }
 
 impl Columns {
-    fn headerless(schema: &Schema) -> Self {
+    fn headerless(schema: &Schema, source: &str) -> Result<Self> {
+        if schema.targets.len() != 1 {
+            let names: Vec<&str> = schema.targets.iter().map(|t| t.name()).collect();
+            return Err(Error::Data(format!(
+                "{source}: line 1: a headerless CSV holds one label (column 0), but this model needs {} ({}); add a header naming the columns or train one of them",
+                names.len(),
+                names.join(", ")
+            )));
+        }
         let n = schema.feature_names.len();
-        let mut names = vec![schema.label_names[0].clone()];
+        let mut names = vec![schema.targets[0].name().to_owned()];
         names.extend(schema.feature_names.iter().cloned());
-        Self {
-            label: 0,
-            features: (1..=n).collect(),
+        Ok(Self {
+            targets: vec![0],
+            features: (1..=n).map(Some).collect(),
             width: n + 1,
             names,
-        }
+            headerless: true,
+        })
     }
 
     fn from_header(fields: &[&str], schema: &Schema, source: &str) -> Result<Self> {
         let names: Vec<String> = fields.iter().map(|f| unquote(f).to_owned()).collect();
-        let label = names
+        let targets = schema
+            .targets
             .iter()
-            .position(|n| schema.is_label(n))
-            .ok_or_else(|| {
-                Error::Data(format!(
-                    "{source}: line 1: the header has no label column (expected one named {})",
-                    schema.label_names.join(" or ")
-                ))
-            })?;
-        let missing: Vec<&str> = schema
+            .map(|t| {
+                names
+                    .iter()
+                    .position(|n| t.names.contains(n))
+                    .ok_or_else(|| {
+                        Error::Data(format!(
+                        "{source}: line 1: the header has no label column (expected one named {})",
+                        t.names.join(" or ")
+                    ))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let features: Vec<Option<usize>> = schema
             .feature_names
             .iter()
-            .filter(|f| !names.contains(f))
-            .map(String::as_str)
+            .map(|f| names.iter().position(|n| n == f))
+            .collect();
+        let missing: Vec<&str> = features
+            .iter()
+            .enumerate()
+            .filter(|&(i, c)| c.is_none() && !schema.is_derived(i))
+            .map(|(i, _)| schema.feature_names[i].as_str())
             .collect();
         if !missing.is_empty() {
             return Err(Error::Data(format!(
@@ -60,43 +82,26 @@ impl Columns {
                 missing.join(", ")
             )));
         }
-        let features = schema
-            .feature_names
-            .iter()
-            .map(|f| names.iter().position(|n| n == f).unwrap())
-            .collect();
         Ok(Self {
-            label,
+            targets,
             features,
             width: names.len(),
             names,
+            headerless: false,
         })
     }
 }
 
 /// Parses CSV lines from `reader` into `sink`; `source` names the file in errors.
 pub fn parse(
-    mut reader: impl BufRead,
+    reader: impl BufRead,
     schema: &Schema,
     source: &str,
     sink: &mut RowSink,
 ) -> Result<()> {
-    let mut line = String::new();
-    let mut number = 0usize;
     let mut columns: Option<Columns> = None;
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| Error::Data(format!("{source}: line {}: {e}", number + 1)))?;
-        if n == 0 {
-            return Ok(());
-        }
-        number += 1;
-        let text = line.trim_end_matches(['\n', '\r']);
-        if text.trim().is_empty() {
-            continue;
-        }
+    let mut row = vec![0f32; schema.feature_names.len()];
+    super::for_each_line(reader, source, |number, text| {
         let fields: Vec<&str> = text.split(',').collect();
         let cols = match &columns {
             Some(c) => c,
@@ -104,28 +109,27 @@ pub fn parse(
                 let is_header = fields
                     .iter()
                     .any(|f| !f.trim().is_empty() && parse_number(f).is_none());
-                let c = if is_header {
+                if is_header {
                     columns = Some(Columns::from_header(&fields, schema, source)?);
-                    continue;
-                } else {
-                    Columns::headerless(schema)
-                };
-                columns.insert(c)
+                    return Ok(());
+                }
+                columns.insert(Columns::headerless(schema, source)?)
             }
         };
-        push_line(&fields, cols, schema, sink)
-            .map_err(|m| Error::Data(format!("{source}: line {number}: {m}")))?;
-    }
+        push_line(&fields, cols, schema, &mut row, sink)
+            .map_err(|m| Error::Data(format!("{source}: line {number}: {m}")))
+    })
 }
 
 fn push_line(
     fields: &[&str],
     cols: &Columns,
     schema: &Schema,
+    row: &mut [f32],
     sink: &mut RowSink,
 ) -> Result<(), String> {
     if fields.len() != cols.width {
-        let layout = if cols.label == 0 && cols.width == schema.feature_names.len() + 1 {
+        let layout = if cols.headerless {
             format!("the label then the {} features", schema.feature_names.len())
         } else {
             "as many as the header".to_owned()
@@ -136,10 +140,11 @@ fn push_line(
             fields.len()
         ));
     }
+    let empty = |i: usize| format!("column {} ('{}') is empty", i + 1, cols.names[i]);
     let value = |i: usize| -> Result<f64, String> {
         let raw = fields[i];
         if raw.trim().is_empty() {
-            return Err(format!("column {} ('{}') is empty", i + 1, cols.names[i]));
+            return Err(empty(i));
         }
         parse_number(raw).ok_or_else(|| {
             format!(
@@ -150,18 +155,30 @@ fn push_line(
             )
         })
     };
-    let label = schema.label(value(cols.label)?)?;
-    let start = sink.features.len();
-    for &i in &cols.features {
-        match value(i) {
-            Ok(v) => sink.features.push(v as f32),
+    for (k, &c) in cols.features.iter().enumerate() {
+        if let Some(c) = c {
+            row[k] = value(c)? as f32;
+        }
+    }
+    schema.complete_row(row, |k| cols.features[k].is_some())?;
+    let start = sink.labels.len();
+    for (&c, target) in cols.targets.iter().zip(&schema.targets) {
+        let raw = unquote(fields[c]);
+        let label = if raw.is_empty() {
+            Err(empty(c))
+        } else {
+            target.from_text(raw)
+        };
+        match label {
+            Ok(y) => sink.labels.push(y),
             Err(e) => {
-                sink.features.truncate(start);
+                sink.labels.truncate(start);
                 return Err(e);
             }
         }
     }
-    sink.labels.push(label);
+    sink.features.extend_from_slice(row);
+    sink.rows += 1;
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub fn parse(
     let mut ctx = Ctx {
         schema,
         sink,
-        row: Row::new(schema.feature_names.len()),
+        row: Row::new(schema.feature_names.len(), schema.targets.len()),
         records: 0,
     };
     while reader.skip_whitespace().map_err(|e| Error::io(source, e))? {
@@ -126,28 +126,29 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Checks the current row and moves it into the sink.
+    /// Checks the current row, computes derived features and moves it into the sink.
     fn finish_row<E: de::Error>(&mut self) -> Result<(), E> {
         self.records += 1;
-        if let Some(i) = self.row.seen.iter().position(|s| !s) {
-            return Err(E::custom(format!(
-                "sample {} is missing feature '{}'",
-                self.records, self.schema.feature_names[i]
-            )));
+        let records = self.records;
+        let row = &mut self.row;
+        let seen = &row.seen;
+        self.schema
+            .complete_row(&mut row.values, |i| seen[i])
+            .map_err(|m| E::custom(format!("sample {records} is {m}")))?;
+        for (label, target) in row.labels.iter().zip(&self.schema.targets) {
+            let value = label.clone().ok_or_else(|| {
+                E::custom(format!("sample {records} has no '{}' field", target.name()))
+            })?;
+            let y = match value {
+                LabelValue::Number(v) => target.from_number(v),
+                LabelValue::Text(t) => target.from_text(&t),
+            }
+            .map_err(|m| E::custom(format!("sample {records}: {m}")))?;
+            self.sink.labels.push(y);
         }
-        let label = self.row.label.ok_or_else(|| {
-            E::custom(format!(
-                "sample {} has no '{}' field",
-                self.records, self.schema.label_names[0]
-            ))
-        })?;
-        let label = self
-            .schema
-            .label(label)
-            .map_err(|m| E::custom(format!("sample {}: {m}", self.records)))?;
-        self.sink.features.extend_from_slice(&self.row.values);
-        self.sink.labels.push(label);
-        self.row.reset();
+        self.sink.features.extend_from_slice(&row.values);
+        self.sink.rows += 1;
+        row.reset();
         Ok(())
     }
 }
@@ -156,16 +157,16 @@ impl Ctx<'_> {
 struct Row {
     values: Vec<f32>,
     seen: Vec<bool>,
-    label: Option<f64>,
+    labels: Vec<Option<LabelValue>>,
     touched: bool,
 }
 
 impl Row {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, targets: usize) -> Self {
         Self {
             values: vec![f32::NAN; n],
             seen: vec![false; n],
-            label: None,
+            labels: vec![None; targets],
             touched: false,
         }
     }
@@ -173,7 +174,7 @@ impl Row {
     fn reset(&mut self) {
         self.values.fill(f32::NAN);
         self.seen.fill(false);
-        self.label = None;
+        self.labels.fill(None);
         self.touched = false;
     }
 
@@ -182,13 +183,17 @@ impl Row {
         self.seen[i] = true;
         self.touched = true;
     }
+
+    fn any_label(&self) -> bool {
+        self.labels.iter().any(Option::is_some)
+    }
 }
 
 /// What a key of a record object means.
 enum Key {
     Samples,
     Features,
-    Label,
+    Target(usize),
     Feature(usize),
     Other,
 }
@@ -211,8 +216,10 @@ impl Visitor<'_> for KeySeed<'_> {
         Ok(match k {
             "samples" => Key::Samples,
             "features" => Key::Features,
-            _ if self.0.is_label(k) => Key::Label,
-            _ => self.0.feature_index(k).map_or(Key::Other, Key::Feature),
+            _ => match self.0.target_index(k) {
+                Some(t) => Key::Target(t),
+                None => self.0.feature_index(k).map_or(Key::Other, Key::Feature),
+            },
         })
     }
 }
@@ -299,7 +306,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                     map.next_value_seed(SamplesSeed(&mut *ctx))?;
                 }
                 Key::Features => map.next_value_seed(FeaturesSeed(&mut *ctx))?,
-                Key::Label => ctx.row.label = Some(map.next_value_seed(NumberSeed("label"))?),
+                Key::Target(t) => ctx.row.labels[t] = Some(map.next_value::<LabelValue>()?),
                 Key::Feature(i) => {
                     let v = map.next_value_seed(NumberSeed(&ctx.schema.feature_names[i]))?;
                     ctx.row.set(i, v);
@@ -309,7 +316,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
                 }
             }
         }
-        if ctx.row.touched || ctx.row.label.is_some() || !saw_samples {
+        if ctx.row.touched || ctx.row.any_label() || !saw_samples {
             ctx.finish_row()?;
         }
         Ok(())
@@ -436,5 +443,40 @@ impl Visitor<'_> for NumberSeed<'_> {
     }
     fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
         Err(E::custom(format!("'{}' is null", self.0)))
+    }
+}
+
+/// A label as written: a number (or boolean), or text such as a class name.
+#[derive(Debug, Clone)]
+enum LabelValue {
+    Number(f64),
+    Text(String),
+}
+
+impl<'de> de::Deserialize<'de> for LabelValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LabelValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a label: a number, a boolean or a class name")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<LabelValue, E> {
+                Ok(LabelValue::Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<LabelValue, E> {
+                Ok(LabelValue::Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<LabelValue, E> {
+                Ok(LabelValue::Number(v as f64))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<LabelValue, E> {
+                Ok(LabelValue::Number(if v { 1.0 } else { 0.0 }))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LabelValue, E> {
+                Ok(LabelValue::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }

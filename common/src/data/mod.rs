@@ -9,21 +9,107 @@
 pub mod csv;
 pub mod files;
 pub mod json;
+pub mod tabular;
 
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
 use std::io::BufRead;
 use std::path::Path;
 
-/// Which columns a model needs and how labels are read.
+/// Which columns a model needs, which it can compute, and how its labels are read.
 #[derive(Debug, Clone)]
 pub struct Schema {
     /// Feature names in model order.
     pub feature_names: Vec<String>,
-    /// Names a label column or field may have, first one preferred (e.g. `label`, `fire_detected`).
-    pub label_names: Vec<String>,
-    /// Whether labels must be 0 or 1.
-    pub binary_label: bool,
+    /// Features computed from the others when the input lacks them (IOPS's derived five).
+    pub derived: Option<Derived>,
+    /// The labels each training row carries, in order (one for most models).
+    pub targets: Vec<Target>,
+    /// Whether a feature may be missing (an empty CSV field or a JSON `null`, read as NaN) in
+    /// requests; the tree models route missing values, the fire ensemble's logistic member cannot.
+    pub allow_missing: bool,
+}
+
+/// Features from index `first` on may be absent from the input; `compute(row, i)` gives feature
+/// `i` from the row's values before `first`.
+#[derive(Debug, Clone, Copy)]
+pub struct Derived {
+    /// Index of the first computable feature.
+    pub first: usize,
+    /// Computes one feature from the row.
+    pub compute: fn(&[f32], usize) -> f32,
+}
+
+/// One label column or field.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Names the column or field may have, first one preferred (e.g. `label`, `fire_detected`).
+    pub names: Vec<String>,
+    /// What values are allowed.
+    pub kind: TargetKind,
+}
+
+/// The values a label may take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetKind {
+    /// 0 or 1 (also `true` / `false`).
+    Binary,
+    /// A class: its name (any case) or its index 0..k-1.
+    Classes(Vec<String>),
+    /// A number in `[min, max]`.
+    Bounded {
+        /// Smallest allowed value.
+        min: f64,
+        /// Largest allowed value.
+        max: f64,
+    },
+}
+
+impl Target {
+    /// The preferred name, for messages.
+    pub fn name(&self) -> &str {
+        &self.names[0]
+    }
+
+    /// Checks and converts a numeric label value.
+    pub fn from_number(&self, value: f64) -> std::result::Result<f32, String> {
+        let name = self.name();
+        if !value.is_finite() {
+            return Err(format!("{name} {value} is not a finite number"));
+        }
+        match &self.kind {
+            TargetKind::Binary if value != 0.0 && value != 1.0 => {
+                Err(format!("{name} {value} is not 0 or 1"))
+            }
+            TargetKind::Classes(c)
+                if value.fract() != 0.0 || value < 0.0 || value >= c.len() as f64 =>
+            {
+                Err(format!(
+                    "{name} {value} is not a class index 0..{} or one of {}",
+                    c.len() - 1,
+                    c.join(", ")
+                ))
+            }
+            TargetKind::Bounded { min, max } if value < *min || value > *max => {
+                Err(format!("{name} {value} is outside [{min}, {max}]"))
+            }
+            _ => Ok(value as f32),
+        }
+    }
+
+    /// Checks and converts a label given as text: a class name, or a number.
+    pub fn from_text(&self, text: &str) -> std::result::Result<f32, String> {
+        let text = text.trim();
+        if let TargetKind::Classes(c) = &self.kind {
+            if let Some(i) = c.iter().position(|n| n.eq_ignore_ascii_case(text)) {
+                return Ok(i as f32);
+            }
+        }
+        match text.parse::<f64>() {
+            Ok(v) => self.from_number(v),
+            Err(_) => Err(format!("{} is not a number: \"{text}\"", self.name())),
+        }
+    }
 }
 
 impl Schema {
@@ -32,41 +118,61 @@ impl Schema {
         self.feature_names.iter().position(|n| n == name)
     }
 
-    /// Whether `name` names the label.
-    pub fn is_label(&self, name: &str) -> bool {
-        self.label_names.iter().any(|n| n == name)
+    /// Index of the target `name` names.
+    pub fn target_index(&self, name: &str) -> Option<usize> {
+        self.targets
+            .iter()
+            .position(|t| t.names.iter().any(|n| n == name))
     }
 
-    /// Checks and converts one label value.
-    pub fn label(&self, value: f64) -> std::result::Result<f32, String> {
-        if !value.is_finite() {
-            return Err(format!("label {value} is not a finite number"));
+    /// Whether feature `i` may be left out of the input.
+    pub fn is_derived(&self, i: usize) -> bool {
+        self.derived.is_some_and(|d| i >= d.first)
+    }
+
+    /// Fills the features the input did not give (`present(i)` false): derived ones are
+    /// computed, a missing input feature is an error naming it.
+    pub fn complete_row(
+        &self,
+        row: &mut [f32],
+        present: impl Fn(usize) -> bool,
+    ) -> std::result::Result<(), String> {
+        for i in 0..row.len() {
+            if !present(i) && !self.is_derived(i) {
+                return Err(format!("missing feature '{}'", self.feature_names[i]));
+            }
         }
-        if self.binary_label && value != 0.0 && value != 1.0 {
-            return Err(format!("label {value} is not 0 or 1"));
+        if let Some(d) = self.derived {
+            for i in d.first..row.len() {
+                if !present(i) {
+                    row[i] = (d.compute)(row, i);
+                }
+            }
         }
-        Ok(value as f32)
+        Ok(())
     }
 }
 
-/// Rows collected so far: features row-major, one label per row.
+/// Rows collected so far: features row-major, the targets' labels row-major.
 #[derive(Debug, Default)]
 pub struct RowSink {
     /// Features, `n_features` values per row.
     pub features: Vec<f32>,
-    /// One label per row.
+    /// Labels, one per target per row.
     pub labels: Vec<f32>,
+    /// Rows collected.
+    pub rows: usize,
 }
 
 impl RowSink {
     /// Number of rows collected.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.rows
     }
 
     /// Whether no row was collected.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.rows == 0
     }
 }
 
@@ -75,50 +181,109 @@ impl RowSink {
 pub struct Dataset {
     /// One row per sample, columns in [`Dataset::feature_names`] order.
     pub features: Array2<f32>,
-    /// One label per row.
-    pub labels: Array1<f32>,
+    /// One label vector per target of the schema, one label per row.
+    pub targets: Vec<Array1<f32>>,
     /// Column names.
     pub feature_names: Vec<String>,
+    /// Instance weights, when the data carries them.
+    pub weights: Option<Array1<f32>>,
+    /// Whether a missing value stands for an absent libsvm entry, a zero for models without a
+    /// notion of missing (XGBoost still treats it as missing, as XGBoost does with libsvm).
+    pub absent_is_zero: bool,
 }
 
 impl Dataset {
-    /// Builds a dataset from collected rows.
-    pub fn from_sink(sink: RowSink, feature_names: Vec<String>) -> Self {
-        let rows = sink.labels.len();
+    /// Builds a dataset from collected rows of `n_targets` labels each.
+    pub fn from_sink(sink: RowSink, feature_names: Vec<String>, n_targets: usize) -> Self {
+        let rows = sink.rows;
+        let targets = (0..n_targets)
+            .map(|t| (0..rows).map(|r| sink.labels[r * n_targets + t]).collect())
+            .collect();
         let features = Array2::from_shape_vec((rows, feature_names.len()), sink.features)
             .expect("row sink holds n_features values per row");
         Self {
             features,
-            labels: Array1::from(sink.labels),
+            targets,
             feature_names,
+            weights: None,
+            absent_is_zero: false,
         }
+    }
+
+    /// The first (for most models the only) target's labels.
+    pub fn labels(&self) -> &Array1<f32> {
+        &self.targets[0]
     }
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.features.nrows()
     }
 
     /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
     /// The rows at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Self {
         Self {
             features: self.features.select(ndarray::Axis(0), indices),
-            labels: self.labels.select(ndarray::Axis(0), indices),
+            targets: self
+                .targets
+                .iter()
+                .map(|t| t.select(ndarray::Axis(0), indices))
+                .collect(),
             feature_names: self.feature_names.clone(),
+            weights: self
+                .weights
+                .as_ref()
+                .map(|w| w.select(ndarray::Axis(0), indices)),
+            absent_is_zero: self.absent_is_zero,
         }
     }
 
-    /// Share of rows whose label is 1.
+    /// Share of rows whose first label is 1.
     pub fn positive_rate(&self) -> f64 {
         if self.is_empty() {
             return 0.0;
         }
-        self.labels.iter().filter(|&&y| y == 1.0).count() as f64 / self.len() as f64
+        self.labels().iter().filter(|&&y| y == 1.0).count() as f64 / self.len() as f64
+    }
+}
+
+/// A media type's essence: lower-cased, its parameters (`; charset=utf-8`) dropped.
+pub fn media_type_essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Calls `each(line_number, text)` for every non-blank line of `reader`, line ends trimmed;
+/// a read error is located by `source` and line number.
+pub(crate) fn for_each_line(
+    mut reader: impl BufRead,
+    source: &str,
+    mut each: impl FnMut(usize, &str) -> Result<()>,
+) -> Result<()> {
+    let mut line = String::new();
+    let mut number = 0usize;
+    loop {
+        line.clear();
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| Error::Data(format!("{source}: line {}: {e}", number + 1)))?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let text = line.trim_end_matches(['\n', '\r']);
+        if !text.trim().is_empty() {
+            each(number, text)?;
+        }
     }
 }
 
@@ -134,13 +299,7 @@ pub enum Format {
 impl Format {
     /// The format a channel ContentType names (parameters such as `; charset=utf-8` ignored).
     pub fn from_content_type(content_type: &str) -> Result<Self> {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
+        match media_type_essence(content_type).as_str() {
             "text/csv" | "csv" | "text/x-csv" | "application/csv" => Ok(Format::Csv),
             "application/json" | "json" | "application/jsonlines" | "application/x-jsonlines"
             | "application/jsonl" | "application/x-ndjson" | "jsonl" => Ok(Format::Json),
@@ -218,7 +377,11 @@ pub fn load_channel(
             files.len()
         )));
     }
-    Ok(Dataset::from_sink(sink, schema.feature_names.clone()))
+    Ok(Dataset::from_sink(
+        sink,
+        schema.feature_names.clone(),
+        schema.targets.len(),
+    ))
 }
 
 #[cfg(test)]
@@ -229,8 +392,12 @@ mod tests {
     fn schema() -> Schema {
         Schema {
             feature_names: vec!["a".into(), "b".into()],
-            label_names: vec!["label".into(), "fire_detected".into()],
-            binary_label: true,
+            derived: None,
+            targets: vec![Target {
+                names: vec!["label".into(), "fire_detected".into()],
+                kind: TargetKind::Binary,
+            }],
+            allow_missing: false,
         }
     }
 
@@ -389,7 +556,7 @@ mod tests {
             d.features.as_slice().unwrap(),
             &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
         );
-        assert_eq!(d.labels.to_vec(), vec![0.0, 1.0, 1.0]);
+        assert_eq!(d.labels().to_vec(), vec![0.0, 1.0, 1.0]);
 
         let empty = tempfile::tempdir().unwrap();
         std::fs::write(empty.path().join("_SUCCESS"), "").unwrap();
