@@ -1,4 +1,5 @@
-//! Binary classification metrics: accuracy, precision, recall, F1 (positive class 1) and ROC AUC.
+//! Evaluation metrics: binary (accuracy, precision, recall, F1, ROC AUC), multi-class (accuracy,
+//! per-class precision / recall / F1, confusion matrix, log loss) and regression (RMSE, MAE, R2).
 
 use serde::{Deserialize, Serialize};
 
@@ -87,9 +88,146 @@ pub fn roc_auc(labels: &[f32], p: &[f32]) -> Option<f64> {
     Some((rank_sum - np * (np + 1.0) / 2.0) / (np * nn))
 }
 
+/// Precision, recall and F1 of one class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClassScores {
+    /// Of the rows predicted as the class, the share that were (0 when none was).
+    pub precision: f64,
+    /// Of the rows of the class, the share predicted as it (0 when there were none).
+    pub recall: f64,
+    /// Harmonic mean of the two (0 when both are 0).
+    pub f1: f64,
+    /// Rows of the class.
+    pub support: usize,
+}
+
+/// Multi-class metrics of one model on one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MultiClassMetrics {
+    /// Share of rows whose most probable class is the label.
+    pub accuracy: f64,
+    /// Mean negative log probability of the label (probabilities clipped at 1e-15).
+    pub log_loss: f64,
+    /// Per class, in class order.
+    pub classes: Vec<ClassScores>,
+    /// `confusion[label][predicted]` row counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl MultiClassMetrics {
+    /// Metrics of `probabilities` (one row per label, one column per class) against class
+    /// indices `labels`; the prediction is the most probable class (lowest index on ties).
+    pub fn compute(labels: &[f32], probabilities: ndarray::ArrayView2<f32>) -> Self {
+        let k = probabilities.ncols();
+        assert_eq!(labels.len(), probabilities.nrows(), "one row per label");
+        let mut confusion = vec![vec![0usize; k]; k];
+        let mut log_loss = 0.0;
+        for (&y, p) in labels.iter().zip(probabilities.rows()) {
+            let mut best = 0;
+            for c in 1..k {
+                if p[c] > p[best] {
+                    best = c;
+                }
+            }
+            confusion[y as usize][best] += 1;
+            log_loss -= f64::from(p[y as usize]).clamp(1e-15, 1.0).ln();
+        }
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let classes = (0..k)
+            .map(|c| {
+                let hit = confusion[c][c];
+                let predicted: usize = confusion.iter().map(|row| row[c]).sum();
+                let support: usize = confusion[c].iter().sum();
+                let (precision, recall) = (ratio(hit, predicted), ratio(hit, support));
+                let f1 = if precision + recall == 0.0 {
+                    0.0
+                } else {
+                    2.0 * precision * recall / (precision + recall)
+                };
+                ClassScores {
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
+            })
+            .collect();
+        let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
+        Self {
+            accuracy: ratio(correct, labels.len()),
+            log_loss: log_loss / labels.len().max(1) as f64,
+            classes,
+            confusion,
+        }
+    }
+}
+
+/// Regression metrics of one model on one split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegressionMetrics {
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Coefficient of determination, 1 - SSE / SST (0 when the labels are constant).
+    pub r2: f64,
+}
+
+impl RegressionMetrics {
+    /// Metrics of predictions `p` against `labels`.
+    pub fn compute(labels: &[f32], p: &[f32]) -> Self {
+        assert_eq!(labels.len(), p.len(), "one prediction per label");
+        let n = labels.len().max(1) as f64;
+        let mean = labels.iter().map(|&y| f64::from(y)).sum::<f64>() / n;
+        let (mut sse, mut sae, mut sst) = (0.0, 0.0, 0.0);
+        for (&y, &q) in labels.iter().zip(p) {
+            let e = f64::from(y) - f64::from(q);
+            sse += e * e;
+            sae += e.abs();
+            sst += (f64::from(y) - mean).powi(2);
+        }
+        Self {
+            rmse: (sse / n).sqrt(),
+            mae: sae / n,
+            r2: if sst == 0.0 { 0.0 } else { 1.0 - sse / sst },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multiclass_confusion_and_per_class_scores() {
+        let y = [0.0, 1.0, 2.0, 2.0];
+        let p = ndarray::arr2(&[
+            [0.8f32, 0.1, 0.1],
+            [0.6, 0.3, 0.1],
+            [0.1, 0.1, 0.8],
+            [0.2, 0.5, 0.3],
+        ]);
+        let m = MultiClassMetrics::compute(&y, p.view());
+        assert_eq!(
+            m.confusion,
+            vec![vec![1, 0, 0], vec![1, 0, 0], vec![0, 1, 1]]
+        );
+        assert_eq!(m.accuracy, 0.5);
+        assert_eq!(m.classes[0].precision, 0.5);
+        assert_eq!(m.classes[0].recall, 1.0);
+        assert_eq!(m.classes[1].f1, 0.0);
+        assert_eq!(m.classes[2].support, 2);
+        let want = -(0.8f64.ln() + 0.3f64.ln() + 0.8f64.ln() + 0.3f64.ln()) / 4.0;
+        assert!((m.log_loss - want).abs() < 1e-6);
+    }
+
+    #[test]
+    fn regression_errors() {
+        let m = RegressionMetrics::compute(&[1.0, 2.0, 3.0], &[1.0, 2.0, 6.0]);
+        assert!((m.rmse - 3.0f64.sqrt()).abs() < 1e-12);
+        assert_eq!(m.mae, 1.0);
+        assert!((m.r2 - (1.0 - 9.0 / 2.0)).abs() < 1e-12);
+    }
 
     #[test]
     fn confusion_counts() {

@@ -436,7 +436,7 @@ impl EnsembleParams {
                 &params,
                 &[(dtrain, "train")],
                 1,
-                &mut |_, _| Ok(()),
+                &mut |_| Ok(true),
             )?);
             left -= trees;
         }
@@ -469,23 +469,23 @@ impl EnsembleParams {
                 let t = train
                     .as_ref()
                     .expect("the logistic regression is fitted first");
-                MemberModel::Logistic(self.logistic.fit(t.features.view(), &t.labels)?)
+                MemberModel::Logistic(self.logistic.fit(t.features.view(), t.labels())?)
             } else {
                 if dtrain.is_none() {
                     // From here on only XGBoost's copy of the training rows is needed.
                     let t = train.take().expect("training rows");
-                    dtrain = Some(xgboost::dmatrix(t.features.view(), Some(&t.labels))?);
+                    dtrain = Some(xgboost::dmatrix(t.features.view(), Some(t.labels()))?);
                 }
                 let dtrain = dtrain.as_ref().expect("built above");
                 if member == Member::RandomForest {
                     MemberModel::from_boosters(&self.fit_forest(dtrain, n_features, progress)?)?
                 } else {
                     let dvalid =
-                        xgboost::dmatrix(validation.features.view(), Some(&validation.labels))?;
+                        xgboost::dmatrix(validation.features.view(), Some(validation.labels()))?;
                     let evals = [(dtrain, "train"), (&dvalid, "validation")];
-                    let mut on_round = |_: u32, line: &str| {
-                        progress.boosting_round(line);
-                        progress.checkpoint()
+                    let mut on_round = |log: &xgboost::RoundLog| {
+                        progress.boosting_round(&log.line);
+                        progress.checkpoint().map(|()| true)
                     };
                     let booster = xgboost::train_rounds(
                         &self.boosting_params(),
@@ -500,7 +500,7 @@ impl EnsembleParams {
             let p = model.predict(validation.features.view())?;
             scores.insert(
                 member,
-                BinaryMetrics::compute(validation.labels.as_slice().unwrap(), &p, self.threshold),
+                BinaryMetrics::compute(validation.labels().as_slice().unwrap(), &p, self.threshold),
             );
             fitted.insert(member, model);
         }

@@ -453,7 +453,7 @@ mod tests {
                 p = p.set(k, v);
             }
             let m = xgboost::dmatrix(x.view(), Some(labels)).unwrap();
-            let b = xgboost::train_rounds(&p, &[(&m, "train")], 15, &mut |_, _| Ok(())).unwrap();
+            let b = xgboost::train_rounds(&p, &[(&m, "train")], 15, &mut |_| Ok(true)).unwrap();
             let want = b.predict(&m).unwrap();
             let got = compiled(&b).predict(x.view());
             assert_eq!(got.len(), want.len(), "{objective}");
@@ -479,7 +479,7 @@ mod tests {
                     .set("seed", seed)
                     .set("nthread", 1);
                 compiled(
-                    &xgboost::train_rounds(&p, &[(&m, "train")], 1, &mut |_, _| Ok(())).unwrap(),
+                    &xgboost::train_rounds(&p, &[(&m, "train")], 1, &mut |_| Ok(true)).unwrap(),
                 )
             })
             .collect();

@@ -53,29 +53,66 @@ pub fn new_booster(params: &XgbParams, cache: &[&DMatrix]) -> Result<Booster> {
     Ok(booster)
 }
 
-/// Trains `rounds` boosting rounds on the first of `evals` (named `train`), evaluating every set
-/// each round. `on_round` receives the round and XGBoost's own log line
-/// (`[i]\ttrain-m:v\tvalidation-m:v`), and may stop training by returning an error (SIGTERM).
+/// One boosting round's evaluation: XGBoost's own log line and the scores in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundLog {
+    /// Round number from 0.
+    pub round: u32,
+    /// `[i]\ttrain-m:v\tvalidation-m:v`, as XGBoost prints it.
+    pub line: String,
+    /// `(set, metric, value)` in line order.
+    pub scores: Vec<(String, String, f64)>,
+}
+
+impl RoundLog {
+    /// The score of `metric` on the evaluation set `set`.
+    pub fn score(&self, set: &str, metric: &str) -> Option<f64> {
+        self.scores
+            .iter()
+            .find(|(s, m, _)| s == set && m == metric)
+            .map(|t| t.2)
+    }
+}
+
+/// Trains up to `rounds` boosting rounds on the first of `evals` (named `train`), evaluating
+/// every set each round. `on_round` sees each round's [`RoundLog`] and returns whether to go on
+/// (early stopping), or an error to abandon training (SIGTERM).
 pub fn train_rounds(
     params: &XgbParams,
     evals: &[(&DMatrix, &str)],
     rounds: u32,
-    on_round: &mut dyn FnMut(u32, &str) -> Result<()>,
+    on_round: &mut dyn FnMut(&RoundLog) -> Result<bool>,
 ) -> Result<Booster> {
     let dtrain = evals.first().expect("training matrix").0;
     let cache: Vec<&DMatrix> = evals.iter().map(|(m, _)| *m).collect();
     let mut booster = new_booster(params, &cache)?;
+    // XGBoost reports metrics in the order `eval_metric` lists them.
+    let order: Vec<&str> = params
+        .0
+        .iter()
+        .filter(|(k, _)| k == "eval_metric")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let rank = |m: &str| order.iter().position(|o| *o == m).unwrap_or(usize::MAX);
     for round in 0..rounds {
         booster.update(dtrain, round as i32)?;
-        let mut line = format!("[{round}]");
+        let mut log = RoundLog {
+            round,
+            line: format!("[{round}]"),
+            scores: Vec::new(),
+        };
         for (m, name) in evals {
             let mut scores: Vec<(String, f32)> = booster.evaluate(m)?.into_iter().collect();
-            scores.sort_by(|a, b| a.0.cmp(&b.0));
+            scores.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
             for (metric, value) in scores {
-                line.push_str(&format!("\t{name}-{metric}:{value:.5}"));
+                log.line.push_str(&format!("\t{name}-{metric}:{value:.5}"));
+                log.scores
+                    .push((name.to_string(), metric, f64::from(value)));
             }
         }
-        on_round(round, &line)?;
+        if !on_round(&log)? {
+            break;
+        }
     }
     Ok(booster)
 }

@@ -1,0 +1,307 @@
+//! One XGBoost gradient-boosted model with early stopping, configured with the hyperparameter
+//! names of SageMaker's built-in XGBoost algorithm.
+//!
+//! Early stopping follows XGBoost's own rule: training stops once the last evaluation metric on
+//! the validation set has not improved for `early_stopping_rounds` rounds, and the model kept is
+//! the one of the best round (XGBoost's `save_best`), so `train`, `serve` and XGBoost tooling
+//! reading the saved model all predict with the same trees.
+
+use super::trees::TreeModel;
+use super::xgboost::{self, RoundLog, XgbParams};
+use crate::error::Result;
+use ndarray::{Array1, ArrayView2};
+
+/// What the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    /// Class probabilities of `num_class` classes (`multi:softprob`).
+    MultiClass {
+        /// Number of classes.
+        num_class: u32,
+    },
+    /// Least-squares regression (`reg:squarederror`).
+    SquaredError,
+    /// Probability of class 1 (`binary:logistic`).
+    BinaryLogistic,
+}
+
+impl Objective {
+    /// XGBoost's name of the objective.
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::MultiClass { .. } => "multi:softprob",
+            Objective::SquaredError => "reg:squarederror",
+            Objective::BinaryLogistic => "binary:logistic",
+        }
+    }
+
+    /// Metrics logged each round; early stopping watches the last one (XGBoost's rule).
+    pub fn eval_metrics(self) -> &'static [&'static str] {
+        match self {
+            Objective::MultiClass { .. } => &["merror", "mlogloss"],
+            Objective::SquaredError => &["rmse"],
+            Objective::BinaryLogistic => &["error", "logloss"],
+        }
+    }
+}
+
+/// Hyperparameters, named as SageMaker's built-in XGBoost names them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BoostParams {
+    /// Maximum boosting rounds.
+    pub num_round: u32,
+    /// Learning rate.
+    pub eta: f64,
+    /// Maximum tree depth.
+    pub max_depth: u32,
+    /// Minimum hessian sum in a leaf.
+    pub min_child_weight: f64,
+    /// Share of rows per round.
+    pub subsample: f64,
+    /// Share of features per tree.
+    pub colsample_bytree: f64,
+    /// Minimum loss reduction for a split.
+    pub gamma: f64,
+    /// L1 regularisation of leaf weights.
+    pub alpha: f64,
+    /// L2 regularisation of leaf weights.
+    pub lambda: f64,
+    /// Stop after this many rounds without improvement on validation (`None`: never).
+    pub early_stopping_rounds: Option<u32>,
+    /// Histogram bins per feature.
+    pub max_bin: u32,
+    /// Random seed.
+    pub seed: u64,
+    /// Threads (0 = all cores).
+    pub nthread: u32,
+}
+
+impl Default for BoostParams {
+    /// The IOPS original's settings (reference-systems.md 2.4).
+    fn default() -> Self {
+        Self {
+            num_round: 100,
+            eta: 0.2,
+            max_depth: 5,
+            min_child_weight: 1.0,
+            subsample: 0.8,
+            colsample_bytree: 0.8,
+            gamma: 0.0,
+            alpha: 0.0,
+            lambda: 1.0,
+            early_stopping_rounds: Some(10),
+            max_bin: 256,
+            seed: 42,
+            nthread: 0,
+        }
+    }
+}
+
+impl BoostParams {
+    /// The parameters as XGBoost takes them.
+    pub fn xgb_params(&self, objective: Objective) -> XgbParams {
+        let mut p = XgbParams::default()
+            .set("objective", objective.name())
+            .set("tree_method", "hist")
+            .set("eta", self.eta)
+            .set("max_depth", self.max_depth)
+            .set("min_child_weight", self.min_child_weight)
+            .set("subsample", self.subsample)
+            .set("colsample_bytree", self.colsample_bytree)
+            .set("gamma", self.gamma)
+            .set("alpha", self.alpha)
+            .set("lambda", self.lambda)
+            .set("max_bin", self.max_bin)
+            .set("seed", self.seed)
+            .set("nthread", self.nthread);
+        if let Objective::MultiClass { num_class } = objective {
+            p = p.set("num_class", num_class);
+        }
+        for m in objective.eval_metrics() {
+            p = p.set("eval_metric", m);
+        }
+        p
+    }
+}
+
+/// A fitted model.
+pub struct Boosted {
+    /// The compiled trees of the kept rounds (what `train` and `serve` predict with).
+    pub trees: TreeModel,
+    /// XGBoost's UBJSON model of the kept rounds.
+    pub ubj: Vec<u8>,
+    /// Rounds run.
+    pub rounds_run: u32,
+    /// The round kept (the best on validation with early stopping, else the last), from 0.
+    pub best_iteration: u32,
+    /// The watched metric's validation value at the kept round, when there was validation.
+    pub best_score: Option<f64>,
+}
+
+/// Training data of one fit.
+pub struct FitData<'a> {
+    /// Training features.
+    pub train: ArrayView2<'a, f32>,
+    /// Training labels.
+    pub train_labels: &'a Array1<f32>,
+    /// Training instance weights.
+    pub train_weights: Option<&'a Array1<f32>>,
+    /// Validation features and labels (early stopping and the logged validation metrics).
+    pub validation: Option<(ArrayView2<'a, f32>, &'a Array1<f32>)>,
+}
+
+/// Fits one model; `on_round` sees every round's log and may abandon training (SIGTERM).
+pub fn fit(
+    params: &BoostParams,
+    objective: Objective,
+    data: FitData,
+    on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
+) -> Result<Boosted> {
+    let mut dtrain = xgboost::dmatrix(data.train, Some(data.train_labels))?;
+    if let Some(w) = data.train_weights {
+        dtrain.set_weights(w.as_slice().expect("contiguous weights"))?;
+    }
+    let dvalid = data
+        .validation
+        .map(|(x, y)| xgboost::dmatrix(x, Some(y)))
+        .transpose()?;
+    let mut evals = vec![(&dtrain, "train")];
+    if let Some(d) = &dvalid {
+        evals.push((d, "validation"));
+    }
+    let watched = *objective.eval_metrics().last().expect("a metric");
+    let patience = params.early_stopping_rounds.filter(|_| dvalid.is_some());
+    let mut watched_scores: Vec<f64> = Vec::new();
+    let mut best: Option<(u32, f64)> = None;
+    let mut rounds_run = 0;
+    let mut step = |log: &RoundLog| -> Result<bool> {
+        on_round(log)?;
+        rounds_run = log.round + 1;
+        let Some(score) = log.score("validation", watched) else {
+            return Ok(true);
+        };
+        watched_scores.push(score);
+        if best.is_none_or(|(_, b)| score < b) {
+            best = Some((log.round, score));
+        }
+        let since_best = log.round - best.map_or(0, |b| b.0);
+        Ok(patience.is_none_or(|p| since_best < p))
+    };
+    let booster = xgboost::train_rounds(
+        &params.xgb_params(objective),
+        &evals,
+        params.num_round,
+        &mut step,
+    )?;
+    let best_iteration = match (patience, best) {
+        (Some(_), Some((round, _))) => round,
+        _ => rounds_run - 1,
+    };
+    let kept = if best_iteration + 1 < rounds_run {
+        booster.slice(0, best_iteration as i32 + 1)?
+    } else {
+        booster
+    };
+    let (ubj, trees) = xgboost::export(&kept)?;
+    Ok(Boosted {
+        trees,
+        ubj,
+        rounds_run,
+        best_iteration,
+        best_score: watched_scores.get(best_iteration as usize).copied(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2};
+
+    /// y = x0 on the first half, noise after: validation error bottoms out early.
+    fn data(rows: usize, seed: u64) -> (Array2<f32>, Array1<f32>) {
+        use rand::Rng;
+        let mut rng = crate::datagen::rng(seed);
+        let x = Array2::from_shape_fn((rows, 3), |_| rng.random::<f32>());
+        let y = x.column(0).mapv(|v| v * 10.0)
+            + Array1::from_shape_fn(rows, |_| rng.random::<f32>() * 4.0);
+        (x, y)
+    }
+
+    #[test]
+    fn early_stopping_keeps_the_best_round_in_both_forms() {
+        let (x, y) = data(400, 1);
+        let (vx, vy) = data(200, 2);
+        let params = BoostParams {
+            num_round: 300,
+            eta: 0.5,
+            max_depth: 6,
+            early_stopping_rounds: Some(5),
+            nthread: 1,
+            ..BoostParams::default()
+        };
+        let mut lines = Vec::new();
+        let m = fit(
+            &params,
+            Objective::SquaredError,
+            FitData {
+                train: x.view(),
+                train_labels: &y,
+                train_weights: None,
+                validation: Some((vx.view(), &vy)),
+            },
+            &mut |log| {
+                lines.push(log.line.clone());
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(m.rounds_run < 300, "stopped early");
+        assert_eq!(m.rounds_run, m.best_iteration + 6);
+        assert_eq!(lines.len() as u32, m.rounds_run);
+        assert!(
+            lines[0].starts_with("[0]\ttrain-rmse:") && lines[0].contains("\tvalidation-rmse:")
+        );
+        assert_eq!(m.trees.n_trees() as u32, m.best_iteration + 1);
+        // XGBoost's saved model holds the same rounds and predicts as the compiled trees.
+        let booster = xgb::Booster::load_buffer(&m.ubj).unwrap();
+        let dm = xgboost::dmatrix(vx.view(), None).unwrap();
+        let theirs = booster.predict(&dm).unwrap();
+        let ours = m.trees.predict(vx.view());
+        for (a, b) in theirs.iter().zip(ours.iter()) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        // The kept round has the lowest validation RMSE of all rounds logged.
+        let rmse = |l: &String| l.rsplit(':').next().unwrap().parse::<f64>().unwrap();
+        let best = lines.iter().map(rmse).fold(f64::INFINITY, f64::min);
+        assert!((rmse(&lines[m.best_iteration as usize]) - best).abs() < 1e-9);
+    }
+
+    #[test]
+    fn multiclass_logs_merror_then_mlogloss() {
+        let (x, y) = data(300, 3);
+        let classes = y.mapv(|v| (v / 4.0).floor().min(3.0));
+        let m = fit(
+            &BoostParams {
+                num_round: 3,
+                nthread: 1,
+                ..BoostParams::default()
+            },
+            Objective::MultiClass { num_class: 4 },
+            FitData {
+                train: x.view(),
+                train_labels: &classes,
+                train_weights: None,
+                validation: Some((x.view(), &classes)),
+            },
+            &mut |log| {
+                let names: Vec<&str> = log.scores.iter().map(|s| s.1.as_str()).collect();
+                assert_eq!(names, ["merror", "mlogloss", "merror", "mlogloss"]);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(m.trees.n_groups(), 4);
+        let p = m.trees.predict(x.view());
+        assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-5));
+    }
+}
