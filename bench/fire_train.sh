@@ -12,10 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 shared=${SHARED_DIR:-$repo/../shared}
 skip_sklearn=${1:-}
-bash scripts/setup.sh
-source scripts/env.sh
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
-python3 -m pip install -q numpy scikit-learn "xgboost-cpu==3.2.0" 2>&1 | grep -v "^WARNING: Running pip as" || true
+source bench/setup.sh
 cargo build --release -p train --locked
 train=${CARGO_TARGET_DIR:-$repo/target}/release/train
 

@@ -12,10 +12,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 shared=${SHARED_DIR:-$repo/../shared}
-bash scripts/setup.sh
-source scripts/env.sh
+source bench/setup.sh flask gunicorn joblib
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
-python3 -m pip install -q numpy scikit-learn "xgboost-cpu==3.2.0" flask gunicorn joblib 2>&1 | grep -v "^WARNING: Running pip as" || true
 cargo build --release --locked --bins
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d)

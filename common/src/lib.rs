@@ -14,6 +14,7 @@ pub mod datagen;
 pub mod error;
 pub mod fire;
 pub mod hyperparams;
+pub mod iops;
 pub mod memory;
 pub mod metrics;
 pub mod models;

@@ -7,6 +7,9 @@
 //! case-insensitively, parameters ignored.
 
 use crate::error::ServeError;
+use common::data::{media_type_essence, Schema};
+use common::iops::RISK_LEVELS;
+use common::models::iops::IopsPrediction;
 use ndarray::Array2;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -44,15 +47,6 @@ impl Output {
     }
 }
 
-fn essence(media_type: &str) -> String {
-    media_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
-}
-
 /// The input format of a request; without a Content-Type, a body starting with `{` or `[` is
 /// JSON and anything else CSV.
 pub fn input_format(content_type: Option<&str>, body: &[u8]) -> Result<Input, ServeError> {
@@ -64,7 +58,7 @@ pub fn input_format(content_type: Option<&str>, body: &[u8]) -> Result<Input, Se
             Input::Csv
         });
     };
-    match essence(ct).as_str() {
+    match media_type_essence(ct).as_str() {
         "text/csv" | "text/x-csv" | "application/csv" => Ok(Input::Csv),
         "application/json" => Ok(Input::Json),
         "application/jsonlines"
@@ -78,7 +72,7 @@ pub fn input_format(content_type: Option<&str>, body: &[u8]) -> Result<Input, Se
 }
 
 fn output_of(media_type: &str) -> Option<Output> {
-    match essence(media_type).as_str() {
+    match media_type_essence(media_type).as_str() {
         "application/json" | "application/*" => Some(Output::Json),
         "text/csv" | "text/*" => Some(Output::Csv),
         "application/jsonlines"
@@ -119,35 +113,41 @@ pub fn output_format(accept: Option<&str>, default: &str) -> Result<Output, Serv
         .ok_or_else(|| ServeError::NotAcceptable(accept.chars().take(100).collect()))
 }
 
-/// Decodes a body into one row per record, columns in `names` order. With `batch`, blank lines
+/// Decodes a body into one row per record, columns in the schema's feature order; features the
+/// schema derives are computed when a named record leaves them out. With `batch`, blank lines
 /// inside CSV or JSON Lines are errors (each input line must yield one output line).
 pub fn decode(
     format: Input,
     body: &[u8],
-    names: &[String],
+    schema: &Schema,
     batch: bool,
 ) -> Result<Array2<f32>, ServeError> {
+    let names = &schema.feature_names;
     let text =
         std::str::from_utf8(body).map_err(|e| bad(format!("body is not UTF-8 text: {e}")))?;
     if text.trim().is_empty() {
         return Err(bad("empty body: send at least one record".into()));
     }
     let n = names.len();
-    let mut values = Vec::with_capacity(n * 16);
+    // One record per line for CSV and JSON Lines: size the matrix once.
+    let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
+    let mut values = Vec::with_capacity(n * if format == Input::Json { 16 } else { lines });
     match format {
         Input::Csv => for_lines(text, batch, |i, line| {
-            csv_record(line, n, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
+            csv_record(line, n, schema.allow_missing, &mut values)
+                .map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::JsonLines => for_lines(text, batch, |i, line| {
             let v: Value = serde_json::from_str(line)
                 .map_err(|e| format!("record {i} (line {i}): not JSON: {e}"))?;
-            record(&v, names, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
+            record(&v, schema, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::Json => {
             let v: Value = serde_json::from_str(text)
                 .map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
             for (i, r) in json_records(&v).map_err(bad)?.into_iter().enumerate() {
-                record(r, names, &mut values).map_err(|m| bad(format!("record {}: {m}", i + 1)))?;
+                record(r, schema, &mut values)
+                    .map_err(|m| bad(format!("record {}: {m}", i + 1)))?;
             }
         }
     }
@@ -183,7 +183,7 @@ fn for_lines(
     Ok(())
 }
 
-fn csv_record(line: &str, n: usize, out: &mut Vec<f32>) -> Result<(), String> {
+fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> Result<(), String> {
     let start = out.len();
     for (k, field) in line.split(',').enumerate() {
         if k == n {
@@ -194,6 +194,10 @@ fn csv_record(line: &str, n: usize, out: &mut Vec<f32>) -> Result<(), String> {
             ));
         }
         let f = field.trim().trim_matches('"');
+        if f.is_empty() && allow_missing {
+            out.push(f32::NAN);
+            continue;
+        }
         if f.is_empty() {
             out.truncate(start);
             return Err(format!("value {} is empty", k + 1));
@@ -238,25 +242,29 @@ fn json_records(v: &Value) -> Result<Vec<&Value>, String> {
 
 /// Appends one record's values: an object of named features (optionally under `features`) or
 /// an array of values in model order.
-fn record(v: &Value, names: &[String], out: &mut Vec<f32>) -> Result<(), String> {
+fn record(v: &Value, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> {
+    let names = &schema.feature_names;
     match v {
-        Value::Object(o) if o.contains_key("features") => record(&o["features"], names, out),
+        Value::Object(o) if o.contains_key("features") => record(&o["features"], schema, out),
         Value::Object(o) => {
             let start = out.len();
-            for name in names {
-                match o.get(name).map(number) {
+            let mut present = vec![true; names.len()];
+            for (name, given) in names.iter().zip(&mut present) {
+                match o.get(name).map(|v| number(v, schema.allow_missing)) {
                     Some(Ok(x)) => out.push(x),
                     Some(Err(m)) => {
                         out.truncate(start);
                         return Err(format!("feature '{name}' {m}"));
                     }
                     None => {
-                        out.truncate(start);
-                        return Err(format!("missing feature '{name}'"));
+                        *given = false;
+                        out.push(f32::NAN);
                     }
                 }
             }
-            Ok(())
+            schema
+                .complete_row(&mut out[start..], |i| present[i])
+                .inspect_err(|_| out.truncate(start))
         }
         Value::Array(a) => {
             if a.len() != names.len() {
@@ -268,7 +276,7 @@ fn record(v: &Value, names: &[String], out: &mut Vec<f32>) -> Result<(), String>
             }
             let start = out.len();
             for (k, x) in a.iter().enumerate() {
-                match number(x) {
+                match number(x, schema.allow_missing) {
                     Ok(x) => out.push(x),
                     Err(m) => {
                         out.truncate(start);
@@ -282,7 +290,11 @@ fn record(v: &Value, names: &[String], out: &mut Vec<f32>) -> Result<(), String>
     }
 }
 
-fn number(v: &Value) -> Result<f32, String> {
+/// A feature value: a number or numeric string; `null` is missing (NaN) when `allow_missing`.
+fn number(v: &Value, allow_missing: bool) -> Result<f32, String> {
+    if allow_missing && v.is_null() {
+        return Ok(f32::NAN);
+    }
     let x = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
@@ -294,6 +306,56 @@ fn number(v: &Value) -> Result<f32, String> {
             let shown: String = v.to_string().chars().take(40).collect();
             format!("is not a number: {shown}")
         })
+}
+
+/// A batch of predictions that can be written record by record.
+pub trait Predictions {
+    /// Number of records.
+    fn records(&self) -> usize;
+    /// Appends record `i` as one JSON object.
+    fn json_record(&self, i: usize, out: &mut String);
+    /// Appends record `i` as one CSV line without its newline.
+    fn csv_record(&self, i: usize, out: &mut String);
+}
+
+/// Encodes predictions. JSON is `{"predictions": [record, ...]}`; in batch mode JSON is written
+/// one record per line so the output lines up with the input lines.
+pub fn encode(p: &dyn Predictions, format: Output, batch: bool) -> String {
+    let n = p.records();
+    // Sized from the first record, so a large answer grows by copying at most once or twice.
+    let mut first = String::new();
+    if n > 0 {
+        match format {
+            Output::Csv => p.csv_record(0, &mut first),
+            _ => p.json_record(0, &mut first),
+        }
+    }
+    let mut out = String::with_capacity((first.len() + 2) * n + 32);
+    match format {
+        Output::Json if !batch => {
+            out.push_str("{\"predictions\":[");
+            for i in 0..n {
+                if i > 0 {
+                    out.push(',');
+                }
+                p.json_record(i, &mut out);
+            }
+            out.push_str("]}");
+        }
+        Output::Json | Output::JsonLines => {
+            for i in 0..n {
+                p.json_record(i, &mut out);
+                out.push('\n');
+            }
+        }
+        Output::Csv => {
+            for i in 0..n {
+                p.csv_record(i, &mut out);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// Predictions of the fire ensemble for a batch of records.
@@ -311,6 +373,12 @@ pub struct FirePredictions<'a> {
 impl FirePredictions<'_> {
     fn label(&self, p: f32) -> u8 {
         u8::from(f64::from(p) > self.threshold)
+    }
+}
+
+impl Predictions for FirePredictions<'_> {
+    fn records(&self) -> usize {
+        self.probabilities.len()
     }
 
     fn json_record(&self, i: usize, out: &mut String) {
@@ -343,40 +411,119 @@ impl FirePredictions<'_> {
         out.push('}');
     }
 
-    /// Encodes the predictions. JSON is `{"predictions": [record, ...]}`; in batch mode JSON is
-    /// written one record per line so the output lines up with the input lines.
-    pub fn encode(&self, format: Output, batch: bool) -> String {
-        let n = self.probabilities.len();
-        let mut out = String::with_capacity(n * 160);
-        match format {
-            Output::Json if !batch => {
-                out.push_str("{\"predictions\":[");
-                for i in 0..n {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    self.json_record(i, &mut out);
-                }
-                out.push_str("]}");
+    fn csv_record(&self, i: usize, out: &mut String) {
+        let p = self.probabilities[i];
+        let _ = write!(out, "{},{p}", self.label(p));
+        for probs in self.member_probabilities {
+            let _ = write!(out, ",{}", probs[i]);
+        }
+    }
+}
+
+/// Predictions of the IOPS models: JSON `{"risk_level", "risk_class", "probabilities": {level:
+/// p}, "performance_score"}`; CSV `risk_class,risk_level,p_low,p_medium,p_high,p_critical,
+/// performance_score`. A model not in the artifact leaves its fields out.
+pub struct IopsPredictions<'a>(pub &'a IopsPrediction);
+
+impl Predictions for IopsPredictions<'_> {
+    fn records(&self) -> usize {
+        let p = self.0;
+        p.scores
+            .as_ref()
+            .map(Vec::len)
+            .or(p.probabilities.as_ref().map(|a| a.nrows()))
+            .unwrap_or(0)
+    }
+
+    fn json_record(&self, i: usize, out: &mut String) {
+        out.push('{');
+        if let (Some(class), Some(probs)) = (self.0.class(i), &self.0.probabilities) {
+            let _ = write!(
+                out,
+                "\"risk_level\":\"{}\",\"risk_class\":{class},\"probabilities\":{{",
+                RISK_LEVELS[class]
+            );
+            for (k, (name, p)) in RISK_LEVELS.iter().zip(probs.row(i)).enumerate() {
+                let sep = if k == 0 { "" } else { "," };
+                let _ = write!(out, "{sep}\"{name}\":{p}");
             }
-            Output::Json | Output::JsonLines => {
-                for i in 0..n {
-                    self.json_record(i, &mut out);
-                    out.push('\n');
-                }
-            }
-            Output::Csv => {
-                for i in 0..n {
-                    let p = self.probabilities[i];
-                    let _ = write!(out, "{},{p}", self.label(p));
-                    for probs in self.member_probabilities {
-                        let _ = write!(out, ",{}", probs[i]);
-                    }
-                    out.push('\n');
-                }
+            out.push('}');
+        }
+        if let Some(scores) = &self.0.scores {
+            let sep = if self.0.probabilities.is_some() {
+                ","
+            } else {
+                ""
+            };
+            let _ = write!(out, "{sep}\"performance_score\":{}", scores[i]);
+        }
+        out.push('}');
+    }
+
+    fn csv_record(&self, i: usize, out: &mut String) {
+        if let (Some(class), Some(probs)) = (self.0.class(i), &self.0.probabilities) {
+            let _ = write!(out, "{class},{}", RISK_LEVELS[class]);
+            for p in probs.row(i) {
+                let _ = write!(out, ",{p}");
             }
         }
-        out
+        if let Some(scores) = &self.0.scores {
+            let sep = if self.0.probabilities.is_some() {
+                ","
+            } else {
+                ""
+            };
+            let _ = write!(out, "{sep}{}", scores[i]);
+        }
+    }
+}
+
+/// Predictions of a tabular model, shaped as SageMaker's built-in XGBoost answers: regression
+/// `{"score": v}` (CSV `v`); binary `{"score": p, "predicted_label": 0|1}` (CSV `p`); multi-class
+/// `{"score": [p0, ...], "predicted_label": k}` (CSV `p0,...`).
+pub struct TabularPredictions<'a> {
+    /// One row per record.
+    pub values: &'a Array2<f32>,
+    /// Whether the values are class probabilities (binary or multi-class).
+    pub classification: bool,
+}
+
+impl TabularPredictions<'_> {
+    fn label(&self, i: usize) -> usize {
+        let row = self.values.row(i);
+        if row.len() == 1 {
+            return usize::from(row[0] > 0.5);
+        }
+        (0..row.len()).fold(0, |best, k| if row[k] > row[best] { k } else { best })
+    }
+}
+
+impl Predictions for TabularPredictions<'_> {
+    fn records(&self) -> usize {
+        self.values.nrows()
+    }
+
+    fn json_record(&self, i: usize, out: &mut String) {
+        let row = self.values.row(i);
+        if row.len() == 1 {
+            let _ = write!(out, "{{\"score\":{}", row[0]);
+        } else {
+            out.push_str("{\"score\":[");
+            for (k, p) in row.iter().enumerate() {
+                let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
+            }
+            out.push(']');
+        }
+        if self.classification {
+            let _ = write!(out, ",\"predicted_label\":{}", self.label(i));
+        }
+        out.push('}');
+    }
+
+    fn csv_record(&self, i: usize, out: &mut String) {
+        for (k, p) in self.values.row(i).iter().enumerate() {
+            let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
+        }
     }
 }
 
@@ -384,12 +531,17 @@ impl FirePredictions<'_> {
 mod tests {
     use super::*;
 
-    fn names() -> Vec<String> {
-        vec!["a".into(), "b".into()]
+    fn schema() -> Schema {
+        Schema {
+            feature_names: vec!["a".into(), "b".into()],
+            derived: None,
+            targets: vec![],
+            allow_missing: false,
+        }
     }
 
     fn rows(format: Input, body: &str) -> Result<Vec<f32>, ServeError> {
-        decode(format, body.as_bytes(), &names(), false).map(|a| a.into_raw_vec_and_offset().0)
+        decode(format, body.as_bytes(), &schema(), false).map(|a| a.into_raw_vec_and_offset().0)
     }
 
     #[test]
@@ -449,7 +601,7 @@ mod tests {
         assert!(e(Input::JsonLines, "[1,2]\n{oops}\n").starts_with("record 2 (line 2): not JSON"));
         assert!(e(Input::Csv, "  \n").contains("empty body"));
         assert!(
-            matches!(decode(Input::Csv, b"1,2\n\n3,4\n", &names(), true), Err(ServeError::BadRequest(m)) if m.contains("line 2 is empty"))
+            matches!(decode(Input::Csv, b"1,2\n\n3,4\n", &schema(), true), Err(ServeError::BadRequest(m)) if m.contains("line 2 is empty"))
         );
     }
 
@@ -502,10 +654,10 @@ mod tests {
             threshold: 0.5,
         };
         assert_eq!(
-            p.encode(Output::Csv, false),
+            encode(&p, Output::Csv, false),
             "1,0.8,0.9,0.7\n0,0.25,0.2,0.4\n"
         );
-        let json: Value = serde_json::from_str(&p.encode(Output::Json, false)).unwrap();
+        let json: Value = serde_json::from_str(&encode(&p, Output::Json, false)).unwrap();
         assert_eq!(json["predictions"][0]["ensemble_prediction"], 1);
         assert_eq!(
             json["predictions"][1]["individual_probabilities"]["logistic_regression"]
@@ -517,7 +669,7 @@ mod tests {
             json["predictions"][0]["individual_predictions"]["random_forest"],
             1
         );
-        let lines = p.encode(Output::Json, true);
+        let lines = encode(&p, Output::Json, true);
         assert_eq!(lines.lines().count(), 2);
         assert!(lines.ends_with('\n'));
         for l in lines.lines() {

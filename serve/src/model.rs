@@ -1,18 +1,33 @@
 //! The model being served, loaded from the model directory and described by its manifest.
 
-use crate::codec::{self, FirePredictions, Input, Output};
+use crate::codec::{self, FirePredictions, Input, IopsPredictions, Output, TabularPredictions};
 use crate::error::ServeError;
 use common::artifact::{self, Manifest};
-use common::models::ensemble::{EnsemblePrediction, FireEnsemble};
+use common::data::Schema;
+use common::models::ensemble::FireEnsemble;
+use common::models::iops::{IopsModel, IopsPrediction};
+use common::models::tabular::{TabularModel, Task};
 use common::opt_ml::OptMl;
-use common::{Error, Result};
+use common::{fire, iops, Error, Result};
+use ndarray::{ArrayView2, Axis};
+
+/// The model families `serve` answers with, chosen by the manifest's `model_kind`.
+enum Kind {
+    Fire {
+        ensemble: FireEnsemble,
+        members: Vec<&'static str>,
+    },
+    Iops(IopsModel),
+    Tabular(TabularModel),
+}
 
 /// A loaded model, ready to predict (shared by all requests, no locks).
 pub struct LoadedModel {
     /// The manifest it was loaded from.
     pub manifest: Manifest,
-    ensemble: FireEnsemble,
-    members: Vec<&'static str>,
+    /// The request features: names in model order, and which are computed when left out.
+    schema: Schema,
+    kind: Kind,
 }
 
 impl LoadedModel {
@@ -22,72 +37,167 @@ impl LoadedModel {
         let scratch = std::env::temp_dir().join(format!("serve-model-{}", std::process::id()));
         let dir = artifact::open_model_dir(&opt_ml.model_dir(), &scratch)?;
         let manifest = Manifest::load(&dir)?;
-        match manifest.model_kind.as_str() {
+        let (schema, kind) = match manifest.model_kind.as_str() {
             "fire_ensemble" => {
                 let ensemble = FireEnsemble::load(&dir, &manifest)?;
                 let members = ensemble.members.iter().map(|(m, _)| m.name()).collect();
-                Ok(Self {
-                    manifest,
-                    ensemble,
-                    members,
-                })
+                (fire::schema(), Kind::Fire { ensemble, members })
             }
-            other => Err(Error::Artifact(format!(
-                "model kind '{other}' is not served by this build (it serves fire_ensemble)"
-            ))),
+            "iops" => {
+                let model = IopsModel::load(&dir, &manifest)?;
+                let models = iops::Models {
+                    classifier: model.classifier.is_some(),
+                    regressor: model.regressor.is_some(),
+                };
+                (iops::schema(models), Kind::Iops(model))
+            }
+            "tabular" => {
+                let payload = manifest
+                    .payloads
+                    .iter()
+                    .find(|p| p.format == "bincode-tabular")
+                    .ok_or_else(|| Error::Artifact("the tabular model has no bincode-tabular payload".into()))?;
+                let model = TabularModel::from_bytes(&manifest.read_payload(&dir, payload)?)?;
+                if model.n_features != manifest.feature_names.len() {
+                    return Err(Error::Artifact(format!(
+                        "the tabular model takes {} features, the manifest names {}",
+                        model.n_features,
+                        manifest.feature_names.len()
+                    )));
+                }
+                let schema = Schema {
+                    feature_names: manifest.feature_names.clone(),
+                    derived: None,
+                    targets: vec![],
+                    allow_missing: true,
+                };
+                (schema, Kind::Tabular(model))
+            }
+            other => {
+                return Err(Error::Artifact(format!(
+                    "model kind '{other}' is not served by this build (it serves fire_ensemble, iops and tabular)"
+                )))
+            }
+        };
+        if manifest.feature_names != schema.feature_names {
+            return Err(Error::Artifact(format!(
+                "the manifest's feature names differ from the {} model's: {:?}",
+                manifest.model_kind, manifest.feature_names
+            )));
         }
+        Ok(Self {
+            manifest,
+            schema,
+            kind,
+        })
     }
 
     /// Decodes a body, predicts every record and encodes the answer. Bodies of many records are
-    /// predicted on up to `threads` threads, in row ranges.
+    /// predicted on up to `threads` threads, in row ranges. The body is dropped once decoded, so
+    /// a large batch payload and its answer are never held at the same time.
     pub fn answer(
         &self,
-        body: &[u8],
+        body: Vec<u8>,
         input: Input,
         output: Output,
         batch: bool,
         threads: usize,
     ) -> Result<String, ServeError> {
-        let x = codec::decode(input, body, &self.manifest.feature_names, batch)?;
-        let ranges = row_ranges(x.nrows(), threads);
-        let results: Vec<Result<EnsemblePrediction>> = if ranges.len() == 1 {
-            vec![self.ensemble.predict(x.view())]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = ranges
-                    .iter()
-                    .map(|r| s.spawn(|| self.ensemble.predict(x.slice(ndarray::s![r.clone(), ..]))))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(Error::Fit("prediction thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            })
+        let x = codec::decode(input, &body, &self.schema, batch)?;
+        drop(body);
+        let failed = |e: Error| {
+            tracing::error!(error = %e, "prediction failed");
+            ServeError::Internal
         };
-        let mut member_probabilities = vec![Vec::with_capacity(x.nrows()); self.members.len()];
-        let mut probabilities = Vec::with_capacity(x.nrows());
-        for result in results {
-            let p = result.map_err(|e| {
-                tracing::error!(error = %e, "prediction failed");
-                ServeError::Internal
-            })?;
-            for (all, (_, part)) in member_probabilities.iter_mut().zip(p.members) {
-                all.extend(part);
+        match &self.kind {
+            Kind::Fire { ensemble, members } => {
+                let parts =
+                    in_row_ranges(x.view(), threads, |x| ensemble.predict(x)).map_err(failed)?;
+                let mut member_probabilities = vec![Vec::with_capacity(x.nrows()); members.len()];
+                let mut probabilities = Vec::with_capacity(x.nrows());
+                for p in parts {
+                    for (all, (_, part)) in member_probabilities.iter_mut().zip(p.members) {
+                        all.extend(part);
+                    }
+                    probabilities.extend(p.ensemble);
+                }
+                let predictions = FirePredictions {
+                    members,
+                    member_probabilities: &member_probabilities,
+                    probabilities: &probabilities,
+                    threshold: ensemble.threshold,
+                };
+                Ok(codec::encode(&predictions, output, batch))
             }
-            probabilities.extend(p.ensemble);
+            Kind::Tabular(model) => {
+                let parts =
+                    in_row_ranges(x.view(), threads, |x| Ok(model.predict(x))).map_err(failed)?;
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                let values = ndarray::concatenate(Axis(0), &views)
+                    .map_err(|e| failed(Error::Fit(e.to_string())))?;
+                let predictions = TabularPredictions {
+                    values: &values,
+                    classification: model.task != Task::Regression,
+                };
+                Ok(codec::encode(&predictions, output, batch))
+            }
+            Kind::Iops(model) => {
+                let parts =
+                    in_row_ranges(x.view(), threads, |x| Ok(model.predict(x))).map_err(failed)?;
+                let joined = join_iops(parts).map_err(failed)?;
+                Ok(codec::encode(&IopsPredictions(&joined), output, batch))
+            }
         }
-        let predictions = FirePredictions {
-            members: &self.members,
-            member_probabilities: &member_probabilities,
-            probabilities: &probabilities,
-            threshold: self.ensemble.threshold,
-        };
-        Ok(predictions.encode(output, batch))
     }
+}
+
+/// Runs `predict` on contiguous row ranges of `x` on up to `threads` threads, in row order.
+fn in_row_ranges<T: Send>(
+    x: ArrayView2<f32>,
+    threads: usize,
+    predict: impl Fn(ArrayView2<f32>) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let ranges = row_ranges(x.nrows(), threads);
+    if ranges.len() == 1 {
+        return Ok(vec![predict(x)?]);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ranges
+            .iter()
+            .map(|r| {
+                let part = x.slice(ndarray::s![r.clone(), ..]);
+                let predict = &predict;
+                s.spawn(move || predict(part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Fit("prediction thread panicked".into())))
+            })
+            .collect()
+    })
+}
+
+/// Concatenates the IOPS predictions of consecutive row ranges.
+fn join_iops(parts: Vec<IopsPrediction>) -> Result<IopsPrediction> {
+    let probabilities = parts
+        .iter()
+        .map(|p| p.probabilities.as_ref().map(|a| a.view()))
+        .collect::<Option<Vec<_>>>()
+        .map(|views| ndarray::concatenate(Axis(0), &views))
+        .transpose()
+        .map_err(|e| Error::Fit(e.to_string()))?;
+    let scores = parts
+        .iter()
+        .map(|p| p.scores.clone())
+        .collect::<Option<Vec<_>>>()
+        .map(|s| s.concat());
+    Ok(IopsPrediction {
+        probabilities,
+        scores,
+    })
 }
 
 /// Rows per thread below which splitting a request is not worth a thread.

@@ -1,16 +1,23 @@
 //! The training job's configuration: hyperparameters, channels and hosts, validated before any
 //! data is read.
 
+use common::data::tabular::TabularOptions;
 use common::hyperparams::{HyperparameterReader, Hyperparameters, Interval};
+use common::iops;
+use common::models::boosted::BoostParams;
 use common::models::ensemble::{BoostingParams, EnsembleParams, ForestParams, Member, Weighting};
 use common::models::logistic::LogisticParams;
+use common::models::tabular::{Candidate, ForestSettings, TabularParams, Task};
 use common::opt_ml::OptMl;
 use common::{Error, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Model kinds this build trains.
-pub const MODEL_KINDS: [&str; 1] = ["fire_ensemble"];
+pub const MODEL_KINDS: [&str; 3] = ["fire_ensemble", "iops", "tabular"];
+
+/// The IOPS models' names for the `models` hyperparameter.
+pub const IOPS_MODELS: [&str; 2] = ["classifier", "regressor"];
 
 /// How rows are split when the validation or test channel is absent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,72 +30,88 @@ pub struct SplitConfig {
     pub seed: u64,
 }
 
+/// The IOPS job's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IopsParams {
+    /// Which of the two models to train.
+    pub models: iops::Models,
+    /// XGBoost settings, shared by both models.
+    pub boost: BoostParams,
+}
+
+/// The model-specific settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    /// The fire detector's ensemble.
+    Fire(EnsembleParams),
+    /// The IOPS risk classifier and performance regressor.
+    Iops(IopsParams),
+    /// Generic tabular candidates compared on one metric.
+    Tabular(TabularConfig),
+}
+
+/// Selection metrics and whether larger is better.
+pub const SELECTION_METRICS: [(&str, bool); 7] = [
+    ("rmse", false),
+    ("mae", false),
+    ("auc", true),
+    ("logloss", false),
+    ("error", false),
+    ("mlogloss", false),
+    ("merror", false),
+];
+
+/// The tabular job's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TabularConfig {
+    /// What is predicted.
+    pub task: Task,
+    /// Candidates to fit and compare.
+    pub candidates: Vec<Candidate>,
+    /// The one metric the comparison uses (on the validation split).
+    pub selection_metric: &'static str,
+    /// The candidate to serve; `None` serves the comparison's winner.
+    pub serve_model: Option<Candidate>,
+    /// Every candidate's settings.
+    pub params: TabularParams,
+    /// How labels and weights are read.
+    pub options: TabularOptions,
+}
+
 /// Everything `train` needs to know before reading data.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    /// The model kind (`fire_ensemble`).
+    /// The model kind (`fire_ensemble`, `iops`).
     pub model_kind: &'static str,
-    /// Ensemble settings.
-    pub ensemble: EnsembleParams,
+    /// Settings of that kind.
+    pub model: ModelConfig,
     /// Split settings.
     pub split: SplitConfig,
     /// The decoded hyperparameters, for the manifest.
     pub hyperparameters: BTreeMap<String, String>,
 }
 
+const UNIT: Interval = Interval::left_open(0.0, 1.0);
+const NON_NEGATIVE: Interval = Interval::closed(0.0, f64::INFINITY);
+
 impl TrainConfig {
     /// Reads and validates the hyperparameters; unknown keys are an error.
     pub fn from_hyperparameters(hp: &Hyperparameters) -> Result<Self> {
         let mut r = HyperparameterReader::new(hp);
         let model_kind = r.choice("model_kind", "fire_ensemble", &MODEL_KINDS)?;
-        let unit = Interval::left_open(0.0, 1.0);
-        let non_negative = Interval::closed(0.0, f64::INFINITY);
         let seed = r.u64("seed", 42, 0, u64::from(u32::MAX))?;
-        let members = r
-            .list("models", &Member::NAMES, &Member::NAMES)?
-            .into_iter()
-            .filter_map(Member::from_name)
-            .collect();
-        let weighting =
-            Weighting::from_name(r.choice("weighting", "exp_accuracy", &Weighting::NAMES)?)
-                .expect("listed name");
-        let ensemble = EnsembleParams {
-            members,
-            forest: ForestParams {
-                num_trees: r.u64("rf_num_trees", 200, 1, 5000)? as u32,
-                max_depth: r.u64("rf_max_depth", 10, 1, 20)? as u32,
-                subsample: r.f64("rf_subsample", 0.632, unit)?,
-                colsample_bynode: r.opt_f64("rf_colsample_bynode", unit)?,
-                lambda: r.f64("rf_lambda", 1e-5, non_negative)?,
-                min_child_weight: r.f64("rf_min_child_weight", 1.0, non_negative)?,
-            },
-            boosting: BoostingParams {
-                num_round: r.u64("gb_num_round", 200, 1, 10_000)? as u32,
-                max_depth: r.u64("gb_max_depth", 6, 1, 20)? as u32,
-                eta: r.f64("gb_eta", 0.1, unit)?,
-                subsample: r.f64("gb_subsample", 1.0, unit)?,
-                colsample_bytree: r.f64("gb_colsample_bytree", 1.0, unit)?,
-                lambda: r.f64("gb_lambda", 1.0, non_negative)?,
-                min_child_weight: r.f64("gb_min_child_weight", 1.0, non_negative)?,
-            },
-            logistic: LogisticParams {
-                c: r.f64("lr_c", 1.0, Interval::left_open(0.0, f64::INFINITY))?,
-                max_iterations: r.u64("lr_max_iter", 1000, 1, 100_000)?,
-            },
-            weighting,
-            threshold: r.f64(
-                "threshold",
-                0.5,
-                Interval {
-                    min: 0.0,
-                    min_inclusive: false,
-                    max: 1.0,
-                    max_inclusive: false,
-                },
-            )?,
-            max_bin: r.u64("max_bin", 256, 2, 4096)? as u32,
-            seed,
-            nthread: r.u64("nthread", 0, 0, 1024)? as u32,
+        let max_bin = r.u64("max_bin", 256, 2, 4096)? as u32;
+        let nthread = r.u64("nthread", 0, 0, 1024)? as u32;
+        let model = match model_kind {
+            "iops" => ModelConfig::Iops(iops_params(&mut r, seed, max_bin, nthread)?),
+            "tabular" => ModelConfig::Tabular(tabular_config(
+                &mut r,
+                hp.tuning_objective_metric.as_deref(),
+                seed,
+                max_bin,
+                nthread,
+            )?),
+            _ => ModelConfig::Fire(fire_params(&mut r, seed, max_bin, nthread)?),
         };
         let split = SplitConfig {
             validation_fraction: r.f64(
@@ -106,11 +129,225 @@ impl TrainConfig {
             .collect();
         Ok(Self {
             model_kind,
-            ensemble,
+            model,
             split,
             hyperparameters,
         })
     }
+}
+
+fn fire_params(
+    r: &mut HyperparameterReader,
+    seed: u64,
+    max_bin: u32,
+    nthread: u32,
+) -> Result<EnsembleParams> {
+    let members = r
+        .list("models", &Member::NAMES, &Member::NAMES)?
+        .into_iter()
+        .filter_map(Member::from_name)
+        .collect();
+    let weighting =
+        Weighting::from_name(r.choice("weighting", "exp_accuracy", &Weighting::NAMES)?)
+            .expect("listed name");
+    Ok(EnsembleParams {
+        members,
+        forest: ForestParams {
+            num_trees: r.u64("rf_num_trees", 200, 1, 5000)? as u32,
+            max_depth: r.u64("rf_max_depth", 10, 1, 20)? as u32,
+            subsample: r.f64("rf_subsample", 0.632, UNIT)?,
+            colsample_bynode: r.opt_f64("rf_colsample_bynode", UNIT)?,
+            lambda: r.f64("rf_lambda", 1e-5, NON_NEGATIVE)?,
+            min_child_weight: r.f64("rf_min_child_weight", 1.0, NON_NEGATIVE)?,
+        },
+        boosting: BoostingParams {
+            num_round: r.u64("gb_num_round", 200, 1, 10_000)? as u32,
+            max_depth: r.u64("gb_max_depth", 6, 1, 20)? as u32,
+            eta: r.f64("gb_eta", 0.1, UNIT)?,
+            subsample: r.f64("gb_subsample", 1.0, UNIT)?,
+            colsample_bytree: r.f64("gb_colsample_bytree", 1.0, UNIT)?,
+            lambda: r.f64("gb_lambda", 1.0, NON_NEGATIVE)?,
+            min_child_weight: r.f64("gb_min_child_weight", 1.0, NON_NEGATIVE)?,
+        },
+        logistic: LogisticParams {
+            c: r.f64("lr_c", 1.0, Interval::left_open(0.0, f64::INFINITY))?,
+            max_iterations: r.u64("lr_max_iter", 1000, 1, 100_000)?,
+        },
+        weighting,
+        threshold: r.f64(
+            "threshold",
+            0.5,
+            Interval {
+                min: 0.0,
+                min_inclusive: false,
+                max: 1.0,
+                max_inclusive: false,
+            },
+        )?,
+        max_bin,
+        seed,
+        nthread,
+    })
+}
+
+/// XGBoost settings under SageMaker's built-in XGBoost names, defaulting to `d`.
+fn boost_params(
+    r: &mut HyperparameterReader,
+    d: BoostParams,
+    seed: u64,
+    max_bin: u32,
+    nthread: u32,
+) -> Result<BoostParams> {
+    let early_default = d.early_stopping_rounds.map_or(0, u64::from);
+    let early = r.u64("early_stopping_rounds", early_default, 0, 10_000)? as u32;
+    Ok(BoostParams {
+        num_round: r.u64("num_round", u64::from(d.num_round), 1, 10_000)? as u32,
+        eta: r.f64("eta", d.eta, UNIT)?,
+        max_depth: r.u64("max_depth", u64::from(d.max_depth), 1, 20)? as u32,
+        min_child_weight: r.f64("min_child_weight", d.min_child_weight, NON_NEGATIVE)?,
+        subsample: r.f64("subsample", d.subsample, UNIT)?,
+        colsample_bytree: r.f64("colsample_bytree", d.colsample_bytree, UNIT)?,
+        gamma: r.f64("gamma", d.gamma, NON_NEGATIVE)?,
+        alpha: r.f64("alpha", d.alpha, NON_NEGATIVE)?,
+        lambda: r.f64("lambda", d.lambda, NON_NEGATIVE)?,
+        early_stopping_rounds: (early > 0).then_some(early),
+        max_bin,
+        seed,
+        nthread,
+    })
+}
+
+/// The tabular settings: the task from `objective` (built-in XGBoost names), the candidates and
+/// their settings, and the selection metric (`selection_metric`, else the metric of
+/// `_tuning_objective_metric` when it names one, else RMSE / AUC / multi-class log loss).
+fn tabular_config(
+    r: &mut HyperparameterReader,
+    tuning_metric: Option<&str>,
+    seed: u64,
+    max_bin: u32,
+    nthread: u32,
+) -> Result<TabularConfig> {
+    let objective = r.choice(
+        "objective",
+        "reg:squarederror",
+        &[
+            "reg:squarederror",
+            "reg:linear",
+            "binary:logistic",
+            "multi:softprob",
+            "multi:softmax",
+        ],
+    )?;
+    let num_class = r.u64("num_class", 0, 0, 10_000)? as u32;
+    let task = match objective {
+        "binary:logistic" => Task::Binary,
+        o if o.starts_with("multi:") => {
+            if num_class < 2 {
+                return Err(Error::Hyperparameter(format!(
+                    "num_class: {objective} needs num_class >= 2"
+                )));
+            }
+            Task::MultiClass { num_class }
+        }
+        _ => Task::Regression,
+    };
+    let candidates = r
+        .list("candidates", &Candidate::NAMES, &Candidate::NAMES)?
+        .into_iter()
+        .filter_map(Candidate::from_name)
+        .collect();
+    let allowed: &[&'static str] = match task {
+        Task::Regression => &["rmse", "mae"],
+        Task::Binary => &["auc", "logloss", "error"],
+        Task::MultiClass { .. } => &["mlogloss", "merror"],
+    };
+    let from_tuning = tuning_metric
+        .and_then(|m| m.rsplit([':', '-']).next())
+        .and_then(|m| allowed.iter().copied().find(|a| a.eq_ignore_ascii_case(m)));
+    let selection_metric = r.choice(
+        "selection_metric",
+        from_tuning.unwrap_or(allowed[0]),
+        allowed,
+    )?;
+    let mut serve_choices = vec!["auto"];
+    serve_choices.extend(Candidate::NAMES);
+    let serve_model = Candidate::from_name(r.choice("serve_model", "auto", &serve_choices)?);
+    // XGBoost's own defaults, as the built-in algorithm has them (num_round is required there).
+    let xgboost_defaults = BoostParams {
+        num_round: 100,
+        eta: 0.3,
+        max_depth: 6,
+        subsample: 1.0,
+        colsample_bytree: 1.0,
+        early_stopping_rounds: None,
+        ..BoostParams::default()
+    };
+    let boost = boost_params(r, xgboost_defaults, seed, max_bin, nthread)?;
+    let params = TabularParams {
+        boost,
+        forest: ForestSettings {
+            num_trees: r.u64("rf_num_trees", 100, 1, 5000)? as u32,
+            max_depth: r.u64("rf_max_depth", 10, 1, 20)? as u32,
+            subsample: r.f64("rf_subsample", 0.632, UNIT)?,
+            colsample_bynode: r.opt_f64("rf_colsample_bynode", UNIT)?,
+        },
+        linear_c: r.f64("linear_c", 1.0, Interval::left_open(0.0, f64::INFINITY))?,
+        linear_lambda: r.f64("linear_lambda", 1e-6, NON_NEGATIVE)?,
+        knn_k: r.u64("knn_k", 5, 1, 1000)? as u32,
+        knn_sample_size: r.u64("knn_sample_size", 10_000, 1, 10_000_000)? as u32,
+    };
+    let options = TabularOptions {
+        label_column: r.raw_text("label_column").unwrap_or("label").to_owned(),
+        csv_weights: r.bool("csv_weights", false)?,
+    };
+    Ok(TabularConfig {
+        task,
+        candidates,
+        selection_metric,
+        serve_model,
+        params,
+        options,
+    })
+}
+
+/// The IOPS settings under SageMaker's built-in XGBoost names. `objective` and `num_class` as
+/// the original job passed them are accepted: a multi-class objective selects the classifier
+/// alone, `reg:squarederror` the regressor alone.
+fn iops_params(
+    r: &mut HyperparameterReader,
+    seed: u64,
+    max_bin: u32,
+    nthread: u32,
+) -> Result<IopsParams> {
+    let listed = r.list("models", &IOPS_MODELS, &IOPS_MODELS)?;
+    let mut models = iops::Models {
+        classifier: listed.contains(&"classifier"),
+        regressor: listed.contains(&"regressor"),
+    };
+    match r.choice(
+        "objective",
+        "",
+        &[
+            "multi:softmax",
+            "multi:softprob",
+            "reg:squarederror",
+            "reg:linear",
+        ],
+    )? {
+        "" => {}
+        o if o.starts_with("multi:") => models.regressor = false,
+        _ => models.classifier = false,
+    }
+    if !models.classifier && !models.regressor {
+        return Err(Error::Hyperparameter(
+            "models and objective select no model: a multi-class objective trains the classifier, reg:squarederror the regressor".into(),
+        ));
+    }
+    r.u64("num_class", 4, 4, 4)?;
+    Ok(IopsParams {
+        models,
+        boost: boost_params(r, BoostParams::default(), seed, max_bin, nthread)?,
+    })
 }
 
 /// One channel's entry of `inputdataconfig.json`; every field optional.
@@ -175,7 +412,7 @@ mod tests {
     #[test]
     fn defaults_are_the_originals() {
         let c = TrainConfig::from_hyperparameters(&Hyperparameters::default()).unwrap();
-        assert_eq!(c.ensemble, EnsembleParams::default());
+        assert_eq!(c.model, ModelConfig::Fire(EnsembleParams::default()));
         assert_eq!(
             c.split,
             SplitConfig {
@@ -194,24 +431,77 @@ mod tests {
             ("weighting", "AUC"),
         ]);
         let c = TrainConfig::from_hyperparameters(&hp).unwrap();
+        let ModelConfig::Fire(e) = c.model else {
+            panic!("fire is the default kind")
+        };
         assert_eq!(
-            c.ensemble.members,
+            e.members,
             vec![Member::GradientBoosting, Member::LogisticRegression]
         );
-        assert_eq!(c.ensemble.boosting.eta, 0.03);
-        assert_eq!(c.ensemble.weighting, Weighting::Auc);
+        assert_eq!(e.boosting.eta, 0.03);
+        assert_eq!(e.weighting, Weighting::Auc);
+    }
+
+    #[test]
+    fn iops_takes_the_builtin_xgboost_names_and_the_originals_objectives() {
+        let iops = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("model_kind", "iops")];
+            all.extend_from_slice(pairs);
+            TrainConfig::from_hyperparameters(&Hyperparameters::from_pairs(all)).map(|c| c.model)
+        };
+        let both = iops::Models {
+            classifier: true,
+            regressor: true,
+        };
+        assert_eq!(
+            iops(&[]).unwrap(),
+            ModelConfig::Iops(IopsParams {
+                models: both,
+                boost: BoostParams::default()
+            })
+        );
+        let ModelConfig::Iops(p) = iops(&[
+            ("objective", "multi:softmax"),
+            ("num_class", "4"),
+            ("eta", "0.05"),
+            ("max_depth", "8"),
+            ("alpha", "1.5"),
+            ("early_stopping_rounds", "0"),
+        ])
+        .unwrap() else {
+            panic!("iops")
+        };
+        assert!(p.models.classifier && !p.models.regressor);
+        assert_eq!(
+            (p.boost.eta, p.boost.max_depth, p.boost.alpha),
+            (0.05, 8, 1.5)
+        );
+        assert_eq!(p.boost.early_stopping_rounds, None);
+        let e = iops(&[("models", "regressor"), ("objective", "multi:softprob")]).unwrap_err();
+        assert!(e.to_string().contains("select no model"), "{e}");
+        let e = iops(&[("num_class", "3")]).unwrap_err();
+        assert!(
+            e.to_string().contains("num_class: 3 is not in [4, 4]"),
+            "{e}"
+        );
+        let e = iops(&[("rf_num_trees", "3")]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Extraneous hyperparameter found: rf_num_trees"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_kind_and_key_are_rejected() {
         let e = TrainConfig::from_hyperparameters(&Hyperparameters::from_pairs([(
             "model_kind",
-            "iops",
+            "housing",
         )]))
         .unwrap_err();
         assert!(
             e.to_string().contains(
-                "model_kind: could not parse value 'iops'; allowed: one of fire_ensemble"
+                "model_kind: could not parse value 'housing'; allowed: one of fire_ensemble, iops"
             ),
             "{e}"
         );

@@ -2,43 +2,43 @@
 
 use crate::config::{ChannelConfig, TrainConfig};
 use crate::report::{self, Evaluation, SplitMetrics};
+use crate::splits;
 use crate::stop::StopFlag;
-use common::artifact::{self, Manifest, PayloadFile};
-use common::data::{self, Dataset};
+use common::artifact::PayloadFile;
+use common::data::Dataset;
 use common::metrics::BinaryMetrics;
-use common::models::ensemble::{FireEnsemble, MemberModel, Progress};
-use common::models::xgboost;
+use common::models::ensemble::{EnsembleParams, FireEnsemble, MemberModel, Progress};
 use common::opt_ml::OptMl;
-use common::{fire, split, Error, Result};
+use common::{fire, Error, Result};
 use std::collections::BTreeMap;
 
 /// The model kind written into the manifest.
 pub const MODEL_KIND: &str = "fire_ensemble";
 
-/// The three splits the fit uses.
-struct Splits {
-    train: Dataset,
-    validation: Dataset,
-    test: Option<Dataset>,
-}
-
 /// Loads, splits, fits, evaluates and saves; returns the evaluation.
 pub fn train(
     opt_ml: &OptMl,
     config: &TrainConfig,
+    params: &EnsembleParams,
     channels: &BTreeMap<String, ChannelConfig>,
     stop: &StopFlag,
 ) -> Result<Evaluation> {
-    let splits = load_splits(opt_ml, config, channels, stop)?;
-    let rows = BTreeMap::from([
-        ("train", splits.train.len()),
-        ("validation", splits.validation.len()),
-        ("test", splits.test.as_ref().map_or(0, Dataset::len)),
-    ]);
+    let splits = splits::load(
+        opt_ml,
+        &config.split,
+        channels,
+        splits::Reader::Schema(&fire::schema()),
+        true,
+        &require_both_classes,
+        stop,
+    )?;
+    tracing::info!(
+        fire_rate = format!("{:.4}", splits.train.positive_rate()),
+        "train split"
+    );
+    let rows = splits.rows();
     let mut progress = LogProgress { stop };
-    let outcome = config
-        .ensemble
-        .fit(splits.train, &splits.validation, &mut progress)?;
+    let outcome = params.fit(splits.train, &splits.validation, &mut progress)?;
     for (member, seconds) in &outcome.fit_seconds {
         tracing::info!(
             member = member.name(),
@@ -58,7 +58,7 @@ pub fn train(
         evaluated_on: if test.is_some() { "test" } else { "validation" },
         rows,
         weights: report::by_name(&ensemble.weights),
-        weighting: config.ensemble.weighting.name(),
+        weighting: params.weighting.name(),
         threshold: ensemble.threshold,
         validation,
         test,
@@ -74,11 +74,7 @@ pub fn train(
     }
     stop.check()?;
     save_model(opt_ml, config, ensemble, &evaluation)?;
-    let eval_json =
-        serde_json::to_vec_pretty(&evaluation).map_err(|e| Error::Fit(e.to_string()))?;
-    let out = opt_ml.output_data_dir();
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    artifact::write_atomic(&out.join("evaluation.json"), &eval_json)?;
+    report::write_evaluation(opt_ml, &evaluation)?;
     Ok(evaluation)
 }
 
@@ -98,7 +94,7 @@ impl Progress for LogProgress<'_> {
 
 fn evaluate(ensemble: &FireEnsemble, data: &Dataset) -> Result<SplitMetrics> {
     let p = ensemble.predict(data.features.view())?;
-    let labels = data.labels.as_slice().expect("contiguous labels");
+    let labels = data.labels().as_slice().expect("contiguous labels");
     let members = p
         .members
         .iter()
@@ -113,109 +109,6 @@ fn evaluate(ensemble: &FireEnsemble, data: &Dataset) -> Result<SplitMetrics> {
         members,
         ensemble: BinaryMetrics::compute(labels, &p.ensemble, ensemble.threshold),
     })
-}
-
-/// The `train` channel (or `training`, the original's name), with its declared ContentType.
-fn channel<'a>(
-    opt_ml: &OptMl,
-    channels: &'a BTreeMap<String, ChannelConfig>,
-    names: &[&'static str],
-) -> Result<Option<(&'static str, Option<&'a str>)>> {
-    for &name in names {
-        let cfg = channels.get(name);
-        if cfg
-            .and_then(|c| c.input_mode.as_deref())
-            .is_some_and(|m| m.eq_ignore_ascii_case("pipe"))
-        {
-            return Err(Error::Config(format!(
-                "channel '{name}' uses Pipe input mode, which this container does not support; use File or FastFile"
-            )));
-        }
-        if opt_ml.channel_dir(name).exists() {
-            return Ok(Some((name, cfg.and_then(|c| c.content_type.as_deref()))));
-        }
-    }
-    Ok(None)
-}
-
-fn load_splits(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
-    channels: &BTreeMap<String, ChannelConfig>,
-    stop: &StopFlag,
-) -> Result<Splits> {
-    let schema = fire::schema();
-    let check = || stop.check();
-    let load = |name: &str, content_type: Option<&str>| {
-        data::load_channel(
-            &opt_ml.channel_dir(name),
-            name,
-            content_type,
-            &schema,
-            &check,
-        )
-    };
-    for name in channels
-        .keys()
-        .filter(|n| !["train", "training", "validation", "test"].contains(&n.as_str()))
-    {
-        tracing::warn!(channel = %name, "ignoring a channel this model does not use (known: train or training, validation, test)");
-    }
-    let (train_name, train_ct) =
-        channel(opt_ml, channels, &["train", "training"])?.ok_or_else(|| {
-            Error::Config(format!(
-                "Missing required channel: train (also accepted: training) under {}",
-                opt_ml.data_dir().display()
-            ))
-        })?;
-    let all = load(train_name, train_ct)?;
-    require_both_classes(&all, train_name)?;
-    let validation = channel(opt_ml, channels, &["validation"])?
-        .map(|(n, ct)| load(n, ct))
-        .transpose()?;
-    let test = channel(opt_ml, channels, &["test"])?
-        .map(|(n, ct)| load(n, ct))
-        .transpose()?;
-    let s = config.split;
-    let splits = match validation {
-        Some(validation) => Splits {
-            train: all,
-            validation,
-            test,
-        },
-        None => {
-            // Hold out validation (and test, unless a test channel was given) from `train`.
-            let test_fraction = if test.is_some() { 0.0 } else { s.test_fraction };
-            let ix = split::stratified(
-                all.labels.as_slice().unwrap(),
-                s.validation_fraction,
-                test_fraction,
-                s.seed,
-            );
-            let held_test = (!ix.test.is_empty()).then(|| all.select(&ix.test));
-            Splits {
-                train: all.select(&ix.train),
-                validation: all.select(&ix.validation),
-                test: test.or(held_test),
-            }
-        }
-    };
-    require_both_classes(&splits.train, "train split")?;
-    if splits.validation.is_empty() {
-        return Err(Error::Data(
-            "the validation split is empty; provide more rows or a validation channel".into(),
-        ));
-    }
-    tracing::info!(
-        train = splits.train.len(),
-        validation = splits.validation.len(),
-        test = splits.test.as_ref().map_or(0, Dataset::len),
-        fire_rate = format!("{:.4}", splits.train.positive_rate()),
-        seed = s.seed,
-        peak_mib = common::peak_memory_mib(),
-        "split sizes"
-    );
-    Ok(splits)
 }
 
 fn require_both_classes(d: &Dataset, what: &str) -> Result<()> {
@@ -267,28 +160,17 @@ fn save_model(
             )),
         }
     }
-    let manifest = Manifest {
-        format_version: artifact::FORMAT_VERSION,
-        model_kind: MODEL_KIND.into(),
-        feature_names: fire::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        threshold: Some(ensemble.threshold),
-        weighting: Some(evaluation.weighting.into()),
-        payloads: vec![],
-        metrics: serde_json::to_value(evaluation).map_err(|e| Error::Fit(e.to_string()))?,
-        hyperparameters: config.hyperparameters.clone(),
-        library_versions: BTreeMap::from([
-            ("xgboost".to_owned(), xgboost::library_version()),
-            ("train".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
-            ("linfa-logistic".to_owned(), "0.8".to_owned()),
-        ]),
-        rows: evaluation
-            .rows
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect(),
-    };
-    let dir = opt_ml.model_dir();
-    artifact::save(&dir, manifest, payloads)?;
-    tracing::info!(dir = %dir.display(), "model written");
-    Ok(())
+    let mut manifest = report::manifest(
+        MODEL_KIND,
+        fire::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        evaluation,
+        &evaluation.rows,
+        &config.hyperparameters,
+    )?;
+    manifest.threshold = Some(ensemble.threshold);
+    manifest.weighting = Some(evaluation.weighting.into());
+    manifest
+        .library_versions
+        .insert("linfa-logistic".into(), "0.8".into());
+    report::write_model(opt_ml, manifest, payloads)
 }

@@ -7,22 +7,24 @@
 pub mod config;
 pub mod datagen_cli;
 pub mod fire;
-pub mod memory;
+pub mod iops;
 pub mod outcome;
 pub mod report;
+pub mod splits;
 pub mod stop;
+pub mod tabular;
 
 use common::hyperparams::Hyperparameters;
 use common::opt_ml::OptMl;
 use common::Result;
-use config::{ResourceConfig, TrainConfig};
+use config::{ModelConfig, ResourceConfig, TrainConfig};
 use stop::StopFlag;
 
 /// What a successful run did.
 #[derive(Debug)]
 pub enum Summary {
-    /// The model was trained and written.
-    Trained(Box<report::Evaluation>),
+    /// The model was trained and written; its evaluation (`evaluation.json`).
+    Trained(Box<serde_json::Value>),
     /// This host is not the leader of a multi-host job, so it wrote nothing.
     NotLeader,
 }
@@ -45,6 +47,17 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
         return Ok(Summary::NotLeader);
     }
     tracing::info!(model_kind = config.model_kind, root = %opt_ml.root().display(), "training");
-    let evaluation = fire::train(opt_ml, &config, &channels, stop)?;
+    let evaluation = match &config.model {
+        ModelConfig::Fire(params) => {
+            serde_json::to_value(fire::train(opt_ml, &config, params, &channels, stop)?)
+        }
+        ModelConfig::Iops(params) => {
+            serde_json::to_value(iops::train(opt_ml, &config, params, &channels, stop)?)
+        }
+        ModelConfig::Tabular(t) => {
+            serde_json::to_value(tabular::train(opt_ml, &config, t, &channels, stop)?)
+        }
+    }
+    .map_err(|e| common::Error::Fit(e.to_string()))?;
     Ok(Summary::Trained(Box::new(evaluation)))
 }

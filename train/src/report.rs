@@ -2,10 +2,16 @@
 //!
 //! Log format, one metric per line on stdout: `metric: <split>:<name>=<value>` for the ensemble
 //! and `metric: <split>:<member>:<name>=<value>` for each member, e.g.
-//! `metric: validation:auc=0.752801` or `metric: test:random_forest:f1=0.646213`.
+//! `metric: validation:auc=0.752801` or `metric: test:random_forest:f1=0.646213`. The IOPS
+//! models log `metric: <split>:classifier:<name>=...` and `metric: <split>:regressor:<name>=...`
+//! besides XGBoost's own per-round lines.
 
+use common::artifact::{self, Manifest, PayloadFile};
 use common::metrics::BinaryMetrics;
 use common::models::ensemble::Member;
+use common::models::xgboost;
+use common::opt_ml::OptMl;
+use common::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -59,7 +65,58 @@ pub fn metric_lines(split: &str, m: &SplitMetrics) -> Vec<String> {
     out
 }
 
+/// Writes `evaluation.json` into `/opt/ml/output/data` (atomically).
+pub fn write_evaluation(opt_ml: &OptMl, evaluation: &impl Serialize) -> Result<()> {
+    write_output_json(opt_ml, "evaluation.json", evaluation)
+}
+
+/// Writes `doc` as pretty JSON to `/opt/ml/output/data/<file_name>` (atomically).
+pub fn write_output_json(opt_ml: &OptMl, file_name: &str, doc: &impl Serialize) -> Result<()> {
+    let json = serde_json::to_vec_pretty(doc).map_err(|e| Error::Fit(e.to_string()))?;
+    let out = opt_ml.output_data_dir();
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    artifact::write_atomic(&out.join(file_name), &json)
+}
+
 /// Keys a member map by member name.
 pub fn by_name<T: Clone>(map: &BTreeMap<Member, T>) -> BTreeMap<&'static str, T> {
     map.iter().map(|(m, v)| (m.name(), v.clone())).collect()
+}
+
+/// A manifest with the fields every model kind fills alike (no threshold, no weighting, payloads
+/// filled in by [`common::artifact::save`]); the library versions are XGBoost's and this build's.
+pub fn manifest(
+    model_kind: &str,
+    feature_names: Vec<String>,
+    metrics: &impl Serialize,
+    rows: &BTreeMap<&'static str, usize>,
+    hyperparameters: &BTreeMap<String, String>,
+) -> Result<Manifest> {
+    Ok(Manifest {
+        format_version: artifact::FORMAT_VERSION,
+        model_kind: model_kind.into(),
+        feature_names,
+        threshold: None,
+        weighting: None,
+        payloads: vec![],
+        metrics: serde_json::to_value(metrics).map_err(|e| Error::Fit(e.to_string()))?,
+        hyperparameters: hyperparameters.clone(),
+        library_versions: BTreeMap::from([
+            ("xgboost".to_owned(), xgboost::library_version()),
+            ("train".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+        ]),
+        rows: rows.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    })
+}
+
+/// Writes the model directory (payloads, then the manifest, atomically) and logs where.
+pub fn write_model(
+    opt_ml: &OptMl,
+    manifest: Manifest,
+    payloads: Vec<(PayloadFile, Vec<u8>)>,
+) -> Result<()> {
+    let dir = opt_ml.model_dir();
+    artifact::save(&dir, manifest, payloads)?;
+    tracing::info!(dir = %dir.display(), "model written");
+    Ok(())
 }

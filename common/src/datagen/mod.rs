@@ -6,6 +6,8 @@
 //! 200,000 + 51,000 of these reproduce the mix behind the original's reported metrics.
 //! The random stream is PCG64 (rand_pcg), so a seed gives the same rows on every platform.
 
+pub mod iops;
+
 use crate::fire::FEATURE_NAMES;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution, Gamma, Normal, Uniform};

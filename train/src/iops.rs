@@ -1,0 +1,253 @@
+//! Training the storage IOPS models: the risk-level classifier and the performance-score
+//! regressor, each an XGBoost model with early stopping on the validation split.
+
+use crate::config::{ChannelConfig, IopsParams, TrainConfig};
+use crate::report;
+use crate::splits::{self, Splits};
+use crate::stop::StopFlag;
+use common::artifact::PayloadFile;
+use common::data::Dataset;
+use common::metrics::{MultiClassMetrics, RegressionMetrics};
+use common::models::boosted::{self, Boosted, FitData, Objective};
+use common::models::iops::{IopsModel, CLASSIFIER, REGRESSOR};
+use common::opt_ml::OptMl;
+use common::{iops, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The model kind written into the manifest.
+pub const MODEL_KIND: &str = "iops";
+
+/// How one model's fit went and how it scores.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport<M> {
+    /// Boosting rounds run.
+    pub rounds_run: u32,
+    /// The round kept (best on validation), from 0.
+    pub best_iteration: u32,
+    /// Seconds spent fitting.
+    pub fit_seconds: f64,
+    /// Metrics on the validation split.
+    pub validation: M,
+    /// Metrics on the test split, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<M>,
+}
+
+/// The document written to `evaluation.json` and into the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct IopsEvaluation {
+    /// The split the headline metrics are on: `test`, or `validation` without a test split.
+    pub evaluated_on: &'static str,
+    /// Rows per split.
+    pub rows: BTreeMap<&'static str, usize>,
+    /// Class names by index.
+    pub risk_levels: [&'static str; 4],
+    /// The classifier's report, when trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<ModelReport<MultiClassMetrics>>,
+    /// The regressor's report, when trained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regressor: Option<ModelReport<RegressionMetrics>>,
+}
+
+/// Loads, splits, fits both models, evaluates and saves; returns the evaluation.
+pub fn train(
+    opt_ml: &OptMl,
+    config: &TrainConfig,
+    params: &IopsParams,
+    channels: &BTreeMap<String, ChannelConfig>,
+    stop: &StopFlag,
+) -> Result<IopsEvaluation> {
+    let models = params.models;
+    let splits = splits::load(
+        opt_ml,
+        &config.split,
+        channels,
+        splits::Reader::Schema(&iops::schema(models)),
+        models.classifier,
+        &|_, _| Ok(()),
+        stop,
+    )?;
+    // Targets are in schema order: the classifier's label first when it is trained.
+    let score_target = usize::from(models.classifier);
+    let fit = |objective: Objective, target: usize| -> Result<(Boosted, f64)> {
+        let start = std::time::Instant::now();
+        let model = boosted::fit(
+            &params.boost,
+            objective,
+            FitData {
+                train: splits.train.features.view(),
+                train_labels: &splits.train.targets[target],
+                train_weights: None,
+                validation: Some((
+                    splits.validation.features.view(),
+                    &splits.validation.targets[target],
+                )),
+            },
+            &mut |log| {
+                println!("{}", log.line);
+                stop.check()
+            },
+        )?;
+        let seconds = start.elapsed().as_secs_f64();
+        tracing::info!(
+            objective = objective.name(),
+            rounds_run = model.rounds_run,
+            best_iteration = model.best_iteration,
+            seconds = format!("{seconds:.2}"),
+            "model fitted"
+        );
+        Ok((model, seconds))
+    };
+    let classifier = models
+        .classifier
+        .then(|| fit(Objective::MultiClass { num_class: 4 }, 0))
+        .transpose()?;
+    let regressor = models
+        .regressor
+        .then(|| fit(Objective::SquaredError, score_target))
+        .transpose()?;
+    let model = IopsModel::new(
+        classifier.as_ref().map(|(b, _)| b.trees.clone()),
+        regressor.as_ref().map(|(b, _)| b.trees.clone()),
+    )?;
+    let evaluation = evaluate(
+        &model,
+        &splits,
+        classifier.as_ref(),
+        regressor.as_ref(),
+        score_target,
+    );
+    for (split, lines) in metric_lines(&evaluation) {
+        for line in lines {
+            println!("metric: {split}:{line}");
+        }
+    }
+    stop.check()?;
+    save_model(opt_ml, config, classifier, regressor, &evaluation)?;
+    report::write_evaluation(opt_ml, &evaluation)?;
+    Ok(evaluation)
+}
+
+fn evaluate(
+    model: &IopsModel,
+    splits: &Splits,
+    classifier: Option<&(Boosted, f64)>,
+    regressor: Option<&(Boosted, f64)>,
+    score_target: usize,
+) -> IopsEvaluation {
+    let on = |d: &Dataset| {
+        let p = model.predict(d.features.view());
+        let class = p.probabilities.map(|probs| {
+            MultiClassMetrics::compute(d.targets[0].as_slice().unwrap(), probs.view())
+        });
+        let score = p
+            .scores
+            .map(|s| RegressionMetrics::compute(d.targets[score_target].as_slice().unwrap(), &s));
+        (class, score)
+    };
+    let (v_class, v_score) = on(&splits.validation);
+    let (t_class, t_score) = splits.test.as_ref().map(on).unzip();
+    let report = |b: &(Boosted, f64)| (b.0.rounds_run, b.0.best_iteration, b.1);
+    IopsEvaluation {
+        evaluated_on: if splits.test.is_some() {
+            "test"
+        } else {
+            "validation"
+        },
+        rows: splits.rows(),
+        risk_levels: iops::RISK_LEVELS,
+        classifier: classifier
+            .map(report)
+            .map(|(rounds_run, best_iteration, fit_seconds)| ModelReport {
+                rounds_run,
+                best_iteration,
+                fit_seconds,
+                validation: v_class.expect("classifier predicted"),
+                test: t_class.flatten(),
+            }),
+        regressor: regressor
+            .map(report)
+            .map(|(rounds_run, best_iteration, fit_seconds)| ModelReport {
+                rounds_run,
+                best_iteration,
+                fit_seconds,
+                validation: v_score.expect("regressor predicted"),
+                test: t_score.flatten(),
+            }),
+    }
+}
+
+/// `(split, ["classifier:accuracy=...", ...])` for the validation and test splits.
+fn metric_lines(e: &IopsEvaluation) -> Vec<(&'static str, Vec<String>)> {
+    let class_lines = |m: &MultiClassMetrics| {
+        let macro_f1 = m.classes.iter().map(|c| c.f1).sum::<f64>() / m.classes.len() as f64;
+        vec![
+            format!("classifier:accuracy={:.6}", m.accuracy),
+            format!("classifier:log_loss={:.6}", m.log_loss),
+            format!("classifier:f1_macro={macro_f1:.6}"),
+        ]
+    };
+    let score_lines = |m: &RegressionMetrics| {
+        vec![
+            format!("regressor:rmse={:.6}", m.rmse),
+            format!("regressor:mae={:.6}", m.mae),
+            format!("regressor:r2={:.6}", m.r2),
+        ]
+    };
+    let mut out = Vec::new();
+    for split in ["validation", "test"] {
+        let mut lines = Vec::new();
+        if let Some(c) = &e.classifier {
+            let m = if split == "test" {
+                c.test.as_ref()
+            } else {
+                Some(&c.validation)
+            };
+            lines.extend(m.map(class_lines).unwrap_or_default());
+        }
+        if let Some(r) = &e.regressor {
+            let m = if split == "test" {
+                r.test.as_ref()
+            } else {
+                Some(&r.validation)
+            };
+            lines.extend(m.map(score_lines).unwrap_or_default());
+        }
+        out.push((split, lines));
+    }
+    out
+}
+
+fn save_model(
+    opt_ml: &OptMl,
+    config: &TrainConfig,
+    classifier: Option<(Boosted, f64)>,
+    regressor: Option<(Boosted, f64)>,
+    evaluation: &IopsEvaluation,
+) -> Result<()> {
+    let mut payloads = Vec::new();
+    for (name, model) in [(CLASSIFIER, classifier), (REGRESSOR, regressor)] {
+        let Some((model, _)) = model else { continue };
+        let payload = |file: String, format: &str| PayloadFile {
+            name: name.into(),
+            file,
+            format: format.into(),
+            weight: None,
+        };
+        payloads.push((payload(format!("{name}.ubj"), "xgboost-ubj"), model.ubj));
+        payloads.push((
+            payload(format!("{name}.trees"), "compiled-trees"),
+            model.trees.to_bytes()?,
+        ));
+    }
+    let manifest = report::manifest(
+        MODEL_KIND,
+        iops::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        evaluation,
+        &evaluation.rows,
+        &config.hyperparameters,
+    )?;
+    report::write_model(opt_ml, manifest, payloads)
+}

@@ -1,0 +1,187 @@
+//! The job's rows by role: the `train` channel (or `training`), optional `validation` and `test`
+//! channels, and what is held out of `train` when they are absent.
+
+use crate::config::{ChannelConfig, SplitConfig};
+use crate::stop::StopFlag;
+use common::data::tabular::{self, TabularOptions};
+use common::data::{self, Dataset, Schema};
+use common::opt_ml::OptMl;
+use common::{split, Error, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The three splits a fit uses.
+pub struct Splits {
+    /// Rows to fit on.
+    pub train: Dataset,
+    /// Rows for early stopping, weights and model choice.
+    pub validation: Dataset,
+    /// Rows for the reported metrics.
+    pub test: Option<Dataset>,
+}
+
+impl Splits {
+    /// Rows per split, for reports and the manifest.
+    pub fn rows(&self) -> BTreeMap<&'static str, usize> {
+        BTreeMap::from([
+            ("train", self.train.len()),
+            ("validation", self.validation.len()),
+            ("test", self.test.as_ref().map_or(0, Dataset::len)),
+        ])
+    }
+}
+
+/// A check of a model's own on the rows (e.g. both classes present); gets the rows and a name.
+pub type RowCheck<'a> = &'a dyn Fn(&Dataset, &str) -> Result<()>;
+
+/// How channel files become rows.
+#[derive(Clone, Copy)]
+pub enum Reader<'a> {
+    /// Named features and labels (the fire and IOPS models).
+    Schema(&'a Schema),
+    /// Columns taken from the data (`model_kind=tabular`).
+    Tabular(&'a TabularOptions),
+}
+
+impl Reader<'_> {
+    /// Loads one channel; tabular channels after the first must match its width (libsvm rows
+    /// are widened to it).
+    fn load(
+        self,
+        dir: &Path,
+        name: &str,
+        content_type: Option<&str>,
+        width: Option<usize>,
+        poll: &dyn Fn() -> Result<()>,
+    ) -> Result<Dataset> {
+        let options = match self {
+            Reader::Schema(schema) => {
+                return data::load_channel(dir, name, content_type, schema, poll)
+            }
+            Reader::Tabular(options) => options,
+        };
+        let mut table = tabular::load_channel(dir, name, content_type, options, poll)?;
+        if let Some(width) = width {
+            if table.width < width && !table.is_dense() {
+                table.widen(width);
+            }
+            if table.width != width {
+                return Err(Error::Data(format!(
+                    "channel '{name}' has {} features, the train channel {width}",
+                    table.width
+                )));
+            }
+        }
+        Ok(table.into_dataset())
+    }
+}
+
+/// Loads every channel with `schema` and splits. Held-out splits are stratified by the first
+/// target when `stratify` is set (classification), else drawn at random. `check` runs on the
+/// whole `train` channel and again on the train split.
+pub fn load(
+    opt_ml: &OptMl,
+    config: &SplitConfig,
+    channels: &BTreeMap<String, ChannelConfig>,
+    reader: Reader,
+    stratify: bool,
+    check: RowCheck,
+    stop: &StopFlag,
+) -> Result<Splits> {
+    let poll = || stop.check();
+    let load = |name: &str, content_type: Option<&str>, width: Option<usize>| {
+        reader.load(&opt_ml.channel_dir(name), name, content_type, width, &poll)
+    };
+    for name in channels
+        .keys()
+        .filter(|n| !["train", "training", "validation", "test"].contains(&n.as_str()))
+    {
+        tracing::warn!(channel = %name, "ignoring a channel this model does not use (known: train or training, validation, test)");
+    }
+    let (train_name, train_ct) =
+        channel(opt_ml, channels, &["train", "training"])?.ok_or_else(|| {
+            Error::Config(format!(
+                "Missing required channel: train (also accepted: training) under {}",
+                opt_ml.data_dir().display()
+            ))
+        })?;
+    let all = load(train_name, train_ct, None)?;
+    check(&all, train_name)?;
+    let width = Some(all.features.ncols());
+    let validation = channel(opt_ml, channels, &["validation"])?
+        .map(|(n, ct)| load(n, ct, width))
+        .transpose()?;
+    let test = channel(opt_ml, channels, &["test"])?
+        .map(|(n, ct)| load(n, ct, width))
+        .transpose()?;
+    let splits = match validation {
+        Some(validation) => Splits {
+            train: all,
+            validation,
+            test,
+        },
+        None => {
+            // Hold out validation (and test, unless a test channel was given) from `train`.
+            let test_fraction = if test.is_some() {
+                0.0
+            } else {
+                config.test_fraction
+            };
+            let strata = if stratify {
+                all.labels().to_vec()
+            } else {
+                vec![0.0; all.len()]
+            };
+            let ix = split::stratified(
+                &strata,
+                config.validation_fraction,
+                test_fraction,
+                config.seed,
+            );
+            let held_test = (!ix.test.is_empty()).then(|| all.select(&ix.test));
+            Splits {
+                train: all.select(&ix.train),
+                validation: all.select(&ix.validation),
+                test: test.or(held_test),
+            }
+        }
+    };
+    check(&splits.train, "train split")?;
+    if splits.validation.is_empty() {
+        return Err(Error::Data(
+            "the validation split is empty; provide more rows or a validation channel".into(),
+        ));
+    }
+    tracing::info!(
+        train = splits.train.len(),
+        validation = splits.validation.len(),
+        test = splits.test.as_ref().map_or(0, Dataset::len),
+        seed = config.seed,
+        peak_mib = common::peak_memory_mib(),
+        "split sizes"
+    );
+    Ok(splits)
+}
+
+/// The `train` channel (or `training`, the original's name), with its declared ContentType.
+fn channel<'a>(
+    opt_ml: &OptMl,
+    channels: &'a BTreeMap<String, ChannelConfig>,
+    names: &[&'static str],
+) -> Result<Option<(&'static str, Option<&'a str>)>> {
+    for &name in names {
+        let cfg = channels.get(name);
+        if cfg
+            .and_then(|c| c.input_mode.as_deref())
+            .is_some_and(|m| m.eq_ignore_ascii_case("pipe"))
+        {
+            return Err(Error::Config(format!(
+                "channel '{name}' uses Pipe input mode, which this container does not support; use File or FastFile"
+            )));
+        }
+        if opt_ml.channel_dir(name).exists() {
+            return Ok(Some((name, cfg.and_then(|c| c.content_type.as_deref()))));
+        }
+    }
+    Ok(None)
+}
