@@ -215,12 +215,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<Reply> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        self.exchange(head.as_bytes(), body)
+        http_request(self.port, method, path, headers, body)
     }
 
     /// Sends a POST /invocations body with `Transfer-Encoding: chunked`, in chunks of `chunk` bytes.
@@ -237,25 +232,7 @@ impl Server {
             framed.extend_from_slice(b"\r\n");
         }
         framed.extend_from_slice(b"0\r\n\r\n");
-        self.exchange(head.as_bytes(), &framed)
-            .expect("chunked request")
-    }
-
-    fn exchange(&self, head: &[u8], body: &[u8]) -> std::io::Result<Reply> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(std::time::Duration::from_secs(120)))?;
-        s.write_all(head)?;
-        // The server may answer (413) and close before the whole body is sent.
-        let _ = s.write_all(body);
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        parse_reply(&raw).ok_or_else(|| {
-            std::io::Error::other(format!(
-                "malformed reply: {:?}",
-                text(&raw[..raw.len().min(200)])
-            ))
-        })
+        exchange(self.port, head.as_bytes(), &framed).expect("chunked request")
     }
 
     /// Sends SIGTERM.
@@ -277,6 +254,39 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends one request to `127.0.0.1:port` over a new connection (`Connection: close`).
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    exchange(port, head.as_bytes(), body)
+}
+
+fn exchange(port: u16, head: &[u8], body: &[u8]) -> std::io::Result<Reply> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120)))?;
+    s.write_all(head)?;
+    // The server may answer (413) and close before the whole body is sent.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_reply(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "malformed reply: {:?}",
+            text(&raw[..raw.len().min(200)])
+        ))
+    })
 }
 
 fn parse_reply(raw: &[u8]) -> Option<Reply> {
@@ -311,4 +321,37 @@ pub fn train_small_fire_model(sandbox: &Sandbox, rows: usize) {
     sandbox.fire_file("train", "data.json", rows, 21, Layout::Json);
     let out = sandbox.run_train();
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Applies every regex of the README metric table under `heading` to `log` (tabs shown as `#011`,
+/// as CloudWatch shows them), checking each matches a line and captures a finite number; returns
+/// how many rows were checked.
+pub fn check_readme_metric_regexes(heading: &str, log: &str) -> usize {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let row = regex::Regex::new(r"^\| `([a-z0-9_:-]+)` \| `(.+?)` \|").unwrap();
+    let section = readme
+        .split(&format!("{heading}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("README section {heading}"));
+    let section = section.split("\n#").next().unwrap();
+    let mut checked = 0;
+    for line in section.lines() {
+        let Some(c) = row.captures(line) else {
+            continue;
+        };
+        let (name, pattern) = (&c[1], c[2].replace("\\|", "|"));
+        let re = regex::Regex::new(&pattern).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let last = log
+            .lines()
+            .filter_map(|l| re.captures(l))
+            .next_back()
+            .unwrap_or_else(|| panic!("{name}: `{pattern}` matches no log line"));
+        let value: f64 = last[1]
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}: captured '{}' is not a number", &last[1]));
+        assert!(value.is_finite(), "{name}");
+        checked += 1;
+    }
+    checked
 }

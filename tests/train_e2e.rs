@@ -92,7 +92,7 @@ fn loaded_artifact_reproduces_the_reported_test_metrics() {
     )
     .unwrap();
     let p = model.predict(test.features.view()).unwrap();
-    let got = BinaryMetrics::compute(test.labels.as_slice().unwrap(), &p.ensemble, 0.5);
+    let got = BinaryMetrics::compute(test.labels().as_slice().unwrap(), &p.ensemble, 0.5);
     let reported: BinaryMetrics = serde_json::from_value(eval["test"]["ensemble"].clone()).unwrap();
     for ((name, a), (_, b)) in got.named().into_iter().zip(reported.named()) {
         assert!(
@@ -158,32 +158,7 @@ fn metric_regexes_in_the_readme_match_real_output() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // CloudWatch shows the log with tabs as `#011`; SageMaker applies the regexes to that.
     let log = format!("{}{}", text(&out.stdout), text(&out.stderr)).replace('\t', "#011");
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let row = regex::Regex::new(r"^\| `([a-z_:-]+)` \| `(.+?)` \|").unwrap();
-    let section = readme
-        .split("### Metrics for hyperparameter tuning")
-        .nth(1)
-        .expect("metrics section");
-    let section = section.split("\n#").next().unwrap();
-    let mut checked = 0;
-    for line in section.lines() {
-        let Some(c) = row.captures(line) else {
-            continue;
-        };
-        let (name, pattern) = (&c[1], c[2].replace("\\|", "|"));
-        let re = regex::Regex::new(&pattern).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let last = log
-            .lines()
-            .filter_map(|l| re.captures(l))
-            .next_back()
-            .unwrap_or_else(|| panic!("{name}: `{pattern}` matches no log line"));
-        let value: f64 = last[1]
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}: captured '{}' is not a number", &last[1]));
-        assert!(value.is_finite(), "{name}");
-        checked += 1;
-    }
+    let checked = e2e::check_readme_metric_regexes("### Metrics for hyperparameter tuning", &log);
     assert!(
         checked >= 10,
         "only {checked} metric rows found in the README"

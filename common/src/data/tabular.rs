@@ -1,0 +1,541 @@
+//! Generic tabular training data (`model_kind=tabular`): the columns come from the data.
+//!
+//! Formats, per file (the channel's ContentType, else the content):
+//! - CSV without a header (SageMaker's built-in convention): the label in column 0, with
+//!   `csv_weights` an instance weight in column 1, then the features;
+//! - CSV with a header: the label column named by `label_column` (and a `weight` column with
+//!   `csv_weights`), every other column a feature, in header order;
+//! - JSON Lines: `{"features": [..], "label": y, "weight": w}` (weight optional);
+//! - libsvm: `label[:weight] index:value ...`, column `index` (0-based, as XGBoost reads it).
+//!
+//! An empty CSV field, a `null` in JSON, or an index absent from a libsvm line is a missing value
+//! (NaN), which XGBoost handles natively. Every row of a CSV or JSON Lines source must have the
+//! width of the first; libsvm rows are as wide as the largest index seen in the job.
+
+use super::{files, Dataset};
+use crate::error::{Error, Result};
+use ndarray::{Array1, Array2};
+use std::io::BufRead;
+use std::path::Path;
+
+/// How labels and weights are found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TabularOptions {
+    /// The label's column name in a CSV header (and JSON field name).
+    pub label_column: String,
+    /// Whether rows carry an instance weight (CSV column 1 without a header, `weight` otherwise).
+    pub csv_weights: bool,
+}
+
+/// Rows of one channel: features row-major, `width` per row.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// Features, `width` values per row, NaN = missing.
+    pub features: Vec<f32>,
+    /// Values per row.
+    pub width: usize,
+    /// One label per row.
+    pub labels: Vec<f32>,
+    /// One weight per row, when the data has weights.
+    pub weights: Vec<f32>,
+    /// Column names from a CSV header, when there was one.
+    pub names: Option<Vec<String>>,
+    /// Whether the width was fixed by a dense source (CSV, JSON Lines).
+    fixed_width: bool,
+}
+
+impl Table {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Widens every row to `width` columns, the new ones missing.
+    pub fn widen(&mut self, width: usize) {
+        if width <= self.width {
+            return;
+        }
+        let rows = self.rows();
+        let mut wider = vec![f32::NAN; rows * width];
+        for r in 0..rows {
+            wider[r * width..r * width + self.width]
+                .copy_from_slice(&self.features[r * self.width..(r + 1) * self.width]);
+        }
+        self.features = wider;
+        self.width = width;
+    }
+
+    fn set_width(&mut self, width: usize) -> Result<(), String> {
+        if self.rows() == 0 && !self.fixed_width {
+            self.width = width;
+            self.fixed_width = true;
+            return Ok(());
+        }
+        if width != self.width {
+            return Err(format!(
+                "{width} features, but earlier rows have {}",
+                self.width
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the width came from CSV or JSON rows (so it cannot be widened silently).
+    pub fn is_dense(&self) -> bool {
+        self.fixed_width
+    }
+
+    /// The rows as a dataset; features are named by the CSV header, else `f0`, `f1`, ...
+    pub fn into_dataset(self) -> Dataset {
+        let names = self
+            .names
+            .clone()
+            .filter(|n| n.len() == self.width)
+            .unwrap_or_else(|| (0..self.width).map(|i| format!("f{i}")).collect());
+        let rows = self.rows();
+        Dataset {
+            features: Array2::from_shape_vec((rows, self.width), self.features)
+                .expect("width values per row"),
+            targets: vec![Array1::from(self.labels)],
+            feature_names: names,
+            weights: (!self.weights.is_empty()).then(|| Array1::from(self.weights)),
+            absent_is_zero: !self.fixed_width,
+        }
+    }
+}
+
+/// A tabular file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TabularFormat {
+    /// Comma-separated values.
+    Csv,
+    /// One JSON object per line.
+    JsonLines,
+    /// `label index:value ...`.
+    Libsvm,
+}
+
+impl TabularFormat {
+    /// The format a ContentType names, or `None` for one this loader does not read.
+    pub fn from_content_type(content_type: &str) -> Option<Self> {
+        match super::media_type_essence(content_type).as_str() {
+            "text/csv" | "csv" | "application/csv" | "text/x-csv" => Some(Self::Csv),
+            "application/jsonlines"
+            | "application/x-jsonlines"
+            | "application/jsonl"
+            | "application/x-ndjson"
+            | "application/json"
+            | "jsonl" => Some(Self::JsonLines),
+            "text/libsvm" | "text/x-libsvm" | "application/x-libsvm" | "libsvm" => {
+                Some(Self::Libsvm)
+            }
+            _ => None,
+        }
+    }
+
+    /// The format of a file from its first non-blank line: `{` is JSON Lines, `a b:c` tokens
+    /// without commas libsvm, anything else CSV.
+    pub fn sniff(first_line: &str) -> Self {
+        let line = first_line.trim();
+        if line.starts_with('{') {
+            Self::JsonLines
+        } else if !line.contains(',') && line.split_whitespace().skip(1).any(|t| t.contains(':')) {
+            Self::Libsvm
+        } else {
+            Self::Csv
+        }
+    }
+}
+
+/// Loads every file of a channel directory into one table.
+pub fn load_channel(
+    dir: &Path,
+    channel: &str,
+    content_type: Option<&str>,
+    options: &TabularOptions,
+    stop: &dyn Fn() -> Result<()>,
+) -> Result<Table> {
+    let declared = content_type
+        .map(|ct| {
+            TabularFormat::from_content_type(ct).ok_or_else(|| {
+                Error::Config(format!(
+                    "ContentType '{ct}' is not supported; use text/csv, application/jsonlines or text/libsvm"
+                ))
+            })
+        })
+        .transpose()?;
+    let mut table = Table::default();
+    let list = files::data_files(dir, channel)?;
+    for file in &list {
+        stop()?;
+        let (mut reader, name) = files::open(dir, file)?;
+        let format = match declared {
+            Some(f) => f,
+            None => {
+                let buf = reader.fill_buf().map_err(|e| Error::io(file, e))?;
+                let text = String::from_utf8_lossy(&buf[..buf.len().min(64 * 1024)]);
+                TabularFormat::sniff(text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""))
+            }
+        };
+        parse(reader, format, options, &name, &mut table)?;
+        tracing::info!(channel, file = %name, ?format, rows_so_far = table.rows(), width = table.width, "loaded data file");
+    }
+    if table.rows() == 0 {
+        return Err(Error::Data(format!(
+            "channel '{channel}' holds no data rows in its {} file(s)",
+            list.len()
+        )));
+    }
+    Ok(table)
+}
+
+/// Parses one source into `table`.
+pub fn parse(
+    reader: impl BufRead,
+    format: TabularFormat,
+    options: &TabularOptions,
+    source: &str,
+    table: &mut Table,
+) -> Result<()> {
+    let mut header: Option<CsvHeader> = None;
+    let mut first = true;
+    super::for_each_line(reader, source, |number, text| {
+        let located = |m: String| Error::Data(format!("{source}: line {number}: {m}"));
+        match format {
+            TabularFormat::Csv => {
+                let fields: Vec<&str> = text.split(',').collect();
+                if first {
+                    first = false;
+                    if fields
+                        .iter()
+                        .any(|f| !f.trim().is_empty() && number_of(f).is_none())
+                    {
+                        let h = CsvHeader::new(&fields, options).map_err(located)?;
+                        table.names.get_or_insert_with(|| h.feature_names.clone());
+                        header = Some(h);
+                        return Ok(());
+                    }
+                }
+                csv_row(&fields, header.as_ref(), options, table).map_err(located)
+            }
+            TabularFormat::JsonLines => json_row(text, options, table).map_err(located),
+            TabularFormat::Libsvm => libsvm_row(text, options, table).map_err(located),
+        }
+    })
+}
+
+/// Column roles from a CSV header.
+struct CsvHeader {
+    label: usize,
+    weight: Option<usize>,
+    features: Vec<usize>,
+    feature_names: Vec<String>,
+}
+
+impl CsvHeader {
+    fn new(fields: &[&str], options: &TabularOptions) -> Result<Self, String> {
+        let names: Vec<String> = fields.iter().map(|f| unquote(f).to_owned()).collect();
+        let label = names.iter().position(|n| *n == options.label_column).ok_or_else(|| {
+            format!(
+                "the header has no label column '{}' (set the hyperparameter label_column, or use a headerless CSV with the label in column 0)",
+                options.label_column
+            )
+        })?;
+        let weight = if options.csv_weights {
+            Some(
+                names
+                    .iter()
+                    .position(|n| n == "weight")
+                    .ok_or("csv_weights is set but the header has no 'weight' column".to_owned())?,
+            )
+        } else {
+            None
+        };
+        let features: Vec<usize> = (0..names.len())
+            .filter(|&i| i != label && Some(i) != weight)
+            .collect();
+        let feature_names = features.iter().map(|&i| names[i].clone()).collect();
+        Ok(Self {
+            label,
+            weight,
+            features,
+            feature_names,
+        })
+    }
+}
+
+fn csv_row(
+    fields: &[&str],
+    header: Option<&CsvHeader>,
+    options: &TabularOptions,
+    table: &mut Table,
+) -> Result<(), String> {
+    let (label, weight, features): (usize, Option<usize>, Vec<usize>) = match header {
+        Some(h) => {
+            if fields.len() != h.features.len() + 1 + usize::from(h.weight.is_some()) {
+                return Err(format!(
+                    "expected {} columns as in the header, found {}",
+                    h.features.len() + 1 + usize::from(h.weight.is_some()),
+                    fields.len()
+                ));
+            }
+            (h.label, h.weight, h.features.clone())
+        }
+        None => {
+            let skip = 1 + usize::from(options.csv_weights);
+            if fields.len() <= skip {
+                return Err(format!(
+                    "expected the label{} then at least one feature, found {} column(s)",
+                    if options.csv_weights {
+                        ", the weight"
+                    } else {
+                        ""
+                    },
+                    fields.len()
+                ));
+            }
+            (
+                0,
+                options.csv_weights.then_some(1),
+                (skip..fields.len()).collect(),
+            )
+        }
+    };
+    table.set_width(features.len())?;
+    let required = |i: usize, what: &str| -> Result<f32, String> {
+        number_of(fields[i]).map(|v| v as f32).ok_or_else(|| {
+            format!(
+                "column {} ({what}) is not a number: \"{}\"",
+                i + 1,
+                fields[i].trim()
+            )
+        })
+    };
+    let y = required(label, "the label")?;
+    let w = weight.map(|i| required(i, "the weight")).transpose()?;
+    let start = table.features.len();
+    for &i in &features {
+        let f = unquote(fields[i]);
+        if f.is_empty() {
+            table.features.push(f32::NAN);
+            continue;
+        }
+        match number_of(f) {
+            Some(v) => table.features.push(v as f32),
+            None => {
+                table.features.truncate(start);
+                return Err(format!(
+                    "column {} is not a number: \"{}\" (empty means missing)",
+                    i + 1,
+                    f
+                ));
+            }
+        }
+    }
+    table.labels.push(y);
+    if let Some(w) = w {
+        table.weights.push(w);
+    }
+    Ok(())
+}
+
+fn json_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let label = v
+        .get(&options.label_column)
+        .or_else(|| v.get("label"))
+        .and_then(serde_json::Value::as_f64)
+        .ok_or_else(|| format!("no numeric '{}' field", options.label_column))?;
+    let features = v
+        .get("features")
+        .and_then(serde_json::Value::as_array)
+        .ok_or("no 'features' array")?;
+    table.set_width(features.len())?;
+    let start = table.features.len();
+    for (k, f) in features.iter().enumerate() {
+        match f {
+            serde_json::Value::Null => table.features.push(f32::NAN),
+            serde_json::Value::Number(n) => {
+                table.features.push(n.as_f64().unwrap_or(f64::NAN) as f32)
+            }
+            other => {
+                table.features.truncate(start);
+                return Err(format!("feature {} is not a number: {other}", k + 1));
+            }
+        }
+    }
+    table.labels.push(label as f32);
+    if options.csv_weights {
+        let w = v
+            .get("weight")
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| {
+                table.features.truncate(start);
+                table.labels.pop();
+                "csv_weights is set but the record has no numeric 'weight'"
+            })?;
+        table.weights.push(w as f32);
+    }
+    Ok(())
+}
+
+fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result<(), String> {
+    let mut tokens = text.split_whitespace();
+    let head = tokens.next().unwrap_or("");
+    let (label, weight) = match head.split_once(':') {
+        Some((l, w)) => (l, Some(w)),
+        None => (head, None),
+    };
+    let label =
+        number_of(label).ok_or_else(|| format!("the label is not a number: \"{label}\""))?;
+    let mut entries = Vec::new();
+    for t in tokens.take_while(|t| !t.starts_with('#')) {
+        let (i, v) = t
+            .split_once(':')
+            .ok_or_else(|| format!("'{t}' is not index:value"))?;
+        let i: usize = i
+            .parse()
+            .map_err(|_| format!("'{t}': the index is not a whole number"))?;
+        let v = number_of(v).ok_or_else(|| format!("'{t}': the value is not a number"))?;
+        entries.push((i, v as f32));
+    }
+    if table.fixed_width {
+        if let Some(&(i, _)) = entries.iter().find(|(i, _)| *i >= table.width) {
+            return Err(format!(
+                "index {i} is beyond the {} features of the CSV or JSON rows before it",
+                table.width
+            ));
+        }
+    }
+    let needed = entries.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    table.widen(needed);
+    let start = table.features.len();
+    table.features.resize(start + table.width, f32::NAN);
+    for (i, v) in entries {
+        table.features[start + i] = v;
+    }
+    table.labels.push(label as f32);
+    match (options.csv_weights, weight) {
+        (true, Some(w)) => table.weights.push(
+            number_of(w).ok_or_else(|| format!("the weight is not a number: \"{w}\""))? as f32,
+        ),
+        (true, None) => return Err("csv_weights is set but the line has no label:weight".into()),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn number_of(field: &str) -> Option<f64> {
+    unquote(field).parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn unquote(field: &str) -> &str {
+    field.trim().trim_matches('"').trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(weights: bool) -> TabularOptions {
+        TabularOptions {
+            label_column: "price".into(),
+            csv_weights: weights,
+        }
+    }
+
+    fn load(text: &str, format: TabularFormat, o: &TabularOptions) -> Result<Table> {
+        let mut t = Table::default();
+        parse(text.as_bytes(), format, o, "f", &mut t)?;
+        Ok(t)
+    }
+
+    fn nan_eq(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+    }
+
+    #[test]
+    fn every_format_reads_the_same_rows_with_missing_values() {
+        let n = f32::NAN;
+        let want = [1.0, n, 3.0, 4.0, 5.0, n];
+        let csv = load("7,1,,3\n8,4,5,\n", TabularFormat::Csv, &opts(false)).unwrap();
+        let header = load(
+            "a,price,b,c\n1,7,,3\n4,8,5,\n",
+            TabularFormat::Csv,
+            &opts(false),
+        )
+        .unwrap();
+        let jsonl = load(
+            "{\"price\":7,\"features\":[1,null,3]}\n{\"label\":8,\"features\":[4,5,null]}\n",
+            TabularFormat::JsonLines,
+            &opts(false),
+        )
+        .unwrap();
+        let mut svm = load(
+            "7 0:1 2:3\n8 0:4 1:5\n",
+            TabularFormat::Libsvm,
+            &opts(false),
+        )
+        .unwrap();
+        svm.widen(3);
+        for t in [&csv, &header, &jsonl, &svm] {
+            assert!(nan_eq(&t.features, &want), "{:?}", t.features);
+            assert_eq!(t.labels, vec![7.0, 8.0]);
+            assert_eq!(t.width, 3);
+        }
+        assert_eq!(
+            header.names.as_deref(),
+            Some(&["a".to_owned(), "b".into(), "c".into()][..])
+        );
+    }
+
+    #[test]
+    fn weights_and_libsvm_widening() {
+        let t = load("7,0.5,1,2\n8,2,3,4\n", TabularFormat::Csv, &opts(true)).unwrap();
+        assert_eq!(t.weights, vec![0.5, 2.0]);
+        assert_eq!(t.features, vec![1.0, 2.0, 3.0, 4.0]);
+        let t = load("1:0.5 1:1\n0:2 4:1\n", TabularFormat::Libsvm, &opts(true)).unwrap();
+        assert_eq!(t.weights, vec![0.5, 2.0]);
+        assert_eq!(t.width, 5);
+        assert_eq!(t.features[1], 1.0);
+        assert_eq!(t.features[5 + 4], 1.0);
+        assert!(t.features[4].is_nan());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = load("7,1,2\n8,1\n", TabularFormat::Csv, &opts(false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("f: line 2: 1 features, but earlier rows have 2"),
+            "{e}"
+        );
+        let e = load("7,1,2\n8,1,x\n", TabularFormat::Csv, &opts(false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2: column 3 is not a number: \"x\""), "{e}");
+        let e = load("a,b\n1,2\n", TabularFormat::Csv, &opts(false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no label column 'price'"), "{e}");
+        let e = load("1 3:x\n", TabularFormat::Libsvm, &opts(false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'3:x': the value is not a number"), "{e}");
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(TabularFormat::sniff("1 3:1 10:1"), TabularFormat::Libsvm);
+        assert_eq!(TabularFormat::sniff("1,3,4"), TabularFormat::Csv);
+        assert_eq!(TabularFormat::sniff("a,b:c"), TabularFormat::Csv);
+        assert_eq!(
+            TabularFormat::sniff("{\"label\":1}"),
+            TabularFormat::JsonLines
+        );
+    }
+}

@@ -1,0 +1,683 @@
+//! Generic tabular candidates (`model_kind=tabular`): XGBoost gradient boosting, an XGBoost random
+//! forest, a linear model (least squares, or logistic regression one-vs-rest), and k-nearest
+//! neighbours; each fits regression, binary or multi-class tasks and predicts one matrix:
+//! the value (regression), the probability of class 1 (binary) or every class's probability.
+//!
+//! Missing values (NaN): the tree models route them as XGBoost learned; the linear model and k-NN
+//! replace them with the training mean of the feature (kept in the model), or with 0 when the
+//! data came as libsvm, where an absent index means zero. Instance weights are
+//! used by both tree models and least squares; logistic regression and k-NN ignore them.
+
+use super::boosted::{self, BoostParams, FitData, Objective};
+use super::logistic::{LogisticModel, LogisticParams};
+use super::trees::TreeModel;
+use super::xgboost::{self, RoundLog, XgbParams};
+use crate::error::{Error, Result};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+/// What is predicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Task {
+    /// A value (`reg:squarederror`).
+    Regression,
+    /// Probability of class 1 (`binary:logistic`).
+    Binary,
+    /// Probabilities of `num_class` classes (`multi:softprob`).
+    MultiClass {
+        /// Number of classes.
+        num_class: u32,
+    },
+}
+
+impl Task {
+    /// The XGBoost objective of the task.
+    pub fn objective(self) -> Objective {
+        match self {
+            Task::Regression => Objective::SquaredError,
+            Task::Binary => Objective::BinaryLogistic,
+            Task::MultiClass { num_class } => Objective::MultiClass { num_class },
+        }
+    }
+
+    /// Columns of a prediction.
+    pub fn outputs(self) -> usize {
+        match self {
+            Task::MultiClass { num_class } => num_class as usize,
+            _ => 1,
+        }
+    }
+
+    /// Checks labels: 0/1 for binary, class indices for multi-class.
+    pub fn check_labels(self, labels: &[f32]) -> std::result::Result<(), String> {
+        let bad = |y: &f32| match self {
+            Task::Regression => false,
+            Task::Binary => *y != 0.0 && *y != 1.0,
+            Task::MultiClass { num_class } => {
+                y.fract() != 0.0 || *y < 0.0 || *y >= num_class as f32
+            }
+        };
+        match labels.iter().position(bad) {
+            None => Ok(()),
+            Some(i) => Err(match self {
+                Task::Binary => format!(
+                    "row {}: label {} is not 0 or 1 (binary:logistic)",
+                    i + 1,
+                    labels[i]
+                ),
+                _ => format!(
+                    "row {}: label {} is not a class index below num_class",
+                    i + 1,
+                    labels[i]
+                ),
+            }),
+        }
+    }
+}
+
+/// The candidate model families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Candidate {
+    /// XGBoost gradient boosting.
+    Xgboost,
+    /// XGBoost in random-forest mode.
+    RandomForest,
+    /// Least squares (regression) or logistic regression.
+    Linear,
+    /// k-nearest neighbours on standardised features.
+    Knn,
+}
+
+impl Candidate {
+    /// Every candidate, in comparison order.
+    pub const ALL: [Candidate; 4] = [Self::Xgboost, Self::RandomForest, Self::Linear, Self::Knn];
+    /// Hyperparameter names, in the order of [`Candidate::ALL`].
+    pub const NAMES: [&'static str; 4] = ["xgboost", "random_forest", "linear", "knn"];
+
+    /// The candidate's name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The candidate named `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
+    }
+}
+
+/// Random forest settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ForestSettings {
+    /// Trees.
+    pub num_trees: u32,
+    /// Tree depth.
+    pub max_depth: u32,
+    /// Rows per tree.
+    pub subsample: f64,
+    /// Features per split (`None`: sqrt of the feature count for classification, a third for
+    /// regression).
+    pub colsample_bynode: Option<f64>,
+}
+
+/// Settings of every candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TabularParams {
+    /// Gradient boosting (also `max_bin`, `seed`, `nthread` for the forest).
+    pub boost: BoostParams,
+    /// Random forest.
+    pub forest: ForestSettings,
+    /// Logistic regression's inverse L2 strength (scikit-learn's `C`).
+    pub linear_c: f64,
+    /// Least squares' L2 strength on standardised coefficients.
+    pub linear_lambda: f64,
+    /// Neighbours.
+    pub knn_k: u32,
+    /// Training rows k-NN keeps (a seeded sample when there are more).
+    pub knn_sample_size: u32,
+}
+
+/// A fitted candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TabularModel {
+    /// What it predicts.
+    pub task: Task,
+    /// Which family it is.
+    pub candidate: Candidate,
+    /// Input width.
+    pub n_features: usize,
+    predictor: Predictor,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Predictor {
+    Trees(TreeModel),
+    LeastSquares(LeastSquares),
+    /// One model (binary) or one per class (one-vs-rest), with the imputation means.
+    Logistic(Imputer, Vec<LogisticModel>),
+    Knn(Knn),
+}
+
+/// The rows a candidate is fitted on.
+pub struct TrainRows<'a> {
+    /// Training features (NaN = missing).
+    pub x: ArrayView2<'a, f32>,
+    /// Training labels.
+    pub y: &'a Array1<f32>,
+    /// Instance weights.
+    pub weights: Option<&'a Array1<f32>>,
+    /// Validation rows for XGBoost's per-round log and early stopping.
+    pub validation: Option<(ArrayView2<'a, f32>, &'a Array1<f32>)>,
+    /// Whether a missing value means zero (libsvm) rather than unknown.
+    pub absent_is_zero: bool,
+}
+
+/// Fits `candidate`; `on_round` sees XGBoost's round lines and may stop the fit (SIGTERM).
+pub fn fit(
+    candidate: Candidate,
+    task: Task,
+    p: &TabularParams,
+    rows: &TrainRows,
+    on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
+) -> Result<TabularModel> {
+    let n_features = rows.x.ncols();
+    let predictor = match candidate {
+        Candidate::Xgboost => {
+            let fitted = boosted::fit(
+                &p.boost,
+                task.objective(),
+                FitData {
+                    train: rows.x,
+                    train_labels: rows.y,
+                    train_weights: rows.weights,
+                    validation: rows.validation,
+                },
+                on_round,
+            )?;
+            Predictor::Trees(fitted.trees)
+        }
+        Candidate::RandomForest => Predictor::Trees(fit_forest(task, p, rows)?),
+        Candidate::Linear => match task {
+            Task::Regression => Predictor::LeastSquares(LeastSquares::fit(rows, p.linear_lambda)?),
+            _ => {
+                let imputer = Imputer::fit(rows.x, rows.absent_is_zero);
+                let x = imputer.apply(rows.x);
+                let params = LogisticParams {
+                    c: p.linear_c,
+                    max_iterations: 1000,
+                };
+                let models = match task {
+                    Task::MultiClass { num_class } => (0..num_class)
+                        .map(|c| params.fit(x.view(), &rows.y.mapv(|y| f32::from(y == c as f32))))
+                        .collect::<Result<Vec<_>>>()?,
+                    _ => vec![params.fit(x.view(), rows.y)?],
+                };
+                Predictor::Logistic(imputer, models)
+            }
+        },
+        Candidate::Knn => Predictor::Knn(Knn::fit(
+            rows,
+            task,
+            p.knn_k,
+            p.knn_sample_size,
+            p.boost.seed,
+        )),
+    };
+    Ok(TabularModel {
+        task,
+        candidate,
+        n_features,
+        predictor,
+    })
+}
+
+fn fit_forest(task: Task, p: &TabularParams, rows: &TrainRows) -> Result<TreeModel> {
+    let n = rows.x.ncols() as f64;
+    let default_share = match task {
+        Task::Regression => (1.0 / 3.0f64).max(1.0 / n),
+        _ => n.sqrt() / n,
+    };
+    let mut params = XgbParams::default()
+        .set("objective", task.objective().name())
+        .set("tree_method", "hist")
+        .set("max_bin", p.boost.max_bin)
+        .set("seed", p.boost.seed)
+        .set("nthread", p.boost.nthread)
+        .set("eta", 1)
+        .set("num_parallel_tree", p.forest.num_trees)
+        .set("max_depth", p.forest.max_depth)
+        .set("subsample", p.forest.subsample)
+        .set(
+            "colsample_bynode",
+            p.forest.colsample_bynode.unwrap_or(default_share),
+        )
+        .set("lambda", 1e-5);
+    if let Task::MultiClass { num_class } = task {
+        params = params.set("num_class", num_class);
+    }
+    let mut dtrain = xgboost::dmatrix(rows.x, Some(rows.y))?;
+    if let Some(w) = rows.weights {
+        dtrain.set_weights(w.as_slice().expect("contiguous weights"))?;
+    }
+    let booster = xgboost::train_rounds(&params, &[(&dtrain, "train")], 1, &mut |_| Ok(true))?;
+    Ok(xgboost::export(&booster)?.1)
+}
+
+impl TabularModel {
+    /// Predictions: one row per input row, [`Task::outputs`] columns.
+    pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        match &self.predictor {
+            Predictor::Trees(t) => t.predict(x),
+            Predictor::LeastSquares(m) => m.predict(x).insert_axis(Axis(1)),
+            Predictor::Logistic(imputer, models) => {
+                let x = imputer.apply(x);
+                let mut p = Array2::zeros((x.nrows(), models.len()));
+                for (k, m) in models.iter().enumerate() {
+                    p.column_mut(k).assign(&Array1::from(m.predict(x.view())));
+                }
+                if models.len() > 1 {
+                    for mut row in p.rows_mut() {
+                        let sum: f32 = row.sum();
+                        if sum > 0.0 {
+                            row.mapv_inplace(|v| v / sum);
+                        }
+                    }
+                }
+                p
+            }
+            Predictor::Knn(k) => k.predict(x, self.task),
+        }
+    }
+
+    /// Encodes the model with bincode.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| Error::Artifact(format!("encoding the tabular model: {e}")))
+    }
+
+    /// Decodes a model written by [`TabularModel::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map(|(m, _)| m)
+            .map_err(|e| Error::Artifact(format!("the tabular model is corrupt: {e}")))
+    }
+}
+
+/// Per-feature training means, standing in for missing values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Imputer {
+    means: Vec<f32>,
+}
+
+impl Imputer {
+    fn fit(x: ArrayView2<f32>, absent_is_zero: bool) -> Self {
+        if absent_is_zero {
+            return Self {
+                means: vec![0.0; x.ncols()],
+            };
+        }
+        let means = x
+            .columns()
+            .into_iter()
+            .map(|c| {
+                let (sum, n) = c
+                    .iter()
+                    .filter(|v| !v.is_nan())
+                    .fold((0.0f64, 0usize), |(s, n), &v| (s + f64::from(v), n + 1));
+                if n == 0 {
+                    0.0
+                } else {
+                    (sum / n as f64) as f32
+                }
+            })
+            .collect();
+        Self { means }
+    }
+
+    fn apply(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut out = x.to_owned();
+        for mut row in out.rows_mut() {
+            for (v, m) in row.iter_mut().zip(&self.means) {
+                if v.is_nan() {
+                    *v = *m;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Standardisation (mean and scale of the imputed training rows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Standardizer {
+    imputer: Imputer,
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+}
+
+impl Standardizer {
+    fn fit(x: ArrayView2<f32>, absent_is_zero: bool) -> Self {
+        let imputer = Imputer::fit(x, absent_is_zero);
+        let z = imputer.apply(x).mapv(f64::from);
+        let mean = z.mean_axis(Axis(0)).map(|m| m.to_vec()).unwrap_or_default();
+        let scale = z
+            .std_axis(Axis(0), 0.0)
+            .iter()
+            .map(|&s| if s > 0.0 { s } else { 1.0 })
+            .collect();
+        Self {
+            imputer,
+            mean,
+            scale,
+        }
+    }
+
+    fn row(&self, row: ndarray::ArrayView1<f32>, out: &mut Vec<f64>) {
+        out.clear();
+        for (k, &v) in row.iter().enumerate() {
+            let v = if v.is_nan() { self.imputer.means[k] } else { v };
+            out.push((f64::from(v) - self.mean[k]) / self.scale[k]);
+        }
+    }
+}
+
+/// Least squares on standardised features, weighted, with an optional L2 penalty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LeastSquares {
+    standardizer: Standardizer,
+    coefficients: Vec<f64>,
+    intercept: f64,
+}
+
+impl LeastSquares {
+    fn fit(rows: &TrainRows, lambda: f64) -> Result<Self> {
+        let standardizer = Standardizer::fit(rows.x, rows.absent_is_zero);
+        let d = rows.x.ncols() + 1;
+        // Normal equations over [z, 1]: (Z'WZ + lambda I) b = Z'Wy, intercept not penalised.
+        let mut a = vec![0.0f64; d * d];
+        let mut b = vec![0.0f64; d];
+        let mut z = Vec::with_capacity(d);
+        for (i, row) in rows.x.rows().into_iter().enumerate() {
+            standardizer.row(row, &mut z);
+            z.push(1.0);
+            let w = rows.weights.map_or(1.0, |w| f64::from(w[i]));
+            let y = f64::from(rows.y[i]);
+            for r in 0..d {
+                b[r] += w * z[r] * y;
+                for c in 0..d {
+                    a[r * d + c] += w * z[r] * z[c];
+                }
+            }
+        }
+        for r in 0..d - 1 {
+            a[r * d + r] += lambda;
+        }
+        let solution = solve(&mut a, &mut b, d).ok_or_else(|| {
+            Error::Fit(
+                "least squares: the features are linearly dependent; set linear_lambda > 0".into(),
+            )
+        })?;
+        Ok(Self {
+            standardizer,
+            intercept: solution[d - 1],
+            coefficients: solution[..d - 1].to_vec(),
+        })
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Array1<f32> {
+        let mut z = Vec::new();
+        x.rows()
+            .into_iter()
+            .map(|row| {
+                self.standardizer.row(row, &mut z);
+                (z.iter()
+                    .zip(&self.coefficients)
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+                    + self.intercept) as f32
+            })
+            .collect()
+    }
+}
+
+/// Solves `a x = b` (`d` x `d`, row-major) by Gaussian elimination with partial pivoting.
+fn solve(a: &mut [f64], b: &mut [f64], d: usize) -> Option<Vec<f64>> {
+    for col in 0..d {
+        let pivot =
+            (col..d).max_by(|&i, &j| a[i * d + col].abs().total_cmp(&a[j * d + col].abs()))?;
+        if a[pivot * d + col].abs() < 1e-12 {
+            return None;
+        }
+        for k in 0..d {
+            a.swap(col * d + k, pivot * d + k);
+        }
+        b.swap(col, pivot);
+        for r in col + 1..d {
+            let f = a[r * d + col] / a[col * d + col];
+            for k in col..d {
+                a[r * d + k] -= f * a[col * d + k];
+            }
+            b[r] -= f * b[col];
+        }
+    }
+    let mut x = vec![0.0; d];
+    for r in (0..d).rev() {
+        let s: f64 = (r + 1..d).map(|k| a[r * d + k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r * d + r];
+    }
+    Some(x)
+}
+
+/// k-nearest neighbours (Euclidean, standardised features, uniform weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Knn {
+    standardizer: Standardizer,
+    k: usize,
+    /// Kept training rows, standardised, row-major.
+    rows: Vec<f32>,
+    labels: Vec<f32>,
+}
+
+impl Knn {
+    fn fit(rows: &TrainRows, _task: Task, k: u32, sample_size: u32, seed: u64) -> Self {
+        let standardizer = Standardizer::fit(rows.x, rows.absent_is_zero);
+        let mut keep: Vec<usize> = (0..rows.x.nrows()).collect();
+        if keep.len() > sample_size as usize {
+            use rand::seq::SliceRandom;
+            keep.shuffle(&mut crate::datagen::rng(seed));
+            keep.truncate(sample_size as usize);
+            keep.sort_unstable();
+        }
+        let mut z = Vec::new();
+        let mut kept = Vec::with_capacity(keep.len() * rows.x.ncols());
+        for &i in &keep {
+            standardizer.row(rows.x.row(i), &mut z);
+            kept.extend(z.iter().map(|&v| v as f32));
+        }
+        Self {
+            standardizer,
+            k: (k as usize).min(keep.len()).max(1),
+            rows: kept,
+            labels: keep.iter().map(|&i| rows.y[i]).collect(),
+        }
+    }
+
+    fn predict(&self, x: ArrayView2<f32>, task: Task) -> Array2<f32> {
+        let d = x.ncols();
+        let mut out = Array2::zeros((x.nrows(), task.outputs()));
+        let mut z = Vec::new();
+        let mut dist: Vec<(f32, usize)> = Vec::with_capacity(self.labels.len());
+        for (i, row) in x.rows().into_iter().enumerate() {
+            self.standardizer.row(row, &mut z);
+            dist.clear();
+            for (j, t) in self.rows.chunks_exact(d).enumerate() {
+                let s: f32 = t.iter().zip(&z).map(|(a, &b)| (a - b as f32).powi(2)).sum();
+                dist.push((s, j));
+            }
+            let k = self.k;
+            dist.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let near = &dist[..k];
+            match task {
+                Task::MultiClass { .. } => {
+                    for &(_, j) in near {
+                        out[[i, self.labels[j] as usize]] += 1.0 / k as f32;
+                    }
+                }
+                _ => {
+                    out[[i, 0]] = near.iter().map(|&(_, j)| self.labels[j]).sum::<f32>() / k as f32
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    fn params() -> TabularParams {
+        TabularParams {
+            boost: BoostParams {
+                num_round: 30,
+                early_stopping_rounds: None,
+                nthread: 1,
+                ..BoostParams::default()
+            },
+            forest: ForestSettings {
+                num_trees: 20,
+                max_depth: 6,
+                subsample: 0.632,
+                colsample_bynode: None,
+            },
+            linear_c: 1.0,
+            linear_lambda: 0.0,
+            knn_k: 5,
+            knn_sample_size: 10_000,
+        }
+    }
+
+    /// y = 2 x0 - x1 + noise, with a few values missing.
+    fn regression(rows: usize, seed: u64) -> (Array2<f32>, Array1<f32>) {
+        let mut rng = crate::datagen::rng(seed);
+        let mut x = Array2::from_shape_fn((rows, 3), |_| rng.random::<f32>() * 10.0);
+        let y = x.column(0).mapv(|v| 2.0 * v) - x.column(1)
+            + Array1::from_shape_fn(rows, |_| rng.random::<f32>() * 0.1);
+        x[[3, 2]] = f32::NAN;
+        (x, y)
+    }
+
+    #[test]
+    fn every_candidate_learns_a_linear_signal_and_round_trips() {
+        let (x, y) = regression(600, 1);
+        let (vx, vy) = regression(200, 2);
+        for candidate in Candidate::ALL {
+            let m = fit(
+                candidate,
+                Task::Regression,
+                &params(),
+                &TrainRows {
+                    x: x.view(),
+                    y: &y,
+                    weights: None,
+                    validation: Some((vx.view(), &vy)),
+                    absent_is_zero: false,
+                },
+                &mut |_| Ok(()),
+            )
+            .unwrap();
+            let p = m.predict(vx.view());
+            let rmse = (p
+                .column(0)
+                .iter()
+                .zip(&vy)
+                .map(|(a, b)| (a - b).powi(2))
+                .sum::<f32>()
+                / 200.0)
+                .sqrt();
+            // The spread of y is about 6.5; every family does far better than predicting the mean.
+            assert!(rmse < 2.5, "{candidate:?}: rmse {rmse}");
+            assert_eq!(TabularModel::from_bytes(&m.to_bytes().unwrap()).unwrap(), m);
+        }
+        // Least squares recovers the coefficients.
+        let m = fit(
+            Candidate::Linear,
+            Task::Regression,
+            &params(),
+            &TrainRows {
+                x: x.view(),
+                y: &y,
+                weights: None,
+                validation: None,
+                absent_is_zero: false,
+            },
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        let p = m.predict(ndarray::arr2(&[[1.0f32, 1.0, 5.0]]).view());
+        assert!((p[[0, 0]] - 1.05).abs() < 0.05, "{p:?}");
+    }
+
+    #[test]
+    fn classification_candidates_give_probabilities() {
+        let (x, y) = regression(600, 3);
+        let classes = y.mapv(|v| {
+            if v < 0.0 {
+                0.0
+            } else if v < 8.0 {
+                1.0
+            } else {
+                2.0
+            }
+        });
+        let binary = y.mapv(|v| f32::from(v > 5.0));
+        for candidate in Candidate::ALL {
+            for (task, labels) in [
+                (Task::Binary, &binary),
+                (Task::MultiClass { num_class: 3 }, &classes),
+            ] {
+                let m = fit(
+                    candidate,
+                    task,
+                    &params(),
+                    &TrainRows {
+                        x: x.view(),
+                        y: labels,
+                        weights: None,
+                        validation: None,
+                        absent_is_zero: false,
+                    },
+                    &mut |_| Ok(()),
+                )
+                .unwrap();
+                let p = m.predict(x.view());
+                assert_eq!(p.ncols(), task.outputs());
+                assert!(
+                    p.iter().all(|v| (0.0..=1.0001).contains(v)),
+                    "{candidate:?}"
+                );
+                let right = (0..600)
+                    .filter(|&i| match task {
+                        Task::Binary => (p[[i, 0]] > 0.5) == (labels[i] == 1.0),
+                        _ => {
+                            let row = p.row(i);
+                            let best = (0..3).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+                            best as f32 == labels[i]
+                        }
+                    })
+                    .count();
+                assert!(right > 480, "{candidate:?} {task:?}: {right} of 600");
+            }
+        }
+        assert!(Task::Binary
+            .check_labels(&[0.0, 2.0])
+            .unwrap_err()
+            .contains("row 2: label 2 is not 0 or 1"));
+        assert!(Task::MultiClass { num_class: 3 }
+            .check_labels(&[0.0, 2.0, 1.0])
+            .is_ok());
+    }
+}

@@ -1,0 +1,301 @@
+//! Generic tabular training (`model_kind=tabular`) on the real public datasets, and serving it.
+
+use common::artifact::Manifest;
+use common::models::tabular::TabularModel;
+use e2e::{text, Sandbox, Server};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// A gzipped file of the repository's `datasets/`, as stored (training reads `.gz` directly).
+fn dataset(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../datasets")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The same, uncompressed.
+fn dataset_text(name: &str) -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&dataset(name)[..]),
+        &mut text,
+    )
+    .unwrap();
+    text
+}
+
+fn json(s: &Sandbox, name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(s.opt_ml.output_data_dir().join(name)).unwrap()).unwrap()
+}
+
+fn train(s: &Sandbox) -> String {
+    let out = s.run_train();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn agaricus_matches_xgboosts_own_demo_exactly() {
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "objective": "binary:logistic", "num_round": "2",
+            "max_depth": "2", "eta": "1", "candidates": "xgboost"}"#,
+    );
+    // XGBoost's demo watches the test file; it is the validation channel here.
+    s.data_file(
+        "train",
+        "agaricus.txt.train.gz",
+        &dataset("agaricus.txt.train.gz"),
+    );
+    s.data_file(
+        "validation",
+        "agaricus.txt.test.gz",
+        &dataset("agaricus.txt.test.gz"),
+    );
+    let stdout = train(&s);
+    // The demo's numbers (Python xgboost 3.2.0 prints eval-logloss 0.13776 after round 1).
+    assert!(
+        stdout.contains("[1]\ttrain-error:0.02226\ttrain-logloss:0.13654\tvalidation-error:0.02173\tvalidation-logloss:0.13776"),
+        "{stdout}"
+    );
+    let c = json(&s, "model_comparison.json");
+    let error = c["candidates"]["xgboost"]["validation"]["error"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(
+        (error * 1611.0).round(),
+        35.0,
+        "35 of 1611 test rows wrong, error {error}"
+    );
+    assert!((error - 0.02173).abs() < 5e-6);
+}
+
+/// All four candidates on California housing (target first, no header), shared by the tests.
+fn housing() -> &'static (Sandbox, String) {
+    static TRAINED: OnceLock<(Sandbox, String)> = OnceLock::new();
+    TRAINED.get_or_init(|| {
+        let s = Sandbox::new();
+        s.config(
+            "hyperparameters.json",
+            r#"{"model_kind": "tabular", "num_round": "100", "max_depth": "5", "eta": "0.2",
+                "subsample": "0.8", "colsample_bytree": "0.8", "rf_num_trees": "30"}"#,
+        );
+        s.data_file(
+            "train",
+            "housing.csv.gz",
+            &dataset("california_housing_targetfirst.csv.gz"),
+        );
+        let stdout = train(&s);
+        (s, stdout)
+    })
+}
+
+#[test]
+fn housing_comparison_picks_by_rmse_only_and_reports_every_candidate() {
+    let (s, stdout) = housing();
+    let c = json(s, "model_comparison.json");
+    assert_eq!(c["criterion"]["metric"], "rmse");
+    assert_eq!(c["criterion"]["split"], "validation");
+    let rmse = |name: &str| {
+        c["candidates"][name]["validation"]["rmse"]
+            .as_f64()
+            .unwrap()
+    };
+    let names = ["xgboost", "random_forest", "linear", "knn"];
+    let best = names
+        .iter()
+        .min_by(|a, b| rmse(a).total_cmp(&rmse(b)))
+        .unwrap();
+    assert_eq!(c["best_model"], *best);
+    assert_eq!(c["served_model"], *best);
+    for name in names {
+        for key in ["rmse", "mae", "r2"] {
+            assert!(
+                c["candidates"][name]["test"][key].as_f64().is_some(),
+                "{name} {key}"
+            );
+        }
+        assert!(stdout.contains(&format!("metric: validation:{name}:rmse=")));
+    }
+    // The built-in algorithm's per-round lines, for the built-in metric definitions.
+    assert!(stdout
+        .lines()
+        .any(|l| l.starts_with("[99]\ttrain-rmse:") && l.contains("\tvalidation-rmse:")));
+    let log = stdout.replace('\t', "#011");
+    let checked =
+        e2e::check_readme_metric_regexes("### Generic tabular (`model_kind=tabular`)", &log);
+    assert!(
+        checked >= 6,
+        "only {checked} tabular metric rows found in the README"
+    );
+    // The same document is in the artifact and in evaluation.json.
+    let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
+    assert_eq!(m.model_kind, "tabular");
+    assert_eq!(m.metrics["best_model"], c["best_model"]);
+    assert_eq!(json(s, "evaluation.json"), c);
+    assert_eq!(m.feature_names.len(), 8);
+}
+
+#[test]
+fn served_predictions_equal_the_trained_model_and_missing_values_are_accepted() {
+    let (s, _) = housing();
+    let server = Server::ready(&s.opt_ml, &[("SAGEMAKER_BATCH", "true")]);
+    let all = dataset_text("california_housing_targetfirst.csv.gz");
+    let mut body: String = all
+        .lines()
+        .take(500)
+        .map(|l| format!("{}\n", l.split_once(',').unwrap().1))
+        .collect();
+    body.push_str(",41,,1.02,322,2.55,37.88,-122.23\n");
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv"), ("Accept", "text/csv")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let served: Vec<f32> = r.text().lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(served.len(), 501);
+    let dir = s.opt_ml.model_dir();
+    let m = Manifest::load(&dir).unwrap();
+    let model = TabularModel::from_bytes(&m.read_payload(&dir, &m.payloads[0]).unwrap()).unwrap();
+    let rows: Vec<f32> = body
+        .lines()
+        .flat_map(|l| {
+            l.split(',')
+                .map(|f| f.parse().unwrap_or(f32::NAN))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let x = ndarray::Array2::from_shape_vec((501, 8), rows).unwrap();
+    let want = model.predict(x.view());
+    for (i, v) in served.iter().enumerate() {
+        assert_eq!(*v, want[[i, 0]], "row {i}");
+    }
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        br#"{"instances": [[8.3, null, 6.9, 1.0, 322, 2.5, 37.8, -122.2]]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Batch mode writes JSON one record per line.
+    assert!(r.text().starts_with("{\"score\":"), "{}", r.text());
+}
+
+#[test]
+fn every_housing_sample_payload_and_output_format() {
+    let (s, _) = housing();
+    let server = Server::ready(&s.opt_ml, &[]);
+    for (file, content_type, records) in [
+        ("housing-single.csv", "text/csv", 1),
+        ("housing-batch.csv", "text/csv", 5),
+        ("housing-instances.json", "application/json", 3),
+        ("housing-batch.jsonl", "application/jsonlines", 5),
+    ] {
+        let body = e2e::sample_payload(file);
+        for (accept, lines) in [
+            ("text/csv", records),
+            ("application/jsonlines", records),
+            ("application/json", 1),
+        ] {
+            let r = server.request(
+                "POST",
+                "/invocations",
+                &[("Content-Type", content_type), ("Accept", accept)],
+                &body,
+            );
+            assert_eq!(r.status, 200, "{file} {accept}: {}", r.text());
+            assert_eq!(r.text().lines().count(), lines, "{file} {accept}");
+        }
+    }
+}
+
+#[test]
+fn header_csv_weights_json_lines_and_multiclass_with_the_tuning_metric() {
+    // Three classes from a noisy linear score; every input layout carries the same rows.
+    let mut rows = Vec::new();
+    for i in 0..900u32 {
+        let a = (i * 37 % 101) as f32 / 10.0;
+        let b = (i * 53 % 97) as f32 / 10.0;
+        let class = ((a + b) / 7.0).floor().min(2.0);
+        rows.push((a, b, class));
+    }
+    let header: String = std::iter::once("a,weight,species,b\n".to_owned())
+        .chain(rows.iter().map(|(a, b, c)| format!("{a},1,{c},{b}\n")))
+        .collect();
+    let jsonl: String = rows
+        .iter()
+        .map(|(a, b, c)| format!("{{\"label\": {c}, \"weight\": 1, \"features\": [{a}, {b}]}}\n"))
+        .collect();
+    for (file, body) in [("rows.csv", header), ("rows.jsonl", jsonl)] {
+        let s = Sandbox::new();
+        s.config(
+            "hyperparameters.json",
+            r#"{"model_kind": "tabular", "objective": "multi:softprob", "num_class": "3",
+                "label_column": "species", "csv_weights": "true", "candidates": "xgboost,linear",
+                "_tuning_objective_metric": "validation:merror"}"#,
+        );
+        s.data_file("train", file, body.as_bytes());
+        train(&s);
+        let c = json(&s, "model_comparison.json");
+        assert_eq!(c["criterion"]["metric"], "merror", "{file}");
+        assert_eq!(c["task"], "multiclass");
+        let merror = c["candidates"]["xgboost"]["validation"]["merror"]
+            .as_f64()
+            .unwrap();
+        assert!(merror < 0.1, "{file}: merror {merror}");
+        let server = Server::ready(&s.opt_ml, &[]);
+        let r = server.request(
+            "POST",
+            "/invocations",
+            &[("Content-Type", "text/csv")],
+            b"1.0,2.0\n9.0,9.0\n",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["predictions"][0]["predicted_label"], 0, "{}", r.text());
+        assert_eq!(v["predictions"][1]["predicted_label"], 2);
+        assert_eq!(v["predictions"][0]["score"].as_array().unwrap().len(), 3);
+    }
+}
+
+#[test]
+fn bad_tabular_input_fails_with_the_line_and_keeps_the_previous_model() {
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "candidates": "linear"}"#,
+    );
+    s.data_file(
+        "train",
+        "a.csv",
+        b"1,2,3\n2,3,4\n3,4,6\n4,5,9\n5,1,1\n6,2,2\n7,3,3\n8,4,4\n9,5,5\n10,6,6\n",
+    );
+    train(&s);
+    let before = std::fs::read(s.opt_ml.model_dir().join("manifest.json")).unwrap();
+    s.data_file("train", "b.csv", b"1,2,3\n2,oops,4\n");
+    assert!(!s.run_train().status.success());
+    let reason = s.failure_reason().unwrap();
+    assert!(
+        reason.contains("b.csv: line 2: column 2 is not a number: \"oops\""),
+        "{reason}"
+    );
+    assert_eq!(
+        std::fs::read(s.opt_ml.model_dir().join("manifest.json")).unwrap(),
+        before
+    );
+
+    let binary = Sandbox::new();
+    binary.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "objective": "binary:logistic"}"#,
+    );
+    binary.data_file("train", "a.csv", b"0,1\n2,3\n");
+    assert!(!binary.run_train().status.success());
+    assert!(binary
+        .failure_reason()
+        .unwrap()
+        .contains("label 2 is not 0 or 1"));
+}
