@@ -2,7 +2,7 @@
 """What SageMaker batch transform does with a file, for benchmarks: split it by line into
 payloads of at most MAX_MB MiB, POST them to /invocations with MaxConcurrentTransforms requests
 at once (from /execution-parameters), check one output line per input line, report rows/s.
-usage: batch_client.py FILE.csv PORT MAX_MB"""
+usage: batch_client.py FILE.csv PORT MAX_MB [CONCURRENCY]   (default: MaxConcurrentTransforms)"""
 import concurrent.futures, http.client, json, sys, time
 
 path, port, max_mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -34,9 +34,12 @@ def post(body):
 c = http.client.HTTPConnection("127.0.0.1", port)
 c.request("GET", "/execution-parameters")
 mct = json.loads(c.getresponse().read())["MaxConcurrentTransforms"]
+if len(sys.argv) > 4:
+    mct = int(sys.argv[4])
 bodies = list(payloads())
 t0 = time.perf_counter()
 with concurrent.futures.ThreadPoolExecutor(mct) as pool:
     rows = sum(pool.map(post, bodies))
 secs = time.perf_counter() - t0
-print(f"batch: {rows} rows in {len(bodies)} payloads, {mct} concurrent: {secs:.2f} s, {rows / secs:,.0f} rows/s (bar: >= 300,000)")
+largest = max(len(b) for b in bodies) / 2**20
+print(f"batch: {rows} rows in {len(bodies)} payloads (largest {largest:.2f} MiB), {mct} concurrent: {secs:.2f} s, {rows / secs:,.0f} rows/s (bar: >= 300,000)")
