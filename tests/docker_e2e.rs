@@ -1,0 +1,468 @@
+//! The image on the real Docker engine, under the conditions SageMaker creates: `/opt/ml` mounted,
+//! the model mounted read-only, a read-only root filesystem, `docker stop`, two hosts.
+//!
+//! The image is named by `TEST_IMAGE` (scripts/test.sh builds it with docker/build-offline.sh).
+//! Without it the tests are skipped with a message, except under `CI=true`, where they fail.
+
+use common::artifact::Manifest;
+use common::datagen::{self, iops as gen, Layout};
+use e2e::{fire_bytes, http_request, sample_payload, text, Reply, Sandbox, SMALL_MODELS};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The image under test, or `None` (skip) when Docker tests were not asked for outside CI.
+fn image() -> Option<String> {
+    match std::env::var("TEST_IMAGE") {
+        Ok(tag) if !tag.is_empty() => Some(tag),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but TEST_IMAGE is not set: the Docker tests must run in CI (scripts/test.sh builds the image)")
+        }
+        _ => {
+            eprintln!("skipping: TEST_IMAGE is not set (scripts/test.sh sets it when Docker is available)");
+            None
+        }
+    }
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+/// `docker` that must succeed; returns its stdout, trimmed.
+fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {}: {}",
+        args.join(" "),
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_owned()
+}
+
+/// A sandbox the container's non-root user may write into (as SageMaker's mounts are).
+fn writable_sandbox() -> Sandbox {
+    let s = Sandbox::new();
+    let status = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(s.opt_ml.root())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    s
+}
+
+fn chmod_all(s: &Sandbox) {
+    Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(s.opt_ml.root())
+        .status()
+        .unwrap();
+}
+
+fn mount(s: &Sandbox) -> String {
+    format!("{}:/opt/ml", s.opt_ml.root().display())
+}
+
+/// A container removed when dropped.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+impl Container {
+    fn run(args: &[&str]) -> Self {
+        let mut all = vec!["run", "-d"];
+        all.extend_from_slice(args);
+        Self(docker_ok(&all))
+    }
+
+    /// The host port published for the container port `port`.
+    fn host_port(&self, port: u16) -> u16 {
+        let mapping = docker_ok(&["port", &self.0, &format!("{port}/tcp")]);
+        let first = mapping.lines().next().unwrap_or_default();
+        first.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    fn logs(&self) -> String {
+        let out = docker(&["logs", &self.0]);
+        format!("{}{}", text(&out.stdout), text(&out.stderr))
+    }
+
+    /// Waits for `/ping` to answer 200 on the host port, for up to 20 s.
+    fn wait_ready(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if http_request(port, "GET", "/ping", &[], b"").is_ok_and(|r| r.status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the container never answered /ping; logs:\n{}", self.logs());
+    }
+
+    /// `docker stop` (SIGTERM, then SIGKILL after 10 s); returns how long it took and the exit code.
+    fn stop(&self) -> (Duration, i64) {
+        let start = Instant::now();
+        docker_ok(&["stop", "-t", "10", &self.0]);
+        let took = start.elapsed();
+        let code = docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &self.0]);
+        (took, code.parse().unwrap())
+    }
+
+    fn wait_exit(&self) -> i64 {
+        docker_ok(&["wait", &self.0]).parse().unwrap()
+    }
+}
+
+fn post(port: u16, content_type: &str, accept: &str, body: &[u8]) -> Reply {
+    http_request(
+        port,
+        "POST",
+        "/invocations",
+        &[("Content-Type", content_type), ("Accept", accept)],
+        body,
+    )
+    .unwrap()
+}
+
+#[test]
+fn image_is_small_non_root_and_declares_the_contract() {
+    let Some(image) = image() else { return };
+    let size: f64 = docker_ok(&["image", "inspect", "-f", "{{.Size}}", &image])
+        .parse()
+        .unwrap();
+    let mb = size / 1e6;
+    println!("image {image}: {mb:.1} MB");
+    eprintln!("image {image}: {mb:.1} MB (goal <= 60 MB)");
+    assert!(mb <= 60.0, "image is {mb:.1} MB");
+    let config = |f: &str| docker_ok(&["image", "inspect", "-f", f, &image]);
+    assert_eq!(config("{{json .Config.Cmd}}"), r#"["serve"]"#);
+    assert_eq!(config("{{json .Config.Entrypoint}}"), "null");
+    let user = config("{{.Config.User}}");
+    assert!(
+        !user.is_empty() && !user.starts_with("0") && user != "root",
+        "user '{user}'"
+    );
+    assert_eq!(
+        config(
+            r#"{{index .Config.Labels "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"}}"#
+        ),
+        "true"
+    );
+    // Nothing baked under /opt/ml; both commands on PATH.
+    let c = Container(docker_ok(&["create", &image]));
+    let listing = Command::new("sh")
+        .arg("-c")
+        .arg(format!("docker export {} | tar -t", c.0))
+        .output()
+        .unwrap();
+    let files = text(&listing.stdout);
+    assert!(!files.lines().any(|l| l.starts_with("opt/ml")), "{files}");
+    for bin in ["usr/local/bin/train", "usr/local/bin/serve"] {
+        assert!(files.lines().any(|l| l == bin), "{bin} missing");
+    }
+}
+
+#[test]
+fn trains_every_model_kind_inside_the_container_and_fails_cleanly_on_a_bad_hyperparameter() {
+    let Some(image) = image() else { return };
+    let fire = writable_sandbox();
+    fire.config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+    fire.data_file("train", "fire.json", &fire_bytes(3000, 3, Layout::Json));
+    let iops = writable_sandbox();
+    iops.config("hyperparameters.json", r#"{"model_kind": "iops"}"#);
+    let insights = gen::insights(&mut datagen::rng(4), 3000);
+    let mut bytes = Vec::new();
+    gen::write(&insights, gen::IopsLayout::Csv, &mut bytes).unwrap();
+    iops.data_file("train", "training-data.csv", &bytes);
+    let tabular = writable_sandbox();
+    tabular.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "rf_num_trees": "20"}"#,
+    );
+    tabular.data_file("train", "housing.csv.gz", &housing_csv());
+    for (s, kind) in [
+        (&fire, "fire_ensemble"),
+        (&iops, "iops"),
+        (&tabular, "tabular"),
+    ] {
+        chmod_all(s);
+        let out = docker(&["run", "--rm", "-v", &mount(s), &image, "train"]);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("metric: test:"), "{kind}");
+        // Written by the container's user, readable here.
+        let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
+        assert_eq!(m.model_kind, kind);
+        for p in &m.payloads {
+            std::fs::read(s.opt_ml.model_dir().join(&p.file)).unwrap();
+        }
+        assert!(s.opt_ml.output_data_dir().join("evaluation.json").is_file());
+        assert!(s.opt_ml.success_file().exists());
+    }
+
+    let bad = writable_sandbox();
+    bad.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "iops", "eta": "fast"}"#,
+    );
+    bad.data_file("train", "training-data.csv", &bytes);
+    chmod_all(&bad);
+    let out = docker(&["run", "--rm", "-v", &mount(&bad), &image, "train"]);
+    assert!(!out.status.success());
+    let reason = bad.failure_reason().expect("failure file");
+    assert!(reason.contains("eta"), "{reason}");
+    assert!(!bad.opt_ml.model_dir().join("manifest.json").exists());
+}
+
+/// California housing, target first, no header, gzipped (`datasets/`; `train` reads `.gz`).
+fn housing_csv() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../datasets/california_housing_targetfirst.csv.gz"
+    ))
+    .unwrap()
+}
+
+/// A small model of `kind` (`fire`, `iops` or `tabular`) trained on the host, readable by the
+/// container.
+fn host_trained(kind: &str) -> Sandbox {
+    let s = writable_sandbox();
+    if kind == "fire" {
+        e2e::train_small_fire_model(&s, 3000);
+    } else if kind == "tabular" {
+        s.config(
+            "hyperparameters.json",
+            r#"{"model_kind": "tabular", "candidates": "xgboost"}"#,
+        );
+        s.data_file("train", "housing.csv.gz", &housing_csv());
+        let out = s.run_train();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    } else {
+        s.config("hyperparameters.json", r#"{"model_kind": "iops"}"#);
+        let mut bytes = Vec::new();
+        gen::write(
+            &gen::insights(&mut datagen::rng(6), 3000),
+            gen::IopsLayout::Json,
+            &mut bytes,
+        )
+        .unwrap();
+        s.data_file("train", "insights.json", &bytes);
+        let out = s.run_train();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    chmod_all(&s);
+    s
+}
+
+fn model_mount(s: &Sandbox) -> String {
+    format!("{}:/opt/ml/model:ro", s.opt_ml.model_dir().display())
+}
+
+#[test]
+fn serves_from_a_read_only_model_and_root_with_every_sample_payload() {
+    let Some(image) = image() else { return };
+    for (kind, samples) in [
+        (
+            "fire",
+            vec![
+                ("fire-single.json", "application/json", 1),
+                ("fire-features.json", "application/json", 1),
+                ("fire-instances.json", "application/json", 5),
+                ("fire-arrays.json", "application/json", 5),
+                ("fire-single.csv", "text/csv", 1),
+                ("fire-batch.csv", "text/csv", 5),
+                ("fire-batch.jsonl", "application/jsonlines", 5),
+            ],
+        ),
+        (
+            "iops",
+            vec![
+                ("iops-insight.json", "application/json", 1),
+                ("iops-features.json", "application/json", 1),
+                ("iops-single.csv", "text/csv", 1),
+                ("iops-batch.csv", "text/csv", 8),
+                ("iops-batch.jsonl", "application/jsonlines", 8),
+            ],
+        ),
+        (
+            "tabular",
+            vec![
+                ("housing-single.csv", "text/csv", 1),
+                ("housing-batch.csv", "text/csv", 5),
+                ("housing-instances.json", "application/json", 3),
+                ("housing-batch.jsonl", "application/jsonlines", 5),
+            ],
+        ),
+    ] {
+        let s = host_trained(kind);
+        let c = Container::run(&[
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "-v",
+            &model_mount(&s),
+            "-p",
+            "127.0.0.1::8080",
+            &image,
+            "serve",
+        ]);
+        let port = c.host_port(8080);
+        c.wait_ready(port);
+        for (file, content_type, records) in samples {
+            let r = post(port, content_type, "text/csv", &sample_payload(file));
+            assert_eq!(r.status, 200, "{kind} {file}: {}", r.text());
+            assert_eq!(r.text().lines().count(), records, "{kind} {file}");
+            let r = post(
+                port,
+                content_type,
+                "application/json",
+                &sample_payload(file),
+            );
+            assert_eq!(r.status, 200, "{kind} {file}");
+        }
+        let (took, code) = c.stop();
+        assert!(took < Duration::from_secs(5), "stop took {took:?}");
+        assert_eq!(code, 0, "{}", c.logs());
+    }
+}
+
+#[test]
+fn batch_mode_and_bind_port_inside_the_container() {
+    let Some(image) = image() else { return };
+    let s = host_trained("fire");
+    let c = Container::run(&[
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "-e",
+        "SAGEMAKER_BATCH=true",
+        "-e",
+        "SAGEMAKER_BIND_TO_PORT=9090",
+        "-v",
+        &model_mount(&s),
+        "-p",
+        "127.0.0.1::9090",
+        &image,
+        "serve",
+    ]);
+    let port = c.host_port(9090);
+    c.wait_ready(port);
+    let rows = 20_000;
+    let mut body = Vec::new();
+    datagen::write_rows(
+        &datagen::fire_mix(9, rows, 0),
+        Layout::CsvLabelFirst,
+        &mut body,
+    )
+    .unwrap();
+    // Drop the label column: requests carry features only.
+    let body: String = text(&body)
+        .lines()
+        .map(|l| format!("{}\n", l.split_once(',').unwrap().1))
+        .collect();
+    let r = post(port, "text/csv", "application/jsonlines", body.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text().lines().count(), rows);
+    let params = http_request(port, "GET", "/execution-parameters", &[], b"").unwrap();
+    assert!(
+        params.text().contains("\"BatchStrategy\":\"MULTI_RECORD\""),
+        "{}",
+        params.text()
+    );
+}
+
+#[test]
+fn docker_stop_during_training_and_during_load_exits_within_5_s() {
+    let Some(image) = image() else { return };
+    // Training: a long boosting run, stopped once its first round is logged.
+    let s = writable_sandbox();
+    s.config(
+        "hyperparameters.json",
+        r#"{"models": "gradient_boosting", "gb_num_round": "10000", "gb_max_depth": "10"}"#,
+    );
+    s.data_file("train", "fire.json", &fire_bytes(20_000, 5, Layout::Json));
+    chmod_all(&s);
+    let c = Container::run(&["-v", &mount(&s), &image, "train"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c.logs().lines().any(|l| l.starts_with("[0]")) {
+        assert!(
+            Instant::now() < deadline,
+            "training never started: {}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (took, code) = c.stop();
+    println!("docker stop during training: {took:?}, exit code {code}");
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    assert_ne!(code, 0, "a stopped job is not a success");
+    assert!(
+        !s.opt_ml.model_dir().join("manifest.json").exists(),
+        "no model may appear from a stopped job"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(s.opt_ml.model_dir()).unwrap().collect();
+    assert!(leftovers.is_empty(), "half-written files: {leftovers:?}");
+    assert!(s.failure_reason().unwrap().contains("SIGTERM"));
+
+    // Serving: stopped while it loads (right after start).
+    let model = host_trained("fire");
+    let c = Container::run(&["-v", &model_mount(&model), &image, "serve"]);
+    let (took, _) = c.stop();
+    println!("docker stop during load: {took:?}");
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+}
+
+#[test]
+fn two_hosts_on_a_user_network_only_the_leader_writes_a_model() {
+    let Some(image) = image() else { return };
+    let id = std::process::id();
+    let network = format!("sagemaker-test-{id}");
+    docker_ok(&["network", "create", &network]);
+    struct Network(String);
+    impl Drop for Network {
+        fn drop(&mut self) {
+            let _ = docker(&["network", "rm", &self.0]);
+        }
+    }
+    let _network = Network(network.clone());
+    let hosts = ["algo-1", "algo-2"];
+    let mut runs = Vec::new();
+    for host in hosts {
+        let s = writable_sandbox();
+        s.config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+        s.config(
+            "resourceconfig.json",
+            &format!(r#"{{"current_host": "{host}", "hosts": ["algo-1", "algo-2"], "network_interface_name": "eth0"}}"#),
+        );
+        s.data_file("train", "fire.json", &fire_bytes(2000, 7, Layout::Json));
+        chmod_all(&s);
+        let c = Container::run(&[
+            "--name",
+            &format!("{host}-{id}"),
+            "--hostname",
+            host,
+            "--network",
+            &network,
+            "--network-alias",
+            host,
+            "-v",
+            &mount(&s),
+            &image,
+            "train",
+        ]);
+        runs.push((host, s, c));
+    }
+    for (host, s, c) in &runs {
+        assert_eq!(c.wait_exit(), 0, "{host}: {}", c.logs());
+        let has_model = s.opt_ml.model_dir().join("manifest.json").exists();
+        assert_eq!(has_model, *host == "algo-1", "{host}");
+    }
+    assert!(runs[1].2.logs().contains("not the leader host"));
+}
