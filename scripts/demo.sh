@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on built-in sample data: generate fire data with the original generator, train the
-# ensemble into a local /opt/ml tree, start `serve` on it, send sample requests, stop the server.
+# The main job on built-in sample data: generate data with the original generators, train the fire
+# ensemble, the IOPS models and the generic tabular candidates (on datasets/ California housing)
+# into local /opt/ml trees, serve each, send sample requests.
 #   bash scripts/demo.sh            (DEMO_DIR=... keeps the tree there; DEMO_PORT=... picks the port)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -10,34 +11,79 @@ cargo build --release --locked --bins
 bin=${CARGO_TARGET_DIR:-$PWD/target}/release
 root=${DEMO_DIR:-$(mktemp -d)}
 port=${DEMO_PORT:-8080}
-mkdir -p "$root/input/data/train" "$root/input/config"
-echo '{"gb_num_round": "100", "rf_num_trees": "100"}' > "$root/input/config/hyperparameters.json"
 
+# prepare ROOT HYPERPARAMETERS_JSON: an /opt/ml-like tree with a train channel and hyperparameters.
+prepare() {
+  mkdir -p "$1/input/data/train" "$1/input/config"
+  echo "$2" > "$1/input/config/hyperparameters.json"
+}
+# train_in ROOT METRIC_REGEX: trains with SAGEMAKER_BASE_DIR=ROOT, shows the metric lines matched.
+train_in() {
+  SAGEMAKER_BASE_DIR="$1" "$bin/train" | grep -E "$2" || true
+  test -f "$1/model/manifest.json" || { echo "training failed:"; cat "$1/output/failure"; exit 1; }
+}
+
+prepare "$root" '{"gb_num_round": "100", "rf_num_trees": "100"}'
 echo "== generate: 20,000 rows of the original fire generator -> $root/input/data/train/fire.json"
 "$bin/train" datagen fire --rows 20000 --seed 7 --out "$root/input/data/train/fire.json"
-
 echo "== train (SAGEMAKER_BASE_DIR=$root)"
-SAGEMAKER_BASE_DIR="$root" "$bin/train" | grep -E '^metric: test:[a-z0-9]+=' || true
-test -f "$root/model/manifest.json" || { echo "training failed:"; cat "$root/output/failure"; exit 1; }
+train_in "$root" '^metric: test:[a-z0-9]+='
 
-echo "== serve on port $port"
-SAGEMAKER_BASE_DIR="$root" SAGEMAKER_BIND_TO_PORT="$port" "$bin/serve" 2> "$root/serve.log" &
-server=$!
-trap 'kill -TERM $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  curl -sf "localhost:$port/ping" >/dev/null && break
-  sleep 0.1
-done
-curl -sf "localhost:$port/ping" >/dev/null || { echo "serve did not become ready:"; cat "$root/serve.log"; exit 1; }
-echo "GET /ping -> 200"
+# start_server ROOT: starts serve on ROOT's model, waits for /ping, then runs the requests below.
+start_server() {
+  SAGEMAKER_BASE_DIR="$1" SAGEMAKER_BIND_TO_PORT="$port" "$bin/serve" 2> "$1/serve.log" &
+  server=$!
+  trap 'kill -TERM $server 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do
+    curl -sf "localhost:$port/ping" >/dev/null && break
+    sleep 0.1
+  done
+  curl -sf "localhost:$port/ping" >/dev/null || { echo "serve did not become ready:"; cat "$1/serve.log"; exit 1; }
+  echo "GET /ping -> 200"
+}
+stop_server() {
+  kill -TERM $server
+  wait $server
+  trap - EXIT
+}
+ask() { # ask CONTENT_TYPE ACCEPT FILE
+  curl -sf -H "Content-Type: $1" -H "Accept: $2" --data-binary @"sample-payloads/$3" "localhost:$port/invocations"
+  echo
+}
 
+echo "== serve the fire ensemble on port $port"
+start_server "$root"
 echo "== POST /invocations: one reading as JSON (sample-payloads/fire-single.json)"
-curl -sf -H 'Content-Type: application/json' --data-binary @sample-payloads/fire-single.json "localhost:$port/invocations"
-echo
+ask application/json application/json fire-single.json
 echo "== POST /invocations: five readings as CSV, answer as CSV (label,probability,member probabilities)"
-curl -sf -H 'Content-Type: text/csv' -H 'Accept: text/csv' --data-binary @sample-payloads/fire-batch.csv "localhost:$port/invocations"
+ask text/csv text/csv fire-batch.csv
+stop_server
 
-kill -TERM $server
-wait $server
-trap - EXIT
-echo "== done: model and outputs in $root"
+iops="$root/iops"
+prepare "$iops" '{"model_kind": "iops"}'
+echo "== generate: 10,000 insights of the original IOPS generator -> $iops/input/data/train/training-data.json"
+"$bin/train" datagen iops --rows 10000 --seed 1 --out "$iops/input/data/train/training-data.json"
+echo "== train the IOPS classifier and regressor (SAGEMAKER_BASE_DIR=$iops)"
+train_in "$iops" '^metric: test:'
+echo "== serve the IOPS models on port $port"
+start_server "$iops"
+echo "== POST /invocations: one raw insight as JSON (sample-payloads/iops-insight.json)"
+ask application/json application/json iops-insight.json
+echo "== POST /invocations: eight insights as JSON Lines, answer as CSV (class,level,4 probabilities,score)"
+ask application/jsonlines text/csv iops-batch.jsonl
+stop_server
+
+tab="$root/tabular"
+prepare "$tab" '{"model_kind": "tabular"}'
+cp datasets/california_housing_targetfirst.csv.gz "$tab/input/data/train/"
+echo "== train generic tabular candidates on California housing (target first, no header) and compare them on RMSE"
+train_in "$tab" '^metric: validation:[a-z_]+:rmse='
+python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); print("best by", c["criterion"]["metric"], "->", c["best_model"])' \
+  "$tab/output/data/model_comparison.json"
+echo "== serve the winner on port $port"
+start_server "$tab"
+echo "== POST /invocations: five block groups as CSV, one with a missing value (sample-payloads/housing-batch.csv)"
+ask text/csv application/json housing-batch.csv
+stop_server
+
+echo "== done: models and outputs in $root (fire), $iops (IOPS), $tab (tabular)"
