@@ -52,19 +52,7 @@ impl LoadedModel {
                 (iops::schema(models), Kind::Iops(model))
             }
             "tabular" => {
-                let payload = manifest
-                    .payloads
-                    .iter()
-                    .find(|p| p.format == "bincode-tabular")
-                    .ok_or_else(|| Error::Artifact("the tabular model has no bincode-tabular payload".into()))?;
-                let model = TabularModel::from_bytes(&manifest.read_payload(&dir, payload)?)?;
-                if model.n_features != manifest.feature_names.len() {
-                    return Err(Error::Artifact(format!(
-                        "the tabular model takes {} features, the manifest names {}",
-                        model.n_features,
-                        manifest.feature_names.len()
-                    )));
-                }
+                let model = TabularModel::load(&dir, &manifest)?;
                 let schema = Schema {
                     feature_names: manifest.feature_names.clone(),
                     derived: None,

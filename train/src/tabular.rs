@@ -295,7 +295,7 @@ fn save_model(
         PayloadFile {
             name: name.into(),
             file: format!("tabular-{name}.bin"),
-            format: "bincode-tabular".into(),
+            format: tabular::PAYLOAD_FORMAT.into(),
             weight: None,
         },
         model.to_bytes()?,

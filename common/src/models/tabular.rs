@@ -12,6 +12,7 @@ use super::boosted::{self, BoostParams, FitData, Objective};
 use super::logistic::{LogisticModel, LogisticParams};
 use super::trees::TreeModel;
 use super::xgboost::{self, RoundLog, XgbParams};
+use crate::artifact::Manifest;
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,9 @@ pub struct TabularParams {
     /// Training rows k-NN keeps (a seeded sample when there are more).
     pub knn_sample_size: u32,
 }
+
+/// The artifact payload format of a [`TabularModel`] (bincode).
+pub const PAYLOAD_FORMAT: &str = "bincode-tabular";
 
 /// A fitted candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,6 +306,26 @@ impl TabularModel {
         bincode::serde::decode_from_slice(bytes, bincode::config::standard())
             .map(|(m, _)| m)
             .map_err(|e| Error::Artifact(format!("the tabular model is corrupt: {e}")))
+    }
+
+    /// Loads the served model from a model directory, checking it takes the manifest's features.
+    pub fn load(dir: &std::path::Path, manifest: &Manifest) -> Result<Self> {
+        let payload = manifest
+            .payloads
+            .iter()
+            .find(|p| p.format == PAYLOAD_FORMAT)
+            .ok_or_else(|| {
+                Error::Artifact(format!("the tabular model has no {PAYLOAD_FORMAT} payload"))
+            })?;
+        let model = Self::from_bytes(&manifest.read_payload(dir, payload)?)?;
+        if model.n_features != manifest.feature_names.len() {
+            return Err(Error::Artifact(format!(
+                "the tabular model takes {} features, the manifest names {}",
+                model.n_features,
+                manifest.feature_names.len()
+            )));
+        }
+        Ok(model)
     }
 }
 
