@@ -34,6 +34,28 @@ pub struct ModelReport<M> {
     pub test: Option<M>,
 }
 
+impl<M> ModelReport<M> {
+    /// The report of a fitted model with its metrics on the validation and test splits.
+    fn new(fitted: &(Boosted, f64), validation: M, test: Option<M>) -> Self {
+        Self {
+            rounds_run: fitted.0.rounds_run,
+            best_iteration: fitted.0.best_iteration,
+            fit_seconds: fitted.1,
+            validation,
+            test,
+        }
+    }
+
+    /// The metrics on `split` (`validation` or `test`), when there are any.
+    fn on(&self, split: &str) -> Option<&M> {
+        if split == "test" {
+            self.test.as_ref()
+        } else {
+            Some(&self.validation)
+        }
+    }
+}
+
 /// The document written to `evaluation.json` and into the manifest.
 #[derive(Debug, Clone, Serialize)]
 pub struct IopsEvaluation {
@@ -149,7 +171,6 @@ fn evaluate(
     };
     let (v_class, v_score) = on(&splits.validation);
     let (t_class, t_score) = splits.test.as_ref().map(on).unzip();
-    let report = |b: &(Boosted, f64)| (b.0.rounds_run, b.0.best_iteration, b.1);
     IopsEvaluation {
         evaluated_on: if splits.test.is_some() {
             "test"
@@ -158,24 +179,11 @@ fn evaluate(
         },
         rows: splits.rows(),
         risk_levels: iops::RISK_LEVELS,
-        classifier: classifier
-            .map(report)
-            .map(|(rounds_run, best_iteration, fit_seconds)| ModelReport {
-                rounds_run,
-                best_iteration,
-                fit_seconds,
-                validation: v_class.expect("classifier predicted"),
-                test: t_class.flatten(),
-            }),
+        classifier: classifier.map(|c| {
+            ModelReport::new(c, v_class.expect("classifier predicted"), t_class.flatten())
+        }),
         regressor: regressor
-            .map(report)
-            .map(|(rounds_run, best_iteration, fit_seconds)| ModelReport {
-                rounds_run,
-                best_iteration,
-                fit_seconds,
-                validation: v_score.expect("regressor predicted"),
-                test: t_score.flatten(),
-            }),
+            .map(|r| ModelReport::new(r, v_score.expect("regressor predicted"), t_score.flatten())),
     }
 }
 
@@ -199,21 +207,11 @@ fn metric_lines(e: &IopsEvaluation) -> Vec<(&'static str, Vec<String>)> {
     let mut out = Vec::new();
     for split in ["validation", "test"] {
         let mut lines = Vec::new();
-        if let Some(c) = &e.classifier {
-            let m = if split == "test" {
-                c.test.as_ref()
-            } else {
-                Some(&c.validation)
-            };
-            lines.extend(m.map(class_lines).unwrap_or_default());
+        if let Some(m) = e.classifier.as_ref().and_then(|c| c.on(split)) {
+            lines.extend(class_lines(m));
         }
-        if let Some(r) = &e.regressor {
-            let m = if split == "test" {
-                r.test.as_ref()
-            } else {
-                Some(&r.validation)
-            };
-            lines.extend(m.map(score_lines).unwrap_or_default());
+        if let Some(m) = e.regressor.as_ref().and_then(|r| r.on(split)) {
+            lines.extend(score_lines(m));
         }
         out.push((split, lines));
     }
