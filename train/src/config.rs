@@ -251,7 +251,7 @@ fn tabular_config(
         }
         _ => Task::Regression,
     };
-    let candidates = r
+    let candidates: Vec<Candidate> = r
         .list("candidates", &Candidate::NAMES, &Candidate::NAMES)?
         .into_iter()
         .filter_map(Candidate::from_name)
@@ -272,6 +272,17 @@ fn tabular_config(
     let mut serve_choices = vec!["auto"];
     serve_choices.extend(Candidate::NAMES);
     let serve_model = Candidate::from_name(r.choice("serve_model", "auto", &serve_choices)?);
+    if let Some(served) = serve_model.filter(|c| !candidates.contains(c)) {
+        return Err(Error::Hyperparameter(format!(
+            "serve_model: '{}' is not among the candidates ({})",
+            served.name(),
+            candidates
+                .iter()
+                .map(|c| c.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     // XGBoost's own defaults, as the built-in algorithm has them (num_round is required there).
     let xgboost_defaults = BoostParams {
         num_round: 100,
@@ -488,6 +499,28 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("Extraneous hyperparameter found: rf_num_trees"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn serve_model_must_be_a_candidate() {
+        let hp = |serve: &str| {
+            Hyperparameters::from_pairs([
+                ("model_kind", "tabular"),
+                ("candidates", "xgboost,linear"),
+                ("serve_model", serve),
+            ])
+        };
+        let c = TrainConfig::from_hyperparameters(&hp("linear")).unwrap();
+        let ModelConfig::Tabular(t) = c.model else {
+            panic!("not tabular")
+        };
+        assert_eq!(t.serve_model, Some(Candidate::Linear));
+        let e = TrainConfig::from_hyperparameters(&hp("knn")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("serve_model: 'knn' is not among the candidates (xgboost, linear)"),
             "{e}"
         );
     }

@@ -148,17 +148,9 @@ pub fn train(
         .min_by(|a, b| value(a).total_cmp(&value(b)))
         .expect("at least one candidate");
     let served = t.serve_model.unwrap_or(best);
-    let served_model = models.remove(&served).ok_or_else(|| {
-        Error::Config(format!(
-            "serve_model '{}' is not among the candidates trained ({})",
-            served.name(),
-            t.candidates
-                .iter()
-                .map(|c| c.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })?;
+    let served_model = models
+        .remove(&served)
+        .expect("the config keeps serve_model among the candidates");
     let comparison = Comparison {
         task: match task {
             Task::Regression => "regression",
