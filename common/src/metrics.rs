@@ -101,6 +101,11 @@ pub struct ClassScores {
     pub support: usize,
 }
 
+/// The index of the largest probability (the lowest index on ties; 0 for an empty row).
+pub fn most_probable(p: ndarray::ArrayView1<f32>) -> usize {
+    (1..p.len()).fold(0, |best, k| if p[k] > p[best] { k } else { best })
+}
+
 /// Multi-class metrics of one model on one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MultiClassMetrics {
@@ -123,13 +128,7 @@ impl MultiClassMetrics {
         let mut confusion = vec![vec![0usize; k]; k];
         let mut log_loss = 0.0;
         for (&y, p) in labels.iter().zip(probabilities.rows()) {
-            let mut best = 0;
-            for c in 1..k {
-                if p[c] > p[best] {
-                    best = c;
-                }
-            }
-            confusion[y as usize][best] += 1;
+            confusion[y as usize][most_probable(p)] += 1;
             log_loss -= f64::from(p[y as usize]).clamp(1e-15, 1.0).ln();
         }
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };

@@ -494,7 +494,7 @@ impl TabularPredictions<'_> {
         if row.len() == 1 {
             return usize::from(row[0] > 0.5);
         }
-        (0..row.len()).fold(0, |best, k| if row[k] > row[best] { k } else { best })
+        common::metrics::most_probable(row)
     }
 }
 

@@ -32,14 +32,9 @@ pub struct IopsPrediction {
 impl IopsPrediction {
     /// The most probable class of row `i` (ties go to the lower risk).
     pub fn class(&self, i: usize) -> Option<usize> {
-        let p = self.probabilities.as_ref()?.row(i);
-        let mut best = 0;
-        for k in 1..p.len() {
-            if p[k] > p[best] {
-                best = k;
-            }
-        }
-        Some(best)
+        Some(crate::metrics::most_probable(
+            self.probabilities.as_ref()?.row(i),
+        ))
     }
 }
 
