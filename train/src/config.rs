@@ -7,7 +7,7 @@ use common::iops;
 use common::models::boosted::BoostParams;
 use common::models::ensemble::{BoostingParams, EnsembleParams, ForestParams, Member, Weighting};
 use common::models::logistic::LogisticParams;
-use common::models::tabular::{Candidate, ForestSettings, TabularParams, Task};
+use common::models::tabular::{Candidate, TabularParams, Task};
 use common::opt_ml::OptMl;
 use common::{Error, Result};
 use serde::Deserialize;
@@ -296,11 +296,13 @@ fn tabular_config(
     let boost = boost_params(r, xgboost_defaults, seed, max_bin, nthread)?;
     let params = TabularParams {
         boost,
-        forest: ForestSettings {
+        forest: ForestParams {
             num_trees: r.u64("rf_num_trees", 100, 1, 5000)? as u32,
             max_depth: r.u64("rf_max_depth", 10, 1, 20)? as u32,
             subsample: r.f64("rf_subsample", 0.632, UNIT)?,
             colsample_bynode: r.opt_f64("rf_colsample_bynode", UNIT)?,
+            // lambda and min_child_weight stay at the forest defaults (not tabular hyperparameters).
+            ..ForestParams::default()
         },
         linear_c: r.f64("linear_c", 1.0, Interval::left_open(0.0, f64::INFINITY))?,
         linear_lambda: r.f64("linear_lambda", 1e-6, NON_NEGATIVE)?,

@@ -157,6 +157,23 @@ impl Default for ForestParams {
     }
 }
 
+impl ForestParams {
+    /// XGBoost's random-forest mode on top of `base`: one round of `trees` trees with eta 1;
+    /// `default_colsample` stands in when `colsample_bynode` is unset.
+    pub fn xgb_params(&self, base: XgbParams, trees: u32, default_colsample: f64) -> XgbParams {
+        base.set("eta", 1)
+            .set("num_parallel_tree", trees)
+            .set("max_depth", self.max_depth)
+            .set("subsample", self.subsample)
+            .set(
+                "colsample_bynode",
+                self.colsample_bynode.unwrap_or(default_colsample),
+            )
+            .set("lambda", self.lambda)
+            .set("min_child_weight", self.min_child_weight)
+    }
+}
+
 /// Gradient boosting settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoostingParams {
@@ -379,19 +396,9 @@ pub struct FitOutcome {
 
 impl EnsembleParams {
     fn forest_params(&self, n_features: usize, trees: u32, seed: u64) -> XgbParams {
-        let f = &self.forest;
-        let colsample = f
-            .colsample_bynode
-            .unwrap_or_else(|| (n_features as f64).sqrt() / n_features as f64);
-        self.tree_base()
-            .set("eta", 1)
-            .set("num_parallel_tree", trees)
-            .set("seed", seed)
-            .set("max_depth", f.max_depth)
-            .set("subsample", f.subsample)
-            .set("colsample_bynode", colsample)
-            .set("lambda", f.lambda)
-            .set("min_child_weight", f.min_child_weight)
+        let sqrt_share = (n_features as f64).sqrt() / n_features as f64;
+        self.forest
+            .xgb_params(self.tree_base().set("seed", seed), trees, sqrt_share)
     }
 
     fn boosting_params(&self) -> XgbParams {

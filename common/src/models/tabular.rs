@@ -9,6 +9,7 @@
 //! used by both tree models and least squares; logistic regression and k-NN ignore them.
 
 use super::boosted::{self, BoostParams, FitData, Objective};
+use super::ensemble::ForestParams;
 use super::logistic::{LogisticModel, LogisticParams};
 use super::trees::TreeModel;
 use super::xgboost::{self, RoundLog, XgbParams};
@@ -109,27 +110,14 @@ impl Candidate {
     }
 }
 
-/// Random forest settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ForestSettings {
-    /// Trees.
-    pub num_trees: u32,
-    /// Tree depth.
-    pub max_depth: u32,
-    /// Rows per tree.
-    pub subsample: f64,
-    /// Features per split (`None`: sqrt of the feature count for classification, a third for
-    /// regression).
-    pub colsample_bynode: Option<f64>,
-}
-
 /// Settings of every candidate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TabularParams {
     /// Gradient boosting (also `max_bin`, `seed`, `nthread` for the forest).
     pub boost: BoostParams,
-    /// Random forest.
-    pub forest: ForestSettings,
+    /// Random forest (`colsample_bynode` unset: sqrt of the feature count for classification, a
+    /// third for regression).
+    pub forest: ForestParams,
     /// Logistic regression's inverse L2 strength (scikit-learn's `C`).
     pub linear_c: f64,
     /// Least squares' L2 strength on standardised coefficients.
@@ -243,21 +231,13 @@ fn fit_forest(task: Task, p: &TabularParams, rows: &TrainRows) -> Result<TreeMod
         Task::Regression => (1.0 / 3.0f64).max(1.0 / n),
         _ => n.sqrt() / n,
     };
-    let mut params = XgbParams::default()
+    let base = XgbParams::default()
         .set("objective", task.objective().name())
         .set("tree_method", "hist")
         .set("max_bin", p.boost.max_bin)
         .set("seed", p.boost.seed)
-        .set("nthread", p.boost.nthread)
-        .set("eta", 1)
-        .set("num_parallel_tree", p.forest.num_trees)
-        .set("max_depth", p.forest.max_depth)
-        .set("subsample", p.forest.subsample)
-        .set(
-            "colsample_bynode",
-            p.forest.colsample_bynode.unwrap_or(default_share),
-        )
-        .set("lambda", 1e-5);
+        .set("nthread", p.boost.nthread);
+    let mut params = p.forest.xgb_params(base, p.forest.num_trees, default_share);
     if let Task::MultiClass { num_class } = task {
         params = params.set("num_class", num_class);
     }
@@ -571,11 +551,10 @@ mod tests {
                 nthread: 1,
                 ..BoostParams::default()
             },
-            forest: ForestSettings {
+            forest: ForestParams {
                 num_trees: 20,
                 max_depth: 6,
-                subsample: 0.632,
-                colsample_bynode: None,
+                ..ForestParams::default()
             },
             linear_c: 1.0,
             linear_lambda: 0.0,
