@@ -6,6 +6,7 @@
 //! previous complete model or the new one, never a mix. Paths in the manifest are relative.
 //! SageMaker tars the directory itself; [`open_model_dir`] also accepts a `model.tar.gz`.
 
+use crate::access;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -102,7 +103,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        access::adopt_parent_owner(path);
+        Ok(())
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
@@ -124,7 +127,7 @@ pub fn save(
     mut manifest: Manifest,
     payloads: Vec<(PayloadFile, Vec<u8>)>,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    access::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let previous = Manifest::load(dir).ok();
     let run = format!(
         "{:x}{:x}",
@@ -164,11 +167,12 @@ pub fn save(
 /// The directory holding `manifest.json`: `dir` itself, or, when `dir` holds only a
 /// `model.tar.gz` (a model registered uncompressed), that archive unpacked into `scratch`.
 pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
-    if dir.join(MANIFEST).is_file() {
+    let manifest = dir.join(MANIFEST);
+    if access::present(&manifest).map_err(|e| Error::io(&manifest, e))? {
         return Ok(dir.to_path_buf());
     }
     let archive = dir.join("model.tar.gz");
-    if !archive.is_file() {
+    if !access::present(&archive).map_err(|e| Error::io(&archive, e))? {
         return Err(Error::Artifact(format!(
             "no {MANIFEST} (and no model.tar.gz) in {}",
             dir.display()

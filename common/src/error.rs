@@ -17,6 +17,10 @@ pub enum Error {
     /// A channel or config file is missing or malformed.
     #[error("Input configuration error: {0}")]
     Config(String),
+    /// This process may not read or write a path it needs (names the path, its owner and mode,
+    /// and the process's ids).
+    #[error("Permission error: {0}")]
+    Permission(String),
     /// Training data is malformed (names the file and line).
     #[error("Data error: {0}")]
     Data(String),
@@ -40,12 +44,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps an I/O error with the path it happened on.
+    /// Wraps an I/O error with the path it happened on; a permission error is explained
+    /// ([`crate::access::explain_denied`]).
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            return Error::Permission(crate::access::explain_denied(&path));
         }
+        Error::Io { path, source }
     }
 }
 

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod artifact;
 pub mod data;
 pub mod datagen;

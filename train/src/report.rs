@@ -74,7 +74,7 @@ pub fn write_evaluation(opt_ml: &OptMl, evaluation: &impl Serialize) -> Result<(
 pub fn write_output_json(opt_ml: &OptMl, file_name: &str, doc: &impl Serialize) -> Result<()> {
     let json = serde_json::to_vec_pretty(doc).map_err(|e| Error::Fit(e.to_string()))?;
     let out = opt_ml.output_data_dir();
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    common::access::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     artifact::write_atomic(&out.join(file_name), &json)
 }
 

@@ -179,7 +179,8 @@ fn channel<'a>(
                 "channel '{name}' uses Pipe input mode, which this container does not support; use File or FastFile"
             )));
         }
-        if opt_ml.channel_dir(name).exists() {
+        let dir = opt_ml.channel_dir(name);
+        if common::access::present(&dir).map_err(|e| Error::io(&dir, e))? {
             return Ok(Some((name, cfg.and_then(|c| c.content_type.as_deref()))));
         }
     }

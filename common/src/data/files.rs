@@ -12,11 +12,21 @@ const READ_BUFFER: usize = 1 << 20;
 /// Every data file below `dir`, recursively, in sorted path order. Names starting with `.` or `_`
 /// (`.DS_Store`, `_SUCCESS`, `.ipynb_checkpoints/`) are skipped with a warning.
 pub fn data_files(dir: &Path, channel: &str) -> Result<Vec<PathBuf>> {
-    if !dir.is_dir() {
-        return Err(Error::Config(format!(
-            "Missing required channel: {channel} (no directory {})",
-            dir.display()
-        )));
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::Config(format!(
+                "channel '{channel}': {} is not a directory",
+                dir.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Config(format!(
+                "Missing required channel: {channel} (no directory {})",
+                dir.display()
+            )))
+        }
+        Err(e) => return Err(Error::io(dir, e)),
     }
     let mut out = Vec::new();
     walk(dir, &mut out)?;
