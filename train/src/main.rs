@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     common::memory::pin_mmap_threshold();
     common::init_logging();
     let opt_ml = OptMl::from_env();
+    train::outcome::install_panic_hook(&opt_ml);
     let outcome = train::stop::StopFlag::install()
         .map_err(|e| common::Error::Fit(format!("cannot install the SIGTERM handler: {e}")))
         .and_then(|stop| train::run(&opt_ml, &stop));
@@ -23,7 +24,6 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!("{e}");
             train::outcome::write_failure(&opt_ml, &e.to_string());
             ExitCode::FAILURE
         }

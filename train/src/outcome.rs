@@ -1,40 +1,115 @@
 //! The job's verdict for SageMaker: `output/failure` with a reason, or `output/success`.
 
+use common::access;
 use common::opt_ml::OptMl;
 use std::io::Write;
 
-/// Most of the failure file SageMaker shows as `FailureReason`.
+/// Most of the failure file SageMaker shows as `FailureReason`: the file holds at most this
+/// many characters (the log line carries the same text).
 pub const FAILURE_REASON_LIMIT: usize = 1024;
 
-/// Writes the failure reason, unless another writer already did (the first failure is the
-/// cause; later ones are consequences). The first line is the whole message, so the first
-/// 1024 characters SageMaker shows carry the actionable part.
-pub fn write_failure(opt_ml: &OptMl, reason: &str) {
+/// The reason as it goes into the failure file: one line of printable text, at most
+/// [`FAILURE_REASON_LIMIT`] characters (cut ones end in `...`).
+pub fn failure_reason(message: &str) -> String {
+    let one_line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let one_line = one_line.trim();
+    if one_line.chars().count() <= FAILURE_REASON_LIMIT {
+        return one_line.to_owned();
+    }
+    let mut cut: String = one_line.chars().take(FAILURE_REASON_LIMIT - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// Logs the reason and writes it to the failure file, unless another writer already did (the
+/// first failure is the cause; later ones are consequences). When the file cannot be written
+/// (permissions, a full disk), the log says so and why, and no empty file is left behind.
+pub fn write_failure(opt_ml: &OptMl, message: &str) {
+    let reason = failure_reason(message);
+    tracing::error!("{reason}");
     let path = opt_ml.failure_file();
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = access::create_dir_all(dir);
     }
-    let reason = reason.replace('\n', " ");
-    match std::fs::OpenOptions::new()
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&path)
-    {
-        Ok(mut f) => {
-            let _ = writeln!(f, "{reason}");
-            let _ = f.sync_all();
-        }
+        .and_then(|mut f| {
+            let result = writeln!(f, "{reason}").and_then(|()| f.sync_all());
+            if result.is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+            result
+        });
+    match written {
+        Ok(()) => access::adopt_parent_owner(&path),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             tracing::warn!(path = %path.display(), "a failure file exists already; keeping the first reason");
         }
         Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot write the failure file")
+            let why = common::Error::io(&path, e);
+            tracing::error!("cannot write the failure file: {why}");
         }
     }
 }
 
 /// Writes the empty `output/success` marker.
 pub fn write_success(opt_ml: &OptMl) -> std::io::Result<()> {
-    std::fs::create_dir_all(opt_ml.output_dir())?;
-    std::fs::write(opt_ml.success_file(), b"")
+    access::create_dir_all(&opt_ml.output_dir())?;
+    std::fs::write(opt_ml.success_file(), b"")?;
+    access::adopt_parent_owner(&opt_ml.success_file());
+    Ok(())
+}
+
+/// Makes a panic a failed job like any other: the failure file names it, and the process exits
+/// 1 (not 101) once the reason is written.
+pub fn install_panic_hook(opt_ml: &OptMl) {
+    let opt_ml = opt_ml.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        write_failure(
+            &opt_ml,
+            &format!(
+                "Internal error: the training process panicked ({what}{place}); please report this"
+            ),
+        );
+        std::process::exit(1);
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_is_one_printable_line_within_the_limit() {
+        assert_eq!(failure_reason("a\nb\0c\r\n"), "a b c");
+        let long = "x".repeat(10 * 1024 * 1024);
+        let r = failure_reason(&long);
+        assert_eq!(r.chars().count(), FAILURE_REASON_LIMIT);
+        assert!(r.ends_with("..."));
+    }
+
+    #[test]
+    fn first_failure_wins_and_nothing_is_left_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let opt_ml = OptMl::at(dir.path());
+        write_failure(&opt_ml, "first");
+        write_failure(&opt_ml, "second");
+        let text = std::fs::read_to_string(opt_ml.failure_file()).unwrap();
+        assert_eq!(text, "first\n");
+    }
 }
