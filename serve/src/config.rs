@@ -25,6 +25,10 @@ pub struct ServeConfig {
     pub max_in_flight: usize,
     /// How long a SIGTERM waits for in-flight requests before exiting anyway.
     pub drain_timeout: Duration,
+    /// The user and group a process started as root switches to once the model is loaded:
+    /// `SERVE_USER` as `uid:gid` (or `uid`, gid the same), default 10001:10001 (the image's
+    /// `sagemaker` user); `root` keeps root.
+    pub run_as: Option<(u32, u32)>,
 }
 
 impl ServeConfig {
@@ -66,6 +70,31 @@ impl ServeConfig {
                 .filter(|&n| n > 0)
                 .unwrap_or(512),
             drain_timeout: Duration::from_secs(20),
+            run_as: run_as(get("SERVE_USER").as_deref()),
+        }
+    }
+}
+
+/// The image's unprivileged user, `sagemaker`.
+const DEFAULT_RUN_AS: (u32, u32) = (10001, 10001);
+
+fn run_as(value: Option<&str>) -> Option<(u32, u32)> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Some(DEFAULT_RUN_AS);
+    };
+    if v.eq_ignore_ascii_case("root") {
+        return None;
+    }
+    let (uid, gid) = v.split_once(':').unwrap_or((v, v));
+    match (uid.trim().parse(), gid.trim().parse()) {
+        (Ok(0), _) => None,
+        (Ok(uid), Ok(gid)) => Some((uid, gid)),
+        _ => {
+            tracing::warn!(
+                value = v,
+                "SERVE_USER is not uid:gid or root; using 10001:10001"
+            );
+            Some(DEFAULT_RUN_AS)
         }
     }
 }
@@ -101,5 +130,9 @@ mod tests {
         ]);
         assert_eq!(c.max_body_bytes, 20 * MIB);
         assert!(c.workers >= 1);
+        assert_eq!(d.run_as, Some((10001, 10001)));
+        assert_eq!(cfg(&[("SERVE_USER", "root")]).run_as, None);
+        assert_eq!(cfg(&[("SERVE_USER", "1000:100")]).run_as, Some((1000, 100)));
+        assert_eq!(cfg(&[("SERVE_USER", "65534")]).run_as, Some((65534, 65534)));
     }
 }

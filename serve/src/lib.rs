@@ -11,6 +11,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod model;
+pub mod start;
 pub mod transform;
 
 use axum::body::Body;
@@ -56,10 +57,23 @@ impl AppState {
         }
     }
 
-    /// Loads the model into the slot (blocking); logs one clear line on failure.
+    /// Loads the model into the slot (blocking); logs one clear line on failure. A process
+    /// started as root gives root up before the model answers any request.
     pub fn load_model(&self, opt_ml: &OptMl) {
         let start = std::time::Instant::now();
         let result = LoadedModel::load(opt_ml).map_err(|e| e.to_string());
+        if let Some((uid, gid)) = self.config.run_as.filter(|_| common::access::is_root()) {
+            match common::access::drop_privileges(uid, gid) {
+                Ok(()) => tracing::info!(
+                    uid,
+                    gid,
+                    "model read as root; running unprivileged from now on"
+                ),
+                Err(e) => {
+                    tracing::warn!(uid, gid, error = %e, "cannot give up root; serving as root")
+                }
+            }
+        }
         match &result {
             Ok(m) => tracing::info!(
                 model_kind = %m.manifest.model_kind,
@@ -201,6 +215,7 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
         default_accept = %config.default_accept,
         workers = config.workers,
         max_in_flight = config.max_in_flight,
+        run_as = ?config.run_as,
         model_dir = %opt_ml.model_dir().display(),
         "serve starting"
     );

@@ -1,5 +1,5 @@
 //! `serve`: SageMaker's hosting entry point (`docker run IMAGE serve`), plus `serve transform`
-//! (a local stand-in for batch transform).
+//! (a local stand-in for batch transform) and `serve auto` (the image's default command).
 
 use common::opt_ml::OptMl;
 use std::process::ExitCode;
@@ -9,9 +9,15 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("transform") {
         return ExitCode::from(serve::transform::main(&args[1..]) as u8);
     }
-    // SageMaker passes `serve` as the only argument; anything else is ignored.
     common::memory::pin_mmap_threshold();
     common::init_logging();
+    // The image's default command; SageMaker itself passes `serve` (anything else is ignored).
+    if args.first().map(String::as_str) == Some("auto") {
+        if let Err(e) = serve::start::train_if_training_job(&OptMl::from_env()) {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let config = serve::config::ServeConfig::from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

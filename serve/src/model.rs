@@ -31,11 +31,22 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads `model/` (or the `model.tar.gz` in it, unpacked under the system temp directory; the
-    /// model directory itself is only read).
+    /// Loads `model/` (or the `model.tar.gz` in it, unpacked under the system temp directory and
+    /// removed once loaded; the model directory itself is only read).
     pub fn load(opt_ml: &OptMl) -> Result<Self> {
         let scratch = std::env::temp_dir().join(format!("serve-model-{}", std::process::id()));
-        let dir = artifact::open_model_dir(&opt_ml.model_dir(), &scratch)?;
+        let loaded = Self::load_dir(&opt_ml.model_dir(), &scratch);
+        // Everything served is in memory now; an unpacked archive is not needed any more.
+        if scratch.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&scratch) {
+                tracing::warn!(path = %scratch.display(), error = %e, "cannot remove the unpacked model.tar.gz");
+            }
+        }
+        loaded
+    }
+
+    fn load_dir(model_dir: &std::path::Path, scratch: &std::path::Path) -> Result<Self> {
+        let dir = artifact::open_model_dir(model_dir, scratch)?;
         let manifest = Manifest::load(&dir)?;
         let (schema, kind) = match manifest.model_kind.as_str() {
             "fire_ensemble" => {
