@@ -43,7 +43,8 @@ fn docker_ok(args: &[&str]) -> String {
     text(&out.stdout).trim().to_owned()
 }
 
-/// A sandbox the container's non-root user may write into (as SageMaker's mounts are).
+/// A sandbox anyone may write into, so these tests also pass for an image run with `--user`
+/// (the mounts SageMaker's SDK really makes are reproduced by `SdkLayout`).
 fn writable_sandbox() -> Sandbox {
     let s = Sandbox::new();
     let status = Command::new("chmod")
@@ -133,7 +134,7 @@ fn post(port: u16, content_type: &str, accept: &str, body: &[u8]) -> Reply {
 }
 
 #[test]
-fn image_is_small_non_root_and_declares_the_contract() {
+fn image_is_small_and_declares_the_contract() {
     let Some(image) = image() else { return };
     let size: f64 = docker_ok(&["image", "inspect", "-f", "{{.Size}}", &image])
         .parse()
@@ -143,13 +144,11 @@ fn image_is_small_non_root_and_declares_the_contract() {
     eprintln!("image {image}: {mb:.1} MB (goal <= 60 MB)");
     assert!(mb <= 60.0, "image is {mb:.1} MB");
     let config = |f: &str| docker_ok(&["image", "inspect", "-f", f, &image]);
-    assert_eq!(config("{{json .Config.Cmd}}"), r#"["serve"]"#);
+    // No command: `serve auto` trains or serves by what /opt/ml holds.
+    assert_eq!(config("{{json .Config.Cmd}}"), r#"["serve","auto"]"#);
     assert_eq!(config("{{json .Config.Entrypoint}}"), "null");
-    let user = config("{{.Config.User}}");
-    assert!(
-        !user.is_empty() && !user.starts_with("0") && user != "root",
-        "user '{user}'"
-    );
+    // Root, as AWS's images (the mounts may be root-owned 0700); `serve` drops it once loaded.
+    assert_eq!(config("{{.Config.User}}"), "0:0");
     assert_eq!(
         config(
             r#"{{index .Config.Labels "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"}}"#
@@ -465,4 +464,226 @@ fn two_hosts_on_a_user_network_only_the_leader_writes_a_model() {
         assert_eq!(has_model, *host == "algo-1", "{host}");
     }
     assert!(runs[1].2.logs().contains("not the leader host"));
+}
+
+/// The SageMaker Python SDK's local-mode mounts (measured with SDK 2.257.7): `input/` (config
+/// and channels) and each channel from their own mode-0700 directories, `output/` and
+/// `output/data` from 0755 ones, and `model/` from a path that does not exist on the host, so the
+/// Docker daemon creates it as root. All owned by `owner` (root when `None`). No `--user`.
+struct SdkLayout {
+    sandbox: Sandbox,
+    channel: tempfile::TempDir,
+    model: std::path::PathBuf,
+}
+
+impl SdkLayout {
+    fn new(owner: Option<u32>) -> Self {
+        let sandbox = Sandbox::new();
+        let channel = tempfile::tempdir().unwrap();
+        let model = sandbox.opt_ml.root().join("model-by-docker");
+        let root = sandbox.opt_ml.root();
+        for (dir, mode) in [
+            (root.join("input"), "0700"),
+            (channel.path().to_path_buf(), "0700"),
+            (root.join("output"), "0755"),
+            (root.join("output/data"), "0755"),
+        ] {
+            if let Some(uid) = owner {
+                let who = format!("{uid}:{uid}");
+                assert!(Command::new("chown")
+                    .args(["-R", &who])
+                    .arg(&dir)
+                    .status()
+                    .unwrap()
+                    .success());
+            }
+            assert!(Command::new("chmod")
+                .arg(mode)
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        if let Some(uid) = owner {
+            // The daemon creates a missing mount source as root; a foreign owner made it itself.
+            std::fs::create_dir(&model).unwrap();
+            let who = format!("{uid}:{uid}");
+            assert!(Command::new("chown")
+                .arg(&who)
+                .arg(&model)
+                .status()
+                .unwrap()
+                .success());
+            assert!(Command::new("chmod")
+                .arg("0700")
+                .arg(&model)
+                .status()
+                .unwrap()
+                .success());
+        }
+        Self {
+            sandbox,
+            channel,
+            model,
+        }
+    }
+
+    fn data_file(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.channel.path().join(name), bytes).unwrap();
+    }
+
+    /// `docker run` arguments for these mounts.
+    fn mounts(&self) -> Vec<String> {
+        let root = self.sandbox.opt_ml.root().display().to_string();
+        [
+            format!("{root}/input:/opt/ml/input"),
+            format!("{root}/output:/opt/ml/output"),
+            format!("{root}/output/data:/opt/ml/output/data"),
+            format!("{}:/opt/ml/model", self.model.display()),
+            format!("{}:/opt/ml/input/data/train", self.channel.path().display()),
+        ]
+        .into_iter()
+        .flat_map(|m| ["-v".to_owned(), m])
+        .collect()
+    }
+
+    fn run(&self, image: &str, pre: &[&str], command: &[&str]) -> Output {
+        let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+        args.extend(pre.iter().map(|s| s.to_string()));
+        args.extend(self.mounts());
+        args.push(image.into());
+        args.extend(command.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        docker(&args)
+    }
+}
+
+fn owner_of(path: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap();
+    (m.uid(), m.gid())
+}
+
+/// Serves `model_dir` as the SDK's deploy does (a root-owned 0700 directory, no `--user`), checks
+/// a prediction and that the serving process gave up root.
+fn serve_like_the_sdk(image: &str, model_dir: &std::path::Path, command: &[&str]) {
+    assert!(Command::new("chmod")
+        .arg("0700")
+        .arg(model_dir)
+        .status()
+        .unwrap()
+        .success());
+    let mount = format!("{}:/opt/ml/model", model_dir.display());
+    let mut args = vec!["-v", &mount, "-p", "127.0.0.1::8080", image];
+    args.extend_from_slice(command);
+    let c = Container::run(&args);
+    let port = c.host_port(8080);
+    c.wait_ready(port);
+    let r = post(
+        port,
+        "text/csv",
+        "application/json",
+        &sample_payload("fire-single.csv"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("ensemble_probability"), "{}", r.text());
+    let top = docker_ok(&["top", &c.0, "-o", "pid,uid,comm"]);
+    let serve_uid = top
+        .lines()
+        .find(|l| l.ends_with("serve"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned));
+    assert_eq!(serve_uid.as_deref(), Some("10001"), "{top}\n{}", c.logs());
+    assert!(c.logs().contains("running unprivileged"), "{}", c.logs());
+}
+
+#[test]
+fn trains_and_serves_with_the_sdk_local_mode_mounts() {
+    let Some(image) = image() else { return };
+    for owner in [None, Some(4242)] {
+        let sdk = SdkLayout::new(owner);
+        sdk.sandbox
+            .config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+        sdk.sandbox.config(
+            "inputdataconfig.json",
+            r#"{"train": {"TrainingInputMode": "File"}}"#,
+        );
+        sdk.data_file("fire.json", &fire_bytes(3000, 11, Layout::Json));
+        let out = sdk.run(&image, &[], &["train"]);
+        assert!(
+            out.status.success(),
+            "owner {owner:?}: {}",
+            text(&out.stderr)
+        );
+        let m = Manifest::load(&sdk.model).unwrap();
+        assert_eq!(m.model_kind, "fire_ensemble");
+        let evaluation = sdk.sandbox.opt_ml.output_data_dir().join("evaluation.json");
+        assert!(evaluation.is_file());
+        assert!(sdk.sandbox.opt_ml.success_file().is_file());
+        // What train wrote belongs to whoever owns the directory it went into.
+        let expected = owner.map_or((0, 0), |u| (u, u));
+        assert_eq!(owner_of(&sdk.model.join("manifest.json")), expected);
+        assert_eq!(owner_of(&sdk.model.join(&m.payloads[0].file)), expected);
+        assert_eq!(owner_of(&evaluation), expected);
+        serve_like_the_sdk(&image, &sdk.model, &["serve"]);
+    }
+}
+
+#[test]
+fn with_no_command_a_training_layout_trains_and_a_model_alone_is_served() {
+    let Some(image) = image() else { return };
+    let sdk = SdkLayout::new(None);
+    sdk.sandbox
+        .config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+    sdk.data_file("fire.json", &fire_bytes(3000, 12, Layout::Json));
+    let out = sdk.run(&image, &[], &[]);
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("started with no command") && log.contains("running train"),
+        "{log}"
+    );
+    assert!(text(&out.stdout).contains("metric: test:auc="));
+    assert_eq!(
+        Manifest::load(&sdk.model).unwrap().model_kind,
+        "fire_ensemble"
+    );
+    serve_like_the_sdk(&image, &sdk.model, &[]);
+}
+
+#[test]
+fn a_user_who_cannot_read_the_mounts_is_told_so_with_path_owner_and_mode() {
+    let Some(image) = image() else { return };
+    let sdk = SdkLayout::new(None);
+    sdk.sandbox
+        .config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+    sdk.data_file("fire.json", &fire_bytes(1000, 13, Layout::Json));
+    // output/ is 0755 root: not even the failure file can be written, and the log says why.
+    let out = sdk.run(&image, &["--user", "10001:10001"], &["train"]);
+    let log = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!log.contains("Missing required channel"), "{log}");
+    for part in [
+        "Permission error: permission denied on /opt/ml/input/config/hyperparameters.json",
+        "directory /opt/ml/input is owned by uid 0 gid 0 with mode 0700",
+        "this process runs as uid 10001 gid 10001",
+        "cannot write the failure file: Permission error: permission denied on /opt/ml/output/failure",
+    ] {
+        assert!(log.contains(part), "missing '{part}' in:\n{log}");
+    }
+    // With a writable output/, the reason reaches the failure file.
+    let output = sdk.sandbox.opt_ml.output_dir();
+    assert!(Command::new("chmod")
+        .arg("0777")
+        .arg(&output)
+        .status()
+        .unwrap()
+        .success());
+    let out = sdk.run(&image, &["--user", "10001:10001"], &["train"]);
+    assert!(!out.status.success());
+    let reason = sdk.sandbox.failure_reason().expect("failure file");
+    assert!(
+        reason.starts_with("Permission error: permission denied on /opt/ml/input/"),
+        "{reason}"
+    );
+    assert!(reason.contains("mode 0700"), "{reason}");
 }
