@@ -57,6 +57,48 @@ impl Error {
 
 impl From<xgb::XGBError> for Error {
     fn from(e: xgb::XGBError) -> Self {
-        Error::Fit(format!("XGBoost: {e}"))
+        Error::Fit(format!("XGBoost: {}", xgboost_message(&e.to_string())))
+    }
+}
+
+/// The message of an XGBoost error without its C++ stack trace and the `[time] /build/path:line:`
+/// prefix: host library paths never reach a failure file or a response.
+pub fn xgboost_message(raw: &str) -> String {
+    let head = raw.split("Stack trace:").next().unwrap_or(raw);
+    let lines = head.lines().map(|line| {
+        let line = line.trim();
+        let line = match line.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+            Some((_, rest)) => rest,
+            None => line,
+        };
+        // `/path/to/file.cc:123: message`
+        match line.split_once(": ") {
+            Some((place, rest))
+                if place.contains('/')
+                    && place
+                        .rsplit(':')
+                        .next()
+                        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit())) =>
+            {
+                rest
+            }
+            _ => line,
+        }
+    });
+    lines
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn xgboost_errors_lose_stack_traces_and_paths() {
+        let raw = "[10:11:12] /workspace/src/data/data.cc:123: Check failed: valid: Input data contains `inf` or a value too large.\nStack trace:\n  [bt] (0) /usr/lib/libxgboost.so(+0x1234) [0x7f]\n";
+        assert_eq!(
+            super::xgboost_message(raw),
+            "Check failed: valid: Input data contains `inf` or a value too large."
+        );
     }
 }

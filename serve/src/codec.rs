@@ -125,13 +125,23 @@ pub fn decode(
     let names = &schema.feature_names;
     let text =
         std::str::from_utf8(body).map_err(|e| bad(format!("body is not UTF-8 text: {e}")))?;
+    // A byte-order mark (Windows editors write one) is not part of the first record.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(bad("empty body: send at least one record".into()));
     }
     let n = names.len();
-    // One record per line for CSV and JSON Lines: size the matrix once.
-    let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
-    let mut values = Vec::with_capacity(n * if format == Input::Json { 16 } else { lines });
+    // One record per line for CSV and JSON Lines: size the matrix once, but never beyond what
+    // the body can hold at two bytes per value ("1," or "1\n"), so a body of blank lines reserves
+    // at most twice its size (and touches none of it) before it is refused.
+    let rows = match format {
+        Input::Json => 16,
+        Input::Csv | Input::JsonLines => {
+            let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
+            lines.min(body.len() / (2 * n).max(1) + 1)
+        }
+    };
+    let mut values = Vec::with_capacity(n * rows);
     match format {
         Input::Csv => for_lines(text, batch, |i, line| {
             csv_record(line, n, schema.allow_missing, &mut values)
@@ -202,15 +212,11 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
             out.truncate(start);
             return Err(format!("value {} is empty", k + 1));
         }
-        match f.parse::<f64>() {
-            Ok(v) if v.is_finite() => out.push(v as f32),
-            _ => {
+        match common::data::number::parse(f) {
+            Ok(v) => out.push(v as f32),
+            Err(e) => {
                 out.truncate(start);
-                let shown: String = f.chars().take(40).collect();
-                return Err(format!(
-                    "value {} is not a number: \"{shown}\" (CSV input has no header)",
-                    k + 1
-                ));
+                return Err(format!("value {} {e} (CSV input has no header)", k + 1));
             }
         }
     }
@@ -296,16 +302,14 @@ fn number(v: &Value, allow_missing: bool) -> Result<f32, String> {
         return Ok(f32::NAN);
     }
     let x = match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    x.filter(|x| x.is_finite())
-        .map(|x| x as f32)
-        .ok_or_else(|| {
+        Value::Number(n) => n.as_f64().ok_or_else(|| format!("is not a number: {n}")),
+        Value::String(s) => common::data::number::parse(s),
+        _ => {
             let shown: String = v.to_string().chars().take(40).collect();
-            format!("is not a number: {shown}")
-        })
+            Err(format!("is not a number: {shown}"))
+        }
+    };
+    x.and_then(common::data::number::checked).map(|x| x as f32)
 }
 
 /// A batch of predictions that can be written record by record.

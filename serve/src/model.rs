@@ -120,6 +120,10 @@ impl LoadedModel {
                     }
                     probabilities.extend(p.ensemble);
                 }
+                finite_answers(probabilities.iter(), 1)?;
+                for m in &member_probabilities {
+                    finite_answers(m.iter(), 1)?;
+                }
                 let predictions = FirePredictions {
                     members,
                     member_probabilities: &member_probabilities,
@@ -134,6 +138,7 @@ impl LoadedModel {
                 let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
                 let values = ndarray::concatenate(Axis(0), &views)
                     .map_err(|e| failed(Error::Fit(e.to_string())))?;
+                finite_answers(values.iter(), values.ncols().max(1))?;
                 let predictions = TabularPredictions {
                     values: &values,
                     classification: model.task != Task::Regression,
@@ -144,9 +149,30 @@ impl LoadedModel {
                 let parts =
                     in_row_ranges(x.view(), threads, |x| Ok(model.predict(x))).map_err(failed)?;
                 let joined = join_iops(parts).map_err(failed)?;
+                if let Some(p) = &joined.probabilities {
+                    finite_answers(p.iter(), p.ncols().max(1))?;
+                }
+                if let Some(s) = &joined.scores {
+                    finite_answers(s.iter(), 1)?;
+                }
                 Ok(codec::encode(&IopsPredictions(&joined), output, batch))
             }
         }
+    }
+}
+
+/// No answer holds NaN or infinity: a record whose output is not finite (its inputs lie far
+/// outside anything the model was trained on) is refused, by record number.
+fn finite_answers<'a>(
+    values: impl Iterator<Item = &'a f32>,
+    per_record: usize,
+) -> Result<(), ServeError> {
+    match values.enumerate().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some((i, _)) => Err(ServeError::BadRequest(format!(
+            "record {}: the model's output is not a finite number; its inputs are far outside the range it was trained on",
+            i / per_record + 1
+        ))),
     }
 }
 

@@ -106,9 +106,9 @@ pub fn parse(
         let cols = match &columns {
             Some(c) => c,
             None => {
-                let is_header = fields
-                    .iter()
-                    .any(|f| !f.trim().is_empty() && parse_number(f).is_none());
+                let is_header = fields.iter().any(|f| {
+                    !f.trim().is_empty() && f.trim().trim_matches('"').parse::<f64>().is_err()
+                });
                 if is_header {
                     columns = Some(Columns::from_header(&fields, schema, source)?);
                     return Ok(());
@@ -146,14 +146,7 @@ fn push_line(
         if raw.trim().is_empty() {
             return Err(empty(i));
         }
-        parse_number(raw).ok_or_else(|| {
-            format!(
-                "column {} ('{}') is not a number: \"{}\"",
-                i + 1,
-                cols.names[i],
-                raw.trim()
-            )
-        })
+        super::number::parse(raw).map_err(|e| format!("column {} ('{}') {e}", i + 1, cols.names[i]))
     };
     for (k, &c) in cols.features.iter().enumerate() {
         if let Some(c) = c {
@@ -180,11 +173,6 @@ fn push_line(
     sink.features.extend_from_slice(row);
     sink.rows += 1;
     Ok(())
-}
-
-/// A finite number, tolerating surrounding spaces and quotes.
-fn parse_number(field: &str) -> Option<f64> {
-    unquote(field).parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 fn unquote(field: &str) -> &str {

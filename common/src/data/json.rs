@@ -423,23 +423,19 @@ impl Visitor<'_> for NumberSeed<'_> {
         write!(f, "a number for '{}'", self.0)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
-        Ok(v)
+        super::number::checked(v).map_err(|e| E::custom(format!("'{}' {e}", self.0)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
         Ok(v as f64)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
-        Ok(v as f64)
+        self.visit_f64(v as f64)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<f64, E> {
         Ok(if v { 1.0 } else { 0.0 })
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-        v.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| E::custom(format!("'{}' is not a number: \"{v}\"", self.0)))
+        super::number::parse(v).map_err(|e| E::custom(format!("'{}' {e}", self.0)))
     }
     fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
         Err(E::custom(format!("'{}' is null", self.0)))

@@ -12,7 +12,7 @@
 //! (NaN), which XGBoost handles natively. Every row of a CSV or JSON Lines source must have the
 //! width of the first; libsvm rows are as wide as the largest index seen in the job.
 
-use super::{files, Dataset};
+use super::{files, number, Dataset};
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
 use std::io::BufRead;
@@ -208,7 +208,7 @@ pub fn parse(
                     first = false;
                     if fields
                         .iter()
-                        .any(|f| !f.trim().is_empty() && number_of(f).is_none())
+                        .any(|f| !f.trim().is_empty() && unquote(f).parse::<f64>().is_err())
                     {
                         let h = CsvHeader::new(&fields, options).map_err(located)?;
                         table.names.get_or_insert_with(|| h.feature_names.clone());
@@ -303,13 +303,9 @@ fn csv_row(
     };
     table.set_width(features.len())?;
     let required = |i: usize, what: &str| -> Result<f32, String> {
-        number_of(fields[i]).map(|v| v as f32).ok_or_else(|| {
-            format!(
-                "column {} ({what}) is not a number: \"{}\"",
-                i + 1,
-                fields[i].trim()
-            )
-        })
+        number::parse(fields[i])
+            .map(|v| v as f32)
+            .map_err(|e| format!("column {} ({what}) {e}", i + 1))
     };
     let y = required(label, "the label")?;
     let w = weight.map(|i| required(i, "the weight")).transpose()?;
@@ -320,15 +316,11 @@ fn csv_row(
             table.features.push(f32::NAN);
             continue;
         }
-        match number_of(f) {
-            Some(v) => table.features.push(v as f32),
-            None => {
+        match number::parse(f) {
+            Ok(v) => table.features.push(v as f32),
+            Err(e) => {
                 table.features.truncate(start);
-                return Err(format!(
-                    "column {} is not a number: \"{}\" (empty means missing)",
-                    i + 1,
-                    f
-                ));
+                return Err(format!("column {} {e} (empty means missing)", i + 1));
             }
         }
     }
@@ -426,7 +418,7 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
 }
 
 fn number_of(field: &str) -> Option<f64> {
-    unquote(field).parse::<f64>().ok().filter(|v| v.is_finite())
+    number::parse(field).ok()
 }
 
 fn unquote(field: &str) -> &str {
