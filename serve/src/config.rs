@@ -25,6 +25,15 @@ pub struct ServeConfig {
     pub max_in_flight: usize,
     /// How long a SIGTERM waits for in-flight requests before exiting anyway.
     pub drain_timeout: Duration,
+    /// Deadline for a request's headers (which also closes a keep-alive connection idle that
+    /// long) and longest pause within its body: `SERVE_READ_TIMEOUT_SECS`, default 10.
+    pub read_timeout: Duration,
+    /// Deadline for a whole request, body and answer: `SAGEMAKER_MODEL_SERVER_TIMEOUT` (seconds,
+    /// as SageMaker's own containers read it), default 60.
+    pub request_timeout: Duration,
+    /// Open connections at most: `SERVE_MAX_CONNECTIONS`, default 10,000, and always below
+    /// the open-file limit (`connections::connection_cap`).
+    pub max_connections: usize,
     /// The user and group a process started as root switches to once the model is loaded:
     /// `SERVE_USER` as `uid:gid` (or `uid`, gid the same), default 10001:10001 (the image's
     /// `sagemaker` user); `root` keeps root.
@@ -70,6 +79,19 @@ impl ServeConfig {
                 .filter(|&n| n > 0)
                 .unwrap_or(512),
             drain_timeout: Duration::from_secs(20),
+            read_timeout: Duration::from_secs(
+                number("SERVE_READ_TIMEOUT_SECS")
+                    .filter(|&n| n > 0)
+                    .unwrap_or(10) as u64,
+            ),
+            request_timeout: Duration::from_secs(
+                number("SAGEMAKER_MODEL_SERVER_TIMEOUT")
+                    .filter(|&n| n > 0)
+                    .unwrap_or(60) as u64,
+            ),
+            max_connections: number("SERVE_MAX_CONNECTIONS")
+                .filter(|&n| n > 0)
+                .unwrap_or(10_000),
             run_as: run_as(get("SERVE_USER").as_deref()),
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod model;
 pub mod start;
@@ -44,17 +45,22 @@ pub struct AppState {
     admitted: Arc<Semaphore>,
     /// Permits for requests computing.
     workers: Arc<Semaphore>,
+    /// Turns true on SIGTERM: body reads still waiting for a client end at once.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
-    /// State with an empty model slot.
-    pub fn new(config: ServeConfig) -> Self {
-        Self {
+    /// State with an empty model slot, and the sender that announces a stop.
+    pub fn new(config: ServeConfig) -> (Self, tokio::sync::watch::Sender<bool>) {
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let state = Self {
             model: Arc::default(),
             admitted: Arc::new(Semaphore::new(config.max_in_flight)),
             workers: Arc::new(Semaphore::new(config.workers)),
             config: Arc::new(config),
-        }
+            stopping,
+        };
+        (state, stop)
     }
 
     /// Loads the model into the slot (blocking); logs one clear line on failure. A process
@@ -93,6 +99,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ping", get(ping))
         .route("/invocations", post(invocations))
         .route("/execution-parameters", get(execution_parameters))
+        .fallback(|uri: axum::http::Uri| async move {
+            ServeError::NotFound(uri.path().chars().take(100).collect())
+        })
+        .method_not_allowed_fallback(|| async { ServeError::MethodNotAllowed })
         .with_state(state)
 }
 
@@ -108,7 +118,12 @@ async fn execution_parameters(State(state): State<AppState>) -> Response {
     let body = serde_json::json!({
         "MaxConcurrentTransforms": state.config.workers,
         "BatchStrategy": "MULTI_RECORD",
-        "MaxPayloadInMB": 6,
+        // SageMaker's default of 6 MB, unless this server takes less; never so much that
+        // MaxConcurrentTransforms x MaxPayloadInMB exceeds the 100 SageMaker allows.
+        "MaxPayloadInMB": (state.config.max_body_bytes / (1024 * 1024))
+            .min(6)
+            .min(100 / state.config.workers.max(1))
+            .max(1),
     });
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -135,17 +150,20 @@ async fn answer(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(&'static str, String), ServeError> {
+    let started = tokio::time::Instant::now();
     match state.model.get() {
         Some(Ok(_)) => {}
         Some(Err(_)) => return Err(ServeError::ModelUnavailable),
         None => return Err(ServeError::Unavailable("the model is loading")),
     }
-    let _admitted = state
-        .admitted
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ServeError::Unavailable("too many requests in flight; retry later"))?;
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(encoding) =
+        text(header::CONTENT_ENCODING).filter(|e| !e.trim().eq_ignore_ascii_case("identity"))
+    {
+        return Err(ServeError::UnsupportedEncoding(
+            encoding.chars().take(40).collect(),
+        ));
+    }
     // Refuse an unusable Accept before reading what may be a 100 MiB body.
     let output = codec::output_format(text(header::ACCEPT), &state.config.default_accept)?;
     let limit = state.config.max_body_bytes;
@@ -155,7 +173,22 @@ async fn answer(
     if declared.is_some_and(|n| n > limit) {
         return Err(ServeError::PayloadTooLarge(limit));
     }
-    let bytes = read_body(body, declared, limit).await?;
+    let deadline = started + state.config.request_timeout;
+    let bytes = read_body(
+        body,
+        declared,
+        limit,
+        &state.config,
+        deadline,
+        state.stopping.clone(),
+    )
+    .await?;
+    // A slot is taken only for a complete body: slow senders hold a connection, nothing more.
+    let _admitted = state
+        .admitted
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ServeError::Unavailable("too many requests in flight; retry later"))?;
     let bytes_len = bytes.len();
     let input = codec::input_format(text(header::CONTENT_TYPE), &bytes)?;
     let (batch, threads) = (state.config.batch, state.config.workers);
@@ -176,28 +209,57 @@ async fn answer(
     let text = if bytes_len <= INLINE_BODY_BYTES {
         work()?
     } else {
-        tokio::task::spawn_blocking(work)
+        let secs = state.config.request_timeout.as_secs();
+        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(work))
             .await
+            .map_err(|_| ServeError::Deadline(secs))?
             .map_err(|_| ServeError::Internal)??
     };
     Ok((output.content_type(), text))
 }
 
-/// Reads a body of at most `limit` bytes into one buffer, sized up front from Content-Length
-/// when declared: a 100 MiB batch payload is held once, never copied into a second buffer.
+/// Untrusted Content-Length is believed up to this much before any of the body arrives.
+const BODY_RESERVE_BEFORE_DATA: usize = 64 * 1024;
+
+/// Reads a body of at most `limit` bytes into one buffer. Content-Length sizes the buffer once
+/// the first 64 KiB have arrived (a client that declares 100 MiB and stalls costs no more), so a
+/// large batch payload is still held once, never copied into a second buffer. A body that
+/// pauses longer than the read timeout, is not complete by `deadline`, or is still arriving
+/// when the server stops, is not waited for.
 async fn read_body(
     mut body: Body,
     declared: Option<usize>,
     limit: usize,
+    config: &ServeConfig,
+    deadline: tokio::time::Instant,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<u8>, ServeError> {
     use http_body_util::BodyExt;
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(frame) = body.frame().await {
+    let declared = declared.map(|n| n.min(limit));
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(BODY_RESERVE_BEFORE_DATA));
+    let timed_out = ServeError::BodyTimeout {
+        idle: config.read_timeout.as_secs(),
+        total: config.request_timeout.as_secs(),
+    };
+    loop {
+        let pause_ends = (tokio::time::Instant::now() + config.read_timeout).min(deadline);
+        let frame = tokio::select! {
+            frame = tokio::time::timeout_at(pause_ends, body.frame()) => frame.map_err(|_| timed_out.clone())?,
+            _ = stopping.wait_for(|&stop| stop) => {
+                return Err(ServeError::Unavailable("the server is shutting down"))
+            }
+        };
+        let Some(frame) = frame else { break };
         let frame = frame
             .map_err(|_| ServeError::BadRequest("the request body could not be read".into()))?;
         if let Ok(data) = frame.into_data() {
             if buf.len() + data.len() > limit {
                 return Err(ServeError::PayloadTooLarge(limit));
+            }
+            if let Some(n) = declared.filter(|&n| n > buf.capacity()) {
+                if buf.len() + data.len() > BODY_RESERVE_BEFORE_DATA.min(n) {
+                    buf.reserve_exact(n - buf.len());
+                }
             }
             buf.extend_from_slice(&data);
         }
@@ -208,6 +270,8 @@ async fn read_body(
 /// Binds, loads the model, serves until SIGTERM or SIGINT, drains, returns.
 pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
+    let open_files = connections::raise_open_file_limit();
+    let max_connections = connections::connection_cap(config.max_connections, open_files);
     tracing::info!(
         port = config.port,
         batch = config.batch,
@@ -215,26 +279,31 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
         default_accept = %config.default_accept,
         workers = config.workers,
         max_in_flight = config.max_in_flight,
+        max_connections,
+        open_files,
+        read_timeout_s = config.read_timeout.as_secs(),
+        request_timeout_s = config.request_timeout.as_secs(),
         run_as = ?config.run_as,
         model_dir = %opt_ml.model_dir().display(),
         "serve starting"
     );
-    let drain = config.drain_timeout;
-    let state = AppState::new(config);
+    let (drain, read_timeout) = (config.drain_timeout, config.read_timeout);
+    let (state, stop) = AppState::new(config);
     let loader = state.clone();
     tokio::task::spawn_blocking(move || loader.load_model(&opt_ml));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutdown requested: no new connections, finishing requests in flight");
-            // A request that outlives the drain window must not keep the process past SIGKILL.
-            tokio::spawn(async move {
-                tokio::time::sleep(drain).await;
-                tracing::warn!("requests still in flight after {drain:?}; exiting");
-                std::process::exit(0);
-            });
-        })
-        .await?;
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    connections::serve(
+        listener,
+        router(state),
+        max_connections,
+        read_timeout,
+        shutdown,
+        drain,
+    )
+    .await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -29,7 +29,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve::run(config, OptMl::from_env())) {
+    let served = runtime.block_on(serve::run(config, OptMl::from_env()));
+    // A prediction still computing after the drain window must not hold the exit.
+    runtime.shutdown_background();
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("serve failed: {e}");

@@ -44,11 +44,15 @@ const USAGE: &str = "usage: serve transform --input FILE --output FILE [--addr H
 
 /// Runs the command with the arguments after `transform`; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
-    let parsed = parse(args);
-    match parsed.and_then(|a| {
-        let start = std::time::Instant::now();
-        run(&a).map(|s| (s, start.elapsed()))
-    }) {
+    let parsed = match parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("transform: {e}\n{USAGE}");
+            return 2;
+        }
+    };
+    let start = std::time::Instant::now();
+    match run(&parsed).map(|s| (s, start.elapsed())) {
         Ok((s, took)) => {
             let rate = s.records as f64 / took.as_secs_f64();
             eprintln!(
@@ -61,7 +65,7 @@ pub fn main(args: &[String]) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("transform: {e}\n{USAGE}");
+            eprintln!("transform: {e}");
             1
         }
     }
@@ -307,10 +311,14 @@ fn request(
             .get_mut()
             .write_all(head.as_bytes())
             .and_then(|_| c.get_mut().write_all(body));
-        match sent
-            .map_err(|e| e.to_string())
-            .and_then(|_| read_response(c))
-        {
+        // A server that refuses a body (413) answers and closes before reading all of it: the
+        // answer is still there to read after the write fails.
+        let answer = match (sent, read_response(c)) {
+            (_, Ok(reply)) => Ok(reply),
+            (Err(write), Err(_)) => Err(write.to_string()),
+            (Ok(()), Err(read)) => Err(read),
+        };
+        match answer {
             Ok((status, out, keep)) => {
                 if !keep {
                     *conn = None;
