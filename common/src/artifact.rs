@@ -67,9 +67,7 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and checks `manifest.json` in `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join(MANIFEST);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Error::Artifact(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = read_model_file(dir, MANIFEST)?;
         let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Artifact(format!("{MANIFEST} is malformed: {e}")))?;
         if m.format_version > FORMAT_VERSION {
@@ -91,9 +89,40 @@ impl Manifest {
 
     /// Reads one payload file's bytes.
     pub fn read_payload(&self, dir: &Path, payload: &PayloadFile) -> Result<Vec<u8>> {
-        std::fs::read(dir.join(&payload.file))
-            .map_err(|e| Error::Artifact(format!("cannot read {}: {e}", payload.file)))
+        read_model_file(dir, &payload.file)
     }
+}
+
+/// Largest model file, and largest `model.tar.gz` content, this build reads (1 GiB): a model
+/// file linked to `/dev/zero` or an archive that unpacks without end cannot exhaust memory or
+/// the scratch disk.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Reads `name` in the model directory: a regular file (not a link, device or pipe) of at most
+/// [`MAX_MODEL_BYTES`].
+fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let path = dir.join(name);
+    let meta = std::fs::symlink_metadata(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::io(&path, e),
+        _ => Error::Artifact(format!("cannot read {name}: {e}")),
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(Error::Artifact(format!(
+            "{name} is not a regular file (links, devices and pipes are not read)"
+        )));
+    }
+    if meta.len() > MAX_MODEL_BYTES {
+        return Err(Error::Artifact(format!(
+            "{name} is {} bytes, over the {MAX_MODEL_BYTES}-byte limit for a model file",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_MODEL_BYTES).read_to_end(&mut bytes))
+        .map_err(|e| Error::Artifact(format!("cannot read {name}: {e}")))?;
+    Ok(bytes)
 }
 
 /// Writes files into `path` through a temporary name, fsync and rename.
@@ -180,9 +209,7 @@ pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
     }
     let file = std::fs::File::open(&archive).map_err(|e| Error::io(&archive, e))?;
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
-    tar::Archive::new(flate2::read::GzDecoder::new(file))
-        .unpack(scratch)
-        .map_err(|e| Error::Artifact(format!("model.tar.gz cannot be unpacked: {e}")))?;
+    unpack(file, scratch)?;
     if scratch.join(MANIFEST).is_file() {
         Ok(scratch.to_path_buf())
     } else {
@@ -190,6 +217,61 @@ pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
             "model.tar.gz holds no {MANIFEST} at its top level"
         )))
     }
+}
+
+/// Unpacks a gzipped tar of regular files and directories into `into`: links, devices and
+/// paths leaving `into` are refused, and at most [`MAX_MODEL_BYTES`] are written. A write error
+/// (a full disk) is reported as such, with the file it happened on.
+fn unpack(archive: impl std::io::Read, into: &Path) -> Result<()> {
+    let broken =
+        |e: std::io::Error| Error::Artifact(format!("model.tar.gz cannot be unpacked: {e}"));
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    let mut budget = MAX_MODEL_BYTES;
+    for entry in tar.entries().map_err(broken)? {
+        let mut entry = entry.map_err(broken)?;
+        let name = entry.path().map_err(broken)?.into_owned();
+        let shown = name.display().to_string();
+        if name.is_absolute()
+            || name.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            })
+        {
+            return Err(Error::Artifact(format!(
+                "model.tar.gz: '{shown}' is not a relative path inside the archive"
+            )));
+        }
+        let target = into.join(&name);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                std::fs::create_dir_all(&target).map_err(|e| Error::io(&target, e))?
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if entry.size() > budget {
+                    return Err(Error::Artifact(format!(
+                        "model.tar.gz unpacks to more than {MAX_MODEL_BYTES} bytes (at '{shown}')"
+                    )));
+                }
+                budget -= entry.size();
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                let mut out = std::fs::File::create(&target).map_err(|e| Error::io(&target, e))?;
+                std::io::copy(&mut std::io::Read::take(&mut entry, budget + 1), &mut out)
+                    .map_err(|e| Error::Artifact(format!("model.tar.gz: cannot write '{shown}' to {}: {e}", into.display())))?;
+            }
+            // Metadata entries some tar writers add (pax headers, GNU long names) carry no file.
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            other => {
+                return Err(Error::Artifact(format!(
+                    "model.tar.gz: '{shown}' is a {other:?} entry; only regular files and directories are unpacked"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -273,5 +355,51 @@ mod tests {
         });
         std::fs::write(src.path().join(MANIFEST), serde_json::to_vec(&bad).unwrap()).unwrap();
         assert!(Manifest::load(src.path()).is_err());
+    }
+
+    /// A gzipped tar holding one entry of `kind` named `name` (a link to `/etc/passwd`).
+    fn archive_with(kind: tar::EntryType, name: &str) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut t = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o644);
+        if kind == tar::EntryType::Symlink {
+            h.set_link_name("/etc/passwd").unwrap();
+        }
+        // Names are written raw so that `..` reaches the reader unchecked.
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        t.append(&h, std::io::empty()).unwrap();
+        t.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn archives_with_links_or_escaping_paths_and_linked_payloads_are_refused() {
+        for (kind, name, why) in [
+            (
+                tar::EntryType::Symlink,
+                "manifest.json",
+                "only regular files",
+            ),
+            (
+                tar::EntryType::Regular,
+                "../escape.json",
+                "not a relative path",
+            ),
+        ] {
+            let scratch = tempfile::tempdir().unwrap();
+            let e = unpack(&archive_with(kind, name)[..], scratch.path()).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        save(dir.path(), manifest(), vec![payload(b"x")]).unwrap();
+        let m = Manifest::load(dir.path()).unwrap();
+        let file = dir.path().join(&m.payloads[0].file);
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &file).unwrap();
+        let e = m.read_payload(dir.path(), &m.payloads[0]).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }
