@@ -270,10 +270,15 @@ impl<'a> HyperparameterReader<'a> {
         default: &[&'static str],
         choices: &[&'static str],
     ) -> Result<Vec<&'static str>> {
+        let allowed = format!("a comma-separated list of {}", choices.join(", "));
+        let given_empty = self.hp.get(key).is_some();
         let Some(text) = self.raw(key) else {
+            // An empty list given on purpose (`[]`, `""`) is a mistake, not "the default".
+            if given_empty {
+                return Err(bad(key, "[]", &allowed));
+            }
             return Ok(default.to_vec());
         };
-        let allowed = format!("a comma-separated list of {}", choices.join(", "));
         let mut out = Vec::new();
         for item in text
             .split(',')

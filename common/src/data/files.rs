@@ -29,7 +29,7 @@ pub fn data_files(dir: &Path, channel: &str) -> Result<Vec<PathBuf>> {
         Err(e) => return Err(Error::io(dir, e)),
     }
     let mut out = Vec::new();
-    walk(dir, &mut out)?;
+    walk(dir, &mut out, &mut Vec::new())?;
     out.sort();
     if out.is_empty() {
         return Err(Error::Config(format!(
@@ -40,7 +40,15 @@ pub fn data_files(dir: &Path, channel: &str) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// `ancestors` holds the real paths of the directories being walked: a link back to one of them
+/// (a loop) is skipped with a warning instead of being followed 40 levels deep.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, ancestors: &mut Vec<PathBuf>) -> Result<()> {
+    let real = std::fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+    if ancestors.contains(&real) {
+        tracing::warn!(path = %dir.display(), "skipping a symbolic link back to a directory above it (a loop)");
+        return Ok(());
+    }
+    ancestors.push(real);
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -54,11 +62,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         // Follows symbolic links, as SageMaker's FastFile mounts and local tests may use them.
         let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
         if meta.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, ancestors)?;
         } else if meta.is_file() {
             out.push(path);
         }
     }
+    ancestors.pop();
     Ok(())
 }
 

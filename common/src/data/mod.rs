@@ -9,11 +9,12 @@
 pub mod csv;
 pub mod files;
 pub mod json;
+pub mod number;
 pub mod tabular;
 
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// Which columns a model needs, which it can compute, and how its labels are read.
@@ -74,9 +75,7 @@ impl Target {
     /// Checks and converts a numeric label value.
     pub fn from_number(&self, value: f64) -> std::result::Result<f32, String> {
         let name = self.name();
-        if !value.is_finite() {
-            return Err(format!("{name} {value} is not a finite number"));
-        }
+        let value = number::checked(value).map_err(|e| format!("{name} {e}"))?;
         match &self.kind {
             TargetKind::Binary if value != 0.0 && value != 1.0 => {
                 Err(format!("{name} {value} is not 0 or 1"))
@@ -262,8 +261,12 @@ pub fn media_type_essence(media_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Calls `each(line_number, text)` for every non-blank line of `reader`, line ends trimmed;
-/// a read error is located by `source` and line number.
+/// Longest line a text data file may have (a CSV row of about a million values).
+pub const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Calls `each(line_number, text)` for every non-blank line of `reader`, line ends and a UTF-8
+/// byte-order mark trimmed; a read error or a line over [`MAX_LINE_BYTES`] is located by
+/// `source` and line number (memory stays bounded whatever the file holds).
 pub(crate) fn for_each_line(
     mut reader: impl BufRead,
     source: &str,
@@ -273,14 +276,26 @@ pub(crate) fn for_each_line(
     let mut number = 0usize;
     loop {
         line.clear();
-        let n = reader
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
             .read_line(&mut line)
             .map_err(|e| Error::Data(format!("{source}: line {}: {e}", number + 1)))?;
         if n == 0 {
             return Ok(());
         }
         number += 1;
+        if n as u64 > MAX_LINE_BYTES {
+            return Err(Error::Data(format!(
+                "{source}: line {number} is longer than {} MiB; is this a text file with one record per line?",
+                MAX_LINE_BYTES >> 20
+            )));
+        }
         let text = line.trim_end_matches(['\n', '\r']);
+        let text = if number == 1 {
+            text.trim_start_matches('\u{feff}')
+        } else {
+            text
+        };
         if !text.trim().is_empty() {
             each(number, text)?;
         }
