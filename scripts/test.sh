@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # All tests: unit tests of every crate, the end-to-end tests (real binaries, real XGBoost), and the
 # image tests on the real Docker engine (the image is built offline from this host's binaries by
-# docker/build-offline.sh). Without Docker the image tests are skipped, except under CI=true,
-# where a missing Docker engine fails the run.
+# docker/build-offline.sh), including the real SageMaker Python SDK in local mode
+# (scripts/sdk-venv.sh). Without Docker the image tests are skipped, except under CI=true, where
+# a missing Docker engine fails the run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -10,7 +11,9 @@ source scripts/env.sh
 cargo build --workspace --bins --locked
 if docker info >/dev/null 2>&1; then
   TEST_IMAGE=$(bash docker/build-offline.sh sagemaker-tabular:test)
-  export TEST_IMAGE
+  # The real SageMaker Python SDK (v2, local mode) in a virtual environment outside the clone.
+  SDK_PYTHON=$(bash scripts/sdk-venv.sh)
+  export TEST_IMAGE SDK_PYTHON
 elif [ "${CI:-}" = "true" ]; then
   echo "test.sh: CI=true but no usable Docker engine (docker info failed): the image tests must run" >&2
   exit 1

@@ -687,3 +687,50 @@ fn a_user_who_cannot_read_the_mounts_is_told_so_with_path_owner_and_mode() {
     );
     assert!(reason.contains("mode 0700"), "{reason}");
 }
+
+/// The real SageMaker Python SDK v2 (2.257.7) in local mode, offline, driving the image:
+/// `Estimator.fit`, `deploy` and predictions with its CSV and JSON serializers, a `Transformer`
+/// batch transform (MultiRecord, Line), and a failing job whose reason the SDK's output shows
+/// (`tests/sdk/local_mode_v2.py`). `SDK_PYTHON` is the interpreter `scripts/sdk-venv.sh`
+/// provisions; scripts/test.sh sets it.
+#[test]
+fn sagemaker_sdk_v2_local_mode_fits_deploys_predicts_and_transforms() {
+    let Some(image) = image() else { return };
+    let python = match std::env::var("SDK_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but SDK_PYTHON is not set (scripts/test.sh provisions the SDK with scripts/sdk-venv.sh)")
+        }
+        _ => {
+            eprintln!("skipping: SDK_PYTHON is not set (python of scripts/sdk-venv.sh)");
+            return;
+        }
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/sdk/local_mode_v2.py");
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&image)
+        .arg(work.path())
+        .output()
+        .expect("run the SDK test");
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{log}");
+    for step in [
+        "fit",
+        "deploy",
+        "transform",
+        "failing-fit",
+        "offline",
+        "cleanup",
+    ] {
+        assert!(log.contains(&format!("sdk: {step} ok")), "{step}:\n{log}");
+    }
+    println!(
+        "{}",
+        log.lines()
+            .filter(|l| l.starts_with("sdk: ") && l.contains(" ok "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
