@@ -152,14 +152,7 @@ pub fn decode(
                 .map_err(|e| format!("record {i} (line {i}): not JSON: {e}"))?;
             record(&v, schema, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
-        Input::Json => {
-            let v: Value = serde_json::from_str(text)
-                .map_err(|e| bad(format!("body is not valid JSON: {e}")))?;
-            for (i, r) in json_records(&v).map_err(bad)?.into_iter().enumerate() {
-                record(r, schema, &mut values)
-                    .map_err(|m| bad(format!("record {}: {m}", i + 1)))?;
-            }
-        }
+        Input::Json => json_body(text, schema, &mut values)?,
     }
     let rows = values.len() / n;
     Ok(Array2::from_shape_vec((rows, n), values).expect("n values per record"))
@@ -228,22 +221,139 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
     Ok(())
 }
 
-/// The records of a JSON body.
-fn json_records(v: &Value) -> Result<Vec<&Value>, String> {
-    let records: Vec<&Value> = match v {
-        Value::Object(o) => match o.get("instances") {
-            Some(Value::Array(a)) => a.iter().collect(),
-            Some(_) => return Err("'instances' must be an array of records".into()),
-            None => vec![v],
-        },
-        Value::Array(a) if a.iter().all(|x| x.is_number()) => vec![v],
-        Value::Array(a) => a.iter().collect(),
-        _ => return Err("expected a JSON object or array of records".into()),
+/// Streams a JSON body's records into `values`, holding one record's tree at a time, never the
+/// whole body's (as a `Value`, a 100 MiB body took 10 to 30 times its size). The body is one
+/// record (an object, or an array of values), `{"instances": [records]}`, or `[records]`.
+fn json_body(text: &str, schema: &Schema, values: &mut Vec<f32>) -> Result<(), ServeError> {
+    use serde::de::DeserializeSeed;
+    let failure = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let body = JsonBody {
+        schema,
+        values,
+        failure: &failure,
     };
-    if records.is_empty() {
-        return Err("no records in the body".into());
+    let records = body.deserialize(&mut de).and_then(|n| de.end().map(|()| n));
+    match (records, failure.into_inner()) {
+        (_, Some(message)) => Err(bad(message)),
+        (Err(e), None) => Err(bad(format!("body is not valid JSON: {e}"))),
+        (Ok(0), None) => Err(bad("no records in the body".into())),
+        (Ok(_), None) => Ok(()),
     }
-    Ok(records)
+}
+
+/// The visitor of [`json_body`]: counts records; a record's own error goes to `failure` (so
+/// the client reads it without serde's position suffix).
+struct JsonBody<'a> {
+    schema: &'a Schema,
+    values: &'a mut Vec<f32>,
+    failure: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl JsonBody<'_> {
+    fn fail<E: serde::de::Error>(&self, message: String) -> E {
+        *self.failure.borrow_mut() = Some(message);
+        E::custom("invalid record")
+    }
+
+    fn record<E: serde::de::Error>(&mut self, i: usize, v: &Value) -> Result<(), E> {
+        record(v, self.schema, self.values).map_err(|m| self.fail(format!("record {i}: {m}")))
+    }
+
+    /// Records of an array, one tree at a time; an array of numbers is one record.
+    fn records<'de, A: serde::de::SeqAccess<'de>>(
+        &mut self,
+        mut seq: A,
+        numbers_are_one_record: bool,
+    ) -> Result<usize, A::Error> {
+        let Some(first) = seq.next_element::<Value>()? else {
+            return Ok(0);
+        };
+        if numbers_are_one_record && first.is_number() {
+            // Values in model order; more than the model takes is an error, found at n + 1.
+            let mut all = vec![first];
+            while all.len() <= self.schema.feature_names.len() {
+                match seq.next_element::<Value>()? {
+                    Some(v) => all.push(v),
+                    None => break,
+                }
+            }
+            self.record(1, &Value::Array(all))?;
+            return Ok(1);
+        }
+        self.record(1, &first)?;
+        let mut count = 1;
+        while let Some(v) = seq.next_element::<Value>()? {
+            count += 1;
+            self.record(count, &v)?;
+        }
+        Ok(count)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for JsonBody<'_> {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonBody<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object or array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, seq: A) -> Result<usize, A::Error> {
+        self.records(seq, true)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<usize, A::Error> {
+        let mut single = serde_json::Map::new();
+        let mut streamed = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "instances" && streamed.is_none() {
+                streamed = Some(map.next_value_seed(Instances(&mut self))?);
+            } else if streamed.is_none() {
+                single.insert(key, map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        match streamed {
+            Some(count) => Ok(count),
+            None => self.record(1, &Value::Object(single)).map(|()| 1),
+        }
+    }
+}
+
+/// The value of `"instances"`: an array of records.
+struct Instances<'s, 'a>(&'s mut JsonBody<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Instances<'_, '_> {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Instances<'_, '_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<usize, A::Error> {
+        self.0.records(seq, false)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<usize, A::Error> {
+        Err(self
+            .0
+            .fail("'instances' must be an array of records".into()))
+    }
 }
 
 /// Appends one record's values: an object of named features (optionally under `features`) or
@@ -322,44 +432,89 @@ pub trait Predictions {
     fn csv_record(&self, i: usize, out: &mut String);
 }
 
-/// Encodes predictions. JSON is `{"predictions": [record, ...]}`; in batch mode JSON is written
-/// one record per line so the output lines up with the input lines.
+/// Encodes predictions into one string. JSON is `{"predictions": [record, ...]}`; in batch mode
+/// JSON is written one record per line so the output lines up with the input lines.
 pub fn encode(p: &dyn Predictions, format: Output, batch: bool) -> String {
-    let n = p.records();
-    // Sized from the first record, so a large answer grows by copying at most once or twice.
+    let mut whole = String::new();
+    encode_in_chunks(p, format, batch, usize::MAX, |chunk| {
+        whole = chunk;
+        true
+    });
+    whole
+}
+
+/// The answer's exact length in bytes, found by encoding it without keeping it.
+pub fn encoded_len(p: &dyn Predictions, format: Output, batch: bool) -> usize {
+    let mut len = 0;
+    encode_in_chunks(p, format, batch, 1 << 16, |chunk| {
+        len += chunk.len();
+        true
+    });
+    len
+}
+
+/// An upper estimate of the answer's size: the first record's size for every record.
+pub fn estimated_len(p: &dyn Predictions, format: Output) -> usize {
     let mut first = String::new();
-    if n > 0 {
+    if p.records() > 0 {
         match format {
             Output::Csv => p.csv_record(0, &mut first),
             _ => p.json_record(0, &mut first),
         }
     }
-    let mut out = String::with_capacity((first.len() + 2) * n + 32);
-    match format {
-        Output::Json if !batch => {
-            out.push_str("{\"predictions\":[");
-            for i in 0..n {
+    (first.len() + 2) * p.records() + 32
+}
+
+/// Encodes predictions as [`encode`] does, handing the text to `emit` in pieces of about `chunk`
+/// bytes (the last may be shorter); stops early when `emit` returns false.
+pub fn encode_in_chunks(
+    p: &dyn Predictions,
+    format: Output,
+    batch: bool,
+    chunk: usize,
+    mut emit: impl FnMut(String) -> bool,
+) {
+    let n = p.records();
+    // Sized from the first record, so a whole answer grows by copying at most once or twice.
+    let capacity = estimated_len(p, format).min(chunk.saturating_add(4096));
+    let mut out = String::with_capacity(capacity);
+    let mut flush = |out: &mut String, last: bool| -> bool {
+        if out.len() >= chunk || (last && !out.is_empty()) {
+            let full =
+                std::mem::replace(out, String::with_capacity(if last { 0 } else { capacity }));
+            return emit(full);
+        }
+        true
+    };
+    let json_array = format == Output::Json && !batch;
+    if json_array {
+        out.push_str("{\"predictions\":[");
+    }
+    for i in 0..n {
+        match format {
+            Output::Json if !batch => {
                 if i > 0 {
                     out.push(',');
                 }
                 p.json_record(i, &mut out);
             }
-            out.push_str("]}");
-        }
-        Output::Json | Output::JsonLines => {
-            for i in 0..n {
+            Output::Json | Output::JsonLines => {
                 p.json_record(i, &mut out);
                 out.push('\n');
             }
-        }
-        Output::Csv => {
-            for i in 0..n {
+            Output::Csv => {
                 p.csv_record(i, &mut out);
                 out.push('\n');
             }
         }
+        if !flush(&mut out, false) {
+            return;
+        }
     }
-    out
+    if json_array {
+        out.push_str("]}");
+    }
+    flush(&mut out, true);
 }
 
 /// Predictions of the fire ensemble for a batch of records.
@@ -534,6 +689,31 @@ impl Predictions for TabularPredictions<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_concatenate_to_the_whole_answer_and_its_counted_length() {
+        let values = Array2::from_shape_fn((1000, 3), |(i, j)| (i * 3 + j) as f32 / 7.0);
+        let p = TabularPredictions {
+            values: &values,
+            classification: true,
+        };
+        for (format, batch) in [
+            (Output::Json, false),
+            (Output::Json, true),
+            (Output::JsonLines, false),
+            (Output::Csv, true),
+        ] {
+            let whole = encode(&p, format, batch);
+            let mut pieces = Vec::new();
+            encode_in_chunks(&p, format, batch, 100, |piece| {
+                pieces.push(piece);
+                true
+            });
+            assert!(pieces.len() > 10);
+            assert_eq!(pieces.concat(), whole, "{format:?} {batch}");
+            assert_eq!(encoded_len(&p, format, batch), whole.len());
+        }
+    }
 
     fn schema() -> Schema {
         Schema {

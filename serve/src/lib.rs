@@ -12,6 +12,7 @@ pub mod config;
 pub mod connections;
 pub mod error;
 pub mod model;
+pub mod reply;
 pub mod start;
 pub mod transform;
 
@@ -134,7 +135,7 @@ async fn execution_parameters(State(state): State<AppState>) -> Response {
 
 async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     match answer(&state, &headers, body).await {
-        Ok((content_type, text)) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
+        Ok((content_type, reply)) => reply.into_response(content_type),
         Err(e) => {
             // Client errors and load shedding are the client's to see; faults are logged once.
             if e == ServeError::Internal {
@@ -149,7 +150,7 @@ async fn answer(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(&'static str, String), ServeError> {
+) -> Result<(&'static str, reply::Reply), ServeError> {
     let started = tokio::time::Instant::now();
     match state.model.get() {
         Some(Ok(_)) => {}
@@ -184,7 +185,7 @@ async fn answer(
     )
     .await?;
     // A slot is taken only for a complete body: slow senders hold a connection, nothing more.
-    let _admitted = state
+    let admitted = state
         .admitted
         .clone()
         .try_acquire_owned()
@@ -192,30 +193,44 @@ async fn answer(
     let bytes_len = bytes.len();
     let input = codec::input_format(text(header::CONTENT_TYPE), &bytes)?;
     let (batch, threads) = (state.config.batch, state.config.workers);
-    let _worker = state
+    let worker = state
         .workers
         .clone()
         .acquire_owned()
         .await
         .map_err(|_| ServeError::Internal)?;
-    let model = state.model.clone();
-    let work = move || match model.get() {
-        Some(Ok(m)) => m.answer(bytes, input, output, batch, threads),
-        _ => Err(ServeError::ModelUnavailable),
-    };
     // A body of a few records costs tens of microseconds: less than handing it to another
     // thread, whose context switches set the tail latency on a 2-core host. Larger bodies go to
-    // the blocking pool so the reactor keeps answering /ping and reading other requests.
-    let text = if bytes_len <= INLINE_BODY_BYTES {
-        work()?
-    } else {
-        let secs = state.config.request_timeout.as_secs();
-        tokio::time::timeout_at(deadline, tokio::task::spawn_blocking(work))
-            .await
-            .map_err(|_| ServeError::Deadline(secs))?
-            .map_err(|_| ServeError::Internal)??
+    // the blocking pool so the reactor keeps answering /ping and reading other requests; their
+    // slots are held until the last piece of a streamed answer is encoded.
+    let inline = bytes_len <= INLINE_BODY_BYTES;
+    let model = state.model.clone();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let work = move || {
+        let _slots = (admitted, worker);
+        let mut ready = Some(ready_tx);
+        let answered = match model.get() {
+            Some(Ok(m)) => m.answer(bytes, input, batch, threads, |p| {
+                reply::encode(p, output, batch, !inline, &mut ready)
+            }),
+            _ => Err(ServeError::ModelUnavailable),
+        };
+        if let Some(ready) = ready.take() {
+            let whole = answered.map(|text| reply::Reply::Whole(text.unwrap_or_default()));
+            let _ = ready.send(whole);
+        }
     };
-    Ok((output.content_type(), text))
+    if inline {
+        work();
+    } else {
+        tokio::task::spawn_blocking(work);
+    }
+    let secs = state.config.request_timeout.as_secs();
+    let reply = tokio::time::timeout_at(deadline, ready_rx)
+        .await
+        .map_err(|_| ServeError::Deadline(secs))?
+        .map_err(|_| ServeError::Internal)??;
+    Ok((output.content_type(), reply))
 }
 
 /// Untrusted Content-Length is believed up to this much before any of the body arrives.

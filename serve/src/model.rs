@@ -1,6 +1,8 @@
 //! The model being served, loaded from the model directory and described by its manifest.
 
-use crate::codec::{self, FirePredictions, Input, IopsPredictions, Output, TabularPredictions};
+use crate::codec::{
+    self, FirePredictions, Input, IopsPredictions, Predictions, TabularPredictions,
+};
 use crate::error::ServeError;
 use common::artifact::{self, Manifest};
 use common::data::Schema;
@@ -91,17 +93,18 @@ impl LoadedModel {
         })
     }
 
-    /// Decodes a body, predicts every record and encodes the answer. Bodies of many records are
-    /// predicted on up to `threads` threads, in row ranges. The body is dropped once decoded, so
-    /// a large batch payload and its answer are never held at the same time.
-    pub fn answer(
+    /// Decodes a body, predicts every record and hands the predictions to `reply`, which encodes
+    /// them. Bodies of many records are predicted on up to `threads` threads, in row ranges. The
+    /// body is dropped once decoded, so a large batch payload and its answer are never held at
+    /// the same time.
+    pub fn answer<R>(
         &self,
         body: Vec<u8>,
         input: Input,
-        output: Output,
         batch: bool,
         threads: usize,
-    ) -> Result<String, ServeError> {
+        reply: impl FnOnce(&dyn Predictions) -> R,
+    ) -> Result<R, ServeError> {
         let x = codec::decode(input, &body, &self.schema, batch)?;
         drop(body);
         let failed = |e: Error| {
@@ -130,7 +133,7 @@ impl LoadedModel {
                     probabilities: &probabilities,
                     threshold: ensemble.threshold,
                 };
-                Ok(codec::encode(&predictions, output, batch))
+                Ok(reply(&predictions))
             }
             Kind::Tabular(model) => {
                 let parts =
@@ -143,7 +146,7 @@ impl LoadedModel {
                     values: &values,
                     classification: model.task != Task::Regression,
                 };
-                Ok(codec::encode(&predictions, output, batch))
+                Ok(reply(&predictions))
             }
             Kind::Iops(model) => {
                 let parts =
@@ -155,7 +158,7 @@ impl LoadedModel {
                 if let Some(s) = &joined.scores {
                     finite_answers(s.iter(), 1)?;
                 }
-                Ok(codec::encode(&IopsPredictions(&joined), output, batch))
+                Ok(reply(&IopsPredictions(&joined)))
             }
         }
     }
