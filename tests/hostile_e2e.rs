@@ -154,7 +154,8 @@ fn sigterm_is_not_held_by_a_stalled_body_and_the_connection_cap_is_logged() {
     // Connections over the cap are closed at once, and the log says why.
     let mut closed = 0;
     for s in &mut idle {
-        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let mut b = [0u8; 1];
         closed += usize::from(matches!(s.read(&mut b), Ok(0)));
     }
