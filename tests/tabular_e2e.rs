@@ -279,7 +279,7 @@ fn bad_tabular_input_fails_with_the_line_and_keeps_the_previous_model() {
     assert!(!s.run_train().status.success());
     let reason = s.failure_reason().unwrap();
     assert!(
-        reason.contains("b.csv: line 2: column 2 is not a number: \"oops\""),
+        reason.contains("b.csv: 1 column(s) hold values that are not numbers (empty means missing): column 2: 1 value(s), first \"oops\" on line 2"),
         "{reason}"
     );
     assert_eq!(
@@ -298,4 +298,81 @@ fn bad_tabular_input_fails_with_the_line_and_keeps_the_previous_model() {
         .failure_reason()
         .unwrap()
         .contains("label 2 is not 0 or 1"));
+}
+
+/// `rows` of `price = 3a - 2b + c/2` with a header in `order` (a permutation of the columns).
+fn linear_csv(rows: usize, seed: u64, order: &[&str]) -> String {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let mut out = order.join(",") + "\n";
+    for _ in 0..rows {
+        let (a, b, c) = (next() * 10.0, next() * 10.0, next() * 10.0);
+        let price = 3.0 * a - 2.0 * b + c / 2.0 + next();
+        let value = |name: &str| match name {
+            "a" => a,
+            "b" => b,
+            "c" => c,
+            _ => price,
+        };
+        let line: Vec<String> = order.iter().map(|n| format!("{:.4}", value(n))).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn header_columns_of_validation_and_test_are_matched_by_name() {
+    let hp = r#"{"model_kind": "tabular", "label_column": "price", "candidates": "linear"}"#;
+    let run = |order: &[&str]| {
+        let s = Sandbox::new();
+        s.config("hyperparameters.json", hp);
+        s.data_file(
+            "train",
+            "train.csv",
+            linear_csv(400, 1, &["price", "a", "b", "c"]).as_bytes(),
+        );
+        // A second train file with its own column order is matched by name too.
+        s.data_file(
+            "train",
+            "train2.csv",
+            linear_csv(100, 4, &["c", "b", "a", "price"]).as_bytes(),
+        );
+        s.data_file("validation", "v.csv", linear_csv(200, 2, order).as_bytes());
+        s.data_file("test", "t.csv", linear_csv(200, 3, order).as_bytes());
+        train(&s);
+        let c = json(&s, "model_comparison.json");
+        let rmse = |split: &str| c["candidates"]["linear"][split]["rmse"].as_f64().unwrap();
+        (rmse("validation"), rmse("test"))
+    };
+    let same = run(&["price", "a", "b", "c"]);
+    let reversed = run(&["c", "b", "a", "price"]);
+    assert!(same.0 < 0.5 && same.1 < 0.5, "{same:?}");
+    assert_eq!(same, reversed);
+
+    let s = Sandbox::new();
+    s.config("hyperparameters.json", hp);
+    s.data_file(
+        "train",
+        "train.csv",
+        linear_csv(400, 1, &["price", "a", "b", "c"]).as_bytes(),
+    );
+    s.data_file(
+        "validation",
+        "v.csv",
+        linear_csv(200, 2, &["price", "a", "b", "d"]).as_bytes(),
+    );
+    assert!(!s.run_train().status.success());
+    let reason = s.failure_reason().unwrap();
+    assert!(
+        reason.contains(r#"channel 'validation': its header's feature columns ["a", "b", "d"] are not the train channel's ["a", "b", "c"]"#),
+        "{reason}"
+    );
 }

@@ -31,6 +31,12 @@ impl Splits {
     }
 }
 
+/// What the channels after `train` must match: its width, and its CSV header's feature names.
+pub struct Columns {
+    width: usize,
+    header: Option<Vec<String>>,
+}
+
 /// A check of a model's own on the rows (e.g. both classes present); gets the rows and a name.
 pub type RowCheck<'a> = &'a dyn Fn(&Dataset, &str) -> Result<()>;
 
@@ -44,35 +50,51 @@ pub enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Loads one channel; tabular channels after the first must match its width (libsvm rows
-    /// are widened to it).
+    /// Loads one channel. Tabular channels after the first are made to match it (`like`): the
+    /// columns of a CSV header are matched to the train header by name, libsvm rows are widened
+    /// to its width, and any other width is an error. Returns the rows and what later channels
+    /// must match.
     fn load(
         self,
         dir: &Path,
         name: &str,
         content_type: Option<&str>,
-        width: Option<usize>,
+        like: Option<&Columns>,
         poll: &dyn Fn() -> Result<()>,
-    ) -> Result<Dataset> {
+    ) -> Result<(Dataset, Columns)> {
         let options = match self {
             Reader::Schema(schema) => {
-                return data::load_channel(dir, name, content_type, schema, poll)
+                let rows = data::load_channel(dir, name, content_type, schema, poll)?;
+                let columns = Columns {
+                    width: rows.features.ncols(),
+                    header: None,
+                };
+                return Ok((rows, columns));
             }
             Reader::Tabular(options) => options,
         };
         let mut table = tabular::load_channel(dir, name, content_type, options, poll)?;
-        if let Some(width) = width {
-            if table.width < width && !table.is_dense() {
-                table.widen(width);
+        if let Some(like) = like {
+            if let Some(header) = &like.header {
+                table
+                    .align_to(header)
+                    .map_err(|e| Error::Data(format!("channel '{name}': {e}")))?;
             }
-            if table.width != width {
+            if table.width < like.width && !table.is_dense() {
+                table.widen(like.width);
+            }
+            if table.width != like.width {
                 return Err(Error::Data(format!(
-                    "channel '{name}' has {} features, the train channel {width}",
-                    table.width
+                    "channel '{name}' has {} features, the train channel {}",
+                    table.width, like.width
                 )));
             }
         }
-        Ok(table.into_dataset())
+        let columns = Columns {
+            width: table.width,
+            header: table.names.clone(),
+        };
+        Ok((table.into_dataset(), columns))
     }
 }
 
@@ -89,8 +111,8 @@ pub fn load(
     stop: &StopFlag,
 ) -> Result<Splits> {
     let poll = || stop.check();
-    let load = |name: &str, content_type: Option<&str>, width: Option<usize>| {
-        reader.load(&opt_ml.channel_dir(name), name, content_type, width, &poll)
+    let load = |name: &str, content_type: Option<&str>, like: Option<&Columns>| {
+        reader.load(&opt_ml.channel_dir(name), name, content_type, like, &poll)
     };
     for name in channels
         .keys()
@@ -105,14 +127,13 @@ pub fn load(
                 opt_ml.data_dir().display()
             ))
         })?;
-    let all = load(train_name, train_ct, None)?;
+    let (all, columns) = load(train_name, train_ct, None)?;
     check(&all, train_name)?;
-    let width = Some(all.features.ncols());
     let validation = channel(opt_ml, channels, &["validation"])?
-        .map(|(n, ct)| load(n, ct, width))
+        .map(|(n, ct)| load(n, ct, Some(&columns)).map(|(rows, _)| rows))
         .transpose()?;
     let test = channel(opt_ml, channels, &["test"])?
-        .map(|(n, ct)| load(n, ct, width))
+        .map(|(n, ct)| load(n, ct, Some(&columns)).map(|(rows, _)| rows))
         .transpose()?;
     let splits = match validation {
         Some(validation) => Splits {

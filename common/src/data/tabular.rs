@@ -80,6 +80,32 @@ impl Table {
         Ok(())
     }
 
+    /// Reorders the columns to `names` (the train channel's header) by this table's own header;
+    /// a table without a header is taken by position. Columns that do not match by name are an
+    /// error naming both headers: matched by position, they would give wrong metrics silently.
+    pub fn align_to(&mut self, names: &[String]) -> Result<(), String> {
+        let Some(own) = self.names.as_ref().filter(|own| own.as_slice() != names) else {
+            return Ok(());
+        };
+        let order: Option<Vec<usize>> = names
+            .iter()
+            .map(|n| own.iter().position(|m| m == n))
+            .collect();
+        let Some(order) = order.filter(|_| own.len() == names.len()) else {
+            return Err(format!(
+                "its header's feature columns {own:?} are not the train channel's {names:?}"
+            ));
+        };
+        let width = self.width;
+        let mut aligned = Vec::with_capacity(self.features.len());
+        for row in self.features.chunks_exact(width) {
+            aligned.extend(order.iter().map(|&i| row[i]));
+        }
+        self.features = aligned;
+        self.names = Some(names.to_vec());
+        Ok(())
+    }
+
     /// Whether the width came from CSV or JSON rows (so it cannot be widened silently).
     pub fn is_dense(&self) -> bool {
         self.fixed_width
@@ -199,6 +225,7 @@ pub fn parse(
 ) -> Result<()> {
     let mut header: Option<CsvHeader> = None;
     let mut first = true;
+    let mut problems = NonNumeric::default();
     super::for_each_line(reader, source, |number, text| {
         let located = |m: String| Error::Data(format!("{source}: line {number}: {m}"));
         match format {
@@ -210,18 +237,78 @@ pub fn parse(
                         .iter()
                         .any(|f| !f.trim().is_empty() && unquote(f).parse::<f64>().is_err())
                     {
-                        let h = CsvHeader::new(&fields, options).map_err(located)?;
-                        table.names.get_or_insert_with(|| h.feature_names.clone());
+                        let mut h = CsvHeader::new(&fields, options).map_err(located)?;
+                        match &table.names {
+                            // A later file of the channel: its columns are matched by name.
+                            Some(names) => h.order_as(names).map_err(located)?,
+                            None => table.names = Some(h.feature_names.clone()),
+                        }
                         header = Some(h);
                         return Ok(());
                     }
                 }
-                csv_row(&fields, header.as_ref(), options, table).map_err(located)
+                csv_row(
+                    &fields,
+                    header.as_ref(),
+                    options,
+                    table,
+                    number,
+                    &mut problems,
+                )
+                .map_err(located)
             }
             TabularFormat::JsonLines => json_row(text, options, table).map_err(located),
             TabularFormat::Libsvm => libsvm_row(text, options, table).map_err(located),
         }
-    })
+    })?;
+    problems.into_result(source)
+}
+
+/// The feature columns of a file that hold values other than numbers, gathered over the whole
+/// file so that one message names them all.
+#[derive(Default)]
+struct NonNumeric {
+    /// Column index -> (its name, how many values, first line, first value).
+    columns: std::collections::BTreeMap<usize, (Option<String>, usize, usize, String)>,
+}
+
+impl NonNumeric {
+    fn add(&mut self, column: usize, name: Option<&String>, line: usize, value: &str) {
+        let entry = self
+            .columns
+            .entry(column)
+            .or_insert_with(|| (name.cloned(), 0, line, value.chars().take(40).collect()));
+        entry.1 += 1;
+    }
+
+    fn into_result(self, source: &str) -> Result<()> {
+        if self.columns.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<String> = self
+            .columns
+            .iter()
+            .take(8)
+            .map(|(&c, (name, count, line, value))| {
+                let name = name.as_ref().map(|n| format!(" '{n}'")).unwrap_or_default();
+                format!(
+                    "column {}{name}: {count} value(s), first \"{value}\" on line {line}",
+                    c + 1
+                )
+            })
+            .collect();
+        let more = self.columns.len().saturating_sub(8);
+        Err(Error::Data(format!(
+            "{source}: {} column(s) hold values that are not numbers (empty means missing): {}{}",
+            self.columns.len(),
+            shown.join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        )))
+    }
 }
 
 /// Column roles from a CSV header.
@@ -233,6 +320,30 @@ struct CsvHeader {
 }
 
 impl CsvHeader {
+    /// Orders this file's feature columns as `names` (the channel's first header) by name; the
+    /// same names must be there, in any order.
+    fn order_as(&mut self, names: &[String]) -> Result<(), String> {
+        if self.feature_names == names {
+            return Ok(());
+        }
+        let position = |n: &String| self.feature_names.iter().position(|m| m == n);
+        let order: Option<Vec<usize>> = names
+            .iter()
+            .map(|n| position(n).map(|i| self.features[i]))
+            .collect();
+        match order.filter(|_| names.len() == self.feature_names.len()) {
+            Some(features) => {
+                self.features = features;
+                self.feature_names = names.to_vec();
+                Ok(())
+            }
+            None => Err(format!(
+                "the header's feature columns {:?} are not those of the channel's first header {:?}",
+                self.feature_names, names
+            )),
+        }
+    }
+
     fn new(fields: &[&str], options: &TabularOptions) -> Result<Self, String> {
         let names: Vec<String> = fields.iter().map(|f| unquote(f).to_owned()).collect();
         let label = names.iter().position(|n| *n == options.label_column).ok_or_else(|| {
@@ -264,11 +375,15 @@ impl CsvHeader {
     }
 }
 
+/// Appends one CSV row; a feature that is not a number is recorded in `problems` (the row is
+/// dropped, and the file fails once it has been read to the end).
 fn csv_row(
     fields: &[&str],
     header: Option<&CsvHeader>,
     options: &TabularOptions,
     table: &mut Table,
+    line: usize,
+    problems: &mut NonNumeric,
 ) -> Result<(), String> {
     let (label, weight, features): (usize, Option<usize>, Vec<usize>) = match header {
         Some(h) => {
@@ -310,7 +425,8 @@ fn csv_row(
     let y = required(label, "the label")?;
     let w = weight.map(|i| required(i, "the weight")).transpose()?;
     let start = table.features.len();
-    for &i in &features {
+    let mut complete = true;
+    for (k, &i) in features.iter().enumerate() {
         let f = unquote(fields[i]);
         if f.is_empty() {
             table.features.push(f32::NAN);
@@ -318,11 +434,20 @@ fn csv_row(
         }
         match number::parse(f) {
             Ok(v) => table.features.push(v as f32),
-            Err(e) => {
+            Err(e) if f.parse::<f64>().is_ok() => {
+                // A number, but beyond the float32 range: its own message, at once.
                 table.features.truncate(start);
-                return Err(format!("column {} {e} (empty means missing)", i + 1));
+                return Err(format!("column {} {e}", i + 1));
+            }
+            Err(_) => {
+                problems.add(i, header.map(|h| &h.feature_names[k]), line, f);
+                complete = false;
             }
         }
+    }
+    if !complete {
+        table.features.truncate(start);
+        return Ok(());
     }
     table.labels.push(y);
     if let Some(w) = w {
@@ -509,7 +634,24 @@ mod tests {
         let e = load("7,1,2\n8,1,x\n", TabularFormat::Csv, &opts(false))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 2: column 3 is not a number: \"x\""), "{e}");
+        assert!(
+            e.contains("1 column(s) hold values that are not numbers (empty means missing): column 3: 1 value(s), first \"x\" on line 2"),
+            "{e}"
+        );
+        // Every non-numeric column of a file in one message, by name.
+        let e = load(
+            "price,a,b,c\n1,x,2,y\n2,z,3,4\n",
+            TabularFormat::Csv,
+            &opts(false),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("2 column(s)")
+                && e.contains("column 2 'a': 2 value(s), first \"x\" on line 2")
+                && e.contains("column 4 'c': 1 value(s), first \"y\" on line 2"),
+            "{e}"
+        );
         let e = load("a,b\n1,2\n", TabularFormat::Csv, &opts(false))
             .unwrap_err()
             .to_string();
