@@ -1,6 +1,7 @@
 //! The end-to-end test binary (one binary keeps link time down on small machines).
 
 mod docker_e2e;
+mod fuzz_e2e;
 mod hostile_e2e;
 mod iops_e2e;
 mod serve_e2e;

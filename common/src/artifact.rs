@@ -208,6 +208,8 @@ pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
         )));
     }
     let file = std::fs::File::open(&archive).map_err(|e| Error::io(&archive, e))?;
+    // Nothing left from an earlier start may pass for part of this archive.
+    let _ = std::fs::remove_dir_all(scratch);
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
     unpack(file, scratch)?;
     if scratch.join(MANIFEST).is_file() {
@@ -219,18 +221,28 @@ pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
     }
 }
 
+/// Most entries a `model.tar.gz` may hold (a model is a handful of files).
+const MAX_ARCHIVE_ENTRIES: usize = 10_000;
+
 /// Unpacks a gzipped tar of regular files and directories into `into`: links, devices and
 /// paths leaving `into` are refused, and at most [`MAX_MODEL_BYTES`] are written. A write error
 /// (a full disk) is reported as such, with the file it happened on.
 fn unpack(archive: impl std::io::Read, into: &Path) -> Result<()> {
-    let broken =
-        |e: std::io::Error| Error::Artifact(format!("model.tar.gz cannot be unpacked: {e}"));
+    let broken = |e: std::io::Error| {
+        let what = crate::error::one_line(&e.to_string(), 200);
+        Error::Artifact(format!("model.tar.gz cannot be unpacked: {what}"))
+    };
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
     let mut budget = MAX_MODEL_BYTES;
-    for entry in tar.entries().map_err(broken)? {
+    for (count, entry) in tar.entries().map_err(broken)?.enumerate() {
+        if count >= MAX_ARCHIVE_ENTRIES {
+            return Err(Error::Artifact(format!(
+                "model.tar.gz holds more than {MAX_ARCHIVE_ENTRIES} entries"
+            )));
+        }
         let mut entry = entry.map_err(broken)?;
         let name = entry.path().map_err(broken)?.into_owned();
-        let shown = name.display().to_string();
+        let shown = crate::error::one_line(&name.display().to_string(), 200);
         if name.is_absolute()
             || name.components().any(|c| {
                 !matches!(
@@ -259,11 +271,17 @@ fn unpack(archive: impl std::io::Read, into: &Path) -> Result<()> {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
                 let mut out = std::fs::File::create(&target).map_err(|e| Error::io(&target, e))?;
-                std::io::copy(&mut std::io::Read::take(&mut entry, budget + 1), &mut out)
-                    .map_err(|e| Error::Artifact(format!("model.tar.gz: cannot write '{shown}' to {}: {e}", into.display())))?;
+                // The entry reader stops at the size the header gave, checked above.
+                std::io::copy(&mut entry, &mut out).map_err(|e| {
+                    let what = crate::error::one_line(&e.to_string(), 200);
+                    Error::Artifact(format!(
+                        "model.tar.gz: cannot write '{shown}' to {}: {what}",
+                        into.display()
+                    ))
+                })?;
             }
-            // Metadata entries some tar writers add (pax headers, GNU long names) carry no file.
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            // A pax global header carries no file (per-file pax headers are read by `tar`).
+            tar::EntryType::XGlobalHeader => {}
             other => {
                 return Err(Error::Artifact(format!(
                     "model.tar.gz: '{shown}' is a {other:?} entry; only regular files and directories are unpacked"

@@ -61,6 +61,20 @@ impl From<xgb::XGBError> for Error {
     }
 }
 
+/// `text` as one line of printable characters, at most `max` of them (cut ones end in `...`):
+/// for messages that quote what a file or library said.
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max + 1)
+        .collect();
+    if out.chars().count() > max {
+        out = out.chars().take(max.saturating_sub(3)).collect::<String>() + "...";
+    }
+    out
+}
+
 /// The message of an XGBoost error without its C++ stack trace and the `[time] /build/path:line:`
 /// prefix: host library paths never reach a failure file or a response.
 pub fn xgboost_message(raw: &str) -> String {

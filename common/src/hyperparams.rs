@@ -307,7 +307,8 @@ impl<'a> HyperparameterReader<'a> {
         match self.hp.iter().find(|(k, _)| !self.read.contains(k)) {
             None => Ok(()),
             Some((k, _)) => Err(Error::Hyperparameter(format!(
-                "Extraneous hyperparameter found: {k}; known hyperparameters: {}",
+                "Extraneous hyperparameter found: {}; known hyperparameters: {}",
+                crate::error::one_line(k, 100),
                 self.read.iter().copied().collect::<Vec<_>>().join(", ")
             ))),
         }
@@ -315,6 +316,8 @@ impl<'a> HyperparameterReader<'a> {
 }
 
 fn bad(key: &str, text: &str, allowed: &str) -> Error {
+    // A value is quoted as one short line: it may be anything a client sent.
+    let text = crate::error::one_line(text, 100);
     Error::Hyperparameter(format!(
         "{key}: could not parse value '{text}'; allowed: {allowed}"
     ))

@@ -496,6 +496,12 @@ fn json_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result<(
     Ok(())
 }
 
+/// Highest libsvm feature index + 1 (rows are held dense, one float per feature).
+pub const MAX_LIBSVM_FEATURES: usize = 1 << 20;
+
+/// Largest dense feature matrix libsvm rows may widen to (8 GiB).
+const MAX_DENSE_BYTES: usize = 8 << 30;
+
 fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result<(), String> {
     let mut tokens = text.split_whitespace();
     let head = tokens.next().unwrap_or("");
@@ -513,6 +519,11 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
         let i: usize = i
             .parse()
             .map_err(|_| format!("'{t}': the index is not a whole number"))?;
+        if i >= MAX_LIBSVM_FEATURES {
+            return Err(format!(
+                "'{t}': index {i} is beyond the {MAX_LIBSVM_FEATURES} features this container takes (rows are held dense)"
+            ));
+        }
         let v = number_of(v).ok_or_else(|| format!("'{t}': the value is not a number"))?;
         entries.push((i, v as f32));
     }
@@ -525,6 +536,17 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
         }
     }
     let needed = entries.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
+    let dense_bytes = (table.rows() + 1)
+        .saturating_mul(needed.max(table.width))
+        .saturating_mul(4);
+    if dense_bytes > MAX_DENSE_BYTES {
+        return Err(format!(
+            "index {} makes the rows so far take {} GiB held dense, over the {} GiB this container allows",
+            needed - 1,
+            dense_bytes >> 30,
+            MAX_DENSE_BYTES >> 30
+        ));
+    }
     table.widen(needed);
     let start = table.features.len();
     table.features.resize(start + table.width, f32::NAN);

@@ -1,0 +1,343 @@
+//! Bounded fuzzing of every parser: request decoders, training parsers, hyperparameters, the
+//! manifest and payloads of a model directory, and `model.tar.gz`. Valid inputs are mutated
+//! (bit flips, cut and repeated ranges, and tokens that broke parsers before: `1e39`, `NaN`,
+//! byte-order marks, NUL, stray quotes and brackets) for `FUZZ_SECONDS` per target (default 3).
+//!
+//! Each input must give a value or a one-line error, never a panic; decoded numbers are never
+//! infinite, and any answer a mutated model gives is finite or refused. A failure prints the
+//! seed (`FUZZ_SEED` replays a run) and the input.
+
+use common::data::{tabular, Format, RowSink, Schema};
+use common::datagen::Layout;
+use common::opt_ml::OptMl;
+use e2e::{fire_bytes, sample_payload, train_small_fire_model, Sandbox};
+use serve::codec::{self, Input, Output};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+/// Tokens spliced into inputs.
+const TOKENS: &[&[u8]] = &[
+    b"1e39",
+    b"-1e39",
+    b"1e400",
+    b"NaN",
+    b"inf",
+    b"-0",
+    b"0x1f",
+    b"\xef\xbb\xbf",
+    b"\0",
+    b"\xff",
+    b",",
+    b",,",
+    b"\n",
+    b"\r\n",
+    b"\n\n",
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b"null",
+    b"true",
+    b"99999999999999999999999999",
+    b"{\"instances\":",
+    b"\"features\":",
+    b"t_mean",
+    b"label",
+    b"qid:3",
+    b"1:0.5",
+    b" ",
+    b"\t",
+    b"\\u0000",
+    b"[[",
+    b"]]",
+];
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    fn range(&mut self, len: usize) -> std::ops::Range<usize> {
+        let a = self.below(len + 1);
+        let b = (a + self.below(64)).min(len);
+        a..b
+    }
+}
+
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(6) {
+        let token = TOKENS[rng.below(TOKENS.len())];
+        let at = rng.below(v.len() + 1);
+        match rng.below(7) {
+            0 if !v.is_empty() => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let r = rng.range(v.len());
+                v.drain(r);
+            }
+            2 => {
+                v.splice(at..at, token.iter().copied());
+            }
+            3 => {
+                let r = rng.range(v.len());
+                v.splice(r, token.iter().copied());
+            }
+            4 => {
+                let r = rng.range(v.len());
+                let copy = v[r].to_vec();
+                v.splice(at..at, copy);
+            }
+            5 => v.truncate(at),
+            _ => {
+                let r = rng.range(v.len());
+                for b in &mut v[r] {
+                    *b = rng.next() as u8;
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Runs `check` on mutations of `seeds` for the time budget; a panic fails with the input.
+fn fuzz(target: &str, seeds: &[Vec<u8>], mut check: impl FnMut(&[u8]) -> Result<(), String>) {
+    let seconds = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let seed = std::env::var("FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+        | 1;
+    let mut rng = Rng(seed);
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut runs = 0u64;
+    while Instant::now() < end {
+        let pick = rng.below(seeds.len());
+        let input = mutate(&mut rng, &seeds[pick]);
+        let outcome = catch_unwind(AssertUnwindSafe(|| check(&input)));
+        let shown = String::from_utf8_lossy(&input[..input.len().min(300)]).into_owned();
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => panic!("{target} (FUZZ_SEED={seed}): {why}; input: {shown:?}"),
+            Err(_) => panic!("{target} (FUZZ_SEED={seed}): panicked on input {shown:?}"),
+        }
+        runs += 1;
+    }
+    println!("fuzz {target}: {runs} inputs in {seconds} s (FUZZ_SEED={seed})");
+}
+
+/// An error message must be one line of reasonable length.
+fn one_line(message: &str) -> Result<(), String> {
+    if message.contains('\n') || message.len() > 4096 {
+        return Err(format!("error message is not one short line: {message:?}"));
+    }
+    Ok(())
+}
+
+fn no_infinity(values: impl IntoIterator<Item = f32>) -> Result<(), String> {
+    match values.into_iter().find(|v| v.is_infinite()) {
+        Some(v) => Err(format!("decoded value {v}")),
+        None => Ok(()),
+    }
+}
+
+fn schemas() -> Vec<Schema> {
+    let mut tabular = common::fire::schema();
+    tabular.allow_missing = true;
+    vec![
+        common::fire::schema(),
+        common::iops::schema(common::iops::Models {
+            classifier: true,
+            regressor: true,
+        }),
+        tabular,
+    ]
+}
+
+#[test]
+fn request_decoders() {
+    let seeds: Vec<Vec<u8>> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-payloads"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+    let schemas = schemas();
+    let mut which = 0usize;
+    fuzz("request decoders", &seeds, |body| {
+        which += 1;
+        let schema = &schemas[which % schemas.len()];
+        let input = [Input::Csv, Input::Json, Input::JsonLines][which % 3];
+        match codec::decode(input, body, schema, which % 2 == 0) {
+            Ok(x) => no_infinity(x.iter().copied()),
+            Err(e) => one_line(&e.message()),
+        }?;
+        if let Err(e) = codec::input_format(Some("text/csv; charset=utf-8"), body) {
+            one_line(&e.message())?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn training_parsers() {
+    let mut seeds: Vec<Vec<u8>> = [
+        Layout::Json,
+        Layout::JsonLines,
+        Layout::CsvHeader,
+        Layout::CsvLabelFirst,
+    ]
+    .into_iter()
+    .map(|l| fire_bytes(12, 5, l))
+    .collect();
+    seeds.push(b"1 1:0.5 3:2\n0 2:1.5 qid:2\n".to_vec());
+    seeds.push(b"price,a,b\n1,2,3\n2,,4\n".to_vec());
+    let schema = common::fire::schema();
+    let options = tabular::TabularOptions {
+        label_column: "price".into(),
+        csv_weights: false,
+    };
+    let mut which = 0usize;
+    fuzz("training parsers", &seeds, |bytes| {
+        which += 1;
+        let (values, error) = match which % 5 {
+            0 | 1 => {
+                let format = if which % 5 == 0 {
+                    Format::Json
+                } else {
+                    Format::Csv
+                };
+                let mut sink = RowSink::default();
+                let r = format.parse(bytes, &schema, "f", &mut sink);
+                (sink.features, r.err())
+            }
+            k => {
+                let format = [
+                    tabular::TabularFormat::Csv,
+                    tabular::TabularFormat::JsonLines,
+                    tabular::TabularFormat::Libsvm,
+                ][k - 2];
+                let mut table = tabular::Table::default();
+                let r = tabular::parse(bytes, format, &options, "f", &mut table);
+                (table.features, r.err())
+            }
+        };
+        match error {
+            Some(e) => one_line(&e.to_string()),
+            None => no_infinity(values),
+        }
+    });
+}
+
+#[test]
+fn hyperparameters() {
+    let seeds: Vec<Vec<u8>> = [
+        r#"{"model_kind": "fire_ensemble", "models": "random_forest,gradient_boosting", "gb_eta": "0.1", "rf_num_trees": "20"}"#,
+        r#"{"model_kind": "iops", "num_round": "50", "eta": "0.3", "objective": "multi:softprob"}"#,
+        r#"{"model_kind": "tabular", "candidates": "xgboost,knn", "label_column": "y", "_tuning_objective_metric": "validation:rmse"}"#,
+        r#"{"threshold": "\"0.4\"", "weighting": "AUC", "seed": 7, "validation_fraction": 1e-1}"#,
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    fuzz(
+        "hyperparameters",
+        &seeds,
+        |bytes| match common::hyperparams::Hyperparameters::from_json(bytes)
+            .and_then(|hp| train::config::TrainConfig::from_hyperparameters(&hp))
+        {
+            Ok(_) => Ok(()),
+            Err(e) => one_line(&e.to_string()),
+        },
+    );
+}
+
+#[test]
+fn model_directories_and_archives() {
+    let trained = Sandbox::new();
+    train_small_fire_model(&trained, 600);
+    let model_dir = trained.opt_ml.model_dir();
+    let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&model_dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    let row = sample_payload("fire-single.csv");
+    let work = tempfile::tempdir().unwrap();
+    // The manifest and each payload in turn (one mutated file per model directory).
+    for (name, _) in &files {
+        let seeds = vec![files.iter().find(|(n, _)| n == name).unwrap().1.clone()];
+        let mut k = 0;
+        fuzz(&format!("model file {name}"), &seeds, |bytes| {
+            k += 1;
+            let root = work.path().join(format!("{name}-{k}"));
+            let dir = root.join("model");
+            std::fs::create_dir_all(&dir).unwrap();
+            for (n, b) in &files {
+                std::fs::write(dir.join(n), if n == name { bytes } else { b }).unwrap();
+            }
+            let loaded = serve::model::LoadedModel::load(&OptMl::at(&root));
+            let result = match loaded {
+                Err(e) => one_line(&e.to_string()),
+                Ok(m) => match m.answer(row.clone(), Input::Csv, false, 1, |p| {
+                    codec::encode(p, Output::Json, false)
+                }) {
+                    Ok(text) if text.contains("NaN") || text.contains("inf") => {
+                        Err(format!("answer with a non-finite number: {text}"))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => one_line(&e.message()),
+                },
+            };
+            std::fs::remove_dir_all(&root).unwrap();
+            result
+        });
+    }
+    // model.tar.gz of the same directory.
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    tar.append_dir_all(".", &model_dir).unwrap();
+    let archive = tar.into_inner().unwrap().finish().unwrap();
+    let mut k = 0;
+    fuzz("model.tar.gz", &[archive], |bytes| {
+        k += 1;
+        let dir = work.path().join(format!("archive-{k}"));
+        let scratch = work.path().join(format!("scratch-{k}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("model.tar.gz"), bytes).unwrap();
+        let result = match common::artifact::open_model_dir(&dir, &scratch) {
+            Ok(_) => Ok(()),
+            Err(e) => one_line(&e.to_string()),
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    });
+}
