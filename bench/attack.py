@@ -100,6 +100,8 @@ def memory(binary, root, rows):
          ('{"instances": [' + ",".join("[%s]" % r for r in rows_to(rows, int(target * 0.93))) + "]}").encode()),
         ("JSON instances, zeros", "application/json",
          ('{"instances": [' + ",".join(["[%s]" % zeros] * (target // (len(zeros) + 3))) + "]}").encode()),
+        ("JSON, one huge record", "application/json",
+         ('{"instances": [[' + ",".join(["0"] * (target // 2 - 32)) + "]]}").encode()),
         ("CSV, zeros", "text/csv",
          (("\n".join([zeros] * (target // (len(zeros) + 1)))) + "\n").encode()),
         ("JSON Lines", "application/jsonlines",

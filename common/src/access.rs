@@ -35,10 +35,20 @@ pub fn present(path: &Path) -> io::Result<bool> {
     }
 }
 
-/// One line explaining why `path` could not be opened: the first path on the way to it that
-/// this process may not enter or read, with its owner and mode, and the process's ids.
-pub fn explain_denied(path: &Path) -> String {
+/// One line explaining why `path` could not be opened (`os` is what the system said): the first
+/// path on the way to it that this process may not enter or read, with its owner and mode, and
+/// the process's ids. Root is refused only by something other than the mode bits, so for root
+/// the line names those causes instead.
+pub fn explain_denied(path: &Path, os: &std::io::Error) -> String {
     let (uid, gid) = process_ids();
+    if is_root() {
+        return format!(
+            "permission denied on {} ({os}) although this process runs as root: not the mode bits, \
+             but a read-only mount, a security label (SELinux: mount with :z), a root-squashed \
+             network file system or dropped capabilities",
+            path.display()
+        );
+    }
     let blocker = blocking_ancestor(path);
     let what = match std::fs::metadata(&blocker) {
         Ok(m) => format!(
@@ -52,7 +62,7 @@ pub fn explain_denied(path: &Path) -> String {
         Err(_) => format!("{} cannot be inspected", blocker.display()),
     };
     format!(
-        "permission denied on {}: {what}, and this process runs as uid {uid} gid {gid}. \
+        "permission denied on {} ({os}): {what}, and this process runs as uid {uid} gid {gid}. \
          Run the container as root (the image's default user) or make the path readable \
          (and, for outputs, writable) by that user",
         path.display()
@@ -155,10 +165,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let locked = dir.path().join("locked");
         std::fs::create_dir(&locked).unwrap();
-        let text = explain_denied(&locked.join("data/train"));
-        // As root every directory is searchable, so the first missing component is named.
-        let (uid, gid) = process_ids();
-        assert!(text.contains(&format!("uid {uid} gid {gid}")), "{text}");
+        let os = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let text = explain_denied(&locked.join("data/train"), &os);
         assert!(text.starts_with("permission denied on "), "{text}");
+        if is_root() {
+            assert!(text.contains("not the mode bits"), "{text}");
+        } else {
+            // Not root: the directory on the way is named with its owner and mode.
+            let (uid, gid) = process_ids();
+            assert!(text.contains(&format!("uid {uid} gid {gid}")), "{text}");
+        }
     }
 }

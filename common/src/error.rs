@@ -49,7 +49,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::PermissionDenied {
-            return Error::Permission(crate::access::explain_denied(&path));
+            return Error::Permission(crate::access::explain_denied(&path, &source));
         }
         Error::Io { path, source }
     }

@@ -260,20 +260,35 @@ impl JsonBody<'_> {
         record(v, self.schema, self.values).map_err(|m| self.fail(format!("record {i}: {m}")))
     }
 
+    /// A seed for one record's tree, refused past a few times the model's features in nodes.
+    fn bounded<'b>(&'b self, left: &'b std::cell::Cell<usize>) -> Bounded<'b> {
+        Bounded {
+            left,
+            failure: self.failure,
+            features: self.schema.feature_names.len(),
+        }
+    }
+
+    /// Nodes one record's tree may hold: room for named features, `{"features": ...}` and nulls.
+    fn record_budget(&self) -> std::cell::Cell<usize> {
+        std::cell::Cell::new(4 * self.schema.feature_names.len() + 64)
+    }
+
     /// Records of an array, one tree at a time; an array of numbers is one record.
     fn records<'de, A: serde::de::SeqAccess<'de>>(
         &mut self,
         mut seq: A,
         numbers_are_one_record: bool,
     ) -> Result<usize, A::Error> {
-        let Some(first) = seq.next_element::<Value>()? else {
+        let left = self.record_budget();
+        let Some(first) = seq.next_element_seed(self.bounded(&left))? else {
             return Ok(0);
         };
         if numbers_are_one_record && first.is_number() {
             // Values in model order; more than the model takes is an error, found at n + 1.
             let mut all = vec![first];
             while all.len() <= self.schema.feature_names.len() {
-                match seq.next_element::<Value>()? {
+                match seq.next_element_seed(self.bounded(&left))? {
                     Some(v) => all.push(v),
                     None => break,
                 }
@@ -283,11 +298,14 @@ impl JsonBody<'_> {
         }
         self.record(1, &first)?;
         let mut count = 1;
-        while let Some(v) = seq.next_element::<Value>()? {
+        loop {
+            let left = self.record_budget();
+            let Some(v) = seq.next_element_seed(self.bounded(&left))? else {
+                return Ok(count);
+            };
             count += 1;
             self.record(count, &v)?;
         }
-        Ok(count)
     }
 }
 
@@ -312,11 +330,13 @@ impl<'de> serde::de::Visitor<'de> for JsonBody<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<usize, A::Error> {
         let mut single = serde_json::Map::new();
         let mut streamed = None;
+        let left = self.record_budget();
         while let Some(key) = map.next_key::<String>()? {
             if key == "instances" && streamed.is_none() {
                 streamed = Some(map.next_value_seed(Instances(&mut self))?);
             } else if streamed.is_none() {
-                single.insert(key, map.next_value()?);
+                let value = map.next_value_seed(self.bounded(&left))?;
+                single.insert(key, value);
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
@@ -325,6 +345,94 @@ impl<'de> serde::de::Visitor<'de> for JsonBody<'_> {
             Some(count) => Ok(count),
             None => self.record(1, &Value::Object(single)).map(|()| 1),
         }
+    }
+}
+
+/// One record's JSON tree, built while at most `left` nodes remain: a record of millions of
+/// values is refused as it is read, not after it sits in memory as a tree.
+struct Bounded<'b> {
+    left: &'b std::cell::Cell<usize>,
+    failure: &'b std::cell::RefCell<Option<String>>,
+    features: usize,
+}
+
+impl Bounded<'_> {
+    fn take<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.left.get().checked_sub(1) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                *self.failure.borrow_mut() = Some(format!(
+                    "a record holds far more values than the model's {} features",
+                    self.features
+                ));
+                Err(E::custom("record too large"))
+            }
+        }
+    }
+
+    fn again(&self) -> Self {
+        Bounded {
+            left: self.left,
+            failure: self.failure,
+            features: self.features,
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Bounded<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Bounded<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.take().map(|()| Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.take().map(|()| Value::from(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.take().map(|()| Value::from(v))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.take().map(|()| Value::from(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.take().map(|()| Value::from(v))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.take().map(|()| Value::String(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.take().map(|()| Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.take()?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.again())? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.take()?;
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.take()?;
+            let value = map.next_value_seed(self.again())?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -453,7 +561,7 @@ pub fn encoded_len(p: &dyn Predictions, format: Output, batch: bool) -> usize {
     len
 }
 
-/// An upper estimate of the answer's size: the first record's size for every record.
+/// An estimate of the answer's size: the first record's size for every record.
 pub fn estimated_len(p: &dyn Predictions, format: Output) -> usize {
     let mut first = String::new();
     if p.records() > 0 {
@@ -689,6 +797,39 @@ impl Predictions for TabularPredictions<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_records_far_larger_than_the_model_are_refused_while_read() {
+        let zeros = vec!["0"; 1_000_000].join(",");
+        for body in [
+            format!("{{\"instances\": [[{zeros}]]}}"),
+            format!("{{\"junk\": [{zeros}], \"instances\": [[1, 2]]}}"),
+            format!("[[1, 2], [{zeros}]]"),
+        ] {
+            let e = decode(Input::Json, body.as_bytes(), &schema(), false).unwrap_err();
+            assert!(
+                e.message()
+                    .contains("holds far more values than the model's 2 features"),
+                "{}",
+                e.message()
+            );
+        }
+        let ok = decode(
+            Input::Json,
+            br#"{"instances": [[1, 2], {"a": 3, "b": null}]}"#,
+            &schema(),
+            false,
+        );
+        assert!(ok.is_err(), "b is not allowed to be missing");
+        let x = decode(
+            Input::Json,
+            br#"{"instances": [[1, 2], {"a": 3, "b": 4}]}"#,
+            &schema(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(x.as_slice().unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+    }
 
     #[test]
     fn pieces_concatenate_to_the_whole_answer_and_its_counted_length() {

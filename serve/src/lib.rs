@@ -65,10 +65,11 @@ impl AppState {
     }
 
     /// Loads the model into the slot (blocking); logs one clear line on failure. A process
-    /// started as root gives root up before the model answers any request.
+    /// started as root gives root up before the model answers any request; if it cannot, it
+    /// serves nothing (fails closed) unless `SERVE_USER=root` asked to keep root.
     pub fn load_model(&self, opt_ml: &OptMl) {
         let start = std::time::Instant::now();
-        let result = LoadedModel::load(opt_ml).map_err(|e| e.to_string());
+        let mut result = LoadedModel::load(opt_ml).map_err(|e| e.to_string());
         if let Some((uid, gid)) = self.config.run_as.filter(|_| common::access::is_root()) {
             match common::access::drop_privileges(uid, gid) {
                 Ok(()) => tracing::info!(
@@ -77,7 +78,9 @@ impl AppState {
                     "model read as root; running unprivileged from now on"
                 ),
                 Err(e) => {
-                    tracing::warn!(uid, gid, error = %e, "cannot give up root; serving as root")
+                    result = Err(format!(
+                        "cannot switch from root to uid {uid} gid {gid} ({e}); set SERVE_USER=root to serve as root"
+                    ))
                 }
             }
         }
@@ -193,17 +196,18 @@ async fn answer(
     let bytes_len = bytes.len();
     let input = codec::input_format(text(header::CONTENT_TYPE), &bytes)?;
     let (batch, threads) = (state.config.batch, state.config.workers);
-    let worker = state
-        .workers
-        .clone()
-        .acquire_owned()
+    let secs = state.config.request_timeout.as_secs();
+    let worker = tokio::time::timeout_at(deadline, state.workers.clone().acquire_owned())
         .await
+        .map_err(|_| ServeError::Deadline(secs))?
         .map_err(|_| ServeError::Internal)?;
     // A body of a few records costs tens of microseconds: less than handing it to another
     // thread, whose context switches set the tail latency on a 2-core host. Larger bodies go to
     // the blocking pool so the reactor keeps answering /ping and reading other requests; their
     // slots are held until the last piece of a streamed answer is encoded.
     let inline = bytes_len <= INLINE_BODY_BYTES;
+    let runtime = tokio::runtime::Handle::current();
+    let stall = state.config.read_timeout;
     let model = state.model.clone();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let work = move || {
@@ -211,7 +215,8 @@ async fn answer(
         let mut ready = Some(ready_tx);
         let answered = match model.get() {
             Some(Ok(m)) => m.answer(bytes, input, batch, threads, |p| {
-                reply::encode(p, output, batch, !inline, &mut ready)
+                let stream = (!inline).then_some((&runtime, stall));
+                reply::encode(p, output, batch, stream, &mut ready)
             }),
             _ => Err(ServeError::ModelUnavailable),
         };
@@ -225,7 +230,6 @@ async fn answer(
     } else {
         tokio::task::spawn_blocking(work);
     }
-    let secs = state.config.request_timeout.as_secs();
     let reply = tokio::time::timeout_at(deadline, ready_rx)
         .await
         .map_err(|_| ServeError::Deadline(secs))?
@@ -233,14 +237,17 @@ async fn answer(
     Ok((output.content_type(), reply))
 }
 
+/// Once the server is stopping, the longest pause allowed within a body still being read.
+const SHUTDOWN_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Untrusted Content-Length is believed up to this much before any of the body arrives.
 const BODY_RESERVE_BEFORE_DATA: usize = 64 * 1024;
 
 /// Reads a body of at most `limit` bytes into one buffer. Content-Length sizes the buffer once
 /// the first 64 KiB have arrived (a client that declares 100 MiB and stalls costs no more), so a
 /// large batch payload is still held once, never copied into a second buffer. A body that
-/// pauses longer than the read timeout, is not complete by `deadline`, or is still arriving
-/// when the server stops, is not waited for.
+/// pauses longer than the read timeout (one second once the server is stopping) or is not
+/// complete by `deadline` is not waited for.
 async fn read_body(
     mut body: Body,
     declared: Option<usize>,
@@ -256,12 +263,24 @@ async fn read_body(
         idle: config.read_timeout.as_secs(),
         total: config.request_timeout.as_secs(),
     };
+    let mut pause = config.read_timeout;
+    let mut shutting_down = false;
     loop {
-        let pause_ends = (tokio::time::Instant::now() + config.read_timeout).min(deadline);
+        let pause_ends = (tokio::time::Instant::now() + pause).min(deadline);
         let frame = tokio::select! {
-            frame = tokio::time::timeout_at(pause_ends, body.frame()) => frame.map_err(|_| timed_out.clone())?,
-            _ = stopping.wait_for(|&stop| stop) => {
-                return Err(ServeError::Unavailable("the server is shutting down"))
+            frame = tokio::time::timeout_at(pause_ends, body.frame()) => frame.map_err(|_| {
+                if shutting_down {
+                    ServeError::Unavailable("the server is shutting down")
+                } else {
+                    timed_out.clone()
+                }
+            })?,
+            // Stopping: a body still arriving is finished; one that pauses is not waited for.
+            // (Polling a body frame is cancel-safe: no data is lost by starting over.)
+            _ = stopping.wait_for(|&stop| stop), if !shutting_down => {
+                shutting_down = true;
+                pause = pause.min(SHUTDOWN_PAUSE);
+                continue;
             }
         };
         let Some(frame) = frame else { break };
@@ -273,7 +292,9 @@ async fn read_body(
             }
             if let Some(n) = declared.filter(|&n| n > buf.capacity()) {
                 if buf.len() + data.len() > BODY_RESERVE_BEFORE_DATA.min(n) {
-                    buf.reserve_exact(n - buf.len());
+                    // Best effort: where memory is short (strict overcommit), the buffer grows
+                    // as the bytes really arrive instead of aborting the process.
+                    let _ = buf.try_reserve_exact(n - buf.len());
                 }
             }
             buf.extend_from_slice(&data);

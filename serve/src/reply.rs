@@ -38,16 +38,21 @@ pub enum Reply {
 /// Where the encoding thread says how the answer will come: once, with the reply or the error.
 pub type Ready = oneshot::Sender<Result<Reply, ServeError>>;
 
-/// Encodes `p`: returns the whole text for a short answer; for a long one (when `may_stream`),
-/// announces a streamed reply on `ready` and encodes into it, returning `None`.
+/// Encodes `p`: returns the whole text for a short answer; for a long one (when `stream` gives
+/// the runtime to wait on and the longest wait for the client to take a piece), announces a
+/// streamed reply on `ready` and encodes into it, returning `None`. A client that stops reading
+/// for that long is given up on: its answer ends short and the connection is dropped.
 pub fn encode(
     p: &dyn Predictions,
     output: Output,
     batch: bool,
-    may_stream: bool,
+    stream: Option<(&tokio::runtime::Handle, std::time::Duration)>,
     ready: &mut Option<Ready>,
 ) -> Option<String> {
-    if !may_stream || codec::estimated_len(p, output) <= STREAM_ABOVE_BYTES {
+    let Some((runtime, stall)) = stream else {
+        return Some(codec::encode(p, output, batch));
+    };
+    if codec::estimated_len(p, output) <= STREAM_ABOVE_BYTES {
         return Some(codec::encode(p, output, batch));
     }
     let len = codec::encoded_len(p, output, batch);
@@ -58,7 +63,8 @@ pub fn encode(
     if announced {
         // Stops early when the client has gone (the receiver is dropped).
         codec::encode_in_chunks(p, output, batch, PIECE_BYTES, |piece| {
-            tx.blocking_send(Bytes::from(piece)).is_ok()
+            let sent = runtime.block_on(tokio::time::timeout(stall, tx.send(Bytes::from(piece))));
+            matches!(sent, Ok(Ok(())))
         });
     }
     None

@@ -86,8 +86,18 @@ pub fn install_panic_hook(opt_ml: &OptMl) {
                 "Internal error: the training process panicked ({what}{place}); please report this"
             ),
         );
-        std::process::exit(1);
+        exit_now(1);
     }));
+}
+
+/// Ends the process at once, without exit handlers: other threads (XGBoost's, OpenMP's) may
+/// still be running, and C++ static destructors must not run under them.
+#[allow(unsafe_code)]
+fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit takes a plain status and never returns; nothing of ours is used after it.
+    unsafe { libc::_exit(code) }
 }
 
 #[cfg(test)]

@@ -272,13 +272,13 @@ pub(crate) fn for_each_line(
     source: &str,
     mut each: impl FnMut(usize, &str) -> Result<()>,
 ) -> Result<()> {
-    let mut line = String::new();
+    let mut bytes = Vec::new();
     let mut number = 0usize;
     loop {
-        line.clear();
+        bytes.clear();
         let n = (&mut reader)
             .take(MAX_LINE_BYTES + 1)
-            .read_line(&mut line)
+            .read_until(b'\n', &mut bytes)
             .map_err(|e| Error::Data(format!("{source}: line {}: {e}", number + 1)))?;
         if n == 0 {
             return Ok(());
@@ -290,6 +290,8 @@ pub(crate) fn for_each_line(
                 MAX_LINE_BYTES >> 20
             )));
         }
+        let line = std::str::from_utf8(&bytes)
+            .map_err(|e| Error::Data(format!("{source}: line {number} is not UTF-8 text: {e}")))?;
         let text = line.trim_end_matches(['\n', '\r']);
         let text = if number == 1 {
             text.trim_start_matches('\u{feff}')
