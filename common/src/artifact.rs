@@ -150,7 +150,10 @@ fn tmp_name(path: &Path) -> PathBuf {
 }
 
 /// Writes a model: `payloads` (name in the manifest, file stem, format, weight, bytes), then the
-/// manifest. Files of the model this one replaces are removed afterwards; nothing else is touched.
+/// manifest. Files of the model this one replaces are removed afterwards, and so are payload
+/// files an interrupted earlier run left behind (recognised by the names this function gives:
+/// [`is_payload_name`]); nothing else is touched. When a write fails, the files this run wrote
+/// are removed again.
 pub fn save(
     dir: &Path,
     mut manifest: Manifest,
@@ -167,30 +170,75 @@ pub fn save(
         std::process::id()
     );
     manifest.payloads.clear();
-    for (i, (mut meta, bytes)) in payloads.into_iter().enumerate() {
-        let (stem, ext) = meta
-            .file
-            .rsplit_once('.')
-            .unwrap_or((meta.file.as_str(), "bin"));
-        meta.file = format!("{stem}-{run}-{i}.{ext}");
-        write_atomic(&dir.join(&meta.file), &bytes)?;
-        manifest.payloads.push(meta);
+    let written = (|| {
+        for (i, (mut meta, bytes)) in payloads.into_iter().enumerate() {
+            let (stem, ext) = meta
+                .file
+                .rsplit_once('.')
+                .unwrap_or((meta.file.as_str(), "bin"));
+            meta.file = format!("{stem}-{run}-{i}.{ext}");
+            manifest.payloads.push(meta.clone());
+            write_atomic(&dir.join(&meta.file), &bytes)?;
+        }
+        let json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Artifact(e.to_string()))?;
+        write_atomic(&dir.join(MANIFEST), &json)
+    })();
+    if let Err(e) = written {
+        for p in &manifest.payloads {
+            let _ = std::fs::remove_file(dir.join(&p.file));
+        }
+        return Err(e);
     }
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Artifact(e.to_string()))?;
-    write_atomic(&dir.join(MANIFEST), &json)?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    if let Some(prev) = previous {
-        for p in prev
-            .payloads
-            .iter()
-            .filter(|p| !manifest.payloads.iter().any(|n| n.file == p.file))
-        {
-            let _ = std::fs::remove_file(dir.join(&p.file));
+    let keep = |name: &str| manifest.payloads.iter().any(|p| p.file == name);
+    let replaced = previous.map(|p| p.payloads).unwrap_or_default();
+    let leftovers = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| is_payload_name(name))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for name in replaced.into_iter().map(|p| p.file).chain(leftovers) {
+        if !keep(&name) {
+            let _ = std::fs::remove_file(dir.join(&name));
         }
     }
     Ok(())
+}
+
+/// Whether `name` is one [`save`] gives a payload (`<stem>-<run>-<index>.<ext>`, the run at
+/// least 12 hexadecimal digits) or its temporary file (`... .tmp-<pid>`), including the
+/// manifest's temporary file.
+pub fn is_payload_name(name: &str) -> bool {
+    let name = match name.rsplit_once(".tmp-") {
+        Some((base, pid)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
+            if base == MANIFEST {
+                return true;
+            }
+            base
+        }
+        _ => name,
+    };
+    let Some((rest, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let Some((rest, index)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    let Some((stem, run)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    ["ubj", "trees", "bin", "json"].contains(&ext)
+        && !stem.is_empty()
+        && !index.is_empty()
+        && index.bytes().all(|b| b.is_ascii_digit())
+        && run.len() >= 12
+        && run.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The directory holding `manifest.json`: `dir` itself, or, when `dir` holds only a
@@ -345,6 +393,35 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
+    }
+
+    #[test]
+    fn leftovers_of_an_interrupted_save_are_removed_and_foreign_files_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "random_forest-19ad2c4f1e2a3b4-0.ubj",
+            "gradient_boosting-19ad2c4f1e2a3b4-3.trees.tmp-4242",
+            "manifest.json.tmp-17",
+            "notes-2024-01.json",
+            "my-model-1.bin",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        save(dir.path(), manifest(), vec![payload(b"y")]).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let m = Manifest::load(dir.path()).unwrap();
+        let mut want = vec![
+            "manifest.json".to_owned(),
+            "my-model-1.bin".into(),
+            "notes-2024-01.json".into(),
+            m.payloads[0].file.clone(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
     }
 
     #[test]
