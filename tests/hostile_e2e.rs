@@ -350,6 +350,34 @@ fn routes_encodings_byte_order_marks_and_payload_limits() {
 }
 
 #[test]
+fn requests_http_itself_refuses_get_the_json_one_liner_too() {
+    let server = Server::ready(&trained().opt_ml, &[]);
+    let long_header = format!(
+        "GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
+    for (request, status) in [
+        ("GARBAGE\r\n\r\n".to_owned(), 400),
+        (long_header, 431),
+        (long_uri, 414),
+    ] {
+        let mut s = connect(&server);
+        let _ = s.write_all(request.as_bytes());
+        let reply = until_closed(&mut s);
+        assert!(
+            reply.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {reply}"
+        );
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply}"));
+        assert_eq!(v["error"], status, "{reply}");
+    }
+    assert_eq!(server.request("GET", "/ping", &[], b"").status, 200);
+}
+
+#[test]
 fn careless_training_inputs_fail_with_one_clear_line() {
     // An explicitly empty member list, a symbolic-link loop in a channel, an endless line.
     let s = Sandbox::new();
