@@ -558,6 +558,22 @@ impl SdkLayout {
     }
 }
 
+/// The image and a fire training job in the SDK's layout (`rows` generated rows, seeded), or
+/// `None` (skip) when Docker tests are off or this process is not root (only root can make
+/// root-owned mounts; CI runs as root).
+fn sdk_fire_job(owner: Option<u32>, rows: usize, seed: u64) -> Option<(String, SdkLayout)> {
+    let image = image()?;
+    if !common::access::is_root() {
+        eprintln!("skipping: root-owned mounts can only be made by root (CI runs as root)");
+        return None;
+    }
+    let sdk = SdkLayout::new(owner);
+    sdk.sandbox
+        .config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+    sdk.data_file("fire.json", &fire_bytes(rows, seed, Layout::Json));
+    Some((image, sdk))
+}
+
 fn owner_of(path: &std::path::Path) -> (u32, u32) {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).unwrap();
@@ -598,20 +614,14 @@ fn serve_like_the_sdk(image: &str, model_dir: &std::path::Path, command: &[&str]
 
 #[test]
 fn trains_and_serves_with_the_sdk_local_mode_mounts() {
-    let Some(image) = image() else { return };
-    if !common::access::is_root() {
-        eprintln!("skipping: root-owned mounts can only be made by root (CI runs as root)");
-        return;
-    }
     for owner in [None, Some(4242)] {
-        let sdk = SdkLayout::new(owner);
-        sdk.sandbox
-            .config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+        let Some((image, sdk)) = sdk_fire_job(owner, 3000, 11) else {
+            return;
+        };
         sdk.sandbox.config(
             "inputdataconfig.json",
             r#"{"train": {"TrainingInputMode": "File"}}"#,
         );
-        sdk.data_file("fire.json", &fire_bytes(3000, 11, Layout::Json));
         let out = sdk.run(&image, &[], &["train"]);
         assert!(
             out.status.success(),
@@ -634,15 +644,9 @@ fn trains_and_serves_with_the_sdk_local_mode_mounts() {
 
 #[test]
 fn with_no_command_a_training_layout_trains_and_a_model_alone_is_served() {
-    let Some(image) = image() else { return };
-    if !common::access::is_root() {
-        eprintln!("skipping: root-owned mounts can only be made by root (CI runs as root)");
+    let Some((image, sdk)) = sdk_fire_job(None, 3000, 12) else {
         return;
-    }
-    let sdk = SdkLayout::new(None);
-    sdk.sandbox
-        .config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
-    sdk.data_file("fire.json", &fire_bytes(3000, 12, Layout::Json));
+    };
     let out = sdk.run(&image, &[], &[]);
     let log = text(&out.stderr);
     assert!(out.status.success(), "{log}");
@@ -660,15 +664,9 @@ fn with_no_command_a_training_layout_trains_and_a_model_alone_is_served() {
 
 #[test]
 fn a_user_who_cannot_read_the_mounts_is_told_so_with_path_owner_and_mode() {
-    let Some(image) = image() else { return };
-    if !common::access::is_root() {
-        eprintln!("skipping: root-owned mounts can only be made by root (CI runs as root)");
+    let Some((image, sdk)) = sdk_fire_job(None, 1000, 13) else {
         return;
-    }
-    let sdk = SdkLayout::new(None);
-    sdk.sandbox
-        .config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
-    sdk.data_file("fire.json", &fire_bytes(1000, 13, Layout::Json));
+    };
     // output/ is 0755 root: not even the failure file can be written, and the log says why.
     let out = sdk.run(&image, &["--user", "10001:10001"], &["train"]);
     let log = text(&out.stderr);

@@ -330,15 +330,22 @@ fn linear_csv(rows: usize, seed: u64, order: &[&str]) -> String {
 
 #[test]
 fn header_columns_of_validation_and_test_are_matched_by_name() {
-    let hp = r#"{"model_kind": "tabular", "label_column": "price", "candidates": "linear"}"#;
-    let run = |order: &[&str]| {
+    // A linear model's job with a header train channel in the order price, a, b, c.
+    let job = || {
         let s = Sandbox::new();
-        s.config("hyperparameters.json", hp);
+        s.config(
+            "hyperparameters.json",
+            r#"{"model_kind": "tabular", "label_column": "price", "candidates": "linear"}"#,
+        );
         s.data_file(
             "train",
             "train.csv",
             linear_csv(400, 1, &["price", "a", "b", "c"]).as_bytes(),
         );
+        s
+    };
+    let run = |order: &[&str]| {
+        let s = job();
         // A second train file with its own column order is matched by name too.
         s.data_file(
             "train",
@@ -357,13 +364,7 @@ fn header_columns_of_validation_and_test_are_matched_by_name() {
     assert!(same.0 < 0.5 && same.1 < 0.5, "{same:?}");
     assert_eq!(same, reversed);
 
-    let s = Sandbox::new();
-    s.config("hyperparameters.json", hp);
-    s.data_file(
-        "train",
-        "train.csv",
-        linear_csv(400, 1, &["price", "a", "b", "c"]).as_bytes(),
-    );
+    let s = job();
     s.data_file(
         "validation",
         "v.csv",
