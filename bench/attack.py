@@ -104,6 +104,8 @@ def memory(binary, root, rows):
          ('{"instances": [[' + ",".join(["0"] * (target // 2 - 32)) + "]]}").encode()),
         ("CSV, zeros", "text/csv",
          (("\n".join([zeros] * (target // (len(zeros) + 1)))) + "\n").encode()),
+        ("JSON Lines, one huge line", "application/jsonlines",
+         ("[" + ",".join(["0"] * (target // 2 - 32)) + "]\n").encode()),
         ("JSON Lines", "application/jsonlines",
          ("\n".join("[%s]" % r for r in rows_to(rows, int(target * 0.93))) + "\n").encode()),
         ("blank lines", "text/csv", (rows[0] + "\n").encode() + b"\n" * (100 * MIB - len(rows[0]) - 2)),

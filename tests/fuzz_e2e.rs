@@ -5,7 +5,8 @@
 //!
 //! Each input must give a value or a one-line error, never a panic; decoded numbers are never
 //! infinite, and any answer a mutated model gives is finite or refused. A failure prints the
-//! seed (`FUZZ_SEED` replays a run) and the input.
+//! seed and the input. The seed is fixed (so CI is repeatable: a slower machine runs a prefix of
+//! a faster one's inputs); `FUZZ_SEED=<n>` replays another, `FUZZ_SEED=random` explores.
 
 use common::data::{tabular, Format, RowSink, Schema};
 use common::datagen::Layout;
@@ -120,15 +121,13 @@ fn fuzz(target: &str, seeds: &[Vec<u8>], mut check: impl FnMut(&[u8]) -> Result<
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let seed = std::env::var("FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        })
-        | 1;
+    let seed = match std::env::var("FUZZ_SEED").ok().as_deref() {
+        Some("random") => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+        Some(n) => n.parse().expect("FUZZ_SEED is a number or 'random'"),
+        None => 0x5eed_f00d,
+    } | 1;
     let mut rng = Rng(seed);
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     let mut runs = 0u64;
@@ -186,7 +185,8 @@ fn request_decoders() {
     let mut which = 0usize;
     fuzz("request decoders", &seeds, |body| {
         which += 1;
-        let schema = &schemas[which % schemas.len()];
+        // Every schema meets every format: the schema changes every third input.
+        let schema = &schemas[(which / 3) % schemas.len()];
         let input = [Input::Csv, Input::Json, Input::JsonLines][which % 3];
         match codec::decode(input, body, schema, which % 2 == 0) {
             Ok(x) => no_infinity(x.iter().copied()),
@@ -272,10 +272,9 @@ fn hyperparameters() {
     );
 }
 
-#[test]
-fn model_directories_and_archives() {
-    let trained = Sandbox::new();
-    train_small_fire_model(&trained, 600);
+/// Fuzzes each file of `trained`'s model directory in turn (one mutated file per directory):
+/// loading must fail with one line, or the model must answer `row` with finite numbers or a 4xx.
+fn fuzz_model_files(kind: &str, trained: &Sandbox, row: &[u8], work: &std::path::Path) {
     let model_dir = trained.opt_ml.model_dir();
     let files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&model_dir)
         .unwrap()
@@ -287,24 +286,20 @@ fn model_directories_and_archives() {
             )
         })
         .collect();
-    let row = sample_payload("fire-single.csv");
-    let work = tempfile::tempdir().unwrap();
-    // The manifest and each payload in turn (one mutated file per model directory).
     for (name, _) in &files {
         let seeds = vec![files.iter().find(|(n, _)| n == name).unwrap().1.clone()];
         let mut k = 0;
-        fuzz(&format!("model file {name}"), &seeds, |bytes| {
+        fuzz(&format!("{kind} model file {name}"), &seeds, |bytes| {
             k += 1;
-            let root = work.path().join(format!("{name}-{k}"));
+            let root = work.join(format!("{kind}-{name}-{k}"));
             let dir = root.join("model");
             std::fs::create_dir_all(&dir).unwrap();
             for (n, b) in &files {
                 std::fs::write(dir.join(n), if n == name { bytes } else { b }).unwrap();
             }
-            let loaded = serve::model::LoadedModel::load(&OptMl::at(&root));
-            let result = match loaded {
+            let result = match serve::model::LoadedModel::load(&OptMl::at(&root)) {
                 Err(e) => one_line(&e.to_string()),
-                Ok(m) => match m.answer(row.clone(), Input::Csv, false, 1, |p| {
+                Ok(m) => match m.answer(row.to_vec(), Input::Csv, false, 1, |p| {
                     codec::encode(p, Output::Json, false)
                 }) {
                     Ok(text) if text.contains("NaN") || text.contains("inf") => {
@@ -318,6 +313,62 @@ fn model_directories_and_archives() {
             result
         });
     }
+}
+
+#[test]
+fn tabular_and_iops_model_files() {
+    let work = tempfile::tempdir().unwrap();
+    let housing = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../datasets/california_housing_targetfirst.csv.gz"
+    ))
+    .unwrap();
+    for candidate in ["xgboost", "linear", "knn"] {
+        let s = Sandbox::new();
+        s.config(
+            "hyperparameters.json",
+            &format!(
+                r#"{{"model_kind": "tabular", "candidates": "{candidate}", "num_round": "10"}}"#
+            ),
+        );
+        s.data_file("train", "housing.csv.gz", &housing);
+        assert!(s.run_train().status.success());
+        fuzz_model_files(
+            &format!("tabular {candidate}"),
+            &s,
+            &sample_payload("housing-single.csv"),
+            work.path(),
+        );
+    }
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "iops", "num_round": "10"}"#,
+    );
+    let mut bytes = Vec::new();
+    common::datagen::iops::write(
+        &common::datagen::iops::insights(&mut common::datagen::rng(3), 600),
+        common::datagen::iops::IopsLayout::Csv,
+        &mut bytes,
+    )
+    .unwrap();
+    s.data_file("train", "insights.csv", &bytes);
+    assert!(s.run_train().status.success());
+    fuzz_model_files("iops", &s, &sample_payload("iops-single.csv"), work.path());
+}
+
+#[test]
+fn model_directories_and_archives() {
+    let trained = Sandbox::new();
+    train_small_fire_model(&trained, 600);
+    let model_dir = trained.opt_ml.model_dir();
+    let work = tempfile::tempdir().unwrap();
+    fuzz_model_files(
+        "fire",
+        &trained,
+        &sample_payload("fire-single.csv"),
+        work.path(),
+    );
     // model.tar.gz of the same directory.
     let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),

@@ -354,7 +354,7 @@ fn requests_http_itself_refuses_get_the_json_one_liner_too() {
     let server = Server::ready(&trained().opt_ml, &[]);
     let long_header = format!(
         "GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(500_000)
+        "a".repeat(4_000_000)
     );
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
     for (request, status) in [

@@ -364,6 +364,26 @@ fn header_columns_of_validation_and_test_are_matched_by_name() {
     assert!(same.0 < 0.5 && same.1 < 0.5, "{same:?}");
     assert_eq!(same, reversed);
 
+    // A channel mixing a file without a header (taken by position) and one with a reordered
+    // header: only the second is reordered.
+    let mixed = |order: &[&str]| {
+        let s = job();
+        let plain = linear_csv(100, 5, &["price", "a", "b", "c"]);
+        s.data_file(
+            "validation",
+            "v1.csv",
+            plain.split_once('\n').unwrap().1.as_bytes(),
+        );
+        s.data_file("validation", "v2.csv", linear_csv(100, 6, order).as_bytes());
+        train(&s);
+        json(&s, "model_comparison.json")["candidates"]["linear"]["validation"]["rmse"]
+            .as_f64()
+            .unwrap()
+    };
+    let in_order = mixed(&["price", "a", "b", "c"]);
+    assert!(in_order < 0.5, "{in_order}");
+    assert_eq!(mixed(&["c", "b", "a", "price"]), in_order);
+
     let s = job();
     s.data_file(
         "validation",
@@ -373,7 +393,7 @@ fn header_columns_of_validation_and_test_are_matched_by_name() {
     assert!(!s.run_train().status.success());
     let reason = s.failure_reason().unwrap();
     assert!(
-        reason.contains(r#"channel 'validation': its header's feature columns ["a", "b", "d"] are not the train channel's ["a", "b", "c"]"#),
+        reason.contains(r#"v.csv: line 1: the header's feature columns ["a", "b", "d"] are not those of the first header read (the train channel's, for validation and test) ["a", "b", "c"]"#),
         "{reason}"
     );
 }

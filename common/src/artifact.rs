@@ -162,7 +162,7 @@ pub fn save(
     access::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let previous = Manifest::load(dir).ok();
     let run = format!(
-        "{:x}{:x}",
+        "r{:x}{:x}",
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -211,9 +211,9 @@ pub fn save(
     Ok(())
 }
 
-/// Whether `name` is one [`save`] gives a payload (`<stem>-<run>-<index>.<ext>`, the run at
-/// least 12 hexadecimal digits) or its temporary file (`... .tmp-<pid>`), including the
-/// manifest's temporary file.
+/// Whether `name` is one [`save`] gives a payload (`<stem>-r<run>-<index>.<ext>`: `r` then at
+/// least 12 hexadecimal digits, `ext` one of `ubj`, `trees`, `bin`) or its temporary file
+/// (`... .tmp-<pid>`), including the manifest's temporary file.
 pub fn is_payload_name(name: &str) -> bool {
     let name = match name.rsplit_once(".tmp-") {
         Some((base, pid)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
@@ -233,7 +233,10 @@ pub fn is_payload_name(name: &str) -> bool {
     let Some((stem, run)) = rest.rsplit_once('-') else {
         return false;
     };
-    ["ubj", "trees", "bin", "json"].contains(&ext)
+    let Some(run) = run.strip_prefix('r') else {
+        return false;
+    };
+    ["ubj", "trees", "bin"].contains(&ext)
         && !stem.is_empty()
         && !index.is_empty()
         && index.bytes().all(|b| b.is_ascii_digit())
@@ -399,11 +402,12 @@ mod tests {
     fn leftovers_of_an_interrupted_save_are_removed_and_foreign_files_kept() {
         let dir = tempfile::tempdir().unwrap();
         for name in [
-            "random_forest-19ad2c4f1e2a3b4-0.ubj",
-            "gradient_boosting-19ad2c4f1e2a3b4-3.trees.tmp-4242",
+            "random_forest-r19ad2c4f1e2a3b4-0.ubj",
+            "gradient_boosting-r19ad2c4f1e2a3b4-3.trees.tmp-4242",
             "manifest.json.tmp-17",
             "notes-2024-01.json",
             "my-model-1.bin",
+            "export-20240101120000-1.bin",
         ] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
         }
@@ -415,7 +419,8 @@ mod tests {
         left.sort();
         let m = Manifest::load(dir.path()).unwrap();
         let mut want = vec![
-            "manifest.json".to_owned(),
+            "export-20240101120000-1.bin".to_owned(),
+            "manifest.json".into(),
             "my-model-1.bin".into(),
             "notes-2024-01.json".into(),
             m.payloads[0].file.clone(),

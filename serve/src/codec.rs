@@ -148,8 +148,7 @@ pub fn decode(
                 .map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::JsonLines => for_lines(text, batch, |i, line| {
-            let v: Value = serde_json::from_str(line)
-                .map_err(|e| format!("record {i} (line {i}): not JSON: {e}"))?;
+            let v = json_line(line, n).map_err(|m| format!("record {i} (line {i}): {m}"))?;
             record(&v, schema, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::Json => json_body(text, schema, &mut values)?,
@@ -219,6 +218,27 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
         return Err(format!("expected {n} values, found {found}"));
     }
     Ok(())
+}
+
+/// One JSON Lines record's tree, refused once far larger than a record of `n` features.
+fn json_line(line: &str, n: usize) -> Result<Value, String> {
+    use serde::de::DeserializeSeed;
+    let failure = std::cell::RefCell::new(None);
+    let left = std::cell::Cell::new(4 * n + 64);
+    let mut de = serde_json::Deserializer::from_str(line);
+    let bounded = Bounded {
+        left: &left,
+        failure: &failure,
+        features: n,
+    };
+    let value = bounded
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    match (value, failure.into_inner()) {
+        (_, Some(message)) => Err(message),
+        (Err(e), None) => Err(format!("not JSON: {e}")),
+        (Ok(v), None) => Ok(v),
+    }
 }
 
 /// Streams a JSON body's records into `values`, holding one record's tree at a time, never the
@@ -801,6 +821,15 @@ mod tests {
     #[test]
     fn json_records_far_larger_than_the_model_are_refused_while_read() {
         let zeros = vec!["0"; 1_000_000].join(",");
+        let line = format!("[1, 2]\n[{zeros}]\n");
+        let e = decode(Input::JsonLines, line.as_bytes(), &schema(), true).unwrap_err();
+        assert!(
+            e.message().contains(
+                "record 2 (line 2): a record holds far more values than the model's 2 features"
+            ),
+            "{}",
+            e.message()
+        );
         for body in [
             format!("{{\"instances\": [[{zeros}]]}}"),
             format!("{{\"junk\": [{zeros}], \"instances\": [[1, 2]]}}"),

@@ -215,7 +215,11 @@ async fn answer(
         let mut ready = Some(ready_tx);
         let answered = match model.get() {
             Some(Ok(m)) => m.answer(bytes, input, batch, threads, |p| {
-                let stream = (!inline).then_some((&runtime, stall));
+                let stream = (!inline).then_some(reply::Streaming {
+                    runtime: &runtime,
+                    stall,
+                    deadline,
+                });
                 reply::encode(p, output, batch, stream, &mut ready)
             }),
             _ => Err(ServeError::ModelUnavailable),

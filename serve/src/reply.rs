@@ -38,18 +38,29 @@ pub enum Reply {
 /// Where the encoding thread says how the answer will come: once, with the reply or the error.
 pub type Ready = oneshot::Sender<Result<Reply, ServeError>>;
 
-/// Encodes `p`: returns the whole text for a short answer; for a long one (when `stream` gives
-/// the runtime to wait on and the longest wait for the client to take a piece), announces a
-/// streamed reply on `ready` and encodes into it, returning `None`. A client that stops reading
-/// for that long is given up on: its answer ends short and the connection is dropped.
+/// How a long answer may be streamed: the runtime to wait on, the longest wait for the client
+/// to take a piece, and the request's deadline, which bounds the whole answer.
+pub struct Streaming<'a> {
+    /// The server's runtime (the encoding runs on a blocking thread).
+    pub runtime: &'a tokio::runtime::Handle,
+    /// Longest wait for the client to take one piece.
+    pub stall: std::time::Duration,
+    /// When the request must be answered in full.
+    pub deadline: tokio::time::Instant,
+}
+
+/// Encodes `p`: returns the whole text for a short answer; for a long one (when `stream` is
+/// given), announces a streamed reply on `ready` and encodes into it, returning `None`. A client
+/// that stops reading for the stall time, or is not done by the deadline, is given up on: its
+/// answer ends short and the connection is dropped, so a slow reader cannot hold a worker.
 pub fn encode(
     p: &dyn Predictions,
     output: Output,
     batch: bool,
-    stream: Option<(&tokio::runtime::Handle, std::time::Duration)>,
+    stream: Option<Streaming>,
     ready: &mut Option<Ready>,
 ) -> Option<String> {
-    let Some((runtime, stall)) = stream else {
+    let Some(stream) = stream else {
         return Some(codec::encode(p, output, batch));
     };
     if codec::estimated_len(p, output) <= STREAM_ABOVE_BYTES {
@@ -63,8 +74,9 @@ pub fn encode(
     if announced {
         // Stops early when the client has gone (the receiver is dropped).
         codec::encode_in_chunks(p, output, batch, PIECE_BYTES, |piece| {
-            let sent = runtime.block_on(tokio::time::timeout(stall, tx.send(Bytes::from(piece))));
-            matches!(sent, Ok(Ok(())))
+            let until = (tokio::time::Instant::now() + stream.stall).min(stream.deadline);
+            let send = tokio::time::timeout_at(until, tx.send(Bytes::from(piece)));
+            matches!(stream.runtime.block_on(send), Ok(Ok(())))
         });
     }
     None

@@ -73,13 +73,9 @@ impl Reader<'_> {
             }
             Reader::Tabular(options) => options,
         };
-        let mut table = tabular::load_channel(dir, name, content_type, options, poll)?;
+        let header = like.and_then(|l| l.header.as_deref());
+        let mut table = tabular::load_channel(dir, name, content_type, options, header, poll)?;
         if let Some(like) = like {
-            if let Some(header) = &like.header {
-                table
-                    .align_to(header)
-                    .map_err(|e| Error::Data(format!("channel '{name}': {e}")))?;
-            }
             if table.width < like.width && !table.is_dense() {
                 table.widen(like.width);
             }

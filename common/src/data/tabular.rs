@@ -80,32 +80,6 @@ impl Table {
         Ok(())
     }
 
-    /// Reorders the columns to `names` (the train channel's header) by this table's own header;
-    /// a table without a header is taken by position. Columns that do not match by name are an
-    /// error naming both headers: matched by position, they would give wrong metrics silently.
-    pub fn align_to(&mut self, names: &[String]) -> Result<(), String> {
-        let Some(own) = self.names.as_ref().filter(|own| own.as_slice() != names) else {
-            return Ok(());
-        };
-        let order: Option<Vec<usize>> = names
-            .iter()
-            .map(|n| own.iter().position(|m| m == n))
-            .collect();
-        let Some(order) = order.filter(|_| own.len() == names.len()) else {
-            return Err(format!(
-                "its header's feature columns {own:?} are not the train channel's {names:?}"
-            ));
-        };
-        let width = self.width;
-        let mut aligned = Vec::with_capacity(self.features.len());
-        for row in self.features.chunks_exact(width) {
-            aligned.extend(order.iter().map(|&i| row[i]));
-        }
-        self.features = aligned;
-        self.names = Some(names.to_vec());
-        Ok(())
-    }
-
     /// Whether the width came from CSV or JSON rows (so it cannot be widened silently).
     pub fn is_dense(&self) -> bool {
         self.fixed_width
@@ -173,12 +147,15 @@ impl TabularFormat {
     }
 }
 
-/// Loads every file of a channel directory into one table.
+/// Loads every file of a channel directory into one table. With `header` (the train channel's
+/// feature names), the columns of every file with a CSV header are matched to it by name; a file
+/// without a header is taken by position. Without it, the channel's first header is the one.
 pub fn load_channel(
     dir: &Path,
     channel: &str,
     content_type: Option<&str>,
     options: &TabularOptions,
+    header: Option<&[String]>,
     stop: &dyn Fn() -> Result<()>,
 ) -> Result<Table> {
     let declared = content_type
@@ -190,7 +167,10 @@ pub fn load_channel(
             })
         })
         .transpose()?;
-    let mut table = Table::default();
+    let mut table = Table {
+        names: header.map(<[String]>::to_vec),
+        ..Table::default()
+    };
     let list = files::data_files(dir, channel)?;
     for file in &list {
         stop()?;
@@ -320,8 +300,8 @@ struct CsvHeader {
 }
 
 impl CsvHeader {
-    /// Orders this file's feature columns as `names` (the channel's first header) by name; the
-    /// same names must be there, in any order.
+    /// Orders this file's feature columns as `names` (the train channel's header, or the
+    /// channel's first) by name; the same names must be there, in any order.
     fn order_as(&mut self, names: &[String]) -> Result<(), String> {
         if self.feature_names == names {
             return Ok(());
@@ -338,7 +318,7 @@ impl CsvHeader {
                 Ok(())
             }
             None => Err(format!(
-                "the header's feature columns {:?} are not those of the channel's first header {:?}",
+                "the header's feature columns {:?} are not those of the first header read (the train channel's, for validation and test) {:?}",
                 self.feature_names, names
             )),
         }
@@ -346,6 +326,16 @@ impl CsvHeader {
 
     fn new(fields: &[&str], options: &TabularOptions) -> Result<Self, String> {
         let names: Vec<String> = fields.iter().map(|f| unquote(f).to_owned()).collect();
+        if let Some(twice) = names
+            .iter()
+            .enumerate()
+            .find(|(i, n)| names[..*i].contains(n))
+            .map(|(_, n)| n)
+        {
+            return Err(format!(
+                "the header names column '{twice}' twice; columns are matched by name"
+            ));
+        }
         let label = names.iter().position(|n| *n == options.label_column).ok_or_else(|| {
             format!(
                 "the header has no label column '{}' (set the hyperparameter label_column, or use a headerless CSV with the label in column 0)",

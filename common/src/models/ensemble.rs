@@ -7,7 +7,7 @@
 //! Weights are keyed by member name, never by position (a bug of the original serve script).
 
 use super::logistic::{LogisticModel, LogisticParams};
-use super::trees::TreeModel;
+use super::trees::{Link, TreeModel};
 use super::xgboost::{self, XgbParams};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -325,10 +325,19 @@ impl FireEnsemble {
             // XGBoost's own models are in the artifact for XGBoost tooling; serving does not read them.
             let model = match p.format.as_str() {
                 "xgboost-ubj" => continue,
-                "compiled-trees" => MemberModel::Trees {
-                    trees: TreeModel::from_bytes(&manifest.read_payload(dir, p)?)?,
-                    xgboost_models: Vec::new(),
-                },
+                "compiled-trees" => {
+                    let trees = TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)?;
+                    if trees.link != Link::Logistic || trees.n_groups() != 1 {
+                        return Err(Error::Artifact(format!(
+                            "member '{}' is not a binary classifier (one logistic output)",
+                            p.name
+                        )));
+                    }
+                    MemberModel::Trees {
+                        trees,
+                        xgboost_models: Vec::new(),
+                    }
+                }
                 "bincode-logistic" => MemberModel::Logistic(LogisticModel::from_bytes(
                     &manifest.read_payload(dir, p)?,
                     n_features,

@@ -75,7 +75,10 @@ impl IopsModel {
                 .payloads
                 .iter()
                 .find(|p| p.name == name && p.format == "compiled-trees")
-                .map(|p| TreeModel::from_bytes(&manifest.read_payload(dir, p)?))
+                .map(|p| {
+                    let n_features = manifest.feature_names.len();
+                    TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)
+                })
                 .transpose()
         };
         Self::new(read(CLASSIFIER)?, read(REGRESSOR)?)

@@ -305,7 +305,72 @@ impl TabularModel {
                 manifest.feature_names.len()
             )));
         }
+        model
+            .check()
+            .map_err(|e| Error::Artifact(format!("the tabular model is corrupt: {e}")))?;
         Ok(model)
+    }
+
+    /// Checks a decoded model before it predicts anything: every vector has the model's width,
+    /// trees are well-formed, k-NN keeps whole rows, and class labels are in range.
+    fn check(&self) -> std::result::Result<(), String> {
+        let n = self.n_features;
+        let width = |what: &str, len: usize| {
+            if len == n {
+                Ok(())
+            } else {
+                Err(format!("{what} has {len} values for {n} features"))
+            }
+        };
+        match &self.predictor {
+            Predictor::Trees(t) => {
+                t.check(n)?;
+                if t.n_groups() != self.task.outputs() {
+                    return Err("the trees give another number of outputs than the task".into());
+                }
+                Ok(())
+            }
+            Predictor::LeastSquares(l) => {
+                l.standardizer.check(n)?;
+                width("the coefficients", l.coefficients.len())
+            }
+            Predictor::Logistic(imputer, models) => {
+                width("the imputation means", imputer.means.len())?;
+                let expected = match self.task {
+                    Task::MultiClass { num_class } => num_class as usize,
+                    _ => 1,
+                };
+                if models.len() != expected {
+                    return Err(format!(
+                        "{} logistic models for {expected} outputs",
+                        models.len()
+                    ));
+                }
+                for m in models {
+                    width("a logistic model's mean", m.mean.len())?;
+                    width("a logistic model's scale", m.scale.len())?;
+                    width("a logistic model's coefficients", m.coefficients.len())?;
+                }
+                Ok(())
+            }
+            Predictor::Knn(k) => {
+                k.standardizer.check(n)?;
+                let classes = self.task.outputs();
+                let bad_label = matches!(self.task, Task::MultiClass { .. })
+                    && k.labels
+                        .iter()
+                        .any(|&l| !(l >= 0.0 && (l as usize) < classes));
+                if k.labels.is_empty()
+                    || k.rows.len() != k.labels.len() * n
+                    || k.k == 0
+                    || k.k > k.labels.len()
+                    || bad_label
+                {
+                    return Err("the k-NN rows, labels or k do not fit together".into());
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -362,6 +427,13 @@ struct Standardizer {
 }
 
 impl Standardizer {
+    fn check(&self, n: usize) -> std::result::Result<(), String> {
+        if self.imputer.means.len() != n || self.mean.len() != n || self.scale.len() != n {
+            return Err(format!("the standardisation is not for {n} features"));
+        }
+        Ok(())
+    }
+
     fn fit(x: ArrayView2<f32>, absent_is_zero: bool) -> Self {
         let imputer = Imputer::fit(x, absent_is_zero);
         let z = imputer.apply(x).mapv(f64::from);

@@ -270,26 +270,36 @@ impl TreeModel {
             .map_err(|e| Error::Artifact(format!("encoding trees: {e}")))
     }
 
-    /// Decodes a model written by [`TreeModel::to_bytes`] and checks it is well-formed.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+    /// Decodes a model written by [`TreeModel::to_bytes`] and checks it is well-formed and takes
+    /// `n_features` inputs ([`TreeModel::check`]).
+    pub fn from_bytes(bytes: &[u8], n_features: usize) -> Result<Self> {
         let (m, _): (Self, usize) =
             bincode::serde::decode_from_slice(bytes, bincode::config::standard())
                 .map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
-        for t in &m.trees {
-            let depth = check_tree(&t.nodes, m.n_features)
-                .map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
-            if depth != t.depth {
-                return Err(Error::Artifact(
-                    "compiled tree model is corrupt: wrong depth".into(),
-                ));
+        m.check(n_features)
+            .map_err(|e| Error::Artifact(format!("compiled tree model is corrupt: {e}")))?;
+        Ok(m)
+    }
+
+    /// Checks a decoded model before it predicts anything: it takes `n_features` inputs, every
+    /// node's children and feature are in range, depths are right, and every tree adds to an
+    /// output the model has. A model read from disk may be anything.
+    pub fn check(&self, n_features: usize) -> std::result::Result<(), String> {
+        if self.n_features != n_features {
+            return Err(format!(
+                "it takes {} features, the model directory names {n_features}",
+                self.n_features
+            ));
+        }
+        for t in &self.trees {
+            if check_tree(&t.nodes, self.n_features)? != t.depth {
+                return Err("wrong depth".into());
             }
-            if t.group as usize >= m.n_groups() {
-                return Err(Error::Artifact(
-                    "compiled tree model is corrupt: tree group out of range".into(),
-                ));
+            if t.group as usize >= self.n_groups() {
+                return Err("tree group out of range".into());
             }
         }
-        Ok(m)
+        Ok(())
     }
 }
 
@@ -417,13 +427,8 @@ mod tests {
     }
 
     fn compiled(b: &xgb::Booster) -> TreeModel {
-        TreeModel::from_bytes(
-            &TreeModel::from_xgboost_json(&b.save_buffer(false).unwrap())
-                .unwrap()
-                .to_bytes()
-                .unwrap(),
-        )
-        .unwrap()
+        let m = TreeModel::from_xgboost_json(&b.save_buffer(false).unwrap()).unwrap();
+        TreeModel::from_bytes(&m.to_bytes().unwrap(), m.n_features).unwrap()
     }
 
     /// Compiled predictions equal XGBoost's own, with missing values, for each link.
@@ -501,7 +506,7 @@ mod tests {
 
     #[test]
     fn corrupt_bytes_and_unsupported_models_are_errors() {
-        assert!(TreeModel::from_bytes(b"nonsense").is_err());
+        assert!(TreeModel::from_bytes(b"nonsense", 1).is_err());
         assert!(TreeModel::from_xgboost_json(b"{}").is_err());
         let single_leaf = TreeModel {
             trees: vec![Tree {
@@ -522,7 +527,9 @@ mod tests {
             n_features: 1,
             link: Link::Identity,
         };
-        assert!(TreeModel::from_bytes(&single_leaf.to_bytes().unwrap()).is_ok());
+        assert!(TreeModel::from_bytes(&single_leaf.to_bytes().unwrap(), 1).is_ok());
+        // A well-formed model for another width is refused: it would index past a row.
+        assert!(TreeModel::from_bytes(&single_leaf.to_bytes().unwrap(), 2).is_err());
         let mut cyclic = single_leaf.clone();
         cyclic.trees[0].nodes = vec![
             Node {
@@ -541,6 +548,6 @@ mod tests {
             },
         ];
         cyclic.trees[0].depth = 1;
-        assert!(TreeModel::from_bytes(&cyclic.to_bytes().unwrap()).is_err());
+        assert!(TreeModel::from_bytes(&cyclic.to_bytes().unwrap(), 1).is_err());
     }
 }
