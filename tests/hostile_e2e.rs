@@ -34,26 +34,10 @@ fn until_closed(s: &mut TcpStream) -> String {
     text(&out)
 }
 
-/// Raises this test process's soft open-file limit to the hard one (2,000 sockets need it where
-/// the soft limit is 1,024).
-#[allow(unsafe_code)]
-fn raise_open_file_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: both calls only read and write the struct passed, which lives here.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 #[test]
 fn two_thousand_stalled_clients_take_no_prediction_slot_and_are_closed_in_time() {
-    raise_open_file_limit();
+    // 2,000 sockets need more than a 1,024 soft limit: the server's own helper raises it.
+    serve::connections::raise_open_file_limit();
     let server = Server::ready(
         &trained().opt_ml,
         &[

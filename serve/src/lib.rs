@@ -46,7 +46,7 @@ pub struct AppState {
     admitted: Arc<Semaphore>,
     /// Permits for requests computing.
     workers: Arc<Semaphore>,
-    /// Turns true on SIGTERM: body reads still waiting for a client end at once.
+    /// Turns true on SIGTERM: body reads then wait at most a second for the next piece.
     stopping: tokio::sync::watch::Receiver<bool>,
 }
 

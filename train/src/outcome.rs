@@ -11,17 +11,8 @@ pub const FAILURE_REASON_LIMIT: usize = 1024;
 /// The reason as it goes into the failure file: one line of printable text, at most
 /// [`FAILURE_REASON_LIMIT`] characters (cut ones end in `...`).
 pub fn failure_reason(message: &str) -> String {
-    let one_line: String = message
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let one_line = one_line.trim();
-    if one_line.chars().count() <= FAILURE_REASON_LIMIT {
-        return one_line.to_owned();
-    }
-    let mut cut: String = one_line.chars().take(FAILURE_REASON_LIMIT - 3).collect();
-    cut.push_str("...");
-    cut
+    let trimmed = message.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+    common::error::one_line(trimmed, FAILURE_REASON_LIMIT)
 }
 
 /// Logs the reason and writes it to the failure file, unless another writer already did (the
