@@ -162,11 +162,11 @@ fn no_infinity(values: impl IntoIterator<Item = f32>) -> Result<(), String> {
 }
 
 fn schemas() -> Vec<Schema> {
-    let mut tabular = common::fire::schema();
+    let mut tabular = common::kinds::fire::schema();
     tabular.allow_missing = true;
     vec![
-        common::fire::schema(),
-        common::iops::schema(common::iops::Models {
+        common::kinds::fire::schema(),
+        common::kinds::iops::schema(common::kinds::iops::Models {
             classifier: true,
             regressor: true,
         }),
@@ -212,7 +212,7 @@ fn training_parsers() {
     .collect();
     seeds.push(b"1 1:0.5 3:2\n0 2:1.5 qid:2\n".to_vec());
     seeds.push(b"price,a,b\n1,2,3\n2,,4\n".to_vec());
-    let schema = common::fire::schema();
+    let schema = common::kinds::fire::schema();
     let options = tabular::TabularOptions {
         label_column: "price".into(),
         csv_weights: false,

@@ -3,8 +3,8 @@
 use common::artifact::Manifest;
 use common::data::{Format, RowSink};
 use common::datagen::{self, iops as gen};
-use common::iops::{self, Models};
-use common::models::iops::IopsModel;
+use common::kinds::iops::IopsModel;
+use common::kinds::iops::{self, Models};
 use e2e::{sample_payload, text, Sandbox, Server};
 use std::sync::OnceLock;
 

@@ -37,7 +37,7 @@ fn trains_from_every_input_format_and_writes_a_complete_artifact() {
         assert!(s.opt_ml.success_file().exists());
         let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
         assert_eq!(m.model_kind, "fire_ensemble");
-        assert_eq!(m.feature_names, common::fire::FEATURE_NAMES);
+        assert_eq!(m.feature_names, common::kinds::fire::FEATURE_NAMES);
         assert_eq!(
             m.rows["train"] + m.rows["validation"] + m.rows["test"],
             3000
@@ -87,7 +87,7 @@ fn loaded_artifact_reproduces_the_reported_test_metrics() {
         &s.opt_ml.channel_dir("test"),
         "test",
         None,
-        &common::fire::schema(),
+        &common::kinds::fire::schema(),
         &|| Ok(()),
     )
     .unwrap();

@@ -8,6 +8,7 @@
 
 use crate::access;
 use crate::error::{Error, Result};
+use crate::kinds::ModelKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -25,21 +26,49 @@ pub struct PayloadFile {
     pub name: String,
     /// Path relative to the model directory.
     pub file: String,
-    /// Encoding: `xgboost-ubj` (XGBoost's model), `compiled-trees` (the same trees for fast
-    /// prediction), or `bincode-logistic`.
-    pub format: String,
+    /// How the file is encoded.
+    pub format: PayloadFormat,
     /// Ensemble weight, when the payload is an ensemble member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<f64>,
 }
+
+/// How a payload file is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PayloadFormat {
+    /// XGBoost's own UBJSON model, kept for XGBoost tooling; serving does not read it.
+    XgboostUbj,
+    /// XGBoost trees compiled for prediction ([`crate::models::trees::TreeModel`]).
+    CompiledTrees,
+    /// The standardised logistic regression, bincode.
+    BincodeLogistic,
+    /// A generic tabular candidate, bincode.
+    BincodeTabular,
+}
+
+impl PayloadFormat {
+    /// The name written into the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadFormat::XgboostUbj => "xgboost-ubj",
+            PayloadFormat::CompiledTrees => "compiled-trees",
+            PayloadFormat::BincodeLogistic => "bincode-logistic",
+            PayloadFormat::BincodeTabular => "bincode-tabular",
+        }
+    }
+}
+
+/// A payload file as it is about to be written: its manifest entry and its bytes.
+pub type Payload = (PayloadFile, Vec<u8>);
 
 /// The self-description of a model directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// Artifact format version; readers reject newer versions.
     pub format_version: u32,
-    /// Which model family this is (`fire_ensemble`, ...).
-    pub model_kind: String,
+    /// Which model kind this is.
+    pub model_kind: ModelKind,
     /// Feature names in the order the model expects them.
     pub feature_names: Vec<String>,
     /// Decision threshold (probability `>` threshold means class 1).
@@ -154,11 +183,7 @@ fn tmp_name(path: &Path) -> PathBuf {
 /// files an interrupted earlier run left behind (recognised by the names this function gives:
 /// [`is_payload_name`]); nothing else is touched. When a write fails, the files this run wrote
 /// are removed again.
-pub fn save(
-    dir: &Path,
-    mut manifest: Manifest,
-    payloads: Vec<(PayloadFile, Vec<u8>)>,
-) -> Result<()> {
+pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<Payload>) -> Result<()> {
     access::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let previous = Manifest::load(dir).ok();
     let run = format!(
@@ -350,7 +375,7 @@ mod tests {
     fn manifest() -> Manifest {
         Manifest {
             format_version: FORMAT_VERSION,
-            model_kind: "test".into(),
+            model_kind: ModelKind::Tabular,
             feature_names: vec!["a".into()],
             threshold: None,
             weighting: None,
@@ -367,7 +392,7 @@ mod tests {
             PayloadFile {
                 name: "m".into(),
                 file: "m.bin".into(),
-                format: "raw".into(),
+                format: PayloadFormat::BincodeTabular,
                 weight: None,
             },
             bytes.to_vec(),
@@ -450,7 +475,7 @@ mod tests {
         bad.payloads.push(PayloadFile {
             name: "m".into(),
             file: "/etc/passwd".into(),
-            format: "raw".into(),
+            format: PayloadFormat::BincodeTabular,
             weight: None,
         });
         std::fs::write(src.path().join(MANIFEST), serde_json::to_vec(&bad).unwrap()).unwrap();

@@ -4,7 +4,8 @@
 //! [`data::load_channel`] reads each channel into a [`data::Dataset`] → [`split`] makes the
 //! train / validation / test rows → [`models::ensemble`] fits the members and weights them →
 //! [`metrics`] scores them → [`artifact`] writes the model directory atomically.
-//! Serving flow: [`artifact`] loads the model directory → the model predicts.
+//! Serving flow: [`artifact`] opens the model directory → [`kinds::load`] gives the model of its
+//! kind → it predicts and writes its answers.
 
 #![warn(missing_docs)]
 
@@ -13,9 +14,8 @@ pub mod artifact;
 pub mod data;
 pub mod datagen;
 pub mod error;
-pub mod fire;
 pub mod hyperparams;
-pub mod iops;
+pub mod kinds;
 pub mod memory;
 pub mod metrics;
 pub mod models;

@@ -3,16 +3,14 @@
 //! Inputs: `text/csv` (no header, one record per line), `application/json` (a flat object of
 //! named features, `{"features": {...} | [...]}`, `{"instances": [...]}` of either, or an array
 //! of value arrays) and `application/jsonlines` (one record per line). Outputs: the same three
-//! types, one documented record shape (see the README). Media types are compared
-//! case-insensitively, parameters ignored.
+//! types, in the record shape of the model's kind ([`common::kinds`]; see the README). Media types
+//! are compared case-insensitively, parameters ignored.
 
 use crate::error::ServeError;
 use common::data::{media_type_essence, Schema};
-use common::iops::RISK_LEVELS;
-use common::models::iops::IopsPrediction;
+use common::kinds::Predictions;
 use ndarray::Array2;
 use serde_json::Value;
-use std::fmt::Write as _;
 
 /// An input body's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +193,7 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
                 line.split(',').count()
             ));
         }
-        let f = field.trim().trim_matches('"');
+        let f = common::data::number::unquote(field);
         if f.is_empty() && allow_missing {
             out.push(f32::NAN);
             continue;
@@ -550,16 +548,6 @@ fn number(v: &Value, allow_missing: bool) -> Result<f32, String> {
     x.and_then(common::data::number::checked).map(|x| x as f32)
 }
 
-/// A batch of predictions that can be written record by record.
-pub trait Predictions {
-    /// Number of records.
-    fn records(&self) -> usize;
-    /// Appends record `i` as one JSON object.
-    fn json_record(&self, i: usize, out: &mut String);
-    /// Appends record `i` as one CSV line without its newline.
-    fn csv_record(&self, i: usize, out: &mut String);
-}
-
 /// Encodes predictions into one string. JSON is `{"predictions": [record, ...]}`; in batch mode
 /// JSON is written one record per line so the output lines up with the input lines.
 pub fn encode(p: &dyn Predictions, format: Output, batch: bool) -> String {
@@ -645,178 +633,11 @@ pub fn encode_in_chunks(
     flush(&mut out, true);
 }
 
-/// Predictions of the fire ensemble for a batch of records.
-pub struct FirePredictions<'a> {
-    /// Member names in manifest order.
-    pub members: &'a [&'static str],
-    /// Member probabilities, one vector per member.
-    pub member_probabilities: &'a [Vec<f32>],
-    /// Ensemble probabilities.
-    pub probabilities: &'a [f32],
-    /// Decision threshold.
-    pub threshold: f64,
-}
-
-impl FirePredictions<'_> {
-    fn label(&self, p: f32) -> u8 {
-        u8::from(f64::from(p) > self.threshold)
-    }
-}
-
-impl Predictions for FirePredictions<'_> {
-    fn records(&self) -> usize {
-        self.probabilities.len()
-    }
-
-    fn json_record(&self, i: usize, out: &mut String) {
-        let p = self.probabilities[i];
-        let _ = write!(
-            out,
-            "{{\"ensemble_prediction\":{},\"ensemble_probability\":{p}",
-            self.label(p)
-        );
-        for (key, labels) in [
-            ("individual_predictions", true),
-            ("individual_probabilities", false),
-        ] {
-            let _ = write!(out, ",\"{key}\":{{");
-            for (k, (name, probs)) in self
-                .members
-                .iter()
-                .zip(self.member_probabilities)
-                .enumerate()
-            {
-                let sep = if k == 0 { "" } else { "," };
-                if labels {
-                    let _ = write!(out, "{sep}\"{name}\":{}", self.label(probs[i]));
-                } else {
-                    let _ = write!(out, "{sep}\"{name}\":{}", probs[i]);
-                }
-            }
-            out.push('}');
-        }
-        out.push('}');
-    }
-
-    fn csv_record(&self, i: usize, out: &mut String) {
-        let p = self.probabilities[i];
-        let _ = write!(out, "{},{p}", self.label(p));
-        for probs in self.member_probabilities {
-            let _ = write!(out, ",{}", probs[i]);
-        }
-    }
-}
-
-/// Predictions of the IOPS models: JSON `{"risk_level", "risk_class", "probabilities": {level:
-/// p}, "performance_score"}`; CSV `risk_class,risk_level,p_low,p_medium,p_high,p_critical,
-/// performance_score`. A model not in the artifact leaves its fields out.
-pub struct IopsPredictions<'a>(pub &'a IopsPrediction);
-
-impl Predictions for IopsPredictions<'_> {
-    fn records(&self) -> usize {
-        let p = self.0;
-        p.scores
-            .as_ref()
-            .map(Vec::len)
-            .or(p.probabilities.as_ref().map(|a| a.nrows()))
-            .unwrap_or(0)
-    }
-
-    fn json_record(&self, i: usize, out: &mut String) {
-        out.push('{');
-        if let (Some(class), Some(probs)) = (self.0.class(i), &self.0.probabilities) {
-            let _ = write!(
-                out,
-                "\"risk_level\":\"{}\",\"risk_class\":{class},\"probabilities\":{{",
-                RISK_LEVELS[class]
-            );
-            for (k, (name, p)) in RISK_LEVELS.iter().zip(probs.row(i)).enumerate() {
-                let sep = if k == 0 { "" } else { "," };
-                let _ = write!(out, "{sep}\"{name}\":{p}");
-            }
-            out.push('}');
-        }
-        if let Some(scores) = &self.0.scores {
-            let sep = if self.0.probabilities.is_some() {
-                ","
-            } else {
-                ""
-            };
-            let _ = write!(out, "{sep}\"performance_score\":{}", scores[i]);
-        }
-        out.push('}');
-    }
-
-    fn csv_record(&self, i: usize, out: &mut String) {
-        if let (Some(class), Some(probs)) = (self.0.class(i), &self.0.probabilities) {
-            let _ = write!(out, "{class},{}", RISK_LEVELS[class]);
-            for p in probs.row(i) {
-                let _ = write!(out, ",{p}");
-            }
-        }
-        if let Some(scores) = &self.0.scores {
-            let sep = if self.0.probabilities.is_some() {
-                ","
-            } else {
-                ""
-            };
-            let _ = write!(out, "{sep}{}", scores[i]);
-        }
-    }
-}
-
-/// Predictions of a tabular model, shaped as SageMaker's built-in XGBoost answers: regression
-/// `{"score": v}` (CSV `v`); binary `{"score": p, "predicted_label": 0|1}` (CSV `p`); multi-class
-/// `{"score": [p0, ...], "predicted_label": k}` (CSV `p0,...`).
-pub struct TabularPredictions<'a> {
-    /// One row per record.
-    pub values: &'a Array2<f32>,
-    /// Whether the values are class probabilities (binary or multi-class).
-    pub classification: bool,
-}
-
-impl TabularPredictions<'_> {
-    fn label(&self, i: usize) -> usize {
-        let row = self.values.row(i);
-        if row.len() == 1 {
-            return usize::from(row[0] > 0.5);
-        }
-        common::metrics::most_probable(row)
-    }
-}
-
-impl Predictions for TabularPredictions<'_> {
-    fn records(&self) -> usize {
-        self.values.nrows()
-    }
-
-    fn json_record(&self, i: usize, out: &mut String) {
-        let row = self.values.row(i);
-        if row.len() == 1 {
-            let _ = write!(out, "{{\"score\":{}", row[0]);
-        } else {
-            out.push_str("{\"score\":[");
-            for (k, p) in row.iter().enumerate() {
-                let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
-            }
-            out.push(']');
-        }
-        if self.classification {
-            let _ = write!(out, ",\"predicted_label\":{}", self.label(i));
-        }
-        out.push('}');
-    }
-
-    fn csv_record(&self, i: usize, out: &mut String) {
-        for (k, p) in self.values.row(i).iter().enumerate() {
-            let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::kinds::fire::FirePredictions;
+    use common::kinds::tabular::TabularPredictions;
 
     #[test]
     fn json_records_far_larger_than_the_model_are_refused_while_read() {
@@ -864,7 +685,7 @@ mod tests {
     fn pieces_concatenate_to_the_whole_answer_and_its_counted_length() {
         let values = Array2::from_shape_fn((1000, 3), |(i, j)| (i * 3 + j) as f32 / 7.0);
         let p = TabularPredictions {
-            values: &values,
+            values,
             classification: true,
         };
         for (format, batch) in [
@@ -1002,9 +823,9 @@ mod tests {
         let members = ["random_forest", "logistic_regression"];
         let mp = vec![vec![0.9f32, 0.2], vec![0.7, 0.4]];
         let p = FirePredictions {
-            members: &members,
-            member_probabilities: &mp,
-            probabilities: &[0.8, 0.25],
+            members: members.to_vec(),
+            member_probabilities: mp,
+            probabilities: vec![0.8, 0.25],
             threshold: 0.5,
         };
         assert_eq!(

@@ -1,43 +1,38 @@
-//! The model being served, loaded from the model directory and described by its manifest.
+//! The model being served: loaded from the model directory through its kind
+//! ([`common::kinds::load`]), answered the same way whatever the kind.
 
-use crate::codec::{
-    self, FirePredictions, Input, IopsPredictions, Predictions, TabularPredictions,
-};
+use crate::codec::{self, Input};
 use crate::error::ServeError;
 use common::artifact::{self, Manifest};
-use common::data::Schema;
-use common::models::ensemble::FireEnsemble;
-use common::models::iops::{IopsModel, IopsPrediction};
-use common::models::tabular::{TabularModel, Task};
+use common::kinds::{self, Joined, Model, Predictions};
 use common::opt_ml::OptMl;
-use common::{fire, iops, Error, Result};
-use ndarray::{ArrayView2, Axis};
-
-/// The model families `serve` answers with, chosen by the manifest's `model_kind`.
-enum Kind {
-    Fire {
-        ensemble: FireEnsemble,
-        members: Vec<&'static str>,
-    },
-    Iops(IopsModel),
-    Tabular(TabularModel),
-}
+use common::{Error, Result};
+use ndarray::ArrayView2;
+use std::path::Path;
 
 /// A loaded model, ready to predict (shared by all requests, no locks).
 pub struct LoadedModel {
     /// The manifest it was loaded from.
     pub manifest: Manifest,
-    /// The request features: names in model order, and which are computed when left out.
-    schema: Schema,
-    kind: Kind,
+    model: Box<dyn Model>,
 }
 
 impl LoadedModel {
     /// Loads `model/` (or the `model.tar.gz` in it, unpacked under the system temp directory and
     /// removed once loaded; the model directory itself is only read).
     pub fn load(opt_ml: &OptMl) -> Result<Self> {
-        let scratch = std::env::temp_dir().join(format!("serve-model-{}", std::process::id()));
-        let loaded = Self::load_dir(&opt_ml.model_dir(), &scratch);
+        Self::load_from(&opt_ml.model_dir())
+    }
+
+    /// Loads the model in `model_dir` (a model directory, or one holding `model.tar.gz`).
+    pub fn load_from(model_dir: &Path) -> Result<Self> {
+        let scratch = scratch_dir();
+        let loaded = (|| {
+            let dir = artifact::open_model_dir(model_dir, &scratch)?;
+            let manifest = Manifest::load(&dir)?;
+            let model = kinds::load(&dir, &manifest)?;
+            Ok(Self { manifest, model })
+        })();
         // Everything served is in memory now; an unpacked archive is not needed any more.
         if scratch.exists() {
             if let Err(e) = std::fs::remove_dir_all(&scratch) {
@@ -45,52 +40,6 @@ impl LoadedModel {
             }
         }
         loaded
-    }
-
-    fn load_dir(model_dir: &std::path::Path, scratch: &std::path::Path) -> Result<Self> {
-        let dir = artifact::open_model_dir(model_dir, scratch)?;
-        let manifest = Manifest::load(&dir)?;
-        let (schema, kind) = match manifest.model_kind.as_str() {
-            "fire_ensemble" => {
-                let ensemble = FireEnsemble::load(&dir, &manifest)?;
-                let members = ensemble.members.iter().map(|(m, _)| m.name()).collect();
-                (fire::schema(), Kind::Fire { ensemble, members })
-            }
-            "iops" => {
-                let model = IopsModel::load(&dir, &manifest)?;
-                let models = iops::Models {
-                    classifier: model.classifier.is_some(),
-                    regressor: model.regressor.is_some(),
-                };
-                (iops::schema(models), Kind::Iops(model))
-            }
-            "tabular" => {
-                let model = TabularModel::load(&dir, &manifest)?;
-                let schema = Schema {
-                    feature_names: manifest.feature_names.clone(),
-                    derived: None,
-                    targets: vec![],
-                    allow_missing: true,
-                };
-                (schema, Kind::Tabular(model))
-            }
-            other => {
-                return Err(Error::Artifact(format!(
-                    "model kind '{other}' is not served by this build (it serves fire_ensemble, iops and tabular)"
-                )))
-            }
-        };
-        if manifest.feature_names != schema.feature_names {
-            return Err(Error::Artifact(format!(
-                "the manifest's feature names differ from the {} model's: {:?}",
-                manifest.model_kind, manifest.feature_names
-            )));
-        }
-        Ok(Self {
-            manifest,
-            schema,
-            kind,
-        })
     }
 
     /// Decodes a body, predicts every record and hands the predictions to `reply`, which encodes
@@ -105,78 +54,30 @@ impl LoadedModel {
         threads: usize,
         reply: impl FnOnce(&dyn Predictions) -> R,
     ) -> Result<R, ServeError> {
-        let x = codec::decode(input, &body, &self.schema, batch)?;
+        let x = codec::decode(input, &body, self.model.schema(), batch)?;
         drop(body);
-        let failed = |e: Error| {
+        let parts = in_row_ranges(x.view(), threads, |x| self.model.predict(x)).map_err(|e| {
             tracing::error!(error = %e, "prediction failed");
             ServeError::Internal
-        };
-        match &self.kind {
-            Kind::Fire { ensemble, members } => {
-                let parts =
-                    in_row_ranges(x.view(), threads, |x| ensemble.predict(x)).map_err(failed)?;
-                let mut member_probabilities = vec![Vec::with_capacity(x.nrows()); members.len()];
-                let mut probabilities = Vec::with_capacity(x.nrows());
-                for p in parts {
-                    for (all, (_, part)) in member_probabilities.iter_mut().zip(p.members) {
-                        all.extend(part);
-                    }
-                    probabilities.extend(p.ensemble);
-                }
-                finite_answers(probabilities.iter(), 1)?;
-                for m in &member_probabilities {
-                    finite_answers(m.iter(), 1)?;
-                }
-                let predictions = FirePredictions {
-                    members,
-                    member_probabilities: &member_probabilities,
-                    probabilities: &probabilities,
-                    threshold: ensemble.threshold,
-                };
-                Ok(reply(&predictions))
-            }
-            Kind::Tabular(model) => {
-                let parts =
-                    in_row_ranges(x.view(), threads, |x| Ok(model.predict(x))).map_err(failed)?;
-                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-                let values = ndarray::concatenate(Axis(0), &views)
-                    .map_err(|e| failed(Error::Fit(e.to_string())))?;
-                finite_answers(values.iter(), values.ncols().max(1))?;
-                let predictions = TabularPredictions {
-                    values: &values,
-                    classification: model.task != Task::Regression,
-                };
-                Ok(reply(&predictions))
-            }
-            Kind::Iops(model) => {
-                let parts =
-                    in_row_ranges(x.view(), threads, |x| Ok(model.predict(x))).map_err(failed)?;
-                let joined = join_iops(parts).map_err(failed)?;
-                if let Some(p) = &joined.probabilities {
-                    finite_answers(p.iter(), p.ncols().max(1))?;
-                }
-                if let Some(s) = &joined.scores {
-                    finite_answers(s.iter(), 1)?;
-                }
-                Ok(reply(&IopsPredictions(&joined)))
-            }
+        })?;
+        let predictions = Joined::new(parts);
+        // No answer holds NaN or infinity: a record whose output is not finite (its inputs lie
+        // far outside anything the model was trained on) is refused, by record number.
+        if let Some(i) = predictions.first_non_finite() {
+            return Err(ServeError::BadRequest(format!(
+                "record {}: the model's output is not a finite number; its inputs are far outside the range it was trained on",
+                i + 1
+            )));
         }
+        Ok(reply(&predictions))
     }
 }
 
-/// No answer holds NaN or infinity: a record whose output is not finite (its inputs lie far
-/// outside anything the model was trained on) is refused, by record number.
-fn finite_answers<'a>(
-    values: impl Iterator<Item = &'a f32>,
-    per_record: usize,
-) -> Result<(), ServeError> {
-    match values.enumerate().find(|(_, v)| !v.is_finite()) {
-        None => Ok(()),
-        Some((i, _)) => Err(ServeError::BadRequest(format!(
-            "record {}: the model's output is not a finite number; its inputs are far outside the range it was trained on",
-            i / per_record + 1
-        ))),
-    }
+/// A directory of this process's own for unpacking one `model.tar.gz`.
+fn scratch_dir() -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("serve-model-{}-{n}", std::process::id()))
 }
 
 /// Runs `predict` on contiguous row ranges of `x` on up to `threads` threads, in row order.
@@ -205,26 +106,6 @@ fn in_row_ranges<T: Send>(
                     .unwrap_or_else(|_| Err(Error::Fit("prediction thread panicked".into())))
             })
             .collect()
-    })
-}
-
-/// Concatenates the IOPS predictions of consecutive row ranges.
-fn join_iops(parts: Vec<IopsPrediction>) -> Result<IopsPrediction> {
-    let probabilities = parts
-        .iter()
-        .map(|p| p.probabilities.as_ref().map(|a| a.view()))
-        .collect::<Option<Vec<_>>>()
-        .map(|views| ndarray::concatenate(Axis(0), &views))
-        .transpose()
-        .map_err(|e| Error::Fit(e.to_string()))?;
-    let scores = parts
-        .iter()
-        .map(|p| p.scores.clone())
-        .collect::<Option<Vec<_>>>()
-        .map(|s| s.concat());
-    Ok(IopsPrediction {
-        probabilities,
-        scores,
     })
 }
 

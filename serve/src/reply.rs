@@ -7,11 +7,12 @@
 //! clients see an ordinary response), once in pieces of [`PIECE_BYTES`] handed to the
 //! connection as it sends them. Formatting is deterministic, so both passes agree.
 
-use crate::codec::{self, Output, Predictions};
+use crate::codec::{self, Output};
 use crate::error::ServeError;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use common::kinds::Predictions;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};

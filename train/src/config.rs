@@ -3,7 +3,7 @@
 
 use common::data::tabular::TabularOptions;
 use common::hyperparams::{HyperparameterReader, Hyperparameters, Interval};
-use common::iops;
+use common::kinds::{iops, ModelKind};
 use common::models::boosted::BoostParams;
 use common::models::ensemble::{BoostingParams, EnsembleParams, ForestParams, Member, Weighting};
 use common::models::logistic::LogisticParams;
@@ -12,9 +12,6 @@ use common::opt_ml::OptMl;
 use common::{Error, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-
-/// Model kinds this build trains.
-pub const MODEL_KINDS: [&str; 3] = ["fire_ensemble", "iops", "tabular"];
 
 /// The IOPS models' names for the `models` hyperparameter.
 pub const IOPS_MODELS: [&str; 2] = ["classifier", "regressor"];
@@ -81,8 +78,8 @@ pub struct TabularConfig {
 /// Everything `train` needs to know before reading data.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    /// The model kind (`fire_ensemble`, `iops`).
-    pub model_kind: &'static str,
+    /// The model kind.
+    pub model_kind: ModelKind,
     /// Settings of that kind.
     pub model: ModelConfig,
     /// Split settings.
@@ -98,20 +95,27 @@ impl TrainConfig {
     /// Reads and validates the hyperparameters; unknown keys are an error.
     pub fn from_hyperparameters(hp: &Hyperparameters) -> Result<Self> {
         let mut r = HyperparameterReader::new(hp);
-        let model_kind = r.choice("model_kind", "fire_ensemble", &MODEL_KINDS)?;
+        let model_kind = r.choice(
+            "model_kind",
+            ModelKind::FireEnsemble.name(),
+            &ModelKind::NAMES,
+        )?;
+        let model_kind = ModelKind::from_name(model_kind).expect("a listed kind");
         let seed = r.u64("seed", 42, 0, u64::from(u32::MAX))?;
         let max_bin = r.u64("max_bin", 256, 2, 4096)? as u32;
         let nthread = r.u64("nthread", 0, 0, 1024)? as u32;
         let model = match model_kind {
-            "iops" => ModelConfig::Iops(iops_params(&mut r, seed, max_bin, nthread)?),
-            "tabular" => ModelConfig::Tabular(tabular_config(
+            ModelKind::FireEnsemble => {
+                ModelConfig::Fire(fire_params(&mut r, seed, max_bin, nthread)?)
+            }
+            ModelKind::Iops => ModelConfig::Iops(iops_params(&mut r, seed, max_bin, nthread)?),
+            ModelKind::Tabular => ModelConfig::Tabular(tabular_config(
                 &mut r,
                 hp.tuning_objective_metric.as_deref(),
                 seed,
                 max_bin,
                 nthread,
             )?),
-            _ => ModelConfig::Fire(fire_params(&mut r, seed, max_bin, nthread)?),
         };
         let split = SplitConfig {
             validation_fraction: r.f64(
@@ -147,36 +151,35 @@ fn fire_params(
         .into_iter()
         .filter_map(Member::from_name)
         .collect();
+    let d = EnsembleParams::default();
     let weighting =
-        Weighting::from_name(r.choice("weighting", "exp_accuracy", &Weighting::NAMES)?)
+        Weighting::from_name(r.choice("weighting", d.weighting.name(), &Weighting::NAMES)?)
             .expect("listed name");
+    let b = &d.boosting;
     Ok(EnsembleParams {
         members,
-        forest: ForestParams {
-            num_trees: r.u64("rf_num_trees", 200, 1, 5000)? as u32,
-            max_depth: r.u64("rf_max_depth", 10, 1, 20)? as u32,
-            subsample: r.f64("rf_subsample", 0.632, UNIT)?,
-            colsample_bynode: r.opt_f64("rf_colsample_bynode", UNIT)?,
-            lambda: r.f64("rf_lambda", 1e-5, NON_NEGATIVE)?,
-            min_child_weight: r.f64("rf_min_child_weight", 1.0, NON_NEGATIVE)?,
-        },
+        forest: forest_params(r, &d.forest, true)?,
         boosting: BoostingParams {
-            num_round: r.u64("gb_num_round", 200, 1, 10_000)? as u32,
-            max_depth: r.u64("gb_max_depth", 6, 1, 20)? as u32,
-            eta: r.f64("gb_eta", 0.1, UNIT)?,
-            subsample: r.f64("gb_subsample", 1.0, UNIT)?,
-            colsample_bytree: r.f64("gb_colsample_bytree", 1.0, UNIT)?,
-            lambda: r.f64("gb_lambda", 1.0, NON_NEGATIVE)?,
-            min_child_weight: r.f64("gb_min_child_weight", 1.0, NON_NEGATIVE)?,
+            num_round: r.u64("gb_num_round", b.num_round.into(), 1, 10_000)? as u32,
+            max_depth: r.u64("gb_max_depth", b.max_depth.into(), 1, 20)? as u32,
+            eta: r.f64("gb_eta", b.eta, UNIT)?,
+            subsample: r.f64("gb_subsample", b.subsample, UNIT)?,
+            colsample_bytree: r.f64("gb_colsample_bytree", b.colsample_bytree, UNIT)?,
+            lambda: r.f64("gb_lambda", b.lambda, NON_NEGATIVE)?,
+            min_child_weight: r.f64("gb_min_child_weight", b.min_child_weight, NON_NEGATIVE)?,
         },
         logistic: LogisticParams {
-            c: r.f64("lr_c", 1.0, Interval::left_open(0.0, f64::INFINITY))?,
-            max_iterations: r.u64("lr_max_iter", 1000, 1, 100_000)?,
+            c: r.f64(
+                "lr_c",
+                d.logistic.c,
+                Interval::left_open(0.0, f64::INFINITY),
+            )?,
+            max_iterations: r.u64("lr_max_iter", d.logistic.max_iterations, 1, 100_000)?,
         },
         weighting,
         threshold: r.f64(
             "threshold",
-            0.5,
+            d.threshold,
             Interval {
                 min: 0.0,
                 min_inclusive: false,
@@ -188,6 +191,29 @@ fn fire_params(
         seed,
         nthread,
     })
+}
+
+/// Random forest settings (`rf_*`), defaulting to `d`; `regularisation` also reads `rf_lambda`
+/// and `rf_min_child_weight`.
+fn forest_params(
+    r: &mut HyperparameterReader,
+    d: &ForestParams,
+    regularisation: bool,
+) -> Result<ForestParams> {
+    let mut f = ForestParams {
+        num_trees: r.u64("rf_num_trees", d.num_trees.into(), 1, 5000)? as u32,
+        max_depth: r.u64("rf_max_depth", d.max_depth.into(), 1, 20)? as u32,
+        subsample: r.f64("rf_subsample", d.subsample, UNIT)?,
+        colsample_bynode: r
+            .opt_f64("rf_colsample_bynode", UNIT)?
+            .or(d.colsample_bynode),
+        ..*d
+    };
+    if regularisation {
+        f.lambda = r.f64("rf_lambda", d.lambda, NON_NEGATIVE)?;
+        f.min_child_weight = r.f64("rf_min_child_weight", d.min_child_weight, NON_NEGATIVE)?;
+    }
+    Ok(f)
 }
 
 /// XGBoost settings under SageMaker's built-in XGBoost names, defaulting to `d`.
@@ -283,31 +309,19 @@ fn tabular_config(
                 .join(", ")
         )));
     }
-    // XGBoost's own defaults, as the built-in algorithm has them (num_round is required there).
-    let xgboost_defaults = BoostParams {
-        num_round: 100,
-        eta: 0.3,
-        max_depth: 6,
-        subsample: 1.0,
-        colsample_bytree: 1.0,
-        early_stopping_rounds: None,
-        ..BoostParams::default()
-    };
-    let boost = boost_params(r, xgboost_defaults, seed, max_bin, nthread)?;
+    let d = TabularParams::default();
     let params = TabularParams {
-        boost,
-        forest: ForestParams {
-            num_trees: r.u64("rf_num_trees", 100, 1, 5000)? as u32,
-            max_depth: r.u64("rf_max_depth", 10, 1, 20)? as u32,
-            subsample: r.f64("rf_subsample", 0.632, UNIT)?,
-            colsample_bynode: r.opt_f64("rf_colsample_bynode", UNIT)?,
-            // lambda and min_child_weight stay at the forest defaults (not tabular hyperparameters).
-            ..ForestParams::default()
-        },
-        linear_c: r.f64("linear_c", 1.0, Interval::left_open(0.0, f64::INFINITY))?,
-        linear_lambda: r.f64("linear_lambda", 1e-6, NON_NEGATIVE)?,
-        knn_k: r.u64("knn_k", 5, 1, 1000)? as u32,
-        knn_sample_size: r.u64("knn_sample_size", 10_000, 1, 10_000_000)? as u32,
+        boost: boost_params(r, d.boost, seed, max_bin, nthread)?,
+        // lambda and min_child_weight stay at the forest defaults (not tabular hyperparameters).
+        forest: forest_params(r, &d.forest, false)?,
+        linear_c: r.f64(
+            "linear_c",
+            d.linear_c,
+            Interval::left_open(0.0, f64::INFINITY),
+        )?,
+        linear_lambda: r.f64("linear_lambda", d.linear_lambda, NON_NEGATIVE)?,
+        knn_k: r.u64("knn_k", d.knn_k.into(), 1, 1000)? as u32,
+        knn_sample_size: r.u64("knn_sample_size", d.knn_sample_size.into(), 1, 10_000_000)? as u32,
     };
     let options = TabularOptions {
         label_column: r.raw_text("label_column").unwrap_or("label").to_owned(),

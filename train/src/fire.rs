@@ -4,16 +4,13 @@ use crate::config::{ChannelConfig, TrainConfig};
 use crate::report::{self, Evaluation, SplitMetrics};
 use crate::splits;
 use crate::stop::StopFlag;
-use common::artifact::PayloadFile;
 use common::data::Dataset;
+use common::kinds::{fire, ModelKind};
 use common::metrics::BinaryMetrics;
-use common::models::ensemble::{EnsembleParams, FireEnsemble, MemberModel, Progress};
+use common::models::ensemble::{EnsembleParams, FireEnsemble, Progress};
 use common::opt_ml::OptMl;
-use common::{fire, Error, Result};
+use common::{Error, Result};
 use std::collections::BTreeMap;
-
-/// The model kind written into the manifest.
-pub const MODEL_KIND: &str = "fire_ensemble";
 
 /// Loads, splits, fits, evaluates and saves; returns the evaluation.
 pub fn train(
@@ -129,45 +126,14 @@ fn save_model(
     ensemble: &FireEnsemble,
     evaluation: &Evaluation,
 ) -> Result<()> {
-    let mut payloads = Vec::new();
-    for (member, model) in &ensemble.members {
-        let weight = ensemble.weights.get(member).copied();
-        let payload = |file: String, format: &str| PayloadFile {
-            name: member.name().into(),
-            file,
-            format: format.into(),
-            weight,
-        };
-        match model {
-            MemberModel::Trees {
-                trees,
-                xgboost_models,
-            } => {
-                for ubj in xgboost_models {
-                    payloads.push((
-                        payload(format!("{}.ubj", member.name()), "xgboost-ubj"),
-                        ubj.clone(),
-                    ));
-                }
-                payloads.push((
-                    payload(format!("{}.trees", member.name()), "compiled-trees"),
-                    trees.to_bytes()?,
-                ));
-            }
-            MemberModel::Logistic(m) => payloads.push((
-                payload(format!("{}.bin", member.name()), "bincode-logistic"),
-                m.to_bytes()?,
-            )),
-        }
-    }
     let mut manifest = report::manifest(
-        MODEL_KIND,
+        ModelKind::FireEnsemble,
         fire::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         evaluation,
         &evaluation.rows,
         &config.hyperparameters,
     )?;
-    manifest.threshold = Some(ensemble.threshold);
+    let payloads = fire::payloads(ensemble, &mut manifest)?;
     manifest.weighting = Some(evaluation.weighting.into());
     manifest
         .library_versions

@@ -5,18 +5,15 @@ use crate::config::{ChannelConfig, IopsParams, TrainConfig};
 use crate::report;
 use crate::splits::{self, Splits};
 use crate::stop::StopFlag;
-use common::artifact::PayloadFile;
 use common::data::Dataset;
+use common::kinds::iops::{self, IopsModel, CLASSIFIER, REGRESSOR};
+use common::kinds::ModelKind;
 use common::metrics::{MultiClassMetrics, RegressionMetrics};
 use common::models::boosted::{self, Boosted, FitData, Objective};
-use common::models::iops::{IopsModel, CLASSIFIER, REGRESSOR};
 use common::opt_ml::OptMl;
-use common::{iops, Result};
+use common::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The model kind written into the manifest.
-pub const MODEL_KIND: &str = "iops";
 
 /// How one model's fit went and how it scores.
 #[derive(Debug, Clone, Serialize)]
@@ -225,23 +222,15 @@ fn save_model(
     regressor: Option<(Boosted, f64)>,
     evaluation: &IopsEvaluation,
 ) -> Result<()> {
-    let mut payloads = Vec::new();
-    for (name, model) in [(CLASSIFIER, classifier), (REGRESSOR, regressor)] {
-        let Some((model, _)) = model else { continue };
-        let payload = |file: String, format: &str| PayloadFile {
-            name: name.into(),
-            file,
-            format: format.into(),
-            weight: None,
-        };
-        payloads.push((payload(format!("{name}.ubj"), "xgboost-ubj"), model.ubj));
-        payloads.push((
-            payload(format!("{name}.trees"), "compiled-trees"),
-            model.trees.to_bytes()?,
-        ));
-    }
+    let models = [(CLASSIFIER, classifier), (REGRESSOR, regressor)];
+    let payloads = iops::payloads(
+        models
+            .iter()
+            .filter_map(|(name, m)| m.as_ref().map(|(b, _)| (*name, b.ubj.clone(), &b.trees)))
+            .collect(),
+    )?;
     let manifest = report::manifest(
-        MODEL_KIND,
+        ModelKind::Iops,
         iops::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         evaluation,
         &evaluation.rows,

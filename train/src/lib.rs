@@ -46,7 +46,7 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
         );
         return Ok(Summary::NotLeader);
     }
-    tracing::info!(model_kind = config.model_kind, root = %opt_ml.root().display(), "training");
+    tracing::info!(model_kind = %config.model_kind, root = %opt_ml.root().display(), "training");
     let evaluation = match &config.model {
         ModelConfig::Fire(params) => {
             serde_json::to_value(fire::train(opt_ml, &config, params, &channels, stop)?)

@@ -6,7 +6,8 @@
 //! models log `metric: <split>:classifier:<name>=...` and `metric: <split>:regressor:<name>=...`
 //! besides XGBoost's own per-round lines.
 
-use common::artifact::{self, Manifest, PayloadFile};
+use common::artifact::{self, Manifest, Payload};
+use common::kinds::ModelKind;
 use common::metrics::BinaryMetrics;
 use common::models::ensemble::Member;
 use common::models::xgboost;
@@ -86,7 +87,7 @@ pub fn by_name<T: Clone>(map: &BTreeMap<Member, T>) -> BTreeMap<&'static str, T>
 /// A manifest with the fields every model kind fills alike (no threshold, no weighting, payloads
 /// filled in by [`common::artifact::save`]); the library versions are XGBoost's and this build's.
 pub fn manifest(
-    model_kind: &str,
+    model_kind: ModelKind,
     feature_names: Vec<String>,
     metrics: &impl Serialize,
     rows: &BTreeMap<&'static str, usize>,
@@ -94,7 +95,7 @@ pub fn manifest(
 ) -> Result<Manifest> {
     Ok(Manifest {
         format_version: artifact::FORMAT_VERSION,
-        model_kind: model_kind.into(),
+        model_kind,
         feature_names,
         threshold: None,
         weighting: None,
@@ -110,11 +111,7 @@ pub fn manifest(
 }
 
 /// Writes the model directory (payloads, then the manifest, atomically) and logs where.
-pub fn write_model(
-    opt_ml: &OptMl,
-    manifest: Manifest,
-    payloads: Vec<(PayloadFile, Vec<u8>)>,
-) -> Result<()> {
+pub fn write_model(opt_ml: &OptMl, manifest: Manifest, payloads: Vec<Payload>) -> Result<()> {
     let dir = opt_ml.model_dir();
     artifact::save(&dir, manifest, payloads)?;
     tracing::info!(dir = %dir.display(), "model written");

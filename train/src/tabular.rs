@@ -5,8 +5,8 @@ use crate::config::{ChannelConfig, TabularConfig, TrainConfig, SELECTION_METRICS
 use crate::report;
 use crate::splits::{self, Reader};
 use crate::stop::StopFlag;
-use common::artifact::PayloadFile;
 use common::data::Dataset;
+use common::kinds::{self, ModelKind};
 use common::metrics::{roc_auc, MultiClassMetrics, RegressionMetrics};
 use common::models::tabular::{self, Candidate, TabularModel, Task, TrainRows};
 use common::opt_ml::OptMl;
@@ -14,9 +14,6 @@ use common::{Error, Result};
 use ndarray::Array2;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The model kind written into the manifest.
-pub const MODEL_KIND: &str = "tabular";
 
 /// Metric name to value.
 pub type Scores = BTreeMap<&'static str, f64>;
@@ -282,22 +279,12 @@ fn save_model(
     feature_names: &[String],
     comparison: &Comparison,
 ) -> Result<()> {
-    let name = model.candidate.name();
-    let payloads = vec![(
-        PayloadFile {
-            name: name.into(),
-            file: format!("tabular-{name}.bin"),
-            format: tabular::PAYLOAD_FORMAT.into(),
-            weight: None,
-        },
-        model.to_bytes()?,
-    )];
     let manifest = report::manifest(
-        MODEL_KIND,
+        ModelKind::Tabular,
         feature_names.to_vec(),
         comparison,
         &comparison.rows,
         &config.hyperparameters,
     )?;
-    report::write_model(opt_ml, manifest, payloads)
+    report::write_model(opt_ml, manifest, kinds::tabular::payloads(model)?)
 }

@@ -8,6 +8,7 @@
 //!
 //! A line that does not fit fails with the file, line number and column.
 
+use super::number::unquote;
 use super::{RowSink, Schema};
 use crate::error::{Error, Result};
 use std::io::BufRead;
@@ -106,9 +107,9 @@ pub fn parse(
         let cols = match &columns {
             Some(c) => c,
             None => {
-                let is_header = fields.iter().any(|f| {
-                    !f.trim().is_empty() && f.trim().trim_matches('"').parse::<f64>().is_err()
-                });
+                let is_header = fields
+                    .iter()
+                    .any(|f| !unquote(f).is_empty() && unquote(f).parse::<f64>().is_err());
                 if is_header {
                     columns = Some(Columns::from_header(&fields, schema, source)?);
                     return Ok(());
@@ -143,7 +144,7 @@ fn push_line(
     let empty = |i: usize| format!("column {} ('{}') is empty", i + 1, cols.names[i]);
     let value = |i: usize| -> Result<f64, String> {
         let raw = fields[i];
-        if raw.trim().is_empty() {
+        if unquote(raw).is_empty() {
             return Err(empty(i));
         }
         super::number::parse(raw).map_err(|e| format!("column {} ('{}') {e}", i + 1, cols.names[i]))
@@ -173,8 +174,4 @@ fn push_line(
     sink.features.extend_from_slice(row);
     sink.rows += 1;
     Ok(())
-}
-
-fn unquote(field: &str) -> &str {
-    field.trim().trim_matches('"').trim()
 }

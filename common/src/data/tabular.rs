@@ -213,10 +213,9 @@ pub fn parse(
                 let fields: Vec<&str> = text.split(',').collect();
                 if first {
                     first = false;
-                    if fields
-                        .iter()
-                        .any(|f| !f.trim().is_empty() && unquote(f).parse::<f64>().is_err())
-                    {
+                    if fields.iter().any(|f| {
+                        !number::unquote(f).is_empty() && number::unquote(f).parse::<f64>().is_err()
+                    }) {
                         let mut h = CsvHeader::new(&fields, options).map_err(located)?;
                         match &table.names {
                             // A later file of the channel: its columns are matched by name.
@@ -325,7 +324,10 @@ impl CsvHeader {
     }
 
     fn new(fields: &[&str], options: &TabularOptions) -> Result<Self, String> {
-        let names: Vec<String> = fields.iter().map(|f| unquote(f).to_owned()).collect();
+        let names: Vec<String> = fields
+            .iter()
+            .map(|f| number::unquote(f).to_owned())
+            .collect();
         if let Some(twice) = names
             .iter()
             .enumerate()
@@ -417,7 +419,7 @@ fn csv_row(
     let start = table.features.len();
     let mut complete = true;
     for (k, &i) in features.iter().enumerate() {
-        let f = unquote(fields[i]);
+        let f = number::unquote(fields[i]);
         if f.is_empty() {
             table.features.push(f32::NAN);
             continue;
@@ -556,10 +558,6 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
 
 fn number_of(field: &str) -> Option<f64> {
     number::parse(field).ok()
-}
-
-fn unquote(field: &str) -> &str {
-    field.trim().trim_matches('"').trim()
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! shuffled. Timestamps fall in the 90 days before a fixed instant ([`END_EPOCH_MS`], so a seed
 //! gives the same file on any day); hour and weekday are UTC, weekday 0 = Sunday as in JavaScript.
 
-use crate::iops::{FEATURE_NAMES, RAW_FEATURES, RISK_LEVELS};
+use crate::kinds::iops::{FEATURE_NAMES, RAW_FEATURES, RISK_LEVELS};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_pcg::Pcg64;
@@ -359,7 +359,7 @@ pub fn stats(insights: &[Insight]) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::data::{Format, RowSink};
-    use crate::iops::{schema, Models};
+    use crate::kinds::iops::{schema, Models};
 
     #[test]
     fn levels_bands_and_shares_follow_the_original() {

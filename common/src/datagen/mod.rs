@@ -8,7 +8,7 @@
 
 pub mod iops;
 
-use crate::fire::FEATURE_NAMES;
+use crate::kinds::fire::FEATURE_NAMES;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Beta, Distribution, Gamma, Normal, Uniform};
 use rand_pcg::Pcg64;
@@ -331,7 +331,7 @@ mod tests {
                 crate::data::Format::Json
             };
             format
-                .parse(&out[..], &crate::fire::schema(), "x", &mut sink)
+                .parse(&out[..], &crate::kinds::fire::schema(), "x", &mut sink)
                 .unwrap();
             assert_eq!(
                 sink.labels,

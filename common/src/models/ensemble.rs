@@ -7,10 +7,10 @@
 //! Weights are keyed by member name, never by position (a bug of the original serve script).
 
 use super::logistic::{LogisticModel, LogisticParams};
-use super::trees::{Link, TreeModel};
+use super::trees::TreeModel;
 use super::xgboost::{self, XgbParams};
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::metrics::BinaryMetrics;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -314,61 +314,6 @@ pub struct EnsemblePrediction {
 }
 
 impl FireEnsemble {
-    /// Loads the ensemble a manifest of kind `fire_ensemble` describes, from `dir`.
-    pub fn load(dir: &std::path::Path, manifest: &crate::artifact::Manifest) -> Result<Self> {
-        let n_features = manifest.feature_names.len();
-        let mut members = Vec::new();
-        let mut weights = BTreeMap::new();
-        for p in &manifest.payloads {
-            let member = Member::from_name(&p.name)
-                .ok_or_else(|| Error::Artifact(format!("unknown ensemble member '{}'", p.name)))?;
-            // XGBoost's own models are in the artifact for XGBoost tooling; serving does not read them.
-            let model = match p.format.as_str() {
-                "xgboost-ubj" => continue,
-                "compiled-trees" => {
-                    let trees = TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)?;
-                    if trees.link != Link::Logistic || trees.n_groups() != 1 {
-                        return Err(Error::Artifact(format!(
-                            "member '{}' is not a binary classifier (one logistic output)",
-                            p.name
-                        )));
-                    }
-                    MemberModel::Trees {
-                        trees,
-                        xgboost_models: Vec::new(),
-                    }
-                }
-                "bincode-logistic" => MemberModel::Logistic(LogisticModel::from_bytes(
-                    &manifest.read_payload(dir, p)?,
-                    n_features,
-                )?),
-                other => {
-                    return Err(Error::Artifact(format!(
-                        "unknown payload format '{other}' for '{}'",
-                        p.name
-                    )))
-                }
-            };
-            if weights.insert(member, p.weight.unwrap_or(0.0)).is_some() {
-                return Err(Error::Artifact(format!(
-                    "the manifest lists member '{}' twice",
-                    p.name
-                )));
-            }
-            members.push((member, model));
-        }
-        if members.is_empty() {
-            return Err(Error::Artifact(
-                "the manifest lists no ensemble members".into(),
-            ));
-        }
-        Ok(Self {
-            members,
-            weights,
-            threshold: manifest.threshold.unwrap_or(0.5),
-        })
-    }
-
     /// Member and ensemble probabilities for every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<EnsemblePrediction> {
         let mut members = Vec::with_capacity(self.members.len());

@@ -13,7 +13,6 @@ use super::ensemble::ForestParams;
 use super::logistic::{LogisticModel, LogisticParams};
 use super::trees::TreeModel;
 use super::xgboost::{self, RoundLog, XgbParams};
-use crate::artifact::Manifest;
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -128,8 +127,31 @@ pub struct TabularParams {
     pub knn_sample_size: u32,
 }
 
-/// The artifact payload format of a [`TabularModel`] (bincode).
-pub const PAYLOAD_FORMAT: &str = "bincode-tabular";
+impl Default for TabularParams {
+    /// XGBoost's own defaults, as the built-in algorithm has them (`num_round` is required
+    /// there; 100 here), a 100-tree forest, C = 1, 5 neighbours among up to 10,000 rows.
+    fn default() -> Self {
+        Self {
+            boost: BoostParams {
+                num_round: 100,
+                eta: 0.3,
+                max_depth: 6,
+                subsample: 1.0,
+                colsample_bytree: 1.0,
+                early_stopping_rounds: None,
+                ..BoostParams::default()
+            },
+            forest: ForestParams {
+                num_trees: 100,
+                ..ForestParams::default()
+            },
+            linear_c: 1.0,
+            linear_lambda: 1e-6,
+            knn_k: 5,
+            knn_sample_size: 10_000,
+        }
+    }
+}
 
 /// A fitted candidate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,32 +310,9 @@ impl TabularModel {
             .map_err(|e| Error::Artifact(format!("the tabular model is corrupt: {e}")))
     }
 
-    /// Loads the served model from a model directory, checking it takes the manifest's features.
-    pub fn load(dir: &std::path::Path, manifest: &Manifest) -> Result<Self> {
-        let payload = manifest
-            .payloads
-            .iter()
-            .find(|p| p.format == PAYLOAD_FORMAT)
-            .ok_or_else(|| {
-                Error::Artifact(format!("the tabular model has no {PAYLOAD_FORMAT} payload"))
-            })?;
-        let model = Self::from_bytes(&manifest.read_payload(dir, payload)?)?;
-        if model.n_features != manifest.feature_names.len() {
-            return Err(Error::Artifact(format!(
-                "the tabular model takes {} features, the manifest names {}",
-                model.n_features,
-                manifest.feature_names.len()
-            )));
-        }
-        model
-            .check()
-            .map_err(|e| Error::Artifact(format!("the tabular model is corrupt: {e}")))?;
-        Ok(model)
-    }
-
     /// Checks a decoded model before it predicts anything: every vector has the model's width,
     /// trees are well-formed, k-NN keeps whole rows, and class labels are in range.
-    fn check(&self) -> std::result::Result<(), String> {
+    pub(crate) fn check(&self) -> std::result::Result<(), String> {
         let n = self.n_features;
         let width = |what: &str, len: usize| {
             if len == n {

@@ -1,4 +1,7 @@
-//! The storage IOPS risk models' contract: 25 features in model order, the derived five, labels.
+//! The storage IOPS risk models (`model_kind=iops`): their contract (25 features in model
+//! order, the derived five, labels), their artifact both ways and their answers. The models are
+//! a risk-level classifier (4 class probabilities) and a performance-score regressor, either or
+//! both, each XGBoost trees compiled for prediction.
 //!
 //! The original pipeline defined the five derived features three incompatible ways
 //! (reference-systems.md 2.3). They are defined once, here, from a single row of the 20 raw
@@ -12,7 +15,13 @@
 //! | `capacity_utilization` | `min(total_iops / 15000, 1)` (15,000 IOPS of device capacity) |
 //! | `efficiency_ratio` | `bandwidth_mbps / max(total_iops, 1)` (MB/s per IO: the mean transfer size) |
 
+use super::{first_non_finite, Model, Predictions};
+use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
 use crate::data::{Derived, Schema, Target, TargetKind};
+use crate::error::{Error, Result};
+use crate::models::trees::{Link, TreeModel};
+use ndarray::{Array2, ArrayView2};
+use std::fmt::Write;
 
 /// The 25 features in model order: the generator's 20 raw fields, then the derived five.
 pub const FEATURE_NAMES: [&str; 25] = [
@@ -129,6 +138,199 @@ pub fn schema(models: Models) -> Schema {
         }),
         targets,
         allow_missing: false,
+    }
+}
+
+/// Payload name of the classifier.
+pub const CLASSIFIER: &str = "risk_classifier";
+/// Payload name of the regressor.
+pub const REGRESSOR: &str = "performance_regressor";
+
+/// The trained pair (at least one of them).
+pub struct IopsModel {
+    /// Risk level probabilities.
+    pub classifier: Option<TreeModel>,
+    /// Performance score.
+    pub regressor: Option<TreeModel>,
+    /// The request features (the derived five may be left out).
+    schema: Schema,
+}
+
+/// Predictions for a batch of rows. Answers: JSON `{"risk_level", "risk_class",
+/// "probabilities": {level: p}, "performance_score"}`; CSV `risk_class,risk_level,p_low,
+/// p_medium,p_high,p_critical,performance_score`. A model not in the artifact leaves its fields
+/// out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IopsPrediction {
+    /// Per row, the probabilities of low, medium, high, critical.
+    pub probabilities: Option<Array2<f32>>,
+    /// Per row, the performance score, clipped to [0, 100].
+    pub scores: Option<Vec<f32>>,
+}
+
+impl IopsPrediction {
+    /// The most probable class of row `i` (ties go to the lower risk).
+    pub fn class(&self, i: usize) -> Option<usize> {
+        Some(crate::metrics::most_probable(
+            self.probabilities.as_ref()?.row(i),
+        ))
+    }
+}
+
+impl IopsModel {
+    /// Checks the shapes: a 4-class softmax classifier and an identity-link regressor.
+    pub fn new(classifier: Option<TreeModel>, regressor: Option<TreeModel>) -> Result<Self> {
+        if classifier.is_none() && regressor.is_none() {
+            return Err(Error::Artifact(
+                "the IOPS model holds neither classifier nor regressor".into(),
+            ));
+        }
+        if let Some(c) = &classifier {
+            if c.link != Link::Softmax || c.n_groups() != RISK_LEVELS.len() {
+                return Err(Error::Artifact(format!(
+                    "the risk classifier must give {} class probabilities",
+                    RISK_LEVELS.len()
+                )));
+            }
+        }
+        if regressor
+            .as_ref()
+            .is_some_and(|r| r.link != Link::Identity || r.n_groups() != 1)
+        {
+            return Err(Error::Artifact(
+                "the performance regressor must give one value".into(),
+            ));
+        }
+        let schema = schema(Models {
+            classifier: classifier.is_some(),
+            regressor: regressor.is_some(),
+        });
+        Ok(Self {
+            classifier,
+            regressor,
+            schema,
+        })
+    }
+
+    /// Loads the compiled trees a manifest lists.
+    pub fn load(dir: &std::path::Path, manifest: &Manifest) -> Result<Self> {
+        let read = |name: &str| -> Result<Option<TreeModel>> {
+            manifest
+                .payloads
+                .iter()
+                .find(|p| p.name == name && p.format == PayloadFormat::CompiledTrees)
+                .map(|p| {
+                    let n_features = manifest.feature_names.len();
+                    TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)
+                })
+                .transpose()
+        };
+        Self::new(read(CLASSIFIER)?, read(REGRESSOR)?)
+    }
+
+    /// Predicts every row.
+    pub fn predict(&self, x: ArrayView2<f32>) -> IopsPrediction {
+        IopsPrediction {
+            probabilities: self.classifier.as_ref().map(|c| c.predict(x)),
+            scores: self.regressor.as_ref().map(|r| {
+                r.predict(x)
+                    .column(0)
+                    .iter()
+                    .map(|v| v.clamp(0.0, 100.0))
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// The payloads of the trained models: XGBoost's own model and the compiled trees of each;
+/// `models` are `(payload name, XGBoost UBJSON, compiled trees)`.
+pub fn payloads(models: Vec<(&'static str, Vec<u8>, &TreeModel)>) -> Result<Vec<Payload>> {
+    let mut payloads = Vec::new();
+    for (name, ubj, trees) in models {
+        let payload = |ext: &str, format| PayloadFile {
+            name: name.into(),
+            file: format!("{name}.{ext}"),
+            format,
+            weight: None,
+        };
+        payloads.push((payload("ubj", PayloadFormat::XgboostUbj), ubj));
+        payloads.push((
+            payload("trees", PayloadFormat::CompiledTrees),
+            trees.to_bytes()?,
+        ));
+    }
+    Ok(payloads)
+}
+
+impl Model for IopsModel {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>> {
+        Ok(Box::new(IopsModel::predict(self, x)))
+    }
+}
+
+impl Predictions for IopsPrediction {
+    fn records(&self) -> usize {
+        self.scores
+            .as_ref()
+            .map(Vec::len)
+            .or(self.probabilities.as_ref().map(|a| a.nrows()))
+            .unwrap_or(0)
+    }
+
+    fn json_record(&self, i: usize, out: &mut String) {
+        out.push('{');
+        if let (Some(class), Some(probs)) = (self.class(i), &self.probabilities) {
+            let _ = write!(
+                out,
+                "\"risk_level\":\"{}\",\"risk_class\":{class},\"probabilities\":{{",
+                RISK_LEVELS[class]
+            );
+            for (k, (name, p)) in RISK_LEVELS.iter().zip(probs.row(i)).enumerate() {
+                let sep = if k == 0 { "" } else { "," };
+                let _ = write!(out, "{sep}\"{name}\":{p}");
+            }
+            out.push('}');
+        }
+        if let Some(scores) = &self.scores {
+            let sep = if self.probabilities.is_some() {
+                ","
+            } else {
+                ""
+            };
+            let _ = write!(out, "{sep}\"performance_score\":{}", scores[i]);
+        }
+        out.push('}');
+    }
+
+    fn csv_record(&self, i: usize, out: &mut String) {
+        if let (Some(class), Some(probs)) = (self.class(i), &self.probabilities) {
+            let _ = write!(out, "{class},{}", RISK_LEVELS[class]);
+            for p in probs.row(i) {
+                let _ = write!(out, ",{p}");
+            }
+        }
+        if let Some(scores) = &self.scores {
+            let sep = if self.probabilities.is_some() {
+                ","
+            } else {
+                ""
+            };
+            let _ = write!(out, "{sep}{}", scores[i]);
+        }
+    }
+
+    fn first_non_finite(&self) -> Option<usize> {
+        let classes = self
+            .probabilities
+            .as_ref()
+            .and_then(|p| first_non_finite(p.iter(), p.ncols()));
+        let scores = self.scores.as_ref().and_then(|s| first_non_finite(s, 1));
+        classes.into_iter().chain(scores).min()
     }
 }
 

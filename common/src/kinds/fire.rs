@@ -1,0 +1,257 @@
+//! The fire detector (`model_kind=fire_ensemble`): the 18 named FLIR + SCD41 features in model
+//! order, the ensemble's artifact both ways, and its answers.
+//!
+//! The names and their order are part of the artifact format and of every request format;
+//! feature-name drift broke the original system once, so they live here and nowhere else.
+//! The ensemble itself (members, weights, fitting) is [`crate::models::ensemble`].
+
+use super::{first_non_finite, Model, Predictions};
+use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
+use crate::data::{Schema, Target, TargetKind};
+use crate::error::{Error, Result};
+use crate::models::ensemble::{FireEnsemble, Member, MemberModel};
+use crate::models::logistic::LogisticModel;
+use crate::models::trees::{Link, TreeModel};
+use ndarray::ArrayView2;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+/// The 18 features in model order: 15 thermal (FLIR) then 3 gas (SCD41 CO2).
+pub const FEATURE_NAMES: [&str; 18] = [
+    "t_mean",
+    "t_std",
+    "t_max",
+    "t_p95",
+    "t_hot_area_pct",
+    "t_hot_largest_blob_pct",
+    "t_grad_mean",
+    "t_grad_std",
+    "t_diff_mean",
+    "t_diff_std",
+    "flow_mag_mean",
+    "flow_mag_std",
+    "tproxy_val",
+    "tproxy_delta",
+    "tproxy_vel",
+    "gas_val",
+    "gas_delta",
+    "gas_vel",
+];
+
+/// Column and field names accepted for the label: `label` (the ensemble trainer's) and
+/// `fire_detected` (the original's older CSV trainer's).
+pub const LABEL_NAMES: [&str; 2] = ["label", "fire_detected"];
+
+/// The training-data schema of the fire detector: 18 named features, a 0/1 label.
+pub fn schema() -> Schema {
+    Schema {
+        feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        derived: None,
+        targets: vec![Target {
+            names: LABEL_NAMES.iter().map(|s| s.to_string()).collect(),
+            kind: TargetKind::Binary,
+        }],
+        allow_missing: false,
+    }
+}
+
+/// The payloads of a fitted ensemble, and its threshold in `manifest`: per tree member
+/// XGBoost's own models and the compiled trees, per logistic member its coefficients.
+pub fn payloads(ensemble: &FireEnsemble, manifest: &mut Manifest) -> Result<Vec<Payload>> {
+    manifest.threshold = Some(ensemble.threshold);
+    let mut payloads = Vec::new();
+    for (member, model) in &ensemble.members {
+        let weight = ensemble.weights.get(member).copied();
+        let payload = |ext: &str, format| PayloadFile {
+            name: member.name().into(),
+            file: format!("{}.{ext}", member.name()),
+            format,
+            weight,
+        };
+        match model {
+            MemberModel::Trees {
+                trees,
+                xgboost_models,
+            } => {
+                for ubj in xgboost_models {
+                    payloads.push((payload("ubj", PayloadFormat::XgboostUbj), ubj.clone()));
+                }
+                payloads.push((
+                    payload("trees", PayloadFormat::CompiledTrees),
+                    trees.to_bytes()?,
+                ));
+            }
+            MemberModel::Logistic(m) => payloads.push((
+                payload("bin", PayloadFormat::BincodeLogistic),
+                m.to_bytes()?,
+            )),
+        }
+    }
+    Ok(payloads)
+}
+
+impl FireEnsemble {
+    /// Loads the ensemble a manifest of kind `fire_ensemble` describes, from `dir`.
+    pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self> {
+        let n_features = manifest.feature_names.len();
+        let mut members = Vec::new();
+        let mut weights = BTreeMap::new();
+        for p in &manifest.payloads {
+            let member = Member::from_name(&p.name)
+                .ok_or_else(|| Error::Artifact(format!("unknown ensemble member '{}'", p.name)))?;
+            let model = match p.format {
+                // XGBoost's own models are in the artifact for XGBoost tooling only.
+                PayloadFormat::XgboostUbj => continue,
+                PayloadFormat::CompiledTrees => {
+                    let trees = TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)?;
+                    if trees.link != Link::Logistic || trees.n_groups() != 1 {
+                        return Err(Error::Artifact(format!(
+                            "member '{}' is not a binary classifier (one logistic output)",
+                            p.name
+                        )));
+                    }
+                    MemberModel::Trees {
+                        trees,
+                        xgboost_models: Vec::new(),
+                    }
+                }
+                PayloadFormat::BincodeLogistic => MemberModel::Logistic(LogisticModel::from_bytes(
+                    &manifest.read_payload(dir, p)?,
+                    n_features,
+                )?),
+                other => {
+                    return Err(Error::Artifact(format!(
+                        "payload format '{}' is not one of a fire ensemble's (member '{}')",
+                        other.as_str(),
+                        p.name
+                    )))
+                }
+            };
+            if weights.insert(member, p.weight.unwrap_or(0.0)).is_some() {
+                return Err(Error::Artifact(format!(
+                    "the manifest lists member '{}' twice",
+                    p.name
+                )));
+            }
+            members.push((member, model));
+        }
+        if members.is_empty() {
+            return Err(Error::Artifact(
+                "the manifest lists no ensemble members".into(),
+            ));
+        }
+        Ok(Self {
+            members,
+            weights,
+            threshold: manifest.threshold.unwrap_or(0.5),
+        })
+    }
+}
+
+/// The ensemble as served.
+pub struct FireModel {
+    ensemble: FireEnsemble,
+    members: Vec<&'static str>,
+    schema: Schema,
+}
+
+impl FireModel {
+    /// Loads the ensemble from a model directory.
+    pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self> {
+        let ensemble = FireEnsemble::load(dir, manifest)?;
+        let members = ensemble.members.iter().map(|(m, _)| m.name()).collect();
+        Ok(Self {
+            ensemble,
+            members,
+            schema: schema(),
+        })
+    }
+}
+
+impl Model for FireModel {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>> {
+        let p = self.ensemble.predict(x)?;
+        Ok(Box::new(FirePredictions {
+            members: self.members.clone(),
+            member_probabilities: p.members.into_iter().map(|(_, q)| q).collect(),
+            probabilities: p.ensemble,
+            threshold: self.ensemble.threshold,
+        }))
+    }
+}
+
+/// The ensemble's answers, as the original service gave them: JSON `{"ensemble_prediction",
+/// "ensemble_probability", "individual_predictions": {member: 0|1}, "individual_probabilities":
+/// {member: p}}`; CSV `label,probability,p_member...`.
+pub struct FirePredictions {
+    /// Member names in manifest order.
+    pub members: Vec<&'static str>,
+    /// Member probabilities, one vector per member.
+    pub member_probabilities: Vec<Vec<f32>>,
+    /// Ensemble probabilities.
+    pub probabilities: Vec<f32>,
+    /// Decision threshold.
+    pub threshold: f64,
+}
+
+impl FirePredictions {
+    fn label(&self, p: f32) -> u8 {
+        u8::from(f64::from(p) > self.threshold)
+    }
+}
+
+impl Predictions for FirePredictions {
+    fn records(&self) -> usize {
+        self.probabilities.len()
+    }
+
+    fn json_record(&self, i: usize, out: &mut String) {
+        let p = self.probabilities[i];
+        let _ = write!(
+            out,
+            "{{\"ensemble_prediction\":{},\"ensemble_probability\":{p}",
+            self.label(p)
+        );
+        for (key, labels) in [
+            ("individual_predictions", true),
+            ("individual_probabilities", false),
+        ] {
+            let _ = write!(out, ",\"{key}\":{{");
+            for (k, (name, probs)) in self
+                .members
+                .iter()
+                .zip(&self.member_probabilities)
+                .enumerate()
+            {
+                let sep = if k == 0 { "" } else { "," };
+                if labels {
+                    let _ = write!(out, "{sep}\"{name}\":{}", self.label(probs[i]));
+                } else {
+                    let _ = write!(out, "{sep}\"{name}\":{}", probs[i]);
+                }
+            }
+            out.push('}');
+        }
+        out.push('}');
+    }
+
+    fn csv_record(&self, i: usize, out: &mut String) {
+        let p = self.probabilities[i];
+        let _ = write!(out, "{},{p}", self.label(p));
+        for probs in &self.member_probabilities {
+            let _ = write!(out, ",{}", probs[i]);
+        }
+    }
+
+    fn first_non_finite(&self) -> Option<usize> {
+        std::iter::once(&self.probabilities)
+            .chain(&self.member_probabilities)
+            .filter_map(|values| first_non_finite(values, 1))
+            .min()
+    }
+}

@@ -1,0 +1,200 @@
+//! Model kinds: each kind's module is its one home. It owns the kind's contract (feature names,
+//! labels), its artifact both ways (the payloads training writes and serving reads back), and
+//! how its answers are written. Everything else sees "a loaded model" through [`Model`] and
+//! [`Predictions`], and picks a kind through [`ModelKind`] alone.
+//!
+//! Adding a kind: a module here, a [`ModelKind`] variant with its arm in [`load`], and on the
+//! training side its pipeline (`train/src/<kind>.rs`), hyperparameters and dispatch.
+
+pub mod fire;
+pub mod iops;
+pub mod tabular;
+
+use crate::artifact::Manifest;
+use crate::data::Schema;
+use crate::error::{Error, Result};
+use ndarray::ArrayView2;
+use std::path::Path;
+
+/// The model kinds this build trains and serves; the `model_kind` hyperparameter and the
+/// manifest's `model_kind` field name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum ModelKind {
+    /// The fire detector's weighted ensemble ([`fire`]).
+    FireEnsemble,
+    /// The storage IOPS risk classifier and score regressor ([`iops`]).
+    Iops,
+    /// One generic tabular candidate ([`tabular`]).
+    Tabular,
+}
+
+impl ModelKind {
+    /// Every kind, in the order they are listed to users.
+    pub const ALL: [ModelKind; 3] = [ModelKind::FireEnsemble, ModelKind::Iops, ModelKind::Tabular];
+    /// Their names, in the same order.
+    pub const NAMES: [&'static str; 3] = ["fire_ensemble", "iops", "tabular"];
+
+    /// The kind's name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq<&str> for ModelKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl From<ModelKind> for &'static str {
+    fn from(kind: ModelKind) -> Self {
+        kind.name()
+    }
+}
+
+impl TryFrom<String> for ModelKind {
+    type Error = String;
+    fn try_from(name: String) -> std::result::Result<Self, String> {
+        Self::from_name(&name).ok_or_else(|| {
+            format!(
+                "model kind '{name}' is not served by this build (it serves {})",
+                Self::NAMES.join(", ")
+            )
+        })
+    }
+}
+
+/// A loaded model of any kind, ready to predict (shared by all requests, no locks).
+pub trait Model: Send + Sync {
+    /// The request features: names in model order, which are computed when left out, whether
+    /// values may be missing.
+    fn schema(&self) -> &Schema;
+    /// Predicts every row of `x` (a full-width matrix in [`Model::schema`]'s order).
+    fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>>;
+}
+
+/// A batch of predictions that can be written record by record; each kind shapes its own
+/// answer (the JSON object and CSV line of one record).
+pub trait Predictions: Send {
+    /// Number of records.
+    fn records(&self) -> usize;
+    /// Appends record `i` as one JSON object.
+    fn json_record(&self, i: usize, out: &mut String);
+    /// Appends record `i` as one CSV line without its newline.
+    fn csv_record(&self, i: usize, out: &mut String);
+    /// The first record whose answer holds NaN or infinity, if any (such answers are refused).
+    fn first_non_finite(&self) -> Option<usize>;
+}
+
+/// The first record holding a non-finite value, for [`Predictions::first_non_finite`]:
+/// `values` in record order, `per_record` of them per record.
+pub fn first_non_finite<'a>(
+    values: impl IntoIterator<Item = &'a f32>,
+    per_record: usize,
+) -> Option<usize> {
+    values
+        .into_iter()
+        .position(|v| !v.is_finite())
+        .map(|i| i / per_record.max(1))
+}
+
+/// The predictions of consecutive row ranges, read as one batch.
+pub struct Joined {
+    parts: Vec<Box<dyn Predictions>>,
+    /// The record number each part starts at.
+    starts: Vec<usize>,
+    records: usize,
+}
+
+impl Joined {
+    /// Joins `parts` in order.
+    pub fn new(parts: Vec<Box<dyn Predictions>>) -> Self {
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut records = 0;
+        for p in &parts {
+            starts.push(records);
+            records += p.records();
+        }
+        Self {
+            parts,
+            starts,
+            records,
+        }
+    }
+
+    /// The part holding record `i`, and `i` within it.
+    fn locate(&self, i: usize) -> (&dyn Predictions, usize) {
+        let k = self.starts.partition_point(|&s| s <= i) - 1;
+        (self.parts[k].as_ref(), i - self.starts[k])
+    }
+}
+
+impl Predictions for Joined {
+    fn records(&self) -> usize {
+        self.records
+    }
+    fn json_record(&self, i: usize, out: &mut String) {
+        let (part, i) = self.locate(i);
+        part.json_record(i, out);
+    }
+    fn csv_record(&self, i: usize, out: &mut String) {
+        let (part, i) = self.locate(i);
+        part.csv_record(i, out);
+    }
+    fn first_non_finite(&self) -> Option<usize> {
+        self.parts
+            .iter()
+            .zip(&self.starts)
+            .find_map(|(p, start)| p.first_non_finite().map(|i| start + i))
+    }
+}
+
+/// Loads the model a manifest describes from `dir`, and checks that its features are the
+/// manifest's.
+pub fn load(dir: &Path, manifest: &Manifest) -> Result<Box<dyn Model>> {
+    let model: Box<dyn Model> = match manifest.model_kind {
+        ModelKind::FireEnsemble => Box::new(fire::FireModel::load(dir, manifest)?),
+        ModelKind::Iops => Box::new(iops::IopsModel::load(dir, manifest)?),
+        ModelKind::Tabular => Box::new(tabular::TabularServed::load(dir, manifest)?),
+    };
+    if manifest.feature_names != model.schema().feature_names {
+        return Err(Error::Artifact(format!(
+            "the manifest's feature names differ from the {} model's: {:?}",
+            manifest.model_kind, manifest.feature_names
+        )));
+    }
+    Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in ModelKind::ALL {
+            assert_eq!(ModelKind::from_name(kind.name()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+            assert_eq!(serde_json::from_str::<ModelKind>(&json).unwrap(), kind);
+        }
+        let e = serde_json::from_str::<ModelKind>("\"housing\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("model kind 'housing' is not served by this build"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Generic tabular models (`model_kind=tabular`): the served candidate's artifact both ways and
+//! its answers, shaped as SageMaker's built-in XGBoost answers. The candidates themselves
+//! (fitting, prediction) are [`crate::models::tabular`]; the columns come from the data.
+
+use super::{first_non_finite, Model, Predictions};
+use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
+use crate::data::Schema;
+use crate::error::{Error, Result};
+use crate::models::tabular::{TabularModel, Task};
+use ndarray::{Array2, ArrayView2};
+use std::fmt::Write;
+use std::path::Path;
+
+/// The payload of the served candidate.
+pub fn payloads(model: &TabularModel) -> Result<Vec<Payload>> {
+    let name = model.candidate.name();
+    Ok(vec![(
+        PayloadFile {
+            name: name.into(),
+            file: format!("tabular-{name}.bin"),
+            format: PayloadFormat::BincodeTabular,
+            weight: None,
+        },
+        model.to_bytes()?,
+    )])
+}
+
+impl TabularModel {
+    /// Loads the served model from a model directory, checking it takes the manifest's features.
+    pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self> {
+        let format = PayloadFormat::BincodeTabular;
+        let payload = manifest
+            .payloads
+            .iter()
+            .find(|p| p.format == format)
+            .ok_or_else(|| {
+                Error::Artifact(format!(
+                    "the tabular model has no {} payload",
+                    format.as_str()
+                ))
+            })?;
+        let model = Self::from_bytes(&manifest.read_payload(dir, payload)?)?;
+        if model.n_features != manifest.feature_names.len() {
+            return Err(Error::Artifact(format!(
+                "the tabular model takes {} features, the manifest names {}",
+                model.n_features,
+                manifest.feature_names.len()
+            )));
+        }
+        model
+            .check()
+            .map_err(|e| Error::Artifact(format!("the tabular model is corrupt: {e}")))?;
+        Ok(model)
+    }
+}
+
+/// The candidate as served: any feature may be missing (the candidates impute or route it).
+pub struct TabularServed {
+    model: TabularModel,
+    schema: Schema,
+}
+
+impl TabularServed {
+    /// Loads the served candidate from a model directory.
+    pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self> {
+        Ok(Self {
+            model: TabularModel::load(dir, manifest)?,
+            schema: Schema {
+                feature_names: manifest.feature_names.clone(),
+                derived: None,
+                targets: vec![],
+                allow_missing: true,
+            },
+        })
+    }
+}
+
+impl Model for TabularServed {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>> {
+        Ok(Box::new(TabularPredictions {
+            values: self.model.predict(x),
+            classification: self.model.task != Task::Regression,
+        }))
+    }
+}
+
+/// Predictions of a tabular model, shaped as SageMaker's built-in XGBoost answers: regression
+/// `{"score": v}` (CSV `v`); binary `{"score": p, "predicted_label": 0|1}` (CSV `p`); multi-class
+/// `{"score": [p0, ...], "predicted_label": k}` (CSV `p0,...`).
+pub struct TabularPredictions {
+    /// One row per record.
+    pub values: Array2<f32>,
+    /// Whether the values are class probabilities (binary or multi-class).
+    pub classification: bool,
+}
+
+impl TabularPredictions {
+    fn label(&self, i: usize) -> usize {
+        let row = self.values.row(i);
+        if row.len() == 1 {
+            return usize::from(row[0] > 0.5);
+        }
+        crate::metrics::most_probable(row)
+    }
+}
+
+impl Predictions for TabularPredictions {
+    fn records(&self) -> usize {
+        self.values.nrows()
+    }
+
+    fn json_record(&self, i: usize, out: &mut String) {
+        let row = self.values.row(i);
+        if row.len() == 1 {
+            let _ = write!(out, "{{\"score\":{}", row[0]);
+        } else {
+            out.push_str("{\"score\":[");
+            for (k, p) in row.iter().enumerate() {
+                let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
+            }
+            out.push(']');
+        }
+        if self.classification {
+            let _ = write!(out, ",\"predicted_label\":{}", self.label(i));
+        }
+        out.push('}');
+    }
+
+    fn csv_record(&self, i: usize, out: &mut String) {
+        for (k, p) in self.values.row(i).iter().enumerate() {
+            let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
+        }
+    }
+
+    fn first_non_finite(&self) -> Option<usize> {
+        first_non_finite(self.values.iter(), self.values.ncols())
+    }
+}
