@@ -221,6 +221,8 @@ fn trains_every_model_kind_inside_the_container_and_fails_cleanly_on_a_bad_hyper
 }
 
 /// California housing, target first, no header, gzipped (`datasets/`; `train` reads `.gz`).
+/// A small model of `kind` (`fire`, `iops` or `tabular`) trained on the host, readable by the
+/// container.
 fn housing_csv() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -229,33 +231,9 @@ fn housing_csv() -> Vec<u8> {
     .unwrap()
 }
 
-/// A small model of `kind` (`fire`, `iops` or `tabular`) trained on the host, readable by the
-/// container.
 fn host_trained(kind: &str) -> Sandbox {
     let s = writable_sandbox();
-    if kind == "fire" {
-        e2e::train_small_fire_model(&s, 3000);
-    } else if kind == "tabular" {
-        s.config(
-            "hyperparameters.json",
-            r#"{"model_kind": "tabular", "candidates": "xgboost"}"#,
-        );
-        s.data_file("train", "housing.csv.gz", &housing_csv());
-        let out = s.run_train();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    } else {
-        s.config("hyperparameters.json", r#"{"model_kind": "iops"}"#);
-        let mut bytes = Vec::new();
-        gen::write(
-            &gen::insights(&mut datagen::rng(6), 3000),
-            gen::IopsLayout::Json,
-            &mut bytes,
-        )
-        .unwrap();
-        s.data_file("train", "insights.json", &bytes);
-        let out = s.run_train();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
+    e2e::train_small_model(&s, kind);
     chmod_all(&s);
     s
 }

@@ -323,6 +323,40 @@ pub fn train_small_fire_model(sandbox: &Sandbox, rows: usize) {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// Trains a small model of `kind` (`fire`, `iops`, or `tabular`: XGBoost on California housing)
+/// into `sandbox` (panics on failure).
+pub fn train_small_model(sandbox: &Sandbox, kind: &str) {
+    match kind {
+        "fire" => return train_small_fire_model(sandbox, 3000),
+        "tabular" => {
+            sandbox.config(
+                "hyperparameters.json",
+                r#"{"model_kind": "tabular", "candidates": "xgboost"}"#,
+            );
+            let housing = std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../datasets/california_housing_targetfirst.csv.gz"
+            ))
+            .unwrap();
+            sandbox.data_file("train", "housing.csv.gz", &housing);
+        }
+        _ => {
+            use common::datagen::{self, iops as gen};
+            sandbox.config("hyperparameters.json", r#"{"model_kind": "iops"}"#);
+            let mut bytes = Vec::new();
+            gen::write(
+                &gen::insights(&mut datagen::rng(6), 3000),
+                gen::IopsLayout::Json,
+                &mut bytes,
+            )
+            .unwrap();
+            sandbox.data_file("train", "insights.json", &bytes);
+        }
+    }
+    let out = sandbox.run_train();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 /// Applies every regex of the README metric table under `heading` to `log` (tabs shown as `#011`,
 /// as CloudWatch shows them), checking each matches a line and captures a finite number; returns
 /// how many rows were checked.

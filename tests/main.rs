@@ -4,6 +4,7 @@ mod docker_e2e;
 mod fuzz_e2e;
 mod hostile_e2e;
 mod iops_e2e;
+mod mme_e2e;
 mod serve_e2e;
 mod tabular_e2e;
 mod train_e2e;

@@ -36,8 +36,15 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// The user and group a process started as root switches to once the model is loaded:
     /// `SERVE_USER` as `uid:gid` (or `uid`, gid the same), default 10001:10001 (the image's
-    /// `sagemaker` user); `root` keeps root.
+    /// `sagemaker` user); `root` keeps root. With several models (`multi_model`) models arrive
+    /// while serving, readable perhaps only by root, so root is kept unless `SERVE_USER` is set.
     pub run_as: Option<(u32, u32)>,
+    /// Multi-model endpoint (`SAGEMAKER_MULTI_MODEL=true`): no model at start, models loaded and
+    /// unloaded through `/models`.
+    pub multi_model: bool,
+    /// Share of the container's memory (cgroup limit) models may fill before a load answers
+    /// 507: `SERVE_MODEL_MEMORY_FRACTION`, default 0.85; the rest is for requests in flight.
+    pub model_memory_fraction: f64,
 }
 
 impl ServeConfig {
@@ -62,6 +69,8 @@ impl ServeConfig {
         let max_mb = number("SAGEMAKER_MAX_PAYLOAD_IN_MB")
             .filter(|&n| n > 0)
             .unwrap_or(if batch { 100 } else { 6 });
+        let multi_model =
+            get("SAGEMAKER_MULTI_MODEL").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             port: number("SAGEMAKER_BIND_TO_PORT")
@@ -92,7 +101,15 @@ impl ServeConfig {
             max_connections: number("SERVE_MAX_CONNECTIONS")
                 .filter(|&n| n > 0)
                 .unwrap_or(10_000),
-            run_as: run_as(get("SERVE_USER").as_deref()),
+            run_as: match get("SERVE_USER") {
+                None if multi_model => None,
+                user => run_as(user.as_deref()),
+            },
+            multi_model,
+            model_memory_fraction: get("SERVE_MODEL_MEMORY_FRACTION")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|f| *f > 0.0 && *f <= 1.0)
+                .unwrap_or(0.85),
         }
     }
 }
@@ -156,5 +173,16 @@ mod tests {
         assert_eq!(cfg(&[("SERVE_USER", "root")]).run_as, None);
         assert_eq!(cfg(&[("SERVE_USER", "1000:100")]).run_as, Some((1000, 100)));
         assert_eq!(cfg(&[("SERVE_USER", "65534")]).run_as, Some((65534, 65534)));
+        let mme = cfg(&[("SAGEMAKER_MULTI_MODEL", "TRUE")]);
+        assert!(mme.multi_model && !d.multi_model);
+        assert_eq!(
+            mme.run_as, None,
+            "models arriving later may be root's alone"
+        );
+        assert_eq!(
+            cfg(&[("SAGEMAKER_MULTI_MODEL", "true"), ("SERVE_USER", "1000")]).run_as,
+            Some((1000, 1000))
+        );
+        assert_eq!(d.model_memory_fraction, 0.85);
     }
 }

@@ -34,6 +34,12 @@ pub enum ServeError {
     NotFound(String),
     /// 405: the route exists, the method does not.
     MethodNotAllowed,
+    /// 404: multi-model endpoints: no such model (loaded, or at the URL given).
+    NoSuchModel(String),
+    /// 409: multi-model endpoints: the model name is taken, or the model is still loading.
+    Conflict(String),
+    /// 507: multi-model endpoints: not enough memory to load another model.
+    InsufficientMemory(String),
     /// 500: an unexpected fault (logged, not echoed).
     Internal,
 }
@@ -54,7 +60,9 @@ impl ServeError {
             ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServeError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ServeError::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
-            ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServeError::NotFound(_) | ServeError::NoSuchModel(_) => StatusCode::NOT_FOUND,
+            ServeError::Conflict(_) => StatusCode::CONFLICT,
+            ServeError::InsufficientMemory(_) => StatusCode::INSUFFICIENT_STORAGE,
             ServeError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -62,7 +70,10 @@ impl ServeError {
     /// The one-line message sent to the client.
     pub fn message(&self) -> String {
         match self {
-            ServeError::BadRequest(m) => m.clone(),
+            ServeError::BadRequest(m)
+            | ServeError::NoSuchModel(m)
+            | ServeError::Conflict(m)
+            | ServeError::InsufficientMemory(m) => m.clone(),
             ServeError::NotAcceptable(a) => format!(
                 "Accept '{a}' is not supported; use application/json, text/csv or application/jsonlines"
             ),

@@ -5,13 +5,15 @@
 //! failed. `/invocations` reads the body (up to the limit), then decodes, predicts and encodes on
 //! the blocking pool with at most `workers` requests computing at once; beyond `max_in_flight`
 //! admitted requests it answers 503 instead of queueing without bound. SIGTERM stops accepting,
-//! lets in-flight requests finish, and exits.
+//! lets in-flight requests finish, and exits. With `SAGEMAKER_MULTI_MODEL=true` it starts with
+//! no model and serves SageMaker's model API instead ([`multi_model`]).
 
 pub mod codec;
 pub mod config;
 pub mod connections;
 pub mod error;
 pub mod model;
+pub mod multi_model;
 pub mod reply;
 pub mod start;
 pub mod transform;
@@ -26,6 +28,7 @@ use common::opt_ml::OptMl;
 use config::ServeConfig;
 use error::ServeError;
 use model::LoadedModel;
+use multi_model::Registry;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 
@@ -33,13 +36,15 @@ use tokio::sync::Semaphore;
 const INLINE_BODY_BYTES: usize = 4096;
 
 /// The model slot: empty while loading, then the model or the (logged) reason it failed.
-pub type ModelSlot = Arc<OnceLock<Result<LoadedModel, String>>>;
+pub type ModelSlot = Arc<OnceLock<Result<Arc<LoadedModel>, String>>>;
 
 /// Shared by all handlers.
 #[derive(Clone)]
 pub struct AppState {
-    /// The model, once loaded.
+    /// The model, once loaded (single-model endpoints).
     pub model: ModelSlot,
+    /// The models loaded through `/models` (multi-model endpoints).
+    pub registry: Arc<Registry>,
     /// The configuration.
     pub config: Arc<ServeConfig>,
     /// Permits for requests admitted (computing or waiting).
@@ -56,6 +61,7 @@ impl AppState {
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let state = Self {
             model: Arc::default(),
+            registry: Arc::new(Registry::new(config.model_memory_fraction)),
             admitted: Arc::new(Semaphore::new(config.max_in_flight)),
             workers: Arc::new(Semaphore::new(config.workers)),
             config: Arc::new(config),
@@ -69,7 +75,9 @@ impl AppState {
     /// serves nothing (fails closed) unless `SERVE_USER=root` asked to keep root.
     pub fn load_model(&self, opt_ml: &OptMl) {
         let start = std::time::Instant::now();
-        let mut result = LoadedModel::load(opt_ml).map_err(|e| e.to_string());
+        let mut result = LoadedModel::load(opt_ml)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         if let Some((uid, gid)) = self.config.run_as.filter(|_| common::access::is_root()) {
             match common::access::drop_privileges(uid, gid) {
                 Ok(()) => tracing::info!(
@@ -95,14 +103,39 @@ impl AppState {
         }
         let _ = self.model.set(result);
     }
+
+    /// Multi-model endpoints: switches to `SERVE_USER` before any model arrives, when it is set
+    /// and the process runs as root (by default root is kept: see [`ServeConfig::run_as`]).
+    fn drop_privileges_for_models(&self) -> std::io::Result<()> {
+        if let Some((uid, gid)) = self.config.run_as.filter(|_| common::access::is_root()) {
+            common::access::drop_privileges(uid, gid)?;
+            tracing::info!(uid, gid, "running unprivileged");
+        }
+        Ok(())
+    }
 }
 
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/ping", get(ping))
-        .route("/invocations", post(invocations))
-        .route("/execution-parameters", get(execution_parameters))
+    let routes = Router::new().route("/execution-parameters", get(execution_parameters));
+    let routes = if state.config.multi_model {
+        routes
+            .route("/ping", get(|| async { StatusCode::OK }))
+            .route("/invocations", post(|| async {
+                ServeError::BadRequest("this endpoint serves several models (SAGEMAKER_MULTI_MODEL=true): POST /models/<name>/invoke".into())
+            }))
+            .route("/models", get(multi_model::list).post(multi_model::load))
+            .route(
+                "/models/{name}",
+                get(multi_model::describe).delete(multi_model::unload),
+            )
+            .route("/models/{name}/invoke", post(multi_model::invoke))
+    } else {
+        routes
+            .route("/ping", get(ping))
+            .route("/invocations", post(invocations))
+    };
+    routes
         .fallback(|uri: axum::http::Uri| async move {
             ServeError::NotFound(uri.path().chars().take(100).collect())
         })
@@ -137,7 +170,21 @@ async fn execution_parameters(State(state): State<AppState>) -> Response {
 }
 
 async fn invocations(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match answer(&state, &headers, body).await {
+    match state.model.get() {
+        Some(Ok(model)) => invoke_with(&state, &headers, body, model.clone()).await,
+        Some(Err(_)) => ServeError::ModelUnavailable.into_response(),
+        None => ServeError::Unavailable("the model is loading").into_response(),
+    }
+}
+
+/// Answers one request with `model`.
+pub(crate) async fn invoke_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    model: Arc<LoadedModel>,
+) -> Response {
+    match answer(state, headers, body, model).await {
         Ok((content_type, reply)) => reply.into_response(content_type),
         Err(e) => {
             // Client errors and load shedding are the client's to see; faults are logged once.
@@ -153,13 +200,9 @@ async fn answer(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
+    model: Arc<LoadedModel>,
 ) -> Result<(&'static str, reply::Reply), ServeError> {
     let started = tokio::time::Instant::now();
-    match state.model.get() {
-        Some(Ok(_)) => {}
-        Some(Err(_)) => return Err(ServeError::ModelUnavailable),
-        None => return Err(ServeError::Unavailable("the model is loading")),
-    }
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(encoding) =
         text(header::CONTENT_ENCODING).filter(|e| !e.trim().eq_ignore_ascii_case("identity"))
@@ -208,22 +251,18 @@ async fn answer(
     let inline = bytes_len <= INLINE_BODY_BYTES;
     let runtime = tokio::runtime::Handle::current();
     let stall = state.config.read_timeout;
-    let model = state.model.clone();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let work = move || {
         let _slots = (admitted, worker);
         let mut ready = Some(ready_tx);
-        let answered = match model.get() {
-            Some(Ok(m)) => m.answer(bytes, input, batch, threads, |p| {
-                let stream = (!inline).then_some(reply::Streaming {
-                    runtime: &runtime,
-                    stall,
-                    deadline,
-                });
-                reply::encode(p, output, batch, stream, &mut ready)
-            }),
-            _ => Err(ServeError::ModelUnavailable),
-        };
+        let answered = model.answer(bytes, input, batch, threads, |p| {
+            let stream = (!inline).then_some(reply::Streaming {
+                runtime: &runtime,
+                stall,
+                deadline,
+            });
+            reply::encode(p, output, batch, stream, &mut ready)
+        });
         if let Some(ready) = ready.take() {
             let whole = answered.map(|text| reply::Reply::Whole(text.unwrap_or_default()));
             let _ = ready.send(whole);
@@ -329,8 +368,20 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
     );
     let (drain, read_timeout) = (config.drain_timeout, config.read_timeout);
     let (state, stop) = AppState::new(config);
-    let loader = state.clone();
-    tokio::task::spawn_blocking(move || loader.load_model(&opt_ml));
+    if state.config.multi_model {
+        tracing::info!(
+            budget_mib = state.registry.budget().map(|b| b >> 20),
+            "multi-model endpoint: no model until POST /models"
+        );
+        state.drop_privileges_for_models().map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot switch to SERVE_USER ({e}); serving nothing"
+            ))
+        })?;
+    } else {
+        let loader = state.clone();
+        tokio::task::spawn_blocking(move || loader.load_model(&opt_ml));
+    }
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop.send(true);
