@@ -149,12 +149,12 @@ fn image_is_small_and_declares_the_contract() {
     assert_eq!(config("{{json .Config.Entrypoint}}"), "null");
     // Root, as AWS's images (the mounts may be root-owned 0700); `serve` drops it once loaded.
     assert_eq!(config("{{.Config.User}}"), "0:0");
-    assert_eq!(
-        config(
-            r#"{{index .Config.Labels "com.amazonaws.sagemaker.capabilities.accept-bind-to-port"}}"#
-        ),
-        "true"
-    );
+    for capability in ["accept-bind-to-port", "multi-models"] {
+        let label = format!(
+            r#"{{{{index .Config.Labels "com.amazonaws.sagemaker.capabilities.{capability}"}}}}"#
+        );
+        assert_eq!(config(&label), "true", "{capability}");
+    }
     // Nothing baked under /opt/ml; both commands on PATH.
     let c = Container(docker_ok(&["create", &image]));
     let listing = Command::new("sh")
@@ -725,4 +725,193 @@ fn sagemaker_sdk_v2_local_mode_fits_deploys_predicts_and_transforms() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// `/opt/ml/models` as SageMaker lays it out for a multi-model endpoint: `<name>/model/` per
+/// model, here one of each kind (the tabular one as `model.tar.gz`), readable by anyone.
+fn models_root() -> (tempfile::TempDir, Vec<(&'static str, &'static str)>) {
+    let root = tempfile::tempdir().unwrap();
+    let mut kinds = Vec::new();
+    for (kind, name) in [
+        ("fire", "fire-a1"),
+        ("iops", "iops-b2"),
+        ("tabular", "tabular-c3"),
+    ] {
+        let trained = host_trained(kind);
+        let dest = root.path().join(name).join("model");
+        std::fs::create_dir_all(&dest).unwrap();
+        let src = trained.opt_ml.model_dir();
+        let copy = if kind == "tabular" {
+            Command::new("tar")
+                .arg("-czf")
+                .arg(dest.join("model.tar.gz"))
+                .arg("-C")
+                .arg(&src)
+                .arg(".")
+                .status()
+        } else {
+            Command::new("cp")
+                .arg("-R")
+                .arg(format!("{}/.", src.display()))
+                .arg(&dest)
+                .status()
+        };
+        assert!(copy.unwrap().success());
+        kinds.push((kind, name));
+    }
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(root.path())
+        .status()
+        .unwrap();
+    (root, kinds)
+}
+
+fn mme_request(port: u16, method: &str, path: &str, body: &str) -> Reply {
+    http_request(port, method, path, &[], body.as_bytes()).unwrap()
+}
+
+fn load_request(name: &str) -> String {
+    format!(r#"{{"model_name": "{name}", "url": "/opt/ml/models/{name}/model"}}"#)
+}
+
+#[test]
+fn multi_model_endpoint_sequence_with_every_kind_on_a_read_only_mount() {
+    let Some(image) = image() else { return };
+    let (root, kinds) = models_root();
+    let c = Container::run(&[
+        "-e",
+        "SAGEMAKER_MULTI_MODEL=true",
+        "-v",
+        &format!("{}:/opt/ml/models:ro", root.path().display()),
+        "-p",
+        "127.0.0.1::8080",
+        &image,
+        "serve",
+    ]);
+    let port = c.host_port(8080);
+    c.wait_ready(port);
+    let r = mme_request(port, "GET", "/models", "");
+    assert_eq!(r.text(), r#"{"models":[]}"#);
+    let samples = [
+        ("fire", "fire-batch.csv", 5),
+        ("iops", "iops-batch.csv", 8),
+        ("tabular", "housing-batch.csv", 5),
+    ];
+    for (kind, name) in &kinds {
+        let r = mme_request(port, "POST", "/models", &load_request(name));
+        assert_eq!(r.status, 200, "{kind}: {} {}", r.text(), c.logs());
+        let r = mme_request(port, "POST", "/models", &load_request(name));
+        assert_eq!(r.status, 409, "{kind}: {}", r.text());
+        let (_, file, records) = samples.iter().find(|(k, _, _)| k == kind).unwrap();
+        let r = http_request(
+            port,
+            "POST",
+            &format!("/models/{name}/invoke"),
+            &[
+                ("Content-Type", "text/csv"),
+                ("Accept", "text/csv"),
+                ("X-Amzn-SageMaker-Target-Model", &format!("{name}.tar.gz")),
+            ],
+            &sample_payload(file),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{kind}: {}", r.text());
+        assert_eq!(r.text().lines().count(), *records, "{kind}");
+    }
+    let (_, fire) = kinds[0];
+    assert_eq!(
+        mme_request(port, "DELETE", &format!("/models/{fire}"), "").status,
+        200
+    );
+    let r = http_request(
+        port,
+        "POST",
+        &format!("/models/{fire}/invoke"),
+        &[("Content-Type", "text/csv")],
+        &sample_payload("fire-single.csv"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    let listed: serde_json::Value =
+        serde_json::from_slice(&mme_request(port, "GET", "/models", "").body).unwrap();
+    let names: Vec<_> = listed["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["modelName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [kinds[1].1, kinds[2].1]);
+    let (took, code) = c.stop();
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    assert_eq!(code, 0, "{}", c.logs());
+}
+
+#[test]
+fn multi_model_endpoint_in_256_mib_answers_507_before_the_kernel_kills_it() {
+    let Some(image) = image() else { return };
+    let (root, kinds) = models_root();
+    let c = Container::run(&[
+        "--memory",
+        "256m",
+        "--memory-swap",
+        "256m",
+        "-e",
+        "SAGEMAKER_MULTI_MODEL=true",
+        "-v",
+        &format!("{}:/opt/ml/models:ro", root.path().display()),
+        "-p",
+        "127.0.0.1::8080",
+        &image,
+        "serve",
+    ]);
+    let port = c.host_port(8080);
+    c.wait_ready(port);
+    // The same fire model under ever new names, as SageMaker would load distinct models.
+    let (_, fire) = kinds[0];
+    let url = format!("/opt/ml/models/{fire}/model");
+    let mut loaded = 0;
+    let full = loop {
+        let body = format!(r#"{{"model_name": "copy-{loaded}", "url": "{url}"}}"#);
+        let r = mme_request(port, "POST", "/models", &body);
+        if r.status != 200 {
+            break r;
+        }
+        loaded += 1;
+        assert!(loaded < 20_000, "never ran out of memory");
+    };
+    assert_eq!(full.status, 507, "{} {}", full.text(), c.logs());
+    eprintln!("256 MiB container: {loaded} small fire models loaded before 507");
+    let r = http_request(
+        port,
+        "POST",
+        "/models/copy-0/invoke",
+        &[("Content-Type", "text/csv")],
+        &sample_payload("fire-batch.csv"),
+    )
+    .unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "a full container still answers: {}",
+        r.text()
+    );
+    assert_eq!(
+        mme_request(port, "DELETE", "/models/copy-1", "").status,
+        200
+    );
+    let r = mme_request(
+        port,
+        "POST",
+        "/models",
+        &format!(r#"{{"model_name": "after", "url": "{url}"}}"#),
+    );
+    assert_eq!(r.status, 200, "after an unload: {}", r.text());
+    let oom = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.OOMKilled}} {{.State.Running}}",
+        &c.0,
+    ]);
+    assert_eq!(oom, "false true", "{}", c.logs());
 }

@@ -4,11 +4,18 @@
 //! `DELETE /models/<name>` unloads, `POST /models/<name>/invoke` is `/invocations` for it.
 //!
 //! Models of any kind sit side by side, each behind its own `Arc`: a request holds the model it
-//! answers with, so loads, unloads and other models' requests never wait for it. Memory is
-//! budgeted against the container's limit (cgroup): a load answers 507 when the process's
-//! resident memory, plus what loads in progress reserve, plus this load's estimate, would pass
-//! `SERVE_MODEL_MEMORY_FRACTION` of the limit. SageMaker then unloads a model and retries.
-//! An unload answers once the model's memory is freed and given back to the system.
+//! answers with, so loads, unloads and other models' requests never wait for it.
+//!
+//! Memory is budgeted against the container's limit (cgroup, else the machine's memory). Each
+//! model is charged an estimate from the files it reads (twice their bytes, as compiled trees
+//! take about that much once decoded, plus 32 KiB), the same every time for the same model, so unloading one
+//! model always makes room for a model like it. Models may fill `SERVE_MODEL_MEMORY_FRACTION`
+//! (0.85) of the limit, counted from the memory the server held at start; the rest is for
+//! requests in flight. Measured memory is the safety net: a load does not start when the
+//! process's resident memory plus the peaks of the loads in progress and this one (three times
+//! the bytes read) could pass the point halfway between the budget and the limit. Either way
+//! the answer is 507 before the kernel's OOM killer would act, and SageMaker unloads a model and
+//! retries. An unload answers once the model's memory is freed and given back to the system.
 
 use crate::error::ServeError;
 use crate::model::LoadedModel;
@@ -22,13 +29,24 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The loaded models and the memory loads in progress have reserved.
+/// The loaded models and what they are charged.
 pub struct Registry {
     models: Mutex<BTreeMap<String, Slot>>,
-    /// Bytes reserved by loads in progress.
-    reserved: Mutex<u64>,
-    /// Resident bytes the process may reach with its models (`None`: no limit known).
+    accounts: Mutex<Accounts>,
+    /// Resident memory at start, before any model.
+    baseline: u64,
+    /// Bytes the models may fill (`None`: no limit known, nothing refused).
     budget: Option<u64>,
+    /// Resident bytes a load in progress may briefly take the process to.
+    peak_cap: Option<u64>,
+}
+
+#[derive(Default)]
+struct Accounts {
+    /// The charges of the loaded models and of the loads in progress.
+    charged: u64,
+    /// The peaks of the loads in progress.
+    loading: u64,
 }
 
 enum Slot {
@@ -37,12 +55,14 @@ enum Slot {
     Ready {
         url: String,
         model: Arc<LoadedModel>,
+        /// What the model is charged against the budget.
+        charge: u64,
     },
 }
 
-/// A load's memory estimate as a multiple of the bytes of the files it reads: the bytes read,
-/// the structures decoded from them (compiled trees take about twice their file), and slack.
-const LOAD_ESTIMATE_FACTOR: u64 = 3;
+/// What a model costs beyond its files' bytes (manifest, names, schema, allocator slack),
+/// measured on small fire ensembles (about 84 KiB resident for 30 KiB of files).
+const MODEL_OVERHEAD: u64 = 32 * 1024;
 
 /// Largest `POST /models` body read (the request is a name and a path).
 const MAX_LOAD_REQUEST_BYTES: usize = 64 * 1024;
@@ -54,15 +74,18 @@ const MAX_PAGE: usize = 1000;
 impl Registry {
     /// An empty registry budgeting `fraction` of the container's memory limit.
     pub fn new(fraction: f64) -> Self {
-        let budget = common::memory::limit_bytes().map(|limit| (limit as f64 * fraction) as u64);
+        let limit = common::memory::limit_bytes();
+        let budget = limit.map(|limit| (limit as f64 * fraction) as u64);
         Self {
             models: Mutex::default(),
-            reserved: Mutex::new(0),
+            accounts: Mutex::default(),
+            baseline: common::memory::resident_bytes(),
             budget,
+            peak_cap: limit.zip(budget).map(|(l, b)| b + (l - b) / 2),
         }
     }
 
-    /// The budget in bytes, if the container's memory is known.
+    /// The bytes models may fill, if the container's memory is known.
     pub fn budget(&self) -> Option<u64> {
         self.budget
     }
@@ -75,26 +98,44 @@ impl Registry {
         }
     }
 
-    /// Reserves `bytes` for a load, or says why memory is short.
-    fn reserve(&self, bytes: u64) -> Result<Reservation<'_>, String> {
-        let mut reserved = self.reserved.lock().expect("reservation lock");
-        if let Some(budget) = self.budget {
-            let resident = common::memory::resident_bytes();
-            if resident + *reserved + bytes > budget {
+    /// Admits a load that reads `bytes` of model files, or says why memory is short.
+    fn admit(&self, bytes: u64) -> Result<Admission<'_>, String> {
+        let (charge, peak) = (2 * bytes + MODEL_OVERHEAD, 3 * bytes + MODEL_OVERHEAD);
+        let mut accounts = self.accounts.lock().expect("accounts lock");
+        if let (Some(budget), Some(peak_cap)) = (self.budget, self.peak_cap) {
+            let mib = |b: u64| b.div_ceil(1 << 20);
+            if self.baseline + accounts.charged + charge > budget {
                 return Err(format!(
-                    "not enough memory to load another model: {} MiB in use and {} MiB reserved by loads in progress, this one needs about {} MiB, the budget is {} MiB (SERVE_MODEL_MEMORY_FRACTION of the container's memory); unload a model and retry",
-                    resident >> 20,
-                    *reserved >> 20,
-                    bytes.div_ceil(1 << 20),
-                    budget >> 20
+                    "not enough memory for another model: the loaded models take about {} MiB of the {} MiB they may fill (SERVE_MODEL_MEMORY_FRACTION of the container's memory, less {} MiB for the server), this one needs about {} MiB; unload a model and retry",
+                    mib(accounts.charged),
+                    mib(budget),
+                    mib(self.baseline),
+                    mib(charge)
+                ));
+            }
+            let resident = common::memory::resident_bytes();
+            if resident + accounts.loading + peak > peak_cap {
+                return Err(format!(
+                    "not enough memory for another model: the server holds {} MiB, loads in progress may take {} MiB more and this one {} MiB, over the {} MiB kept clear of the container's limit; unload a model and retry",
+                    mib(resident),
+                    mib(accounts.loading),
+                    mib(peak),
+                    mib(peak_cap)
                 ));
             }
         }
-        *reserved += bytes;
-        Ok(Reservation {
+        accounts.charged += charge;
+        accounts.loading += peak;
+        Ok(Admission {
             registry: self,
-            bytes,
+            charge,
+            peak,
+            kept: false,
         })
+    }
+
+    fn discharge(&self, charge: u64) {
+        self.accounts.lock().expect("accounts lock").charged -= charge;
     }
 
     fn remove_if_loading(&self, name: &str) {
@@ -105,15 +146,21 @@ impl Registry {
     }
 }
 
-/// Memory reserved for a load in progress; released when dropped.
-struct Reservation<'a> {
+/// A load in progress; its charge is returned when dropped unless the model was kept.
+struct Admission<'a> {
     registry: &'a Registry,
-    bytes: u64,
+    charge: u64,
+    peak: u64,
+    kept: bool,
 }
 
-impl Drop for Reservation<'_> {
+impl Drop for Admission<'_> {
     fn drop(&mut self) {
-        *self.registry.reserved.lock().expect("reservation lock") -= self.bytes;
+        let mut accounts = self.registry.accounts.lock().expect("accounts lock");
+        accounts.loading -= self.peak;
+        if !self.kept {
+            accounts.charged -= self.charge;
+        }
     }
 }
 
@@ -174,16 +221,15 @@ async fn load_model(state: &AppState, body: Body) -> Result<String, ServeError> 
     let loaded = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
         let dir = std::path::Path::new(&url);
-        let estimate = LOAD_ESTIMATE_FACTOR
-            * model_file_bytes(dir).map_err(|e| match e {
-                Some(e) => ServeError::BadRequest(format!(
-                    "cannot read model '{}' at {url}: {e}",
-                    shown(&loading)
-                )),
-                None => ServeError::NoSuchModel(format!("no model directory at {url}")),
-            })?;
-        let reservation = registry
-            .reserve(estimate)
+        let bytes = model_file_bytes(dir).map_err(|e| match e {
+            Some(e) => ServeError::BadRequest(format!(
+                "cannot read model '{}' at {url}: {e}",
+                shown(&loading)
+            )),
+            None => ServeError::NoSuchModel(format!("no model directory at {url}")),
+        })?;
+        let mut admission = registry
+            .admit(bytes)
             .map_err(ServeError::InsufficientMemory)?;
         let model = LoadedModel::load_from(dir).map_err(|e| {
             ServeError::BadRequest(format!(
@@ -192,23 +238,26 @@ async fn load_model(state: &AppState, body: Body) -> Result<String, ServeError> 
                 common::error::one_line(&e.to_string(), 500)
             ))
         })?;
-        drop(reservation);
+        admission.kept = true;
+        let charge = admission.charge;
+        drop(admission);
         tracing::info!(
             model = %loading,
             %url,
             model_kind = %model.manifest.model_kind,
             ms = started.elapsed().as_millis() as u64,
+            charged_mib = charge >> 20,
             resident_mib = common::memory::resident_bytes() >> 20,
             "model loaded"
         );
-        Ok((url, Arc::new(model)))
+        Ok((url, Arc::new(model), charge))
     })
     .await
     .unwrap_or(Err(ServeError::Internal));
     match loaded {
-        Ok((url, model)) => {
+        Ok((url, model, charge)) => {
             let mut models = state.registry.models.lock().expect("registry lock");
-            models.insert(name.clone(), Slot::Ready { url, model });
+            models.insert(name.clone(), Slot::Ready { url, model, charge });
             Ok(name)
         }
         Err(e) => {
@@ -309,11 +358,11 @@ fn not_loaded(name: &str) -> ServeError {
 /// `DELETE /models/<name>`: unloads; answers once no request holds the model any more and its
 /// memory is given back.
 pub async fn unload(State(state): State<AppState>, Path(name): Path<String>) -> Response {
-    let model = {
+    let (model, charge) = {
         let mut models = state.registry.models.lock().expect("registry lock");
         match models.get(&name) {
             Some(Slot::Ready { .. }) => match models.remove(&name) {
-                Some(Slot::Ready { model, .. }) => model,
+                Some(Slot::Ready { model, charge, .. }) => (model, charge),
                 _ => unreachable!("checked under the lock"),
             },
             Some(Slot::Loading) => {
@@ -336,6 +385,7 @@ pub async fn unload(State(state): State<AppState>, Path(name): Path<String>) -> 
                     common::memory::release_free_memory();
                 })
                 .await;
+                state.registry.discharge(charge);
                 break;
             }
             Err(shared) => {
