@@ -767,6 +767,27 @@ fn models_root() -> (tempfile::TempDir, Vec<(&'static str, &'static str)>) {
     (root, kinds)
 }
 
+/// The image as a multi-model endpoint with `models` mounted read-only at `/opt/ml/models`,
+/// ready; `extra` are more `docker run` options.
+fn mme_container(image: &str, models: &std::path::Path, extra: &[&str]) -> (Container, u16) {
+    let mount = format!("{}:/opt/ml/models:ro", models.display());
+    let mut args = extra.to_vec();
+    args.extend([
+        "-e",
+        "SAGEMAKER_MULTI_MODEL=true",
+        "-v",
+        &mount,
+        "-p",
+        "127.0.0.1::8080",
+        image,
+        "serve",
+    ]);
+    let c = Container::run(&args);
+    let port = c.host_port(8080);
+    c.wait_ready(port);
+    (c, port)
+}
+
 fn mme_request(port: u16, method: &str, path: &str, body: &str) -> Reply {
     http_request(port, method, path, &[], body.as_bytes()).unwrap()
 }
@@ -779,18 +800,7 @@ fn load_request(name: &str) -> String {
 fn multi_model_endpoint_sequence_with_every_kind_on_a_read_only_mount() {
     let Some(image) = image() else { return };
     let (root, kinds) = models_root();
-    let c = Container::run(&[
-        "-e",
-        "SAGEMAKER_MULTI_MODEL=true",
-        "-v",
-        &format!("{}:/opt/ml/models:ro", root.path().display()),
-        "-p",
-        "127.0.0.1::8080",
-        &image,
-        "serve",
-    ]);
-    let port = c.host_port(8080);
-    c.wait_ready(port);
+    let (c, port) = mme_container(&image, root.path(), &[]);
     let r = mme_request(port, "GET", "/models", "");
     assert_eq!(r.text(), r#"{"models":[]}"#);
     let samples = [
@@ -851,22 +861,11 @@ fn multi_model_endpoint_sequence_with_every_kind_on_a_read_only_mount() {
 fn multi_model_endpoint_in_256_mib_answers_507_before_the_kernel_kills_it() {
     let Some(image) = image() else { return };
     let (root, kinds) = models_root();
-    let c = Container::run(&[
-        "--memory",
-        "256m",
-        "--memory-swap",
-        "256m",
-        "-e",
-        "SAGEMAKER_MULTI_MODEL=true",
-        "-v",
-        &format!("{}:/opt/ml/models:ro", root.path().display()),
-        "-p",
-        "127.0.0.1::8080",
+    let (c, port) = mme_container(
         &image,
-        "serve",
-    ]);
-    let port = c.host_port(8080);
-    c.wait_ready(port);
+        root.path(),
+        &["--memory", "256m", "--memory-swap", "256m"],
+    );
     // The same fire model under ever new names, as SageMaker would load distinct models.
     let (_, fire) = kinds[0];
     let url = format!("/opt/ml/models/{fire}/model");

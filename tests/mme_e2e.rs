@@ -348,3 +348,30 @@ fn a_load_beyond_the_memory_budget_answers_507_and_an_unload_makes_room() {
     let r = load(&s, "again", &model_dir("fire"));
     assert_eq!(r.status, 200, "after an unload: {}", r.text());
 }
+
+#[test]
+fn unloading_gives_the_memory_back_to_the_system() {
+    let (s, _root) = mme_server(&[]);
+    let start = s.resident_kib();
+    for i in 0..200 {
+        assert_eq!(load(&s, &format!("m{i}"), &model_dir("fire")).status, 200);
+    }
+    let full = s.resident_kib();
+    for i in 0..200 {
+        assert_eq!(
+            s.request("DELETE", &format!("/models/m{i}"), &[], b"")
+                .status,
+            200
+        );
+    }
+    let emptied = s.resident_kib();
+    let held = full - start;
+    eprintln!("200 small fire models: {start} -> {full} -> {emptied} KiB resident");
+    assert!(held > 2000, "200 models hold {held} KiB?");
+    // Small models are many small blocks; what the allocator cannot hand back is reused.
+    assert!(
+        emptied < start + held * 2 / 5,
+        "unloading kept {} of {held} KiB",
+        emptied - start
+    );
+}

@@ -31,7 +31,7 @@ fn main() {
         check = p.ensemble.iter().sum();
     }
     println!(
-        "{rows} rows: min {:.1} ms of {runs} (checksum {check})",
-        best * 1e3
+        "{rows} rows: min {:.1} us of {runs} (checksum {check})",
+        best * 1e6
     );
 }

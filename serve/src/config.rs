@@ -43,7 +43,7 @@ pub struct ServeConfig {
     /// unloaded through `/models`.
     pub multi_model: bool,
     /// Share of the container's memory (cgroup limit) models may fill before a load answers
-    /// 507: `SERVE_MODEL_MEMORY_FRACTION`, default 0.85; the rest is for requests in flight.
+    /// 507: `SERVE_MODEL_MEMORY_FRACTION`, default 0.9; the rest is for requests in flight.
     pub model_memory_fraction: f64,
 }
 
@@ -109,7 +109,7 @@ impl ServeConfig {
             model_memory_fraction: get("SERVE_MODEL_MEMORY_FRACTION")
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .filter(|f| *f > 0.0 && *f <= 1.0)
-                .unwrap_or(0.85),
+                .unwrap_or(0.9),
         }
     }
 }
@@ -183,6 +183,6 @@ mod tests {
             cfg(&[("SAGEMAKER_MULTI_MODEL", "true"), ("SERVE_USER", "1000")]).run_as,
             Some((1000, 1000))
         );
-        assert_eq!(d.model_memory_fraction, 0.85);
+        assert_eq!(d.model_memory_fraction, 0.9);
     }
 }

@@ -42,6 +42,11 @@ impl LoadedModel {
         loaded
     }
 
+    /// Bytes the model's arrays hold.
+    pub fn memory_bytes(&self) -> usize {
+        self.model.memory_bytes()
+    }
+
     /// Decodes a body, predicts every record and hands the predictions to `reply`, which encodes
     /// them. Bodies of many records are predicted on up to `threads` threads, in row ranges. The
     /// body is dropped once decoded, so a large batch payload and its answer are never held at
@@ -56,7 +61,12 @@ impl LoadedModel {
     ) -> Result<R, ServeError> {
         let x = codec::decode(input, &body, self.model.schema(), batch)?;
         drop(body);
-        let parts = in_row_ranges(x.view(), threads, |x| self.model.predict(x)).map_err(|e| {
+        // A fault in a model answers this request with a 500, never takes the connection down.
+        let parts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            in_row_ranges(x.view(), threads, |x| self.model.predict(x))
+        }))
+        .unwrap_or_else(|_| Err(Error::Fit("prediction panicked".into())))
+        .map_err(|e| {
             tracing::error!(error = %e, "prediction failed");
             ServeError::Internal
         })?;

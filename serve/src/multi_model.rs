@@ -7,15 +7,16 @@
 //! answers with, so loads, unloads and other models' requests never wait for it.
 //!
 //! Memory is budgeted against the container's limit (cgroup, else the machine's memory). Each
-//! model is charged an estimate from the files it reads (twice their bytes, as compiled trees
-//! take about that much once decoded, plus 32 KiB), the same every time for the same model, so unloading one
-//! model always makes room for a model like it. Models may fill `SERVE_MODEL_MEMORY_FRACTION`
-//! (0.85) of the limit, counted from the memory the server held at start; the rest is for
-//! requests in flight. Measured memory is the safety net: a load does not start when the
-//! process's resident memory plus the peaks of the loads in progress and this one (three times
-//! the bytes read) could pass the point halfway between the budget and the limit. Either way
-//! the answer is 507 before the kernel's OOM killer would act, and SageMaker unloads a model and
-//! retries. An unload answers once the model's memory is freed and given back to the system.
+//! model is charged what its arrays hold (the kind reports it: compiled trees, k-NN rows), 1/16
+//! more for allocator slack and a fixed 32 KiB, the same every time for the same model, so unloading one model always
+//! makes room for a model like it. Models may fill `SERVE_MODEL_MEMORY_FRACTION` (0.9) of the
+//! limit, counted from the memory the server held at start; the rest is for requests in
+//! flight. A load whose model does not fit is undone and answered 507 (SageMaker then unloads
+//! a model and retries). Measured memory is the safety net: a load does not start when the
+//! process's resident memory plus the peaks of the loads in progress and this one (twice the
+//! bytes of the files it reads, plus the overhead) could pass the point halfway between the
+//! budget and the limit, so no load takes the container to the kernel's OOM killer. An unload
+//! answers once the model's memory is freed and given back to the system.
 
 use crate::error::ServeError;
 use crate::model::LoadedModel;
@@ -60,8 +61,9 @@ enum Slot {
     },
 }
 
-/// What a model costs beyond its files' bytes (manifest, names, schema, allocator slack),
-/// measured on small fire ensembles (about 84 KiB resident for 30 KiB of files).
+/// What a model costs beyond its arrays (manifest, names, schema), besides 1/16 of the arrays
+/// for allocator slack. Measured: a 200 + 200-tree fire ensemble held 1,814 KiB resident for
+/// 1,712 KiB of arrays (charged 1,851 KiB); a 20 + 20-tree one 24 KiB for 27 KiB (charged 61).
 const MODEL_OVERHEAD: u64 = 32 * 1024;
 
 /// Largest `POST /models` body read (the request is a name and a path).
@@ -98,25 +100,18 @@ impl Registry {
         }
     }
 
-    /// Admits a load that reads `bytes` of model files, or says why memory is short.
+    /// Admits a load that reads `bytes` of model files while memory allows its peak.
     fn admit(&self, bytes: u64) -> Result<Admission<'_>, String> {
-        let (charge, peak) = (2 * bytes + MODEL_OVERHEAD, 3 * bytes + MODEL_OVERHEAD);
+        let peak = 2 * bytes + MODEL_OVERHEAD;
         let mut accounts = self.accounts.lock().expect("accounts lock");
         if let (Some(budget), Some(peak_cap)) = (self.budget, self.peak_cap) {
-            let mib = |b: u64| b.div_ceil(1 << 20);
-            if self.baseline + accounts.charged + charge > budget {
-                return Err(format!(
-                    "not enough memory for another model: the loaded models take about {} MiB of the {} MiB they may fill (SERVE_MODEL_MEMORY_FRACTION of the container's memory, less {} MiB for the server), this one needs about {} MiB; unload a model and retry",
-                    mib(accounts.charged),
-                    mib(budget),
-                    mib(self.baseline),
-                    mib(charge)
-                ));
+            if self.baseline + accounts.charged + MODEL_OVERHEAD > budget {
+                return Err(self.full(accounts.charged, MODEL_OVERHEAD));
             }
             let resident = common::memory::resident_bytes();
             if resident + accounts.loading + peak > peak_cap {
                 return Err(format!(
-                    "not enough memory for another model: the server holds {} MiB, loads in progress may take {} MiB more and this one {} MiB, over the {} MiB kept clear of the container's limit; unload a model and retry",
+                    "not enough memory to load another model: the server holds {} MiB, loads in progress may take {} MiB more and this one {} MiB, over the {} MiB kept clear of the container's limit; unload a model and retry",
                     mib(resident),
                     mib(accounts.loading),
                     mib(peak),
@@ -124,14 +119,33 @@ impl Registry {
                 ));
             }
         }
-        accounts.charged += charge;
         accounts.loading += peak;
         Ok(Admission {
             registry: self,
-            charge,
             peak,
-            kept: false,
         })
+    }
+
+    /// Charges a loaded model `charge` bytes if the budget has room for it.
+    fn charge(&self, charge: u64) -> Result<(), String> {
+        let mut accounts = self.accounts.lock().expect("accounts lock");
+        if let Some(budget) = self.budget {
+            if self.baseline + accounts.charged + charge > budget {
+                return Err(self.full(accounts.charged, charge));
+            }
+        }
+        accounts.charged += charge;
+        Ok(())
+    }
+
+    fn full(&self, charged: u64, charge: u64) -> String {
+        format!(
+            "not enough memory for another model: the loaded models take {} MiB of the {} MiB they may fill (SERVE_MODEL_MEMORY_FRACTION of the container's memory, less {} MiB for the server), this one needs {} MiB; unload a model and retry",
+            mib(charged),
+            mib(self.budget.unwrap_or(0)),
+            mib(self.baseline),
+            mib(charge)
+        )
     }
 
     fn discharge(&self, charge: u64) {
@@ -146,21 +160,23 @@ impl Registry {
     }
 }
 
-/// A load in progress; its charge is returned when dropped unless the model was kept.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
+/// A load in progress; its peak is released when dropped.
 struct Admission<'a> {
     registry: &'a Registry,
-    charge: u64,
     peak: u64,
-    kept: bool,
 }
 
 impl Drop for Admission<'_> {
     fn drop(&mut self) {
-        let mut accounts = self.registry.accounts.lock().expect("accounts lock");
-        accounts.loading -= self.peak;
-        if !self.kept {
-            accounts.charged -= self.charge;
-        }
+        self.registry
+            .accounts
+            .lock()
+            .expect("accounts lock")
+            .loading -= self.peak;
     }
 }
 
@@ -228,7 +244,7 @@ async fn load_model(state: &AppState, body: Body) -> Result<String, ServeError> 
             )),
             None => ServeError::NoSuchModel(format!("no model directory at {url}")),
         })?;
-        let mut admission = registry
+        let admission = registry
             .admit(bytes)
             .map_err(ServeError::InsufficientMemory)?;
         let model = LoadedModel::load_from(dir).map_err(|e| {
@@ -238,15 +254,20 @@ async fn load_model(state: &AppState, body: Body) -> Result<String, ServeError> 
                 common::error::one_line(&e.to_string(), 500)
             ))
         })?;
-        admission.kept = true;
-        let charge = admission.charge;
         drop(admission);
+        let arrays = model.memory_bytes() as u64;
+        let charge = arrays + arrays / 16 + MODEL_OVERHEAD;
+        if let Err(full) = registry.charge(charge) {
+            drop(model);
+            common::memory::release_free_memory();
+            return Err(ServeError::InsufficientMemory(full));
+        }
         tracing::info!(
             model = %loading,
             %url,
             model_kind = %model.manifest.model_kind,
             ms = started.elapsed().as_millis() as u64,
-            charged_mib = charge >> 20,
+            charged_kib = charge >> 10,
             resident_mib = common::memory::resident_bytes() >> 20,
             "model loaded"
         );

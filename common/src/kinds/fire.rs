@@ -183,6 +183,14 @@ impl Model for FireModel {
             threshold: self.ensemble.threshold,
         }))
     }
+
+    fn memory_bytes(&self) -> usize {
+        self.ensemble
+            .members
+            .iter()
+            .map(|(_, m)| m.memory_bytes())
+            .sum()
+    }
 }
 
 /// The ensemble's answers, as the original service gave them: JSON `{"ensemble_prediction",

@@ -271,6 +271,14 @@ impl Model for IopsModel {
     fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>> {
         Ok(Box::new(IopsModel::predict(self, x)))
     }
+
+    fn memory_bytes(&self) -> usize {
+        [&self.classifier, &self.regressor]
+            .into_iter()
+            .flatten()
+            .map(TreeModel::memory_bytes)
+            .sum()
+    }
 }
 
 impl Predictions for IopsPrediction {

@@ -83,6 +83,8 @@ pub trait Model: Send + Sync {
     fn schema(&self) -> &Schema;
     /// Predicts every row of `x` (a full-width matrix in [`Model::schema`]'s order).
     fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>>;
+    /// Bytes the model's arrays hold (what a multi-model endpoint charges it).
+    fn memory_bytes(&self) -> usize;
 }
 
 /// A batch of predictions that can be written record by record; each kind shapes its own

@@ -86,6 +86,10 @@ impl Model for TabularServed {
             classification: self.model.task != Task::Regression,
         }))
     }
+
+    fn memory_bytes(&self) -> usize {
+        self.model.memory_bytes()
+    }
 }
 
 /// Predictions of a tabular model, shaped as SageMaker's built-in XGBoost answers: regression

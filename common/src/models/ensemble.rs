@@ -285,6 +285,14 @@ impl MemberModel {
         })
     }
 
+    /// Bytes the member holds.
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            MemberModel::Trees { trees, .. } => trees.memory_bytes(),
+            MemberModel::Logistic(m) => m.memory_bytes(),
+        }
+    }
+
     /// Class-1 probability of every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Vec<f32>> {
         match self {

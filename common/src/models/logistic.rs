@@ -80,6 +80,11 @@ impl LogisticParams {
 }
 
 impl LogisticModel {
+    /// Bytes the model holds.
+    pub fn memory_bytes(&self) -> usize {
+        8 * (self.mean.len() + self.scale.len() + self.coefficients.len())
+    }
+
     /// Probability of class 1 for one row.
     pub fn predict_row(&self, row: ArrayView1<f32>) -> f64 {
         let z: f64 = row

@@ -297,6 +297,17 @@ impl TabularModel {
         }
     }
 
+    /// Bytes the model holds: its trees, or k-NN's rows; the linear models' few coefficients
+    /// are counted as 32 bytes per feature.
+    pub fn memory_bytes(&self) -> usize {
+        match &self.predictor {
+            Predictor::Trees(t) => t.memory_bytes(),
+            Predictor::Knn(k) => 4 * (k.rows.len() + k.labels.len()) + 32 * self.n_features,
+            Predictor::LeastSquares(_) => 32 * self.n_features,
+            Predictor::Logistic(_, models) => 32 * self.n_features * (models.len() + 1),
+        }
+    }
+
     /// Encodes the model with bincode.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         bincode::serde::encode_to_vec(self, bincode::config::standard())
