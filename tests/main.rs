@@ -9,3 +9,4 @@ mod serve_e2e;
 mod tabular_e2e;
 mod train_e2e;
 mod train_failures;
+mod xgboost_e2e;

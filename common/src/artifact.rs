@@ -45,6 +45,8 @@ pub enum PayloadFormat {
     BincodeLogistic,
     /// A generic tabular candidate, bincode.
     BincodeTabular,
+    /// A model file written by XGBoost itself (served models trained elsewhere).
+    XgboostModel,
 }
 
 impl PayloadFormat {
@@ -55,6 +57,7 @@ impl PayloadFormat {
             PayloadFormat::CompiledTrees => "compiled-trees",
             PayloadFormat::BincodeLogistic => "bincode-logistic",
             PayloadFormat::BincodeTabular => "bincode-tabular",
+            PayloadFormat::XgboostModel => "xgboost-model",
         }
     }
 }
@@ -269,7 +272,7 @@ pub fn is_payload_name(name: &str) -> bool {
         && run.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The directory holding `manifest.json`: `dir` itself, or, when `dir` holds only a
+/// The directory holding the model: `dir` itself, or, when `dir` holds no `manifest.json` but a
 /// `model.tar.gz` (a model registered uncompressed), that archive unpacked into `scratch`.
 pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
     let manifest = dir.join(MANIFEST);
@@ -278,23 +281,14 @@ pub fn open_model_dir(dir: &Path, scratch: &Path) -> Result<PathBuf> {
     }
     let archive = dir.join("model.tar.gz");
     if !access::present(&archive).map_err(|e| Error::io(&archive, e))? {
-        return Err(Error::Artifact(format!(
-            "no {MANIFEST} (and no model.tar.gz) in {}",
-            dir.display()
-        )));
+        return Ok(dir.to_path_buf());
     }
     let file = std::fs::File::open(&archive).map_err(|e| Error::io(&archive, e))?;
     // Nothing left from an earlier start may pass for part of this archive.
     let _ = std::fs::remove_dir_all(scratch);
     std::fs::create_dir_all(scratch).map_err(|e| Error::io(scratch, e))?;
     unpack(file, scratch)?;
-    if scratch.join(MANIFEST).is_file() {
-        Ok(scratch.to_path_buf())
-    } else {
-        Err(Error::Artifact(format!(
-            "model.tar.gz holds no {MANIFEST} at its top level"
-        )))
-    }
+    Ok(scratch.to_path_buf())
 }
 
 /// Most entries a `model.tar.gz` may hold (a model is a handful of files).

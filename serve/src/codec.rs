@@ -603,6 +603,7 @@ pub fn encode_in_chunks(
         true
     };
     let json_array = format == Output::Json && !batch;
+    let one_line = !batch && p.csv_records_on_one_line();
     if json_array {
         out.push_str("{\"predictions\":[");
     }
@@ -617,6 +618,12 @@ pub fn encode_in_chunks(
             Output::Json | Output::JsonLines => {
                 p.json_record(i, &mut out);
                 out.push('\n');
+            }
+            Output::Csv if one_line => {
+                if i > 0 {
+                    out.push(',');
+                }
+                p.csv_record(i, &mut out);
             }
             Output::Csv => {
                 p.csv_record(i, &mut out);

@@ -16,8 +16,11 @@ pub struct ServeConfig {
     /// real-time and 100 MiB (the batch maximum) for batch.
     pub max_body_bytes: usize,
     /// `Accept` used when a request has none or `*/*`: `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`,
-    /// else `application/json`.
+    /// else `application/json` (or the model's own default: `text/csv` for XGBoost models trained
+    /// elsewhere, see `default_accept_given`).
     pub default_accept: String,
+    /// Whether `SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT` was set (it then overrides the model's).
+    pub default_accept_given: bool,
     /// Requests predicting at once: `SAGEMAKER_MODEL_SERVER_WORKERS`, else the usable CPUs.
     pub workers: usize,
     /// Requests admitted (predicting or waiting) before answering 503: `SERVE_MAX_IN_FLIGHT`,
@@ -81,6 +84,8 @@ impl ServeConfig {
             default_accept: get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
                 .filter(|s| !s.trim().is_empty())
                 .unwrap_or_else(|| "application/json".into()),
+            default_accept_given: get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")
+                .is_some_and(|s| !s.trim().is_empty()),
             workers: number("SAGEMAKER_MODEL_SERVER_WORKERS")
                 .filter(|&n| n > 0)
                 .unwrap_or(cpus),

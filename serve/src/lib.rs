@@ -212,7 +212,11 @@ async fn answer(
         ));
     }
     // Refuse an unusable Accept before reading what may be a 100 MiB body.
-    let output = codec::output_format(text(header::ACCEPT), &state.config.default_accept)?;
+    let default_accept = match model.default_accept() {
+        Some(own) if !state.config.default_accept_given => own,
+        _ => state.config.default_accept.as_str(),
+    };
+    let output = codec::output_format(text(header::ACCEPT), default_accept)?;
     let limit = state.config.max_body_bytes;
     let declared = headers
         .get(header::CONTENT_LENGTH)

@@ -4,7 +4,8 @@
 use crate::codec::{self, Input};
 use crate::error::ServeError;
 use common::artifact::{self, Manifest};
-use common::kinds::{self, Joined, Model, Predictions};
+use common::kinds::xgboost::{self, OutputKey};
+use common::kinds::{self, Joined, Model, ModelKind, Predictions};
 use common::opt_ml::OptMl;
 use common::{Error, Result};
 use ndarray::ArrayView2;
@@ -29,8 +30,7 @@ impl LoadedModel {
         let scratch = scratch_dir();
         let loaded = (|| {
             let dir = artifact::open_model_dir(model_dir, &scratch)?;
-            let manifest = Manifest::load(&dir)?;
-            let model = kinds::load(&dir, &manifest)?;
+            let (manifest, model) = kinds::open(&dir, &xgboost_options()?)?;
             Ok(Self { manifest, model })
         })();
         // Everything served is in memory now; an unpacked archive is not needed any more.
@@ -40,6 +40,12 @@ impl LoadedModel {
             }
         }
         loaded
+    }
+
+    /// The answer type when a request names none: `text/csv` for XGBoost models trained
+    /// elsewhere (as SageMaker's built-in algorithm), else the server's default.
+    pub fn default_accept(&self) -> Option<&'static str> {
+        (self.manifest.model_kind == ModelKind::Xgboost).then_some("text/csv")
     }
 
     /// Bytes the model's arrays hold.
@@ -81,6 +87,19 @@ impl LoadedModel {
         }
         Ok(reply(&predictions))
     }
+}
+
+/// How XGBoost models trained elsewhere are served: `SAGEMAKER_INFERENCE_ENSEMBLE=false` serves
+/// the first model file only; `SAGEMAKER_INFERENCE_OUTPUT` selects the answer's keys.
+fn xgboost_options() -> Result<xgboost::Options> {
+    let output = std::env::var("SAGEMAKER_INFERENCE_OUTPUT")
+        .ok()
+        .map(|v| OutputKey::parse_list(&v))
+        .transpose()
+        .map_err(|e| Error::Config(format!("SAGEMAKER_INFERENCE_OUTPUT: {e}")))?;
+    let first_only = std::env::var("SAGEMAKER_INFERENCE_ENSEMBLE")
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    Ok(xgboost::Options { first_only, output })
 }
 
 /// A directory of this process's own for unpacking one `model.tar.gz`.

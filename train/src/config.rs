@@ -98,7 +98,7 @@ impl TrainConfig {
         let model_kind = r.choice(
             "model_kind",
             ModelKind::FireEnsemble.name(),
-            &ModelKind::NAMES,
+            &ModelKind::TRAINED,
         )?;
         let model_kind = ModelKind::from_name(model_kind).expect("a listed kind");
         let seed = r.u64("seed", 42, 0, u64::from(u32::MAX))?;
@@ -109,6 +109,11 @@ impl TrainConfig {
                 ModelConfig::Fire(fire_params(&mut r, seed, max_bin, nthread)?)
             }
             ModelKind::Iops => ModelConfig::Iops(iops_params(&mut r, seed, max_bin, nthread)?),
+            ModelKind::Xgboost => {
+                return Err(Error::Hyperparameter(
+                    "model_kind: xgboost models are served by this build, not trained".into(),
+                ))
+            }
             ModelKind::Tabular => ModelConfig::Tabular(tabular_config(
                 &mut r,
                 hp.tuning_objective_metric.as_deref(),

@@ -3,12 +3,13 @@
 //! how its answers are written. Everything else sees "a loaded model" through [`Model`] and
 //! [`Predictions`], and picks a kind through [`ModelKind`] alone.
 //!
-//! Adding a kind: a module here, a [`ModelKind`] variant with its arm in [`load`], and on the
+//! Adding a kind: a module here, a [`ModelKind`] variant with its arm in [`open`], and on the
 //! training side its pipeline (`train/src/<kind>.rs`), hyperparameters and dispatch.
 
 pub mod fire;
 pub mod iops;
 pub mod tabular;
+pub mod xgboost;
 
 use crate::artifact::Manifest;
 use crate::data::Schema;
@@ -27,13 +28,22 @@ pub enum ModelKind {
     Iops,
     /// One generic tabular candidate ([`tabular`]).
     Tabular,
+    /// XGBoost models trained elsewhere, served from their own files ([`xgboost`]).
+    Xgboost,
 }
 
 impl ModelKind {
     /// Every kind, in the order they are listed to users.
-    pub const ALL: [ModelKind; 3] = [ModelKind::FireEnsemble, ModelKind::Iops, ModelKind::Tabular];
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::FireEnsemble,
+        ModelKind::Iops,
+        ModelKind::Tabular,
+        ModelKind::Xgboost,
+    ];
     /// Their names, in the same order.
-    pub const NAMES: [&'static str; 3] = ["fire_ensemble", "iops", "tabular"];
+    pub const NAMES: [&'static str; 4] = ["fire_ensemble", "iops", "tabular", "xgboost"];
+    /// The names of the kinds `train` fits.
+    pub const TRAINED: [&'static str; 3] = ["fire_ensemble", "iops", "tabular"];
 
     /// The kind's name.
     pub fn name(self) -> &'static str {
@@ -98,6 +108,11 @@ pub trait Predictions: Send {
     fn csv_record(&self, i: usize, out: &mut String);
     /// The first record whose answer holds NaN or infinity, if any (such answers are refused).
     fn first_non_finite(&self) -> Option<usize>;
+    /// Whether a CSV answer outside batch mode puts every record on one line, joined by commas
+    /// (SageMaker's built-in XGBoost does); else one line per record.
+    fn csv_records_on_one_line(&self) -> bool {
+        false
+    }
 }
 
 /// The first record holding a non-finite value, for [`Predictions::first_non_finite`]:
@@ -155,6 +170,9 @@ impl Predictions for Joined {
         let (part, i) = self.locate(i);
         part.csv_record(i, out);
     }
+    fn csv_records_on_one_line(&self) -> bool {
+        self.parts.iter().any(|p| p.csv_records_on_one_line())
+    }
     fn first_non_finite(&self) -> Option<usize> {
         self.parts
             .iter()
@@ -163,13 +181,22 @@ impl Predictions for Joined {
     }
 }
 
-/// Loads the model a manifest describes from `dir`, and checks that its features are the
-/// manifest's.
-pub fn load(dir: &Path, manifest: &Manifest) -> Result<Box<dyn Model>> {
+/// Opens the model in `dir` (a model directory, or an unpacked `model.tar.gz`): the kind its
+/// manifest names, or without a manifest XGBoost model files trained elsewhere. Checks that
+/// the model's features are the manifest's.
+pub fn open(dir: &Path, options: &xgboost::Options) -> Result<(Manifest, Box<dyn Model>)> {
+    let mut manifest = if crate::access::present(&dir.join(crate::artifact::MANIFEST))
+        .map_err(|e| Error::io(dir, e))?
+    {
+        Manifest::load(dir)?
+    } else {
+        xgboost::scan(dir, options)?
+    };
     let model: Box<dyn Model> = match manifest.model_kind {
-        ModelKind::FireEnsemble => Box::new(fire::FireModel::load(dir, manifest)?),
-        ModelKind::Iops => Box::new(iops::IopsModel::load(dir, manifest)?),
-        ModelKind::Tabular => Box::new(tabular::TabularServed::load(dir, manifest)?),
+        ModelKind::FireEnsemble => Box::new(fire::FireModel::load(dir, &manifest)?),
+        ModelKind::Iops => Box::new(iops::IopsModel::load(dir, &manifest)?),
+        ModelKind::Tabular => Box::new(tabular::TabularServed::load(dir, &manifest)?),
+        ModelKind::Xgboost => Box::new(xgboost::XgboostModel::load(dir, &mut manifest, options)?),
     };
     if manifest.feature_names != model.schema().feature_names {
         return Err(Error::Artifact(format!(
@@ -177,7 +204,7 @@ pub fn load(dir: &Path, manifest: &Manifest) -> Result<Box<dyn Model>> {
             manifest.model_kind, manifest.feature_names
         )));
     }
-    Ok(model)
+    Ok((manifest, model))
 }
 
 #[cfg(test)]

@@ -38,15 +38,58 @@ const FEW_ROWS: usize = 2;
 /// Trees walked at once for one row.
 const LANES: usize = 16;
 
-/// The output transformation of an objective.
+/// The output transformation of an objective. (Files store the variant's index: new ones go
+/// last.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Link {
-    /// `binary:logistic`: sigmoid of the margin.
+    /// `binary:logistic`, `reg:logistic`: sigmoid of the margin.
     Logistic,
-    /// `reg:squarederror` and other identity-link objectives.
+    /// `reg:squarederror`, `binary:logitraw` and other identity-link objectives.
     Identity,
-    /// `multi:softprob` / `multi:softmax`: softmax over the groups.
+    /// `multi:softprob`: softmax over the groups.
     Softmax,
+    /// `count:poisson`, `reg:gamma`, `reg:tweedie`: exponential of the margin.
+    Exp,
+    /// `binary:hinge`: 1 when the margin is positive, else 0.
+    Hinge,
+    /// `multi:softmax`: the index of the largest group margin (one output).
+    ArgMax,
+}
+
+/// Converts a base score on the output scale to a margin.
+pub type ToMargin = fn(f32) -> f32;
+
+impl Link {
+    /// The link and the base-score-to-margin conversion of an XGBoost objective (XGBoost saves
+    /// `base_score` on the output scale), or `None` for objectives not served.
+    pub fn of_objective(objective: &str) -> Option<(Link, ToMargin)> {
+        let logit = |b: f32| -(1.0 / b - 1.0).ln();
+        let same = |b: f32| b;
+        let ln = |b: f32| b.ln();
+        Some(match objective {
+            "binary:logistic" | "reg:logistic" => (Link::Logistic, logit),
+            "binary:logitraw" => (Link::Identity, same),
+            "binary:hinge" => (Link::Hinge, same),
+            "multi:softprob" => (Link::Softmax, same),
+            "multi:softmax" => (Link::ArgMax, same),
+            "count:poisson" | "reg:gamma" | "reg:tweedie" => (Link::Exp, ln),
+            "reg:squarederror"
+            | "reg:linear"
+            | "reg:squaredlogerror"
+            | "reg:pseudohubererror"
+            | "reg:absoluteerror" => (Link::Identity, same),
+            _ => return None,
+        })
+    }
+
+    /// Number of outputs per row for `groups` margins.
+    pub fn outputs(self, groups: usize) -> usize {
+        if self == Link::ArgMax {
+            1
+        } else {
+            groups
+        }
+    }
 }
 
 /// One node as files store it: an internal split, or a leaf whose children are itself.
@@ -490,6 +533,8 @@ impl TreeModel {
         match self.link {
             Link::Identity => {}
             Link::Logistic => m.mapv_inplace(sigmoid),
+            Link::Exp => m.mapv_inplace(f32::exp),
+            Link::Hinge => m.mapv_inplace(|v| if v > 0.0 { 1.0 } else { 0.0 }),
             Link::Softmax => {
                 for mut row in m.rows_mut() {
                     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -497,6 +542,20 @@ impl TreeModel {
                     let sum: f32 = row.sum();
                     row.mapv_inplace(|v| v / sum);
                 }
+            }
+            Link::ArgMax => {
+                let classes = m.rows().into_iter().map(|row| {
+                    // The first of equal maxima, as XGBoost.
+                    let mut best = 0;
+                    for (k, &v) in row.iter().enumerate() {
+                        if v > row[best] {
+                            best = k;
+                        }
+                    }
+                    best as f32
+                });
+                return Array2::from_shape_vec((m.nrows(), 1), classes.collect())
+                    .expect("one class per row");
             }
         }
         m
@@ -511,18 +570,8 @@ impl TreeModel {
         let objective = learner["objective"]["name"]
             .as_str()
             .ok_or_else(|| bad("no objective"))?;
-        let link = match objective {
-            "binary:logistic" => Link::Logistic,
-            "multi:softprob" | "multi:softmax" => Link::Softmax,
-            o if o.starts_with("reg:")
-                && o != "reg:logistic"
-                && o != "reg:gamma"
-                && o != "reg:tweedie" =>
-            {
-                Link::Identity
-            }
-            o => return Err(bad(&format!("objective '{o}' is not supported"))),
-        };
+        let (link, to_margin) = Link::of_objective(objective)
+            .ok_or_else(|| bad(&format!("objective '{objective}' is not supported")))?;
         let param = &learner["learner_model_param"];
         let n_features: usize =
             str_field(param, "num_feature").ok_or_else(|| bad("no num_feature"))?;
@@ -540,13 +589,7 @@ impl TreeModel {
             })
             .collect::<Result<_>>()?;
         let base_margin: Vec<f32> = (0..groups)
-            .map(|g| {
-                let b = base.get(g).or(base.first()).copied().unwrap_or(0.5);
-                match link {
-                    Link::Logistic => -(1.0 / b - 1.0).ln(),
-                    Link::Identity | Link::Softmax => b,
-                }
-            })
+            .map(|g| to_margin(base.get(g).or(base.first()).copied().unwrap_or(0.5)))
             .collect();
         let model = &learner["gradient_booster"]["model"];
         let info = model["tree_info"]
@@ -780,6 +823,7 @@ mod tests {
                 (v / 3.4).floor().min(2.0)
             }
         });
+        let positive = ym.mapv(|v| v + 0.5);
         for (objective, labels, extra) in [
             (
                 "binary:logistic",
@@ -788,6 +832,16 @@ mod tests {
             ),
             ("reg:squarederror", &ym, vec![]),
             ("multi:softprob", &yc, vec![("num_class", "3")]),
+            ("multi:softmax", &yc, vec![("num_class", "3")]),
+            ("reg:logistic", &y, vec![]),
+            ("binary:logitraw", &y, vec![]),
+            ("binary:hinge", &y, vec![]),
+            ("count:poisson", &ym, vec![]),
+            ("reg:gamma", &positive, vec![]),
+            ("reg:tweedie", &ym, vec![]),
+            ("reg:absoluteerror", &ym, vec![]),
+            ("reg:pseudohubererror", &ym, vec![]),
+            ("reg:squaredlogerror", &ym, vec![]),
         ] {
             let mut p = XgbParams::default()
                 .set("objective", objective)
@@ -804,7 +858,7 @@ mod tests {
             let worst = got
                 .iter()
                 .zip(&want)
-                .map(|(a, b)| (a - b).abs())
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
                 .fold(0.0f32, f32::max);
             assert!(worst <= 1e-6, "{objective}: max difference {worst}");
             // One or two rows are walked another way (many trees at once): the same sums.
@@ -911,9 +965,9 @@ mod tests {
         let mixed = TreeModel::from_bytes(&bytes(&mixed), 1).unwrap();
         let x = ndarray::array![[0.0f32], [1.0], [f32::NAN]];
         let want = [11.0, 21.0, 11.0];
-        for r in 0..3 {
+        for (r, want) in want.iter().enumerate() {
             let one = mixed.predict(x.slice(ndarray::s![r..r + 1, ..]));
-            assert_eq!(one[[0, 0]], want[r], "row {r} alone");
+            assert_eq!(one[[0, 0]], *want, "row {r} alone");
         }
         assert_eq!(mixed.predict(x.view()).column(0).to_vec(), want);
         // A well-formed model for another width is refused: it would index past a row.

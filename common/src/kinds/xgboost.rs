@@ -1,0 +1,474 @@
+//! XGBoost models trained elsewhere (`model_kind=xgboost`): a model directory with no manifest
+//! of ours, holding XGBoost model files, as SageMaker's built-in XGBoost algorithm writes them
+//! (`xgboost-model`). Every non-hidden regular file is one model, read by the XGBoost library
+//! this image ships (JSON and UBJSON; the legacy binary format and pickles of XGBoost 1.x are
+//! refused, naming the file) and compiled like our own trees. Several files form an ensemble:
+//! the mean of their predictions, or a vote for `multi:softmax` and `binary:hinge`.
+//!
+//! Answers follow the built-in algorithm: by default each record's prediction (a value, or for
+//! `multi:softprob` the class probabilities as `[p0, p1, ...]`), in CSV joined by commas on one
+//! line (one line per record in batch mode); with `SAGEMAKER_INFERENCE_OUTPUT` the selected keys
+//! (`predicted_label`, `labels`, `probability`, `probabilities`, `raw_score`, `raw_scores`,
+//! `predicted_score`), each valid only for the objectives the built-in allows it for.
+
+use super::{first_non_finite, Model, Predictions};
+use crate::artifact::{Manifest, PayloadFile, PayloadFormat, FORMAT_VERSION, MANIFEST};
+use crate::data::Schema;
+use crate::error::{Error, Result};
+use crate::models::trees::{Link, TreeModel};
+use ndarray::{Array2, ArrayView2};
+use std::fmt::Write;
+use std::path::Path;
+
+/// How models trained elsewhere are served (from the environment SageMaker sets).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    /// `SAGEMAKER_INFERENCE_ENSEMBLE=false`: only the first file (in name order) is served.
+    pub first_only: bool,
+    /// `SAGEMAKER_INFERENCE_OUTPUT`: the keys each answer holds, in order.
+    pub output: Option<Vec<OutputKey>>,
+}
+
+/// A key the built-in algorithm's selectable output offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKey {
+    /// The predicted class.
+    PredictedLabel,
+    /// Every class label.
+    Labels,
+    /// The probability of the predicted class (binary: of class 1).
+    Probability,
+    /// Every class's probability.
+    Probabilities,
+    /// The raw score of the predicted class (binary: the prediction).
+    RawScore,
+    /// Every class's raw score (binary: `[1 - v, v]`, as the built-in).
+    RawScores,
+    /// The regression prediction.
+    PredictedScore,
+}
+
+impl OutputKey {
+    const ALL: [OutputKey; 7] = [
+        OutputKey::PredictedLabel,
+        OutputKey::Labels,
+        OutputKey::Probability,
+        OutputKey::Probabilities,
+        OutputKey::RawScore,
+        OutputKey::RawScores,
+        OutputKey::PredictedScore,
+    ];
+
+    /// The key's name.
+    pub fn name(self) -> &'static str {
+        [
+            "predicted_label",
+            "labels",
+            "probability",
+            "probabilities",
+            "raw_score",
+            "raw_scores",
+            "predicted_score",
+        ][self as usize]
+    }
+
+    /// Parses a comma-separated list, as `SAGEMAKER_INFERENCE_OUTPUT` holds it (spaces and
+    /// case ignored).
+    pub fn parse_list(text: &str) -> std::result::Result<Vec<OutputKey>, String> {
+        let keys: Vec<OutputKey> = text
+            .split(',')
+            .map(|k| k.trim().to_ascii_lowercase())
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                Self::ALL
+                    .into_iter()
+                    .find(|o| o.name() == k)
+                    .ok_or_else(|| {
+                        format!(
+                            "'{k}' is not an output key (use {})",
+                            Self::ALL.map(OutputKey::name).join(", ")
+                        )
+                    })
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        if keys.is_empty() {
+            return Err("no output key given".into());
+        }
+        Ok(keys)
+    }
+}
+
+/// What an objective's predictions are, for answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A value (regression, count, survival time).
+    Score,
+    /// `binary:logistic`: the probability of class 1.
+    Probability,
+    /// `binary:logitraw`: a margin, class 1 when positive.
+    Margin,
+    /// `binary:hinge`, `multi:softmax`: a class.
+    Class,
+    /// `multi:softprob`: every class's probability.
+    Probabilities,
+}
+
+impl Shape {
+    fn of(link: Link, objective: &str) -> Self {
+        match link {
+            Link::Logistic if objective.starts_with("binary:") => Shape::Probability,
+            Link::Identity if objective == "binary:logitraw" => Shape::Margin,
+            Link::Hinge | Link::ArgMax => Shape::Class,
+            Link::Softmax => Shape::Probabilities,
+            _ => Shape::Score,
+        }
+    }
+
+    /// The output keys the built-in algorithm allows for this objective.
+    fn allows(self, key: OutputKey) -> bool {
+        use OutputKey::*;
+        match self {
+            Shape::Score => key == PredictedScore,
+            Shape::Probability | Shape::Probabilities => key != PredictedScore,
+            Shape::Margin | Shape::Class => {
+                matches!(key, PredictedLabel | Labels | RawScore | RawScores)
+            }
+        }
+    }
+}
+
+/// The manifest of a directory of XGBoost model files: every regular file whose name does not
+/// start with `.` (in name order), or only the first with `first_only`. Feature names are the
+/// models' own when they were trained with names, else `f0`, `f1`, ...
+pub fn scan(dir: &Path, options: &Options) -> Result<Manifest> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let regular = std::fs::symlink_metadata(e.path()).ok()?.is_file();
+            (regular && !name.starts_with('.') && name != MANIFEST).then_some(name)
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Artifact(format!(
+            "no {MANIFEST}, model.tar.gz or XGBoost model file in {}",
+            dir.display()
+        )));
+    }
+    if options.first_only {
+        files.truncate(1);
+    }
+    Ok(Manifest {
+        format_version: FORMAT_VERSION,
+        model_kind: super::ModelKind::Xgboost,
+        feature_names: Vec::new(),
+        threshold: None,
+        weighting: None,
+        payloads: files
+            .into_iter()
+            .map(|file| PayloadFile {
+                name: file.clone(),
+                file,
+                format: PayloadFormat::XgboostModel,
+                weight: None,
+            })
+            .collect(),
+        metrics: serde_json::Value::Null,
+        hyperparameters: Default::default(),
+        library_versions: Default::default(),
+        rows: Default::default(),
+    })
+}
+
+/// One or more XGBoost models of one objective, compiled.
+pub struct XgboostModel {
+    members: Vec<TreeModel>,
+    objective: String,
+    shape: Shape,
+    /// Classes, for classification objectives.
+    num_class: usize,
+    output: Option<Vec<OutputKey>>,
+    schema: Schema,
+}
+
+impl XgboostModel {
+    /// Loads every model file the (scanned) manifest lists and sets the manifest's feature names.
+    pub fn load(dir: &Path, manifest: &mut Manifest, options: &Options) -> Result<Self> {
+        let mut members = Vec::new();
+        let mut first: Option<(String, usize, Vec<String>)> = None;
+        for p in &manifest.payloads {
+            let bytes = manifest.read_payload(dir, p)?;
+            let cannot = |why: String| {
+                Error::Artifact(format!(
+                    "{} is not an XGBoost model this build reads (JSON or UBJSON of XGBoost 2 or later): {why}",
+                    p.file
+                ))
+            };
+            let booster = xgb::Booster::load_buffer(&bytes)
+                .map_err(|e| cannot(crate::error::one_line(&e.to_string(), 200)))?;
+            let json = booster
+                .save_buffer(false)
+                .map_err(|e| cannot(e.to_string()))?;
+            drop(booster);
+            let (objective, num_class, names) = describe(&json).map_err(cannot)?;
+            let trees = TreeModel::from_xgboost_json(&json)?;
+            match &first {
+                None => first = Some((objective, num_class, names)),
+                Some((o, _, n)) if *o != objective || n.len() != names.len() => {
+                    return Err(Error::Artifact(format!(
+                        "{} ({objective}, {} features) does not match the first model ({o}, {} features): an ensemble needs one objective and one input",
+                        p.file,
+                        trees.n_features,
+                        n.len()
+                    )))
+                }
+                Some(_) => {}
+            }
+            members.push(trees);
+        }
+        let (objective, num_class, names) =
+            first.ok_or_else(|| Error::Artifact("no XGBoost model file".into()))?;
+        let shape = Shape::of(members[0].link, &objective);
+        if let Some(keys) = &options.output {
+            if let Some(bad) = keys.iter().find(|k| !shape.allows(**k)) {
+                let allowed: Vec<_> = OutputKey::ALL
+                    .into_iter()
+                    .filter(|k| shape.allows(*k))
+                    .map(OutputKey::name)
+                    .collect();
+                return Err(Error::Artifact(format!(
+                    "SAGEMAKER_INFERENCE_OUTPUT: '{}' does not apply to objective {objective} (it takes {})",
+                    bad.name(),
+                    allowed.join(", ")
+                )));
+            }
+        }
+        manifest.feature_names = names.clone();
+        Ok(Self {
+            members,
+            objective,
+            shape,
+            num_class,
+            output: options.output.clone(),
+            schema: Schema {
+                feature_names: names,
+                derived: None,
+                targets: vec![],
+                allow_missing: true,
+            },
+        })
+    }
+
+    /// The objective the models were trained with.
+    pub fn objective(&self) -> &str {
+        &self.objective
+    }
+}
+
+/// The objective, number of classes and feature names (given or `f0`, ...) of a model's JSON.
+fn describe(json: &[u8]) -> std::result::Result<(String, usize, Vec<String>), String> {
+    let j: serde_json::Value = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+    let learner = &j["learner"];
+    let objective = learner["objective"]["name"]
+        .as_str()
+        .ok_or("no objective")?
+        .to_owned();
+    let param = &learner["learner_model_param"];
+    let number = |k: &str| param[k].as_str().and_then(|v| v.parse::<usize>().ok());
+    let n = number("num_feature").ok_or("no num_feature")?;
+    let num_class = number("num_class").unwrap_or(0);
+    let given: Vec<String> = learner["feature_names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let names = if given.len() == n {
+        given
+    } else {
+        (0..n).map(|i| format!("f{i}")).collect()
+    };
+    Ok((objective, num_class, names))
+}
+
+impl Model for XgboostModel {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>> {
+        let all: Vec<Array2<f32>> = self.members.iter().map(|m| m.predict(x)).collect();
+        let values = if all.len() == 1 {
+            all.into_iter().next().expect("one member")
+        } else if self.shape == Shape::Class {
+            vote(&all)
+        } else {
+            let mut sum = all[0].clone();
+            for a in &all[1..] {
+                sum += a;
+            }
+            sum / all.len() as f32
+        };
+        Ok(Box::new(XgboostPredictions {
+            values,
+            shape: self.shape,
+            num_class: self.num_class,
+            output: self.output.clone(),
+        }))
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.members.iter().map(TreeModel::memory_bytes).sum()
+    }
+}
+
+/// Per row, the class most members predict (the smallest of tied classes).
+fn vote(all: &[Array2<f32>]) -> Array2<f32> {
+    let rows = all[0].nrows();
+    Array2::from_shape_fn((rows, 1), |(r, _)| {
+        let mut counts: Vec<(f32, usize)> = Vec::new();
+        for a in all {
+            let class = a[[r, 0]];
+            match counts.iter_mut().find(|(c, _)| *c == class) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((class, 1)),
+            }
+        }
+        counts
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.total_cmp(&a.0)))
+            .map_or(0.0, |(c, _)| c)
+    })
+}
+
+/// Answers in the built-in algorithm's shapes.
+pub struct XgboostPredictions {
+    /// One row per record: one value, or the class probabilities (`multi:softprob`).
+    values: Array2<f32>,
+    shape: Shape,
+    num_class: usize,
+    output: Option<Vec<OutputKey>>,
+}
+
+impl XgboostPredictions {
+    /// The predicted class of record `i`.
+    fn label(&self, i: usize) -> usize {
+        let row = self.values.row(i);
+        match self.shape {
+            Shape::Probabilities => crate::metrics::most_probable(row),
+            Shape::Probability => usize::from(row[0] > 0.5),
+            Shape::Margin => usize::from(row[0] > 0.0),
+            Shape::Class | Shape::Score => row[0] as usize,
+        }
+    }
+
+    /// Writes one key's value of record `i`; lists as JSON arrays (`[a, b]`).
+    fn write_key(&self, key: OutputKey, i: usize, out: &mut String) {
+        let row = self.values.row(i);
+        let v = row[0];
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let list = |out: &mut String, values: &mut dyn Iterator<Item = f32>| {
+            out.push('[');
+            for (k, v) in values.enumerate() {
+                let _ = write!(out, "{}{v}", if k == 0 { "" } else { ", " });
+            }
+            out.push(']');
+        };
+        match key {
+            OutputKey::PredictedLabel => {
+                let _ = write!(out, "{}", self.label(i));
+            }
+            OutputKey::Labels => {
+                let classes = if self.shape == Shape::Probabilities || self.num_class > 1 {
+                    self.num_class.max(2)
+                } else {
+                    2
+                };
+                list(out, &mut (0..classes).map(|c| c as f32));
+            }
+            OutputKey::Probability | OutputKey::RawScore => {
+                let _ = write!(
+                    out,
+                    "{}",
+                    if self.shape == Shape::Probabilities {
+                        max
+                    } else {
+                        v
+                    }
+                );
+            }
+            OutputKey::Probabilities | OutputKey::RawScores => {
+                if self.shape == Shape::Probabilities {
+                    list(out, &mut row.iter().copied());
+                } else {
+                    list(out, &mut [1.0 - v, v].into_iter());
+                }
+            }
+            OutputKey::PredictedScore => {
+                let _ = write!(out, "{v}");
+            }
+        }
+    }
+}
+
+impl Predictions for XgboostPredictions {
+    fn records(&self) -> usize {
+        self.values.nrows()
+    }
+
+    fn json_record(&self, i: usize, out: &mut String) {
+        out.push('{');
+        match &self.output {
+            None => {
+                out.push_str("\"score\":");
+                if self.shape == Shape::Probabilities {
+                    self.write_key(OutputKey::Probabilities, i, out);
+                } else {
+                    self.write_key(OutputKey::PredictedScore, i, out);
+                }
+            }
+            Some(keys) => {
+                for (k, key) in keys.iter().enumerate() {
+                    let sep = if k == 0 { "" } else { "," };
+                    let _ = write!(out, "{sep}\"{}\":", key.name());
+                    self.write_key(*key, i, out);
+                }
+            }
+        }
+        out.push('}');
+    }
+
+    fn csv_record(&self, i: usize, out: &mut String) {
+        match &self.output {
+            None if self.shape == Shape::Probabilities => {
+                self.write_key(OutputKey::Probabilities, i, out)
+            }
+            None => self.write_key(OutputKey::PredictedScore, i, out),
+            Some(keys) => {
+                for (k, key) in keys.iter().enumerate() {
+                    if k > 0 {
+                        out.push(',');
+                    }
+                    let start = out.len();
+                    self.write_key(*key, i, out);
+                    if out[start..].starts_with('[') {
+                        out.insert(start, '"');
+                        out.push('"');
+                    }
+                }
+            }
+        }
+    }
+
+    fn csv_records_on_one_line(&self) -> bool {
+        self.output.is_none()
+    }
+
+    fn first_non_finite(&self) -> Option<usize> {
+        first_non_finite(self.values.iter(), self.values.ncols())
+    }
+}

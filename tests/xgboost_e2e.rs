@@ -1,0 +1,301 @@
+//! XGBoost models trained elsewhere, as SageMaker's built-in algorithm leaves them (a file named
+//! `xgboost-model`, no manifest), served by the real binary and compared with XGBoost's own
+//! predictions (the same library Python XGBoost 3.x is built on, which writes the same files).
+
+use common::models::xgboost::{self as xgb_util, XgbParams};
+use e2e::{Reply, Sandbox, Server};
+use ndarray::{Array1, Array2};
+
+const FEATURES: usize = 4;
+
+/// Rows with about 5 % missing values, and labels for regression, binary and 3 classes.
+fn data(rows: usize) -> (Array2<f32>, Array1<f32>, Array1<f32>, Array1<f32>) {
+    let mut state = 7u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32) / (1u64 << 31) as f32
+    };
+    let x = Array2::from_shape_fn((rows, FEATURES), |_| {
+        let v = next() * 10.0;
+        if next() < 0.05 {
+            f32::NAN
+        } else {
+            v
+        }
+    });
+    let value = |r: usize| {
+        let a = x[[r, 0]];
+        let b = x[[r, 1]];
+        (if a.is_nan() { 5.0 } else { a }) + 0.5 * (if b.is_nan() { 2.0 } else { b })
+    };
+    let reg = Array1::from_shape_fn(rows, |r| value(r) + 1.0);
+    let bin = Array1::from_shape_fn(rows, |r| f32::from(value(r) > 7.0));
+    let multi = Array1::from_shape_fn(rows, |r| (value(r) / 5.0).floor().min(2.0));
+    (x, reg, bin, multi)
+}
+
+/// Trains `objective` with XGBoost and returns the booster.
+fn booster(objective: &str, x: &Array2<f32>, y: &Array1<f32>, seed: u32) -> xgb::Booster {
+    let mut p = XgbParams::default()
+        .set("objective", objective)
+        .set("max_depth", 4)
+        .set("seed", seed)
+        .set("subsample", 0.8)
+        .set("nthread", 1);
+    if objective.starts_with("multi:") {
+        p = p.set("num_class", 3);
+    }
+    let m = xgb_util::dmatrix(x.view(), Some(y)).unwrap();
+    xgb_util::train_rounds(&p, &[(&m, "train")], 20, &mut |_| Ok(true)).unwrap()
+}
+
+fn csv(x: &Array2<f32>) -> String {
+    x.rows()
+        .into_iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| {
+                    if v.is_nan() {
+                        String::new()
+                    } else {
+                        v.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect()
+}
+
+/// A model directory holding `files` (name, bytes), and a server for it.
+fn serve(files: &[(&str, Vec<u8>)], envs: &[(&str, &str)]) -> (Sandbox, Server) {
+    let s = Sandbox::new();
+    let dir = s.opt_ml.model_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let server = Server::start(&s.opt_ml, envs);
+    (s, server)
+}
+
+fn wait_loaded(server: &Server) -> u16 {
+    for _ in 0..500 {
+        match server.try_request("GET", "/ping", &[], b"") {
+            Ok(r) if r.status != 503 => return r.status,
+            _ => {}
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("never loaded: {}", server.log());
+}
+
+fn post(server: &Server, body: &str, accept: Option<&str>) -> Reply {
+    let mut headers = vec![("Content-Type", "text/csv")];
+    if let Some(a) = accept {
+        headers.push(("Accept", a));
+    }
+    server.request("POST", "/invocations", &headers, body.as_bytes())
+}
+
+fn numbers(text: &str) -> Vec<f32> {
+    text.split([',', '\n', '[', ']', ' '])
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().unwrap())
+        .collect()
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+            "{what}: value {i}: ours {a}, XGBoost {b}"
+        );
+    }
+}
+
+#[test]
+fn every_objective_in_json_and_ubjson_answers_as_xgboost_predicts() {
+    let (x, reg, bin, multi) = data(600);
+    let body = csv(&x.slice(ndarray::s![..50, ..]).to_owned());
+    let d = xgb_util::dmatrix(x.slice(ndarray::s![..50, ..]), None).unwrap();
+    for (objective, y) in [
+        ("reg:squarederror", &reg),
+        ("reg:logistic", &bin),
+        ("binary:logistic", &bin),
+        ("binary:logitraw", &bin),
+        ("binary:hinge", &bin),
+        ("multi:softprob", &multi),
+        ("multi:softmax", &multi),
+        ("count:poisson", &reg),
+        ("reg:gamma", &reg),
+        ("reg:tweedie", &reg),
+        ("reg:absoluteerror", &reg),
+    ] {
+        let b = booster(objective, &x, y, 1);
+        let want = b.predict(&d).unwrap();
+        for binary in [false, true] {
+            let bytes = b.save_buffer(binary).unwrap();
+            let (_s, server) = serve(&[("xgboost-model", bytes)], &[]);
+            assert_eq!(wait_loaded(&server), 200, "{objective}: {}", server.log());
+            // The built-in's default: CSV, every record on one line, joined by commas.
+            let r = post(&server, &body, None);
+            assert_eq!(r.status, 200, "{objective}: {}", r.text());
+            assert_eq!(r.header("content-type"), Some("text/csv"));
+            assert_eq!(r.text().lines().count(), 1, "{objective}");
+            close(&numbers(&r.text()), &want, objective);
+            let r = post(&server, &body, Some("application/json"));
+            let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(json["predictions"].as_array().unwrap().len(), 50);
+        }
+    }
+}
+
+#[test]
+fn ensembles_selectable_output_archives_and_refusals() {
+    let (x, _, bin, multi) = data(600);
+    let rows = x.slice(ndarray::s![..20, ..]).to_owned();
+    let body = csv(&rows);
+    let d = xgb_util::dmatrix(rows.view(), None).unwrap();
+
+    // Two files are an ensemble: the mean of their predictions.
+    let (b1, b2) = (
+        booster("binary:logistic", &x, &bin, 1),
+        booster("binary:logistic", &x, &bin, 2),
+    );
+    let (p1, p2) = (b1.predict(&d).unwrap(), b2.predict(&d).unwrap());
+    let mean: Vec<f32> = p1.iter().zip(&p2).map(|(a, b)| (a + b) / 2.0).collect();
+    let files = [
+        ("model-a", b1.save_buffer(false).unwrap()),
+        ("model-b", b2.save_buffer(true).unwrap()),
+    ];
+    let (_s, server) = serve(&files, &[]);
+    assert_eq!(wait_loaded(&server), 200, "{}", server.log());
+    close(
+        &numbers(&post(&server, &body, None).text()),
+        &mean,
+        "ensemble",
+    );
+    let (_s, server) = serve(&files, &[("SAGEMAKER_INFERENCE_ENSEMBLE", "false")]);
+    wait_loaded(&server);
+    close(
+        &numbers(&post(&server, &body, None).text()),
+        &p1,
+        "first only",
+    );
+
+    // Selectable output, as the built-in's SAGEMAKER_INFERENCE_OUTPUT.
+    let (_s, server) = serve(
+        &files[..1],
+        &[(
+            "SAGEMAKER_INFERENCE_OUTPUT",
+            "predicted_label, probability,probabilities",
+        )],
+    );
+    wait_loaded(&server);
+    let r = post(&server, &body, Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let first = &json["predictions"][0];
+    let p = first["probability"].as_f64().unwrap() as f32;
+    assert!((p - p1[0]).abs() < 1e-6);
+    assert_eq!(first["predicted_label"], u8::from(p1[0] > 0.5));
+    assert_eq!(first["probabilities"].as_array().unwrap().len(), 2);
+    let r = post(&server, &body, Some("text/csv"));
+    let line = r.text().lines().next().unwrap().to_owned();
+    assert!(line.contains(",\"["), "lists quoted in CSV: {line}");
+    assert_eq!(
+        r.text().lines().count(),
+        20,
+        "one line per record with selected keys"
+    );
+    let r = post(&server, &body, Some("application/jsonlines"));
+    assert_eq!(r.text().lines().count(), 20);
+
+    let softprob = booster("multi:softprob", &x, &multi, 1);
+    let (_s, server) = serve(
+        &[("xgboost-model", softprob.save_buffer(true).unwrap())],
+        &[(
+            "SAGEMAKER_INFERENCE_OUTPUT",
+            "predicted_label,labels,raw_scores",
+        )],
+    );
+    wait_loaded(&server);
+    let json: serde_json::Value =
+        serde_json::from_slice(&post(&server, &body, Some("application/json")).body).unwrap();
+    assert_eq!(
+        json["predictions"][0]["labels"],
+        serde_json::json!([0, 1, 2])
+    );
+    assert_eq!(
+        json["predictions"][0]["raw_scores"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A key the objective does not have: refused at load, with the reason in the log.
+    let reg = booster("reg:squarederror", &x, &bin, 1);
+    let (_s, server) = serve(
+        &[("xgboost-model", reg.save_buffer(false).unwrap())],
+        &[("SAGEMAKER_INFERENCE_OUTPUT", "probability")],
+    );
+    assert_eq!(wait_loaded(&server), 500);
+    assert!(
+        server.log().contains(
+            "'probability' does not apply to objective reg:squarederror (it takes predicted_score)"
+        ),
+        "{}",
+        server.log()
+    );
+
+    // The built-in's model.tar.gz, holding xgboost-model.
+    let s = Sandbox::new();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("xgboost-model"),
+        b1.save_buffer(false).unwrap(),
+    )
+    .unwrap();
+    let dir = s.opt_ml.model_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(dir.join("model.tar.gz"))
+        .arg("-C")
+        .arg(src.path())
+        .arg("xgboost-model")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = Server::ready(&s.opt_ml, &[]);
+    close(
+        &numbers(&post(&server, &body, None).text()),
+        &p1,
+        "model.tar.gz",
+    );
+    // One value too few or too many per record: refused (the built-in accepts one too few).
+    let short: String = csv(&rows.slice(ndarray::s![.., ..FEATURES - 1]).to_owned());
+    let r = post(&server, &short, None);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("expected 4 values, found 3"),
+        "{}",
+        r.text()
+    );
+
+    // A file that is no XGBoost model this build reads: named in the log.
+    let (_s, server) = serve(&[("xgboost-model", b"\x00\x01legacy".to_vec())], &[]);
+    assert_eq!(wait_loaded(&server), 500);
+    assert!(
+        server
+            .log()
+            .contains("xgboost-model is not an XGBoost model this build reads"),
+        "{}",
+        server.log()
+    );
+}
