@@ -194,6 +194,7 @@ fn every_housing_sample_payload_and_output_format() {
         ("housing-batch.csv", "text/csv", 5),
         ("housing-instances.json", "application/json", 3),
         ("housing-batch.jsonl", "application/jsonlines", 5),
+        ("housing-batch.libsvm", "text/libsvm", 5),
     ] {
         let body = e2e::sample_payload(file);
         for (accept, lines) in [
@@ -211,6 +212,16 @@ fn every_housing_sample_payload_and_output_format() {
             assert_eq!(r.text().lines().count(), lines, "{file} {accept}");
         }
     }
+    // The same records as CSV and as libsvm get the same answers.
+    let answer = |file: &str, content_type: &str| {
+        let body = e2e::sample_payload(file);
+        let headers = [("Content-Type", content_type), ("Accept", "text/csv")];
+        server.request("POST", "/invocations", &headers, &body).body
+    };
+    assert_eq!(
+        answer("housing-batch.libsvm", "text/x-libsvm"),
+        answer("housing-batch.csv", "text/csv")
+    );
 }
 
 #[test]

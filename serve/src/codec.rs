@@ -21,6 +21,9 @@ pub enum Input {
     Json,
     /// `application/jsonlines`.
     JsonLines,
+    /// `text/libsvm`: `[label] index:value ...` per line, 0-based indices (as XGBoost reads
+    /// them), an absent index a missing value.
+    Libsvm,
 }
 
 /// A response body's format.
@@ -63,6 +66,7 @@ pub fn input_format(content_type: Option<&str>, body: &[u8]) -> Result<Input, Se
         | "application/jsonl"
         | "application/x-jsonlines"
         | "application/x-ndjson" => Ok(Input::JsonLines),
+        "text/libsvm" | "text/x-libsvm" | "application/x-libsvm" => Ok(Input::Libsvm),
         _ => Err(ServeError::UnsupportedMediaType(
             ct.chars().take(100).collect(),
         )),
@@ -134,7 +138,7 @@ pub fn decode(
     // at most twice its size (and touches none of it) before it is refused.
     let rows = match format {
         Input::Json => 16,
-        Input::Csv | Input::JsonLines => {
+        Input::Csv | Input::JsonLines | Input::Libsvm => {
             let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
             lines.min(body.len() / (2 * n).max(1) + 1)
         }
@@ -148,6 +152,10 @@ pub fn decode(
         Input::JsonLines => for_lines(text, batch, |i, line| {
             let v = json_line(line, n).map_err(|m| format!("record {i} (line {i}): {m}"))?;
             record(&v, schema, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
+        })?,
+        Input::Libsvm => for_lines(text, batch, |i, line| {
+            libsvm_record(line, schema, &mut values)
+                .map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::Json => json_body(text, schema, &mut values)?,
     }
@@ -215,6 +223,43 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
         out.truncate(start);
         return Err(format!("expected {n} values, found {found}"));
     }
+    Ok(())
+}
+
+/// One libsvm line: a label first is ignored (as SageMaker's built-in XGBoost does); absent
+/// indices are missing values, refused for models that take none.
+fn libsvm_record(line: &str, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> {
+    let n = schema.feature_names.len();
+    let mut row = vec![f32::NAN; n];
+    for (k, token) in line.split_ascii_whitespace().enumerate() {
+        let Some((index, value)) = token.split_once(':') else {
+            if k == 0 {
+                continue;
+            }
+            let shown: String = token.chars().take(40).collect();
+            return Err(format!("'{shown}' is not index:value"));
+        };
+        let i: usize = index.parse().map_err(|_| {
+            let shown: String = index.chars().take(40).collect();
+            format!("index '{shown}' is not a whole number")
+        })?;
+        if i >= n {
+            return Err(format!(
+                "feature index {i} is beyond the model's {n} features (indices are 0-based)"
+            ));
+        }
+        row[i] =
+            common::data::number::parse(value).map_err(|e| format!("index {i}: value {e}"))? as f32;
+    }
+    if !schema.allow_missing {
+        if let Some(i) = row.iter().position(|v| v.is_nan()) {
+            return Err(format!(
+                "feature {i} ('{}') is absent; this model needs every feature",
+                schema.feature_names[i]
+            ));
+        }
+    }
+    out.extend_from_slice(&row);
     Ok(())
 }
 
@@ -750,6 +795,7 @@ mod tests {
             two
         );
         assert_eq!(rows(Input::Csv, "1,2\r\n3, 4\n").unwrap(), two);
+        assert_eq!(rows(Input::Libsvm, "0 0:1 1:2\n1:4 0:3\n").unwrap(), two);
         assert_eq!(rows(Input::Csv, "1,2").unwrap(), one);
     }
 
@@ -770,6 +816,10 @@ mod tests {
         assert!(e(Input::Csv, "a,b\n1,2\n")
             .contains("value 1 is not a number: \"a\" (CSV input has no header)"));
         assert!(e(Input::Csv, "1,\n").contains("value 2 is empty"));
+        assert!(e(Input::Libsvm, "1 0:1 2:5\n")
+            .contains("feature index 2 is beyond the model's 2 features"));
+        assert!(e(Input::Libsvm, "1 0:1\n").contains("feature 1 ('b') is absent"));
+        assert!(e(Input::Libsvm, "1 0:1 x\n").contains("'x' is not index:value"));
         assert_eq!(
             e(
                 Input::Json,
@@ -799,6 +849,10 @@ mod tests {
         );
         assert_eq!(input_format(None, b" {\"a\":1}").unwrap(), Input::Json);
         assert_eq!(input_format(None, b"1,2").unwrap(), Input::Csv);
+        assert_eq!(
+            input_format(Some("text/x-libsvm"), b"").unwrap(),
+            Input::Libsvm
+        );
         assert!(matches!(
             input_format(Some("application/x-parquet"), b""),
             Err(ServeError::UnsupportedMediaType(_))

@@ -79,7 +79,7 @@ impl ServeError {
             ),
             ServeError::PayloadTooLarge(limit) => format!("request body is over the limit of {limit} bytes"),
             ServeError::UnsupportedMediaType(t) => format!(
-                "Content-Type '{t}' is not supported; use text/csv, application/json or application/jsonlines"
+                "Content-Type '{t}' is not supported; use text/csv, application/json, application/jsonlines or text/libsvm"
             ),
             ServeError::UnsupportedEncoding(e) => format!(
                 "Content-Encoding '{e}' is not supported; send the body uncompressed"
