@@ -185,9 +185,15 @@ fn request_decoders() {
     let mut which = 0usize;
     fuzz("request decoders", &seeds, |body| {
         which += 1;
-        // Every schema meets every format: the schema changes every fourth input.
-        let schema = &schemas[(which / 4) % schemas.len()];
-        let input = [Input::Csv, Input::Json, Input::JsonLines, Input::Libsvm][which % 4];
+        // Every schema meets every format: the schema changes every fifth input.
+        let schema = &schemas[(which / 5) % schemas.len()];
+        let input = [
+            Input::Csv,
+            Input::Json,
+            Input::JsonLines,
+            Input::Libsvm,
+            Input::RecordIo,
+        ][which % 5];
         match codec::decode(input, body, schema, which % 2 == 0) {
             Ok(x) => no_infinity(x.iter().copied()),
             Err(e) => one_line(&e.message()),

@@ -333,6 +333,21 @@ pub fn train_small_fire_model(sandbox: &Sandbox, rows: usize) {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// The Python of the real SageMaker Python SDK v2 (`SDK_PYTHON`, provisioned by
+/// `scripts/sdk-venv.sh` and set by scripts/test.sh), or `None` (skip) outside CI.
+pub fn sdk_python() -> Option<String> {
+    match std::env::var("SDK_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but SDK_PYTHON is not set (scripts/test.sh provisions the SDK with scripts/sdk-venv.sh)")
+        }
+        _ => {
+            eprintln!("skipping: SDK_PYTHON is not set (python of scripts/sdk-venv.sh)");
+            None
+        }
+    }
+}
+
 /// Trains a small model of `kind` (`fire`, `iops`, or `tabular`: XGBoost on California housing)
 /// into `sandbox` (panics on failure).
 pub fn train_small_model(sandbox: &Sandbox, kind: &str) {

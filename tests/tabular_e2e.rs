@@ -185,6 +185,53 @@ fn served_predictions_equal_the_trained_model_and_missing_values_are_accepted() 
     assert!(r.text().starts_with("{\"score\":"), "{}", r.text());
 }
 
+/// What the SageMaker Python SDK's `RecordSerializer` (a predictor's protobuf serializer) sends
+/// for the rows of a CSV sample payload.
+fn sdk_recordio(python: &str, csv: &str) -> Vec<u8> {
+    // An empty CSV field becomes NaN, which the serializer writes as is: a missing value.
+    let script = "import sys, numpy as np\n\
+                  from sagemaker.serializers import RecordSerializer\n\
+                  rows = np.genfromtxt(sys.argv[1], delimiter=',', ndmin=2)\n\
+                  open(sys.argv[2], 'wb').write(RecordSerializer().serialize(rows).getvalue())\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-payloads/").to_owned() + csv;
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let out = std::process::Command::new(python)
+        .args(["-c", script, &path])
+        .arg(out_file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        e2e::text(&out.stdout),
+        e2e::text(&out.stderr)
+    );
+    std::fs::read(out_file.path()).unwrap()
+}
+
+#[test]
+fn recordio_protobuf_from_the_sagemaker_sdk_answers_as_csv_does() {
+    let Some(python) = e2e::sdk_python() else {
+        return;
+    };
+    let (s, _) = housing();
+    let server = Server::ready(&s.opt_ml, &[]);
+    let body = sdk_recordio(&python, "housing-batch.csv");
+    let answer = |body: &[u8], content_type: &str| {
+        let headers = [("Content-Type", content_type), ("Accept", "text/csv")];
+        server.request("POST", "/invocations", &headers, body)
+    };
+    let r = answer(&body, "application/x-recordio-protobuf");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.body,
+        answer(&e2e::sample_payload("housing-batch.csv"), "text/csv").body
+    );
+    let r = answer(&body[..body.len() - 3], "application/x-recordio-protobuf");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("RecordIO"), "{}", r.text());
+}
+
 #[test]
 fn every_housing_sample_payload_and_output_format() {
     let (s, _) = housing();

@@ -24,6 +24,9 @@ pub enum Input {
     /// `text/libsvm`: `[label] index:value ...` per line, 0-based indices (as XGBoost reads
     /// them), an absent index a missing value.
     Libsvm,
+    /// `application/x-recordio-protobuf`: SageMaker's RecordIO-wrapped `Record`s, features as a
+    /// dense or sparse tensor under `values` (an absent sparse key a missing value).
+    RecordIo,
 }
 
 /// A response body's format.
@@ -67,6 +70,7 @@ pub fn input_format(content_type: Option<&str>, body: &[u8]) -> Result<Input, Se
         | "application/x-jsonlines"
         | "application/x-ndjson" => Ok(Input::JsonLines),
         "text/libsvm" | "text/x-libsvm" | "application/x-libsvm" => Ok(Input::Libsvm),
+        "application/x-recordio-protobuf" => Ok(Input::RecordIo),
         _ => Err(ServeError::UnsupportedMediaType(
             ct.chars().take(100).collect(),
         )),
@@ -125,6 +129,9 @@ pub fn decode(
     batch: bool,
 ) -> Result<Array2<f32>, ServeError> {
     let names = &schema.feature_names;
+    if format == Input::RecordIo {
+        return recordio_body(body, schema);
+    }
     let text =
         std::str::from_utf8(body).map_err(|e| bad(format!("body is not UTF-8 text: {e}")))?;
     // A byte-order mark (Windows editors write one) is not part of the first record.
@@ -137,7 +144,7 @@ pub fn decode(
     // the body can hold at two bytes per value ("1," or "1\n"), so a body of blank lines reserves
     // at most twice its size (and touches none of it) before it is refused.
     let rows = match format {
-        Input::Json => 16,
+        Input::Json | Input::RecordIo => 16,
         Input::Csv | Input::JsonLines | Input::Libsvm => {
             let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
             lines.min(body.len() / (2 * n).max(1) + 1)
@@ -158,6 +165,7 @@ pub fn decode(
                 .map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::Json => json_body(text, schema, &mut values)?,
+        Input::RecordIo => unreachable!("decoded above"),
     }
     let rows = values.len() / n;
     Ok(Array2::from_shape_vec((rows, n), values).expect("n values per record"))
@@ -224,6 +232,30 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
         return Err(format!("expected {n} values, found {found}"));
     }
     Ok(())
+}
+
+/// A RecordIO-protobuf body, one row per record.
+fn recordio_body(body: &[u8], schema: &Schema) -> Result<Array2<f32>, ServeError> {
+    use common::data::recordio;
+    let n = schema.feature_names.len();
+    let records = recordio::split(body).map_err(bad)?;
+    if records.is_empty() {
+        return Err(bad("empty body: send at least one record".into()));
+    }
+    let mut values = vec![f32::NAN; n * records.len()];
+    for (i, (record, row)) in records.iter().zip(values.chunks_exact_mut(n)).enumerate() {
+        let located = |m: String| bad(format!("record {}: {m}", i + 1));
+        recordio::features(record, row).map_err(located)?;
+        if !schema.allow_missing {
+            if let Some(k) = row.iter().position(|v| v.is_nan()) {
+                return Err(located(format!(
+                    "feature {k} ('{}') is absent; this model needs every feature",
+                    schema.feature_names[k]
+                )));
+            }
+        }
+    }
+    Ok(Array2::from_shape_vec((records.len(), n), values).expect("n values per record"))
 }
 
 /// One libsvm line: a label first is ignored (as SageMaker's built-in XGBoost does); absent

@@ -79,7 +79,7 @@ impl ServeError {
             ),
             ServeError::PayloadTooLarge(limit) => format!("request body is over the limit of {limit} bytes"),
             ServeError::UnsupportedMediaType(t) => format!(
-                "Content-Type '{t}' is not supported; use text/csv, application/json, application/jsonlines or text/libsvm"
+                "Content-Type '{t}' is not supported; use text/csv, application/json, application/jsonlines, text/libsvm or application/x-recordio-protobuf"
             ),
             ServeError::UnsupportedEncoding(e) => format!(
                 "Content-Encoding '{e}' is not supported; send the body uncompressed"

@@ -1,0 +1,314 @@
+//! SageMaker's `application/x-recordio-protobuf`: MXNet RecordIO framing around protobuf
+//! `Record` messages (AWS's `record.proto`), the features under the key `values` as a dense or
+//! sparse tensor of float32 (float64 and int32 read too). Only what reading features needs is
+//! decoded; other fields are skipped.
+//!
+//! Framing: each record is the magic `0xced7230a` (little-endian u32), a u32 whose low 29 bits are
+//! the length and high 3 bits a continuation flag (0 whole; 1, 2, 3 first, middle, last part of a
+//! record split where its data held the magic, which joins the parts again), the data, and zero
+//! padding to 4 bytes.
+
+/// The RecordIO magic number.
+const MAGIC: u32 = 0xced7_230a;
+
+/// The records of a RecordIO body, each as its protobuf bytes.
+pub fn split(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut records = Vec::new();
+    let mut pending: Option<Vec<u8>> = None;
+    let mut at = 0;
+    while at < body.len() {
+        let word = |i: usize| -> Result<u32, String> {
+            body.get(i..i + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .ok_or_else(|| format!("RecordIO: truncated header at byte {i}"))
+        };
+        if word(at)? != MAGIC {
+            return Err(format!(
+                "RecordIO: no record starts at byte {at} (expected the magic number 0xced7230a)"
+            ));
+        }
+        let header = word(at + 4)?;
+        let (flag, len) = (header >> 29, (header & ((1 << 29) - 1)) as usize);
+        let data = body
+            .get(at + 8..at + 8 + len)
+            .ok_or_else(|| format!("RecordIO: the record at byte {at} runs past the body"))?;
+        at += 8 + len.div_ceil(4) * 4;
+        match (flag, pending.as_mut()) {
+            (0, None) => records.push(data.to_vec()),
+            (1, None) => pending = Some(data.to_vec()),
+            (2 | 3, Some(parts)) => {
+                parts.extend_from_slice(&MAGIC.to_le_bytes());
+                parts.extend_from_slice(data);
+                if flag == 3 {
+                    records.extend(pending.take());
+                }
+            }
+            _ => return Err(format!("RecordIO: misplaced continuation flag {flag}")),
+        }
+    }
+    if pending.is_some() {
+        return Err("RecordIO: the last record is unfinished".into());
+    }
+    Ok(records)
+}
+
+/// Reads the features of one `Record` into `row` (`n` wide): a dense tensor must hold `n`
+/// values (NaN is a missing value); a sparse one (`keys`) sets those columns and leaves the rest
+/// as they are (missing).
+pub fn features(record: &[u8], row: &mut [f32]) -> Result<(), String> {
+    let mut found = false;
+    let mut r = Reader::new(record);
+    while let Some((field, wire)) = r.key()? {
+        if field != 1 || wire != 2 {
+            r.skip(wire)?;
+            continue;
+        }
+        // A `features` map entry: key (1) and value (2).
+        let mut entry = Reader::new(r.bytes()?);
+        let (mut name, mut value) = (None, None);
+        while let Some((f, w)) = entry.key()? {
+            match (f, w) {
+                (1, 2) => name = Some(entry.bytes()?),
+                (2, 2) => value = Some(entry.bytes()?),
+                _ => entry.skip(w)?,
+            }
+        }
+        if name == Some(b"values".as_slice()) {
+            tensor(value.unwrap_or_default(), row)?;
+            found = true;
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err("the record has no feature tensor named 'values'".into())
+    }
+}
+
+/// A `Value` holding a float32 (2), float64 (3) or int32 (7) tensor.
+fn tensor(value: &[u8], row: &mut [f32]) -> Result<(), String> {
+    let mut v = Reader::new(value);
+    while let Some((f, w)) = v.key()? {
+        if w == 2 && matches!(f, 2 | 3 | 7) {
+            return tensor_values(v.bytes()?, f, row);
+        }
+        v.skip(w)?;
+    }
+    Err("the 'values' feature holds no float32, float64 or int32 tensor".into())
+}
+
+fn tensor_values(t: &[u8], kind: u32, row: &mut [f32]) -> Result<(), String> {
+    let n = row.len();
+    let (mut values, mut keys) = (Vec::new(), Vec::new());
+    let mut r = Reader::new(t);
+    while let Some((f, w)) = r.key()? {
+        match (f, w) {
+            (1, 2) => {
+                let mut p = Reader::new(r.bytes()?);
+                while !p.done() {
+                    values.push(p.number(kind)?);
+                }
+            }
+            (1, _) => values.push(r.number(kind)?),
+            (2, 2) => {
+                let mut p = Reader::new(r.bytes()?);
+                while !p.done() {
+                    keys.push(p.varint()?);
+                }
+            }
+            (2, 0) => keys.push(r.varint()?),
+            _ => r.skip(w)?,
+        }
+    }
+    // NaN is a missing value (as XGBoost reads these tensors); infinities are refused.
+    let checked = |v: f64| -> Result<f32, String> {
+        if v.is_nan() {
+            return Ok(f32::NAN);
+        }
+        crate::data::number::checked(v)
+            .map(|v| v as f32)
+            .map_err(|e| format!("a value {e}"))
+    };
+    if keys.is_empty() {
+        if values.len() != n {
+            return Err(format!("expected {n} values, found {}", values.len()));
+        }
+        for (x, v) in row.iter_mut().zip(values) {
+            *x = checked(v)?;
+        }
+        return Ok(());
+    }
+    if keys.len() != values.len() {
+        return Err(format!(
+            "a sparse tensor has {} keys for {} values",
+            keys.len(),
+            values.len()
+        ));
+    }
+    for (k, v) in keys.into_iter().zip(values) {
+        let i = usize::try_from(k).ok().filter(|&i| i < n).ok_or_else(|| {
+            format!("sparse key {k} is beyond the model's {n} features (keys are 0-based)")
+        })?;
+        row[i] = checked(v)?;
+    }
+    Ok(())
+}
+
+/// A protobuf wire-format reader over one message.
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf, at: 0 }
+    }
+
+    fn done(&self) -> bool {
+        self.at >= self.buf.len()
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.at).ok_or("protobuf: truncated number")?;
+            self.at += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("protobuf: a number longer than 10 bytes".into())
+    }
+
+    /// The next field number and wire type, or `None` at the end.
+    fn key(&mut self) -> Result<Option<(u32, u8)>, String> {
+        if self.done() {
+            return Ok(None);
+        }
+        let k = self.varint()?;
+        Ok(Some(((k >> 3) as u32, (k & 7) as u8)))
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(len).filter(|&e| e <= self.buf.len());
+        let end = end.ok_or("protobuf: a field runs past its message")?;
+        let bytes = &self.buf[self.at..end];
+        self.at = end;
+        Ok(bytes)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let len = usize::try_from(self.varint()?).map_err(|_| "protobuf: huge length")?;
+        self.take(len)
+    }
+
+    /// One value of a float32 (field kind 2), float64 (3) or int32 (7) tensor.
+    fn number(&mut self, kind: u32) -> Result<f64, String> {
+        Ok(match kind {
+            2 => f64::from(f32::from_le_bytes(
+                self.take(4)?.try_into().expect("4 bytes"),
+            )),
+            3 => f64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")),
+            _ => f64::from(self.varint()? as i32),
+        })
+    }
+
+    fn skip(&mut self, wire: u8) -> Result<(), String> {
+        match wire {
+            0 => self.varint().map(|_| ()),
+            1 => self.take(8).map(|_| ()),
+            2 => self.bytes().map(|_| ()),
+            5 => self.take(4).map(|_| ()),
+            w => Err(format!("protobuf: unsupported wire type {w}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn field(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
+        varint(u64::from(number) << 3 | 2, out);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+
+    /// A record as SageMaker's writers make it: `values` as a float32 tensor.
+    fn record(values: &[f32], keys: &[u64]) -> Vec<u8> {
+        let mut packed = Vec::new();
+        for v in values {
+            packed.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut tensor = Vec::new();
+        field(1, &packed, &mut tensor);
+        if !keys.is_empty() {
+            let mut k = Vec::new();
+            for &key in keys {
+                varint(key, &mut k);
+            }
+            field(2, &k, &mut tensor);
+        }
+        let mut value = Vec::new();
+        field(2, &tensor, &mut value);
+        let mut entry = Vec::new();
+        field(1, b"values", &mut entry);
+        field(2, &value, &mut entry);
+        let mut rec = Vec::new();
+        field(1, &entry, &mut rec);
+        rec
+    }
+
+    fn framed(records: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in records {
+            out.extend_from_slice(&MAGIC.to_le_bytes());
+            out.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            out.extend_from_slice(r);
+            out.resize(out.len().div_ceil(4) * 4, 0);
+        }
+        out
+    }
+
+    #[test]
+    fn dense_and_sparse_records_read_back() {
+        let body = framed(&[record(&[1.0, 2.5, -3.0], &[]), record(&[7.0], &[2])]);
+        let records = split(&body).unwrap();
+        assert_eq!(records.len(), 2);
+        let mut row = [f32::NAN; 3];
+        features(&records[0], &mut row).unwrap();
+        assert_eq!(row, [1.0, 2.5, -3.0]);
+        let mut row = [f32::NAN; 3];
+        features(&records[1], &mut row).unwrap();
+        assert!(row[0].is_nan() && row[1].is_nan() && row[2] == 7.0);
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused_with_a_reason() {
+        assert!(split(b"abcdabcd").unwrap_err().contains("magic number"));
+        let mut short = framed(&[record(&[1.0], &[])]);
+        short.truncate(short.len() - 6);
+        assert!(split(&short).unwrap_err().contains("runs past the body"));
+        let mut row = [0.0; 2];
+        let e = features(&record(&[1.0, 2.0, 3.0], &[]), &mut row).unwrap_err();
+        assert_eq!(e, "expected 2 values, found 3");
+        let e = features(&record(&[1.0], &[9]), &mut row).unwrap_err();
+        assert!(
+            e.contains("sparse key 9 is beyond the model's 2 features"),
+            "{e}"
+        );
+        let e = features(&record(&[f32::INFINITY, 1.0], &[]), &mut row).unwrap_err();
+        assert!(e.contains("not a finite number"), "{e}");
+        assert!(features(b"\x0a\xff", &mut row).is_err());
+    }
+}
