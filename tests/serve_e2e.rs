@@ -143,6 +143,18 @@ fn status_codes_for_bad_requests() {
     let r = post(&[ct("application/x-parquet")], b"1");
     assert_eq!(r.status, 415, "{}", r.text());
     let r = post(
+        &[
+            ct("text/csv"),
+            (
+                "X-Amzn-SageMaker-Custom-Attributes",
+                "output=predicted_label",
+            ),
+        ],
+        &sample_payload("fire-single.csv"),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("no keys to choose"), "{}", r.text());
+    let r = post(
         &[ct("text/csv"), ("Accept", "text/html")],
         &sample_payload("fire-single.csv"),
     );

@@ -180,6 +180,34 @@ fn ensembles_selectable_output_archives_and_refusals() {
         &mean,
         "ensemble",
     );
+    // The keys chosen per request, through the header SageMaker forwards.
+    let choose = |attributes: &str| {
+        let headers = [
+            ("Content-Type", "text/csv"),
+            ("Accept", "application/json"),
+            ("X-Amzn-SageMaker-Custom-Attributes", attributes),
+        ];
+        server.request("POST", "/invocations", &headers, body.as_bytes())
+    };
+    let r = choose("trace=abc; output=predicted_label,probability");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let keys: Vec<_> = json["predictions"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(keys, ["predicted_label", "probability"]);
+    let r = choose("output=predicted_score");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text()
+            .contains("'predicted_score' does not apply to objective binary:logistic"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(choose("output=nonsense").status, 400);
     let (_s, server) = serve(&files, &[("SAGEMAKER_INFERENCE_ENSEMBLE", "false")]);
     wait_loaded(&server);
     close(

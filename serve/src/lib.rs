@@ -255,18 +255,20 @@ async fn answer(
     let inline = bytes_len <= INLINE_BODY_BYTES;
     let runtime = tokio::runtime::Handle::current();
     let stall = state.config.read_timeout;
+    let chosen = output_attribute(headers.get(CUSTOM_ATTRIBUTES).and_then(|v| v.to_str().ok()));
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let work = move || {
         let _slots = (admitted, worker);
         let mut ready = Some(ready_tx);
-        let answered = model.answer(bytes, input, batch, threads, |p| {
-            let stream = (!inline).then_some(reply::Streaming {
-                runtime: &runtime,
-                stall,
-                deadline,
+        let answered =
+            model.answer_selecting(bytes, input, batch, threads, chosen.as_deref(), |p| {
+                let stream = (!inline).then_some(reply::Streaming {
+                    runtime: &runtime,
+                    stall,
+                    deadline,
+                });
+                reply::encode(p, output, batch, stream, &mut ready)
             });
-            reply::encode(p, output, batch, stream, &mut ready)
-        });
         if let Some(ready) = ready.take() {
             let whole = answered.map(|text| reply::Reply::Whole(text.unwrap_or_default()));
             let _ = ready.send(whole);
@@ -282,6 +284,20 @@ async fn answer(
         .map_err(|_| ServeError::Deadline(secs))?
         .map_err(|_| ServeError::Internal)??;
     Ok((output.content_type(), reply))
+}
+
+/// The header SageMaker forwards from `InvokeEndpoint`'s `CustomAttributes`.
+const CUSTOM_ATTRIBUTES: &str = "x-amzn-sagemaker-custom-attributes";
+
+/// The `output=key,key` attribute of `X-Amzn-SageMaker-Custom-Attributes` (attributes are
+/// separated by `;`; others are ignored): the answer's keys for this request.
+fn output_attribute(header: Option<&str>) -> Option<String> {
+    header?.split(';').find_map(|attribute| {
+        let (name, value) = attribute.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("output")
+            .then(|| value.trim().to_owned())
+    })
 }
 
 /// Once the server is stopping, the longest pause allowed within a body still being read.

@@ -65,6 +65,20 @@ impl LoadedModel {
         threads: usize,
         reply: impl FnOnce(&dyn Predictions) -> R,
     ) -> Result<R, ServeError> {
+        self.answer_selecting(body, input, batch, threads, None, reply)
+    }
+
+    /// [`LoadedModel::answer`] with the answer's keys chosen by the request (`output`: the
+    /// `output=` custom attribute), for models whose answers offer a choice.
+    pub fn answer_selecting<R>(
+        &self,
+        body: Vec<u8>,
+        input: Input,
+        batch: bool,
+        threads: usize,
+        output: Option<&str>,
+        reply: impl FnOnce(&dyn Predictions) -> R,
+    ) -> Result<R, ServeError> {
         let x = codec::decode(input, &body, self.model.schema(), batch)?;
         drop(body);
         // A fault in a model answers this request with a 500, never takes the connection down.
@@ -76,7 +90,12 @@ impl LoadedModel {
             tracing::error!(error = %e, "prediction failed");
             ServeError::Internal
         })?;
-        let predictions = Joined::new(parts);
+        let mut predictions = Joined::new(parts);
+        if let Some(keys) = output {
+            predictions
+                .select_output(keys)
+                .map_err(|e| ServeError::BadRequest(format!("custom attribute output: {e}")))?;
+        }
         // No answer holds NaN or infinity: a record whose output is not finite (its inputs lie
         // far outside anything the model was trained on) is refused, by record number.
         if let Some(i) = predictions.first_non_finite() {

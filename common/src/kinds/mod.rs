@@ -113,6 +113,15 @@ pub trait Predictions: Send {
     fn csv_records_on_one_line(&self) -> bool {
         false
     }
+    /// Chooses the keys each record's answer holds (a comma-separated list), where the kind
+    /// offers a choice.
+    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
+        let _ = keys;
+        Err(
+            "this model's answers have no keys to choose (XGBoost models trained elsewhere have)"
+                .into(),
+        )
+    }
 }
 
 /// The first record holding a non-finite value, for [`Predictions::first_non_finite`]:
@@ -172,6 +181,11 @@ impl Predictions for Joined {
     }
     fn csv_records_on_one_line(&self) -> bool {
         self.parts.iter().any(|p| p.csv_records_on_one_line())
+    }
+    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
+        self.parts
+            .iter_mut()
+            .try_for_each(|p| p.select_output(keys))
     }
     fn first_non_finite(&self) -> Option<usize> {
         self.parts

@@ -19,6 +19,7 @@ use crate::models::trees::{Link, TreeModel};
 use ndarray::{Array2, ArrayView2};
 use std::fmt::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// How models trained elsewhere are served (from the environment SageMaker sets).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -124,6 +125,25 @@ impl Shape {
         }
     }
 
+    /// Checks that every key applies to this objective.
+    fn check(self, keys: &[OutputKey], objective: &str) -> std::result::Result<(), String> {
+        match keys.iter().find(|k| !self.allows(**k)) {
+            None => Ok(()),
+            Some(bad) => {
+                let allowed: Vec<_> = OutputKey::ALL
+                    .into_iter()
+                    .filter(|k| self.allows(*k))
+                    .map(OutputKey::name)
+                    .collect();
+                Err(format!(
+                    "'{}' does not apply to objective {objective} (it takes {})",
+                    bad.name(),
+                    allowed.join(", ")
+                ))
+            }
+        }
+    }
+
     /// The output keys the built-in algorithm allows for this objective.
     fn allows(self, key: OutputKey) -> bool {
         use OutputKey::*;
@@ -185,7 +205,7 @@ pub fn scan(dir: &Path, options: &Options) -> Result<Manifest> {
 /// One or more XGBoost models of one objective, compiled.
 pub struct XgboostModel {
     members: Vec<TreeModel>,
-    objective: String,
+    objective: Arc<str>,
     shape: Shape,
     /// Classes, for classification objectives.
     num_class: usize,
@@ -232,23 +252,14 @@ impl XgboostModel {
             first.ok_or_else(|| Error::Artifact("no XGBoost model file".into()))?;
         let shape = Shape::of(members[0].link, &objective);
         if let Some(keys) = &options.output {
-            if let Some(bad) = keys.iter().find(|k| !shape.allows(**k)) {
-                let allowed: Vec<_> = OutputKey::ALL
-                    .into_iter()
-                    .filter(|k| shape.allows(*k))
-                    .map(OutputKey::name)
-                    .collect();
-                return Err(Error::Artifact(format!(
-                    "SAGEMAKER_INFERENCE_OUTPUT: '{}' does not apply to objective {objective} (it takes {})",
-                    bad.name(),
-                    allowed.join(", ")
-                )));
-            }
+            shape
+                .check(keys, &objective)
+                .map_err(|e| Error::Artifact(format!("SAGEMAKER_INFERENCE_OUTPUT: {e}")))?;
         }
         manifest.feature_names = names.clone();
         Ok(Self {
             members,
-            objective,
+            objective: objective.into(),
             shape,
             num_class,
             output: options.output.clone(),
@@ -315,6 +326,7 @@ impl Model for XgboostModel {
         };
         Ok(Box::new(XgboostPredictions {
             values,
+            objective: self.objective.clone(),
             shape: self.shape,
             num_class: self.num_class,
             output: self.output.clone(),
@@ -349,6 +361,7 @@ fn vote(all: &[Array2<f32>]) -> Array2<f32> {
 pub struct XgboostPredictions {
     /// One row per record: one value, or the class probabilities (`multi:softprob`).
     values: Array2<f32>,
+    objective: Arc<str>,
     shape: Shape,
     num_class: usize,
     output: Option<Vec<OutputKey>>,
@@ -466,6 +479,13 @@ impl Predictions for XgboostPredictions {
 
     fn csv_records_on_one_line(&self) -> bool {
         self.output.is_none()
+    }
+
+    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
+        let keys = OutputKey::parse_list(keys)?;
+        self.shape.check(&keys, &self.objective)?;
+        self.output = Some(keys);
+        Ok(())
     }
 
     fn first_non_finite(&self) -> Option<usize> {
