@@ -9,6 +9,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 source scripts/env.sh
 cargo build --workspace --bins --locked
+# Python XGBoost 1.7.6 writes the older built-in algorithm's artifacts for tests/xgboost_e2e.rs.
+XGBOOST1_PYTHON=$(bash scripts/xgboost1-venv.sh)
+export XGBOOST1_PYTHON
 if docker info >/dev/null 2>&1; then
   TEST_IMAGE=$(bash docker/build-offline.sh sagemaker-tabular:test)
   # The real SageMaker Python SDK (v2, local mode) in a virtual environment outside the clone.

@@ -327,3 +327,96 @@ fn ensembles_selectable_output_archives_and_refusals() {
         server.log()
     );
 }
+
+/// Python XGBoost 1.7.6 (`XGBOOST1_PYTHON`, provisioned by scripts/xgboost1-venv.sh and set by
+/// scripts/test.sh), or `None` (skip) outside CI.
+fn xgboost1_python() -> Option<String> {
+    match std::env::var("XGBOOST1_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but XGBOOST1_PYTHON is not set (scripts/test.sh provisions it)")
+        }
+        _ => {
+            eprintln!("skipping: XGBOOST1_PYTHON is not set (python of scripts/xgboost1-venv.sh)");
+            None
+        }
+    }
+}
+
+/// The older built-in images' artifacts: XGBoost 1.x binary models, pickles of 1.7 (a UBJSON
+/// snapshot inside) and of 0.90's kind (the binary format inside, pickle protocol 2), for six
+/// objectives and a forest, answered as XGBoost 1.7.6 itself predicts them (pickles with the
+/// `best_ntree_limit` the built-in algorithm predicted with).
+#[test]
+fn xgboost_1x_binary_models_and_pickles_answer_as_xgboost_1_7_predicts() {
+    let Some(python) = xgboost1_python() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/xgboost1/write_models.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(work.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", e2e::text(&out.stderr));
+    let want: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.path().join("want.json")).unwrap()).unwrap();
+    let body = std::fs::read_to_string(work.path().join("rows.csv")).unwrap();
+    let flat = |v: &serde_json::Value| -> Vec<f32> {
+        let mut out = Vec::new();
+        for x in v.as_array().unwrap() {
+            match x.as_array() {
+                Some(inner) => out.extend(inner.iter().map(|y| y.as_f64().unwrap() as f32)),
+                None => out.push(x.as_f64().unwrap() as f32),
+            }
+        }
+        out
+    };
+    for name in [
+        "binary",
+        "softprob",
+        "softmax",
+        "regression",
+        "poisson",
+        "forest",
+    ] {
+        for (file, predicted) in [
+            (format!("{name}.bin"), "file"),
+            (format!("{name}.pkl"), "pickle"),
+            (format!("{name}.old.pkl"), "pickle"),
+        ] {
+            let bytes = std::fs::read(work.path().join(&file)).unwrap();
+            let (_s, server) = serve(&[("xgboost-model", bytes)], &[]);
+            assert_eq!(wait_loaded(&server), 200, "{file}: {}", server.log());
+            let r = post(&server, &body, None);
+            assert_eq!(r.status, 200, "{file}: {}", r.text());
+            close(&numbers(&r.text()), &flat(&want[name][predicted]), &file);
+        }
+    }
+    // Corrupt copies (bytes changed, cut short) are read or refused, never a crash.
+    let mut state = 11u64;
+    for file in ["softprob.bin", "binary.pkl", "forest.old.pkl"] {
+        let good = std::fs::read(work.path().join(file)).unwrap();
+        for _ in 0..300 {
+            let mut bad = good.clone();
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let at = (state >> 33) as usize % bad.len();
+            if state % 5 == 0 {
+                bad.truncate(at);
+            } else {
+                bad[at] ^= (state >> 20) as u8 | 1;
+            }
+            if let Ok(common::models::legacy::Read::Binary(l)) = common::models::legacy::read(&bad)
+            {
+                let x = ndarray::Array2::<f32>::zeros((2, l.trees.n_features));
+                let _ = l.trees.predict(x.view());
+            }
+        }
+    }
+    // Early stopping: the pickle predicts with fewer trees than the file holds.
+    assert!(
+        want["regression"]["best_ntree_limit"].as_u64()
+            < want["regression"]["trees_grown"].as_u64()
+    );
+}

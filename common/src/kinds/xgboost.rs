@@ -15,6 +15,7 @@ use super::{first_non_finite, Model, Predictions};
 use crate::artifact::{Manifest, PayloadFile, PayloadFormat, FORMAT_VERSION, MANIFEST};
 use crate::data::Schema;
 use crate::error::{Error, Result};
+use crate::models::legacy;
 use crate::models::trees::{Link, TreeModel};
 use ndarray::{Array2, ArrayView2};
 use std::fmt::Write;
@@ -222,18 +223,11 @@ impl XgboostModel {
             let bytes = manifest.read_payload(dir, p)?;
             let cannot = |why: String| {
                 Error::Artifact(format!(
-                    "{} is not an XGBoost model this build reads (JSON or UBJSON of XGBoost 2 or later): {why}",
+                    "{} is not an XGBoost model this build reads (JSON, UBJSON, XGBoost 1.x binary, a pickled Booster): {why}",
                     p.file
                 ))
             };
-            let booster = xgb::Booster::load_buffer(&bytes)
-                .map_err(|e| cannot(crate::error::one_line(&e.to_string(), 200)))?;
-            let json = booster
-                .save_buffer(false)
-                .map_err(|e| cannot(e.to_string()))?;
-            drop(booster);
-            let (objective, num_class, names) = describe(&json).map_err(cannot)?;
-            let trees = TreeModel::from_xgboost_json(&json)?;
+            let (trees, objective, num_class, names) = compile(&bytes).map_err(cannot)?;
             match &first {
                 None => first = Some((objective, num_class, names)),
                 Some((o, _, n)) if *o != objective || n.len() != names.len() => {
@@ -275,6 +269,31 @@ impl XgboostModel {
     /// The objective the models were trained with.
     pub fn objective(&self) -> &str {
         &self.objective
+    }
+}
+
+/// Compiles one model file: JSON or UBJSON through XGBoost itself; XGBoost 1.x's binary format
+/// and pickles through [`legacy`].
+fn compile(bytes: &[u8]) -> std::result::Result<(TreeModel, String, usize, Vec<String>), String> {
+    let through_xgboost = |json_or_ubj: &[u8], limit: usize| {
+        let booster = xgb::Booster::load_buffer(json_or_ubj)
+            .map_err(|e| crate::error::one_line(&e.to_string(), 200))?;
+        let json = booster.save_buffer(false).map_err(|e| e.to_string())?;
+        drop(booster);
+        let (objective, num_class, names) = describe(&json)?;
+        let mut trees = TreeModel::from_xgboost_json(&json).map_err(|e| e.to_string())?;
+        trees.keep_first(limit);
+        Ok((trees, objective, num_class, names))
+    };
+    if !legacy::is_legacy(bytes) {
+        return through_xgboost(bytes, 0);
+    }
+    match legacy::read(bytes).map_err(|e| e.to_string())? {
+        legacy::Read::Snapshot(json, limit) => through_xgboost(&json, limit),
+        legacy::Read::Binary(l) => {
+            let names = (0..l.trees.n_features).map(|i| format!("f{i}")).collect();
+            Ok((l.trees, l.objective, l.num_class, names))
+        }
     }
 }
 

@@ -445,6 +445,14 @@ impl TreeModel {
         self.trees.len()
     }
 
+    /// Keeps the first `per_group` boosting rounds' trees (`per_group` trees per output group), as
+    /// XGBoost 1.x's `ntree_limit` does; 0 keeps all.
+    pub fn keep_first(&mut self, per_group: usize) {
+        if per_group > 0 {
+            self.trees.truncate(per_group * self.n_groups());
+        }
+    }
+
     /// Bytes the compiled trees hold.
     pub fn memory_bytes(&self) -> usize {
         let nodes = |t: &Tree| match &t.nodes {

@@ -1,0 +1,496 @@
+//! XGBoost 1.x model files that XGBoost 3 no longer reads: the legacy binary format (what
+//! `save_model` wrote for a file name not ending in `.json`, and the built-in algorithm's
+//! `xgboost-model` up to version 1.x), and Python pickles of a `Booster` (the built-in's older
+//! artifacts), whose `handle` holds either such a binary model or a JSON/UBJSON snapshot
+//! (`{"Config": ..., "Model": ...}`, XGBoost 1.0 and later). Read here without Python or the old
+//! library: the pickle's opcodes are walked only to find the bytes, and the binary layout is
+//! XGBoost 1.x's (little-endian):
+//!
+//! `"binf"` (optional) | learner parameters (136 bytes: base_score f32, num_feature u32,
+//! num_class i32, contain_extra_attrs i32, ...) | objective and booster names (u64 length +
+//! bytes each) | gbtree parameters (160 bytes: num_trees i32, ...) | per tree: tree parameters
+//! (148 bytes: num_roots, num_nodes, ...), nodes (20 bytes: parent, left, right, split index
+//! with the default direction in the top bit, split condition or leaf value), node statistics
+//! (16 bytes each, skipped) | each tree's output group (i32 per tree).
+
+use super::trees::{Link, TreeModel};
+use crate::error::{Error, Result};
+
+/// What a legacy file holds, compiled.
+pub struct Legacy {
+    /// The trees.
+    pub trees: TreeModel,
+    /// The objective's name (`binary:logistic`, ...).
+    pub objective: String,
+    /// Classes (0 unless multi-class).
+    pub num_class: usize,
+}
+
+/// Whether `bytes` may be a legacy binary model or a pickle (not JSON or UBJSON, which XGBoost
+/// reads itself).
+pub fn is_legacy(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"binf") || bytes.first() == Some(&0x80)
+}
+
+/// What a pickled `Booster` holds: the model bytes and the tree limit the built-in algorithm
+/// predicted with (`best_ntree_limit`, set by early stopping).
+pub struct Pickled {
+    /// The `handle` bytes.
+    pub model: Vec<u8>,
+    /// Trees per output group to use (0: all).
+    pub best_ntree_limit: usize,
+}
+
+/// What a legacy file turned out to hold.
+pub enum Read {
+    /// A binary model, compiled.
+    Binary(Legacy),
+    /// A pickle of a JSON or UBJSON snapshot: its `Model` as JSON bytes (XGBoost reads them),
+    /// and the trees per output group the built-in algorithm predicted with (0: all).
+    Snapshot(Vec<u8>, usize),
+}
+
+/// Reads a legacy binary model (`bytes` starting with `binf`) or a pickled `Booster`.
+pub fn read(bytes: &[u8]) -> Result<Read> {
+    let (model, limit) = if bytes.first() == Some(&0x80) {
+        let p = unpickle(bytes).map_err(|e| Error::Artifact(format!("pickle: {e}")))?;
+        (p.model, p.best_ntree_limit)
+    } else {
+        (bytes.to_vec(), 0)
+    };
+    if model.first() == Some(&b'{') {
+        return Ok(Read::Snapshot(snapshot_model(&model)?, limit));
+    }
+    binary(&model, limit)
+        .map(Read::Binary)
+        .map_err(|e| Error::Artifact(format!("XGBoost 1.x binary model: {e}")))
+}
+
+/// The `handle` bytes and `best_ntree_limit` of a pickled `Booster`.
+pub fn unpickle(bytes: &[u8]) -> std::result::Result<Pickled, String> {
+    let mut r = Cursor { b: bytes, at: 0 };
+    let mut last_text: Option<String> = None;
+    let mut key: Option<String> = None;
+    let mut model: Option<Vec<u8>> = None;
+    let mut latin1: Option<String> = None;
+    let mut limit = 0usize;
+    loop {
+        let op = r.u8()?;
+        let mut text = None;
+        let mut data = None;
+        let mut int = None;
+        match op {
+            b'.' => break,
+            0x80 => {
+                r.take(1)?;
+            }
+            0x95 => {
+                r.take(8)?;
+            }
+            0x8c => {
+                let n = r.u8()? as usize;
+                text = Some(r.text(n)?);
+            }
+            b'X' => {
+                let n = r.u32()? as usize;
+                text = Some(r.text(n)?);
+            }
+            0x8d => {
+                let n = r.u64()?;
+                text = Some(r.text(n)?);
+            }
+            b'U' => {
+                let n = r.u8()? as usize;
+                text = Some(r.text(n)?);
+            }
+            b'T' => {
+                let n = r.u32()? as usize;
+                text = Some(r.text(n)?);
+            }
+            b'C' => {
+                let n = r.u8()? as usize;
+                data = Some(r.take(n)?.to_vec());
+            }
+            b'B' => {
+                let n = r.u32()? as usize;
+                data = Some(r.take(n)?.to_vec());
+            }
+            0x8e | 0x96 => {
+                let n = r.u64()?;
+                data = Some(r.take(n)?.to_vec());
+            }
+            b'K' => int = Some(r.u8()? as usize),
+            b'M' => int = Some(u16::from_le_bytes(r.array()?) as usize),
+            b'J' => int = Some(i32::from_le_bytes(r.array()?).max(0) as usize),
+            0x8a => {
+                let n = r.u8()? as usize;
+                r.take(n)?;
+            }
+            b'G' => {
+                r.take(8)?;
+            }
+            b'q' | b'h' => {
+                r.take(1)?;
+            }
+            b'r' | b'j' => {
+                r.take(4)?;
+            }
+            b'c' => {
+                r.line()?;
+                r.line()?;
+            }
+            0x94 | 0x93 | b')' | b'}' | b']' | b'(' | 0x85 | 0x86 | 0x87 | b't' | b'R' | 0x81
+            | b'b' | b's' | b'u' | b'a' | b'e' | b'N' | 0x88 | 0x89 | b'0' | b'l' | b'd' => {}
+            other => return Err(format!("unsupported pickle opcode 0x{other:02x}")),
+        }
+        if let Some(t) = text {
+            if key.as_deref() == Some("handle") && model.is_none() {
+                // Protocol 2 pickles a bytearray as its latin-1 text, then the codec name.
+                if t == "latin-1" || t == "latin1" {
+                    if let Some(l) = latin1.take() {
+                        model = Some(l.chars().map(|c| c as u8).collect());
+                        key = None;
+                    }
+                } else if !matches!(
+                    t.as_str(),
+                    "builtins" | "__builtin__" | "bytearray" | "_codecs" | "encode"
+                ) {
+                    latin1 = Some(t.clone());
+                }
+            }
+            if t == "handle" || t == "best_ntree_limit" {
+                key = Some(t.clone());
+            }
+            last_text = Some(t);
+        }
+        if let Some(d) = data {
+            if key.as_deref() == Some("handle") && model.is_none() {
+                model = Some(d);
+                key = None;
+            }
+        }
+        if let Some(i) = int {
+            if key.as_deref() == Some("best_ntree_limit") {
+                limit = i;
+                key = None;
+            }
+        }
+    }
+    let _ = last_text;
+    let model = model.ok_or("no Booster 'handle' bytes in the pickle")?;
+    Ok(Pickled {
+        model,
+        best_ntree_limit: limit,
+    })
+}
+
+/// The bytes left of a cursor, read as little-endian numbers.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len());
+        let end = end.ok_or_else(|| format!("truncated at byte {}", self.at))?;
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+    fn u8(&mut self) -> std::result::Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> std::result::Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn i32(&mut self) -> std::result::Result<i32, String> {
+        Ok(i32::from_le_bytes(self.array()?))
+    }
+    fn f32(&mut self) -> std::result::Result<f32, String> {
+        Ok(f32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> std::result::Result<usize, String> {
+        usize::try_from(u64::from_le_bytes(self.array()?)).map_err(|_| "huge length".into())
+    }
+    fn text(&mut self, n: usize) -> std::result::Result<String, String> {
+        let bytes = self.take(n)?;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+    fn line(&mut self) -> std::result::Result<(), String> {
+        let rest = &self.b[self.at..];
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or("unterminated line")?;
+        self.at += n + 1;
+        Ok(())
+    }
+    /// A dmlc string: u64 length, then the bytes.
+    fn string(&mut self) -> std::result::Result<String, String> {
+        let n = self.u64()?;
+        if n > 1 << 20 {
+            return Err(format!("a name of {n} bytes"));
+        }
+        self.text(n)
+    }
+}
+
+/// Reads the legacy binary layout; `limit` keeps the first `limit` trees per group (0: all).
+fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
+    let mut r = Cursor { b: bytes, at: 0 };
+    if bytes.starts_with(b"binf") {
+        r.take(4)?;
+    }
+    let learner = r.take(136)?;
+    let mut p = Cursor { b: learner, at: 0 };
+    let base_score = p.f32()?;
+    let num_feature = p.u32()? as usize;
+    let num_class = p.i32()?.max(0) as usize;
+    let objective = r.string()?;
+    let booster = r.string()?;
+    if booster != "gbtree" && booster != "dart" {
+        return Err(format!("booster '{booster}' is not a tree booster"));
+    }
+    let gbtree = r.take(160)?;
+    let num_trees = Cursor { b: gbtree, at: 0 }.i32()?;
+    let num_trees = usize::try_from(num_trees).map_err(|_| "a negative tree count")?;
+    if num_trees > 10_000_000 || num_trees * 168 > bytes.len() {
+        return Err(format!(
+            "{num_trees} trees cannot fit in {} bytes",
+            bytes.len()
+        ));
+    }
+    let mut nodes_of = Vec::with_capacity(num_trees);
+    for t in 0..num_trees {
+        let param = r.take(148)?;
+        let num_nodes = Cursor { b: param, at: 4 }.i32()?;
+        let num_nodes = usize::try_from(num_nodes)
+            .ok()
+            .filter(|&n| n > 0 && n * 36 <= bytes.len())
+            .ok_or_else(|| format!("tree {t} has {num_nodes} nodes"))?;
+        let mut nodes = Vec::with_capacity(num_nodes);
+        for i in 0..num_nodes {
+            let _parent = r.i32()?;
+            let (left, right) = (r.i32()?, r.i32()?);
+            let sindex = r.u32()?;
+            let value = r.f32()?;
+            let leaf = left < 0;
+            let child =
+                |c: i32| u32::try_from(c).map_err(|_| format!("tree {t} node {i}: child {c}"));
+            nodes.push(serde_json::json!([
+                if leaf { i as u32 } else { child(left)? },
+                if leaf { i as u32 } else { child(right)? },
+                if leaf { 0 } else { sindex & 0x7fff_ffff },
+                sindex >> 31,
+                value
+            ]));
+        }
+        r.take(16 * num_nodes)?;
+        nodes_of.push(nodes);
+    }
+    let mut groups = Vec::with_capacity(num_trees);
+    for _ in 0..num_trees {
+        groups.push(r.i32()?.max(0) as u32);
+    }
+    let n_groups = num_class.max(1);
+    let keep = if limit == 0 {
+        num_trees
+    } else {
+        (limit * n_groups).min(num_trees)
+    };
+    // The trees as XGBoost's own JSON model, compiled by the one path all models take.
+    let trees: Vec<serde_json::Value> = nodes_of
+        .iter()
+        .take(keep)
+        .map(|nodes| {
+            let col = |k: usize| -> Vec<serde_json::Value> {
+                nodes.iter().map(|n| n[k].clone()).collect()
+            };
+            let leafish = |k: usize| -> Vec<serde_json::Value> {
+                nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        if n[0] == i as u32 && n[1] == i as u32 {
+                            (-1).into()
+                        } else {
+                            n[k].clone()
+                        }
+                    })
+                    .collect()
+            };
+            serde_json::json!({
+                "left_children": leafish(0),
+                "right_children": leafish(1),
+                "split_indices": col(2),
+                "default_left": col(3),
+                "split_conditions": col(4),
+            })
+        })
+        .collect();
+    let base = if base_score.is_finite() {
+        base_score
+    } else {
+        0.5
+    };
+    let model = serde_json::json!({
+        "learner": {
+            "objective": {"name": objective},
+            "learner_model_param": {
+                "num_feature": num_feature.to_string(),
+                "num_class": num_class.to_string(),
+                "base_score": base.to_string(),
+            },
+            "gradient_booster": {"model": {
+                "trees": trees,
+                "tree_info": groups[..keep].to_vec(),
+            }},
+        }
+    });
+    if Link::of_objective(&objective).is_none() {
+        return Err(format!("objective '{objective}' is not supported"));
+    }
+    let json = serde_json::to_vec(&model).map_err(|e| e.to_string())?;
+    let trees = TreeModel::from_xgboost_json(&json).map_err(|e| e.to_string())?;
+    Ok(Legacy {
+        trees,
+        objective,
+        num_class,
+    })
+}
+
+/// The `Model` of a pickled JSON or UBJSON snapshot (`{"Config": ..., "Model": ...}`), as JSON
+/// bytes XGBoost reads.
+pub fn snapshot_model(handle: &[u8]) -> Result<Vec<u8>> {
+    let bad = |m: String| Error::Artifact(format!("pickled XGBoost snapshot: {m}"));
+    let value: serde_json::Value =
+        if handle.get(1) == Some(&b'"') || handle.get(1).is_some_and(u8::is_ascii_whitespace) {
+            serde_json::from_slice(handle).map_err(|e| bad(e.to_string()))?
+        } else {
+            ubjson(&mut Cursor { b: handle, at: 0 }, 0).map_err(bad)?
+        };
+    let model = value.get("Model").ok_or_else(|| bad("no Model".into()))?;
+    serde_json::to_vec(model).map_err(|e| bad(e.to_string()))
+}
+
+/// One UBJSON value (the subset XGBoost writes: objects, arrays, optimised typed arrays,
+/// numbers, strings, booleans, null).
+fn ubjson(r: &mut Cursor, depth: usize) -> std::result::Result<serde_json::Value, String> {
+    let marker = r.u8()?;
+    ubjson_of(r, marker, depth)
+}
+
+fn ubjson_of(
+    r: &mut Cursor,
+    marker: u8,
+    depth: usize,
+) -> std::result::Result<serde_json::Value, String> {
+    use serde_json::Value;
+    if depth > 64 {
+        return Err("nested too deeply".into());
+    }
+    let be = |b: &[u8]| -> i64 { b.iter().fold(0i64, |acc, &x| (acc << 8) | i64::from(x)) };
+    Ok(match marker {
+        b'Z' => Value::Null,
+        b'T' => Value::Bool(true),
+        b'F' => Value::Bool(false),
+        b'i' => (r.u8()? as i8).into(),
+        b'U' => r.u8()?.into(),
+        b'I' => (be(r.take(2)?) as i16).into(),
+        b'l' => (be(r.take(4)?) as i32).into(),
+        b'L' => be(r.take(8)?).into(),
+        b'd' => {
+            let v = f32::from_be_bytes(r.array()?);
+            serde_json::Number::from_f64(f64::from(v)).map_or(Value::Null, Value::Number)
+        }
+        b'D' => {
+            let v = f64::from_be_bytes(r.array()?);
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+        }
+        b'S' => {
+            let n = ubjson_len(r)?;
+            Value::String(r.text(n)?)
+        }
+        b'[' => {
+            let (kind, count) = ubjson_container(r)?;
+            let mut items = Vec::new();
+            match count {
+                Some(n) => {
+                    for _ in 0..n {
+                        let m = match kind {
+                            Some(k) => k,
+                            None => r.u8()?,
+                        };
+                        items.push(ubjson_of(r, m, depth + 1)?);
+                    }
+                }
+                None => loop {
+                    let m = r.u8()?;
+                    if m == b']' {
+                        break;
+                    }
+                    items.push(ubjson_of(r, m, depth + 1)?);
+                },
+            }
+            Value::Array(items)
+        }
+        b'{' => {
+            let (kind, count) = ubjson_container(r)?;
+            let mut map = serde_json::Map::new();
+            let mut read_pair = |r: &mut Cursor| -> std::result::Result<(), String> {
+                let n = ubjson_len(r)?;
+                let key = r.text(n)?;
+                let m = match kind {
+                    Some(k) => k,
+                    None => r.u8()?,
+                };
+                map.insert(key, ubjson_of(r, m, depth + 1)?);
+                Ok(())
+            };
+            match count {
+                Some(n) => {
+                    for _ in 0..n {
+                        read_pair(r)?;
+                    }
+                }
+                None => loop {
+                    if r.b.get(r.at) == Some(&b'}') {
+                        r.at += 1;
+                        break;
+                    }
+                    read_pair(r)?;
+                },
+            }
+            Value::Object(map)
+        }
+        m => return Err(format!("unsupported UBJSON marker 0x{m:02x}")),
+    })
+}
+
+/// A UBJSON length: an integer value.
+fn ubjson_len(r: &mut Cursor) -> std::result::Result<usize, String> {
+    let v = ubjson(r, 0)?;
+    v.as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n <= r.b.len())
+        .ok_or_else(|| format!("bad length {v}"))
+}
+
+/// The optional `$type` and `#count` of an optimised container.
+fn ubjson_container(r: &mut Cursor) -> std::result::Result<(Option<u8>, Option<usize>), String> {
+    let mut kind = None;
+    if r.b.get(r.at) == Some(&b'$') {
+        r.at += 1;
+        kind = Some(r.u8()?);
+    }
+    let mut count = None;
+    if r.b.get(r.at) == Some(&b'#') {
+        r.at += 1;
+        count = Some(ubjson_len(r)?);
+    }
+    Ok((kind, count))
+}
