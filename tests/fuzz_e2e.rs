@@ -398,3 +398,45 @@ fn model_directories_and_archives() {
         result
     });
 }
+
+#[test]
+fn xgboost_model_files_trained_elsewhere() {
+    use common::kinds::xgboost::{Options, XgboostModel};
+    use common::models::xgboost::{self as xgb_util, XgbParams};
+    let x = ndarray::Array2::from_shape_fn((300, 3), |(r, c)| ((r * 7 + c * 3) % 11) as f32);
+    let y = ndarray::Array1::from_shape_fn(300, |r| f32::from(x[[r, 0]] + x[[r, 1]] > 9.0));
+    let m = xgb_util::dmatrix(x.view(), Some(&y)).unwrap();
+    let p = XgbParams::default()
+        .set("objective", "binary:logistic")
+        .set("max_depth", 3)
+        .set("nthread", 1);
+    let b = xgb_util::train_rounds(&p, &[(&m, "train")], 4, &mut |_| Ok(true)).unwrap();
+    // JSON and UBJSON files, read by this build's own readers, never crash or answer NaN.
+    let seeds = vec![b.save_buffer(false).unwrap(), b.save_buffer(true).unwrap()];
+    let work = tempfile::tempdir().unwrap();
+    let row = x.slice(ndarray::s![..2, ..]).to_owned();
+    fuzz("XGBoost model files", &seeds, |bytes| {
+        let dir = work.path();
+        std::fs::write(dir.join("xgboost-model"), bytes).unwrap();
+        let mut manifest = common::kinds::xgboost::scan(dir, &Options::default()).unwrap();
+        match XgboostModel::load(dir, &mut manifest, &Options::default()) {
+            Err(e) => one_line(&e.to_string()),
+            Ok(model) => {
+                use common::kinds::Model;
+                if model.schema().feature_names.len() != 3 {
+                    return Ok(());
+                }
+                let p = model.predict(row.view()).map_err(|e| e.to_string())?;
+                let mut text = String::new();
+                for i in 0..p.records() {
+                    p.csv_record(i, &mut text);
+                }
+                if p.first_non_finite().is_none() && (text.contains("NaN") || text.contains("inf"))
+                {
+                    return Err(format!("a non-finite answer passed as finite: {text}"));
+                }
+                Ok(())
+            }
+        }
+    });
+}

@@ -8,4 +8,5 @@ pub mod legacy;
 pub mod logistic;
 pub mod tabular;
 pub mod trees;
+pub mod ubjson;
 pub mod xgboost;

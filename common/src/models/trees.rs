@@ -571,52 +571,7 @@ impl TreeModel {
 
     /// Compiles an XGBoost model saved in its JSON format (`save_buffer(false)`).
     pub fn from_xgboost_json(bytes: &[u8]) -> Result<Self> {
-        let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON: {m}"));
-        let j: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| bad(&e.to_string()))?;
-        let learner = &j["learner"];
-        let objective = learner["objective"]["name"]
-            .as_str()
-            .ok_or_else(|| bad("no objective"))?;
-        let (link, to_margin) = Link::of_objective(objective)
-            .ok_or_else(|| bad(&format!("objective '{objective}' is not supported")))?;
-        let param = &learner["learner_model_param"];
-        let n_features: usize =
-            str_field(param, "num_feature").ok_or_else(|| bad("no num_feature"))?;
-        let num_class: usize = str_field(param, "num_class").unwrap_or(0);
-        let groups = num_class.max(1);
-        let base: Vec<f32> = param["base_score"]
-            .as_str()
-            .ok_or_else(|| bad("no base_score"))?
-            .trim_matches(['[', ']'])
-            .split(',')
-            .map(|s| {
-                s.trim()
-                    .parse::<f32>()
-                    .map_err(|_| bad("base_score is not a number"))
-            })
-            .collect::<Result<_>>()?;
-        let base_margin: Vec<f32> = (0..groups)
-            .map(|g| to_margin(base.get(g).or(base.first()).copied().unwrap_or(0.5)))
-            .collect();
-        let model = &learner["gradient_booster"]["model"];
-        let info = model["tree_info"]
-            .as_array()
-            .ok_or_else(|| bad("no tree_info"))?;
-        let trees = model["trees"]
-            .as_array()
-            .ok_or_else(|| bad("no trees (only gbtree boosters are supported)"))?
-            .iter()
-            .zip(info)
-            .map(|(t, g)| parse_tree(t, g.as_u64().unwrap_or(0) as u32, n_features, groups))
-            .collect::<Result<Vec<_>>>()?;
-        Self::try_from(TreeModelData {
-            trees,
-            base_margin,
-            n_features,
-            link,
-        })
-        .map_err(|e| bad(&e))
+        XgboostJson::parse(bytes)?.compile()
     }
 
     /// One model whose margin is the mean of the `parts`' margins (the parts of a forest):
@@ -690,67 +645,184 @@ fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }
 
-fn str_field<T: std::str::FromStr>(v: &serde_json::Value, key: &str) -> Option<T> {
-    v[key].as_str()?.parse().ok()
+/// An XGBoost model in XGBoost's JSON format, read straight into typed fields (the JSON of a
+/// 1,000-tree model is read in a third of the time a generic document tree takes).
+#[derive(Deserialize)]
+pub struct XgboostJson {
+    learner: JsonLearner,
 }
 
-fn parse_tree(
-    t: &serde_json::Value,
-    group: u32,
-    n_features: usize,
-    groups: usize,
-) -> Result<TreeData> {
-    let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON tree: {m}"));
-    let ints = |k: &str| -> Result<Vec<i64>> {
-        t[k].as_array()
-            .ok_or_else(|| bad(&format!("no {k}")))?
-            .iter()
-            .map(|v| v.as_i64().ok_or_else(|| bad(k)))
-            .collect()
-    };
-    let (left, right, feature, default_left) = (
-        ints("left_children")?,
-        ints("right_children")?,
-        ints("split_indices")?,
-        ints("default_left")?,
-    );
-    let values: Vec<f32> = t["split_conditions"]
-        .as_array()
-        .ok_or_else(|| bad("no split_conditions"))?
-        .iter()
-        .map(|v| {
-            v.as_f64()
-                .map(|f| f as f32)
-                .ok_or_else(|| bad("split_conditions"))
+#[derive(Deserialize)]
+struct JsonLearner {
+    objective: JsonObjective,
+    learner_model_param: JsonParam,
+    gradient_booster: JsonBooster,
+    #[serde(default)]
+    feature_names: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct JsonObjective {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct JsonParam {
+    num_feature: String,
+    #[serde(default)]
+    num_class: Option<String>,
+    base_score: String,
+}
+
+#[derive(Deserialize)]
+struct JsonBooster {
+    model: Option<JsonGbtree>,
+}
+
+#[derive(Deserialize)]
+struct JsonGbtree {
+    trees: Vec<JsonTree>,
+    tree_info: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct JsonTree {
+    left_children: Vec<i64>,
+    right_children: Vec<i64>,
+    split_indices: Vec<i64>,
+    default_left: Vec<IntOrBool>,
+    split_conditions: Vec<f64>,
+    #[serde(default)]
+    split_type: Vec<i64>,
+}
+
+/// `default_left` is written as 0/1 by current XGBoost, as booleans by some older versions.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(untagged)]
+enum IntOrBool {
+    Int(i64),
+    Bool(bool),
+}
+
+impl XgboostJson {
+    /// Reads the JSON.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| Error::Artifact(format!("XGBoost model JSON: {e}")))
+    }
+
+    /// The objective's name.
+    pub fn objective(&self) -> &str {
+        &self.learner.objective.name
+    }
+
+    /// Number of classes (0 unless multi-class).
+    pub fn num_class(&self) -> usize {
+        self.learner
+            .learner_model_param
+            .num_class
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The feature names the model was trained with, if any.
+    pub fn feature_names(&self) -> &[String] {
+        &self.learner.feature_names
+    }
+
+    /// The compiled trees.
+    pub fn compile(self) -> Result<TreeModel> {
+        let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON: {m}"));
+        let objective = self.objective().to_owned();
+        let (link, to_margin) = Link::of_objective(&objective)
+            .ok_or_else(|| bad(&format!("objective '{objective}' is not supported")))?;
+        let param = &self.learner.learner_model_param;
+        let n_features: usize = param
+            .num_feature
+            .parse()
+            .map_err(|_| bad("num_feature is not a whole number"))?;
+        let groups = self.num_class().max(1);
+        let base: Vec<f32> = param
+            .base_score
+            .trim_matches(['[', ']'])
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<f32>()
+                    .map_err(|_| bad("base_score is not a number"))
+            })
+            .collect::<Result<_>>()?;
+        let base_margin: Vec<f32> = (0..groups)
+            .map(|g| to_margin(base.get(g).or(base.first()).copied().unwrap_or(0.5)))
+            .collect();
+        let model = self
+            .learner
+            .gradient_booster
+            .model
+            .ok_or_else(|| bad("no trees (only gbtree boosters are supported)"))?;
+        if model.tree_info.len() != model.trees.len() {
+            return Err(bad("tree_info and trees differ in length"));
+        }
+        let trees = model
+            .trees
+            .into_iter()
+            .zip(model.tree_info)
+            .map(|(t, g)| tree_data(t, g, n_features, groups))
+            .collect::<Result<Vec<_>>>()?;
+        TreeModel::try_from(TreeModelData {
+            trees,
+            base_margin,
+            n_features,
+            link,
         })
-        .collect::<Result<_>>()?;
-    if ints("split_type")
-        .unwrap_or_default()
-        .iter()
-        .any(|&s| s != 0)
-    {
+        .map_err(|e| bad(&e))
+    }
+}
+
+fn tree_data(t: JsonTree, group: u32, n_features: usize, groups: usize) -> Result<TreeData> {
+    let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON tree: {m}"));
+    if t.split_type.iter().any(|&s| s != 0) {
         return Err(bad("categorical splits are not supported"));
     }
-    let n = left.len();
-    if [right.len(), feature.len(), default_left.len(), values.len()]
-        .iter()
-        .any(|&l| l != n)
+    let n = t.left_children.len();
+    if [
+        t.right_children.len(),
+        t.split_indices.len(),
+        t.default_left.len(),
+        t.split_conditions.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
         || n == 0
     {
         return Err(bad("arrays of different lengths"));
     }
+    let index =
+        |v: i64| u32::try_from(v).map_err(|_| bad("a child or feature index is out of range"));
     let nodes: Vec<Node> = (0..n)
         .map(|i| {
-            let leaf = left[i] < 0;
-            Node {
-                value: values[i],
-                feature: if leaf { 0 } else { feature[i] as u32 },
-                left: if leaf { i as u32 } else { left[i] as u32 },
-                right: if leaf { i as u32 } else { right[i] as u32 },
-                default_left: default_left[i] != 0,
-            }
+            let leaf = t.left_children[i] < 0;
+            Ok(Node {
+                value: t.split_conditions[i] as f32,
+                feature: if leaf { 0 } else { index(t.split_indices[i])? },
+                left: if leaf {
+                    i as u32
+                } else {
+                    index(t.left_children[i])?
+                },
+                right: if leaf {
+                    i as u32
+                } else {
+                    index(t.right_children[i])?
+                },
+                default_left: match t.default_left[i] {
+                    IntOrBool::Int(v) => v != 0,
+                    IntOrBool::Bool(b) => b,
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let depth = check_tree(&nodes, n_features).map_err(|e| bad(&e))?;
     if group as usize >= groups {
         return Err(bad("tree group out of range"));
