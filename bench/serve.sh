@@ -13,7 +13,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 shared=${SHARED_DIR:-$repo/../shared}
 source bench/setup.sh flask gunicorn joblib
-command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --locked --bins
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d)
@@ -40,19 +39,7 @@ wrk.body = f:read("*a")
 f:close()
 LUA
 
-wait_ready() { for _ in $(seq 300); do curl -sf "localhost:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 not ready"; exit 1; }
-run_wrk() { # run_wrk NAME PORT
-  local name=$1 port=$2
-  wrk -t2 -c64 -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$port/invocations" > "$work/$name.c64"
-  wrk -t1 -c1 -d"${duration}s" --latency -s "$work/post.lua" "http://127.0.0.1:$port/invocations" > "$work/$name.c1"
-  local rps errors p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.c64")
-  errors=$(grep -E "Non-2xx|Socket errors" "$work/$name.c64" | tr '\n' ' ' || true)
-  p50=$(awk '$1=="50%" {print $2}' "$work/$name.c1")
-  p99=$(awk '$1=="99%" {print $2}' "$work/$name.c1")
-  printf '%-22s 64 conn: %10s req/s %s | 1 conn: p50 %8s  p99 %8s\n' "$name" "$rps" "${errors:-no errors}" "$p50" "$p99"
-  echo "$rps" > "$work/$name.rps"
-}
+source bench/wrk.sh
 
 echo "== wrk, single-record JSON, ${duration}s per run"
 SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18080 "$bin/serve" 2> "$work/serve.log" &

@@ -11,7 +11,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 source bench/setup.sh flask gunicorn
-command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
 cargo build --release --locked --bins
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d)
@@ -35,8 +34,6 @@ np.savetxt(f"{work}/want.txt", b.predict(xgb.DMatrix(x[:200])), fmt="%.9g")
 print(f"model: {b.num_boosted_rounds()} trees, depth 6, {x.shape[1]} features", file=sys.stderr)
 PY
 head -1 "$work/rows.csv" > "$work/one.csv"
-
-wait_ready() { for _ in $(seq 300); do curl -sf "localhost:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 not ready"; exit 1; }
 cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "text/csv"
@@ -44,17 +41,7 @@ local f = io.open("$work/one.csv")
 wrk.body = f:read("*a")
 f:close()
 LUA
-run_wrk() { # run_wrk NAME PORT
-  wrk -t2 -c64 -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$2/invocations" > "$work/$1.c64"
-  wrk -t1 -c1 -d"${duration}s" --latency -s "$work/post.lua" "http://127.0.0.1:$2/invocations" > "$work/$1.c1"
-  local rps errors p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$1.c64")
-  errors=$(grep -E "Non-2xx|Socket errors" "$work/$1.c64" | tr '\n' ' ' || true)
-  p50=$(awk '$1=="50%" {print $2}' "$work/$1.c1")
-  p99=$(awk '$1=="99%" {print $2}' "$work/$1.c1")
-  printf '%-26s 64 conn: %10s req/s %s | 1 conn: p50 %8s  p99 %8s\n' "$1" "$rps" "${errors:-no errors}" "$p50" "$p99"
-  echo "$rps" > "$work/$1.rps"
-}
+source bench/wrk.sh
 
 SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18090 "$bin/serve" 2> "$work/serve.log" &
 pids+=($!)

@@ -12,16 +12,10 @@ use std::time::{Duration, Instant};
 
 /// The image under test, or `None` (skip) when Docker tests were not asked for outside CI.
 fn image() -> Option<String> {
-    match std::env::var("TEST_IMAGE") {
-        Ok(tag) if !tag.is_empty() => Some(tag),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but TEST_IMAGE is not set: the Docker tests must run in CI (scripts/test.sh builds the image)")
-        }
-        _ => {
-            eprintln!("skipping: TEST_IMAGE is not set (scripts/test.sh sets it when Docker is available)");
-            None
-        }
-    }
+    e2e::provisioned(
+        "TEST_IMAGE",
+        "the image, built with docker/build-offline.sh",
+    )
 }
 
 fn docker(args: &[&str]) -> Output {

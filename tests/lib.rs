@@ -333,19 +333,28 @@ pub fn train_small_fire_model(sandbox: &Sandbox, rows: usize) {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
-/// The Python of the real SageMaker Python SDK v2 (`SDK_PYTHON`, provisioned by
-/// `scripts/sdk-venv.sh` and set by scripts/test.sh), or `None` (skip) outside CI.
-pub fn sdk_python() -> Option<String> {
-    match std::env::var("SDK_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
+/// The value of `var`, which scripts/test.sh sets to something it provisioned (`what`); `None`
+/// (the test is skipped, with a message) when it is unset outside CI; under `CI=true` a missing
+/// value fails the test, since CI must run everything.
+pub fn provisioned(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
         _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but SDK_PYTHON is not set (scripts/test.sh provisions the SDK with scripts/sdk-venv.sh)")
+            panic!("CI=true but {var} is not set: scripts/test.sh provisions {what}")
         }
         _ => {
-            eprintln!("skipping: SDK_PYTHON is not set (python of scripts/sdk-venv.sh)");
+            eprintln!("skipping: {var} is not set ({what}, provisioned by scripts/test.sh)");
             None
         }
     }
+}
+
+/// The Python of the real SageMaker Python SDK v2 (scripts/sdk-venv.sh).
+pub fn sdk_python() -> Option<String> {
+    provisioned(
+        "SDK_PYTHON",
+        "the SageMaker Python SDK with scripts/sdk-venv.sh",
+    )
 }
 
 /// Trains a small model of `kind` (`fire`, `iops`, or `tabular`: XGBoost on California housing)

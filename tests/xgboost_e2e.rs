@@ -328,19 +328,12 @@ fn ensembles_selectable_output_archives_and_refusals() {
     );
 }
 
-/// Python XGBoost 1.7.6 (`XGBOOST1_PYTHON`, provisioned by scripts/xgboost1-venv.sh and set by
-/// scripts/test.sh), or `None` (skip) outside CI.
+/// Python XGBoost 1.7.6 (scripts/xgboost1-venv.sh).
 fn xgboost1_python() -> Option<String> {
-    match std::env::var("XGBOOST1_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but XGBOOST1_PYTHON is not set (scripts/test.sh provisions it)")
-        }
-        _ => {
-            eprintln!("skipping: XGBOOST1_PYTHON is not set (python of scripts/xgboost1-venv.sh)");
-            None
-        }
-    }
+    e2e::provisioned(
+        "XGBOOST1_PYTHON",
+        "Python XGBoost 1.7.6 with scripts/xgboost1-venv.sh",
+    )
 }
 
 /// The older built-in images' artifacts: XGBoost 1.x binary models, pickles of 1.7 (a UBJSON
