@@ -208,6 +208,9 @@ fn ensembles_selectable_output_archives_and_refusals() {
         r.text()
     );
     assert_eq!(choose("output=nonsense").status, 400);
+    let r = post(&server, &body, Some("application/x-recordio-protobuf"));
+    assert_eq!(r.status, 406, "without selected keys: {}", r.text());
+    assert!(r.text().contains("output keys selected"), "{}", r.text());
     let (_s, server) = serve(&files, &[("SAGEMAKER_INFERENCE_ENSEMBLE", "false")]);
     wait_loaded(&server);
     close(
@@ -242,6 +245,20 @@ fn ensembles_selectable_output_archives_and_refusals() {
     );
     let r = post(&server, &body, Some("application/jsonlines"));
     assert_eq!(r.text().lines().count(), 20);
+    // RecordIO-protobuf answers: one Record per record, the keys in its label map.
+    let r = post(&server, &body, Some("application/x-recordio-protobuf"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-recordio-protobuf")
+    );
+    let records = common::data::recordio::split(&r.body).unwrap();
+    assert_eq!(records.len(), 20);
+    let labels = common::data::recordio::labels(&records[0]).unwrap();
+    let names: Vec<_> = labels.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["predicted_label", "probability", "probabilities"]);
+    assert!((labels[1].1[0] - p1[0]).abs() < 1e-6);
+    assert_eq!(labels[2].1.len(), 2);
 
     let softprob = booster("multi:softprob", &x, &multi, 1);
     let (_s, server) = serve(

@@ -38,6 +38,9 @@ pub enum Output {
     Csv,
     /// `application/jsonlines`.
     JsonLines,
+    /// `application/x-recordio-protobuf`: one `Record` per record, its `label` map holding the
+    /// selected keys (XGBoost models trained elsewhere with selected output keys).
+    RecordIo,
 }
 
 impl Output {
@@ -47,6 +50,7 @@ impl Output {
             Output::Json => "application/json",
             Output::Csv => "text/csv",
             Output::JsonLines => "application/jsonlines",
+            Output::RecordIo => "application/x-recordio-protobuf",
         }
     }
 }
@@ -85,6 +89,7 @@ fn output_of(media_type: &str) -> Option<Output> {
         | "application/jsonl"
         | "application/x-jsonlines"
         | "application/x-ndjson" => Some(Output::JsonLines),
+        "application/x-recordio-protobuf" => Some(Output::RecordIo),
         _ => None,
     }
 }
@@ -625,6 +630,20 @@ fn number(v: &Value, allow_missing: bool) -> Result<f32, String> {
     x.and_then(common::data::number::checked).map(|x| x as f32)
 }
 
+/// Encodes predictions as RecordIO-framed protobuf `Record`s, one per record; a 406 for
+/// predictions that are not answered that way.
+pub fn encode_recordio(p: &dyn Predictions) -> Result<Vec<u8>, ServeError> {
+    let mut out = Vec::new();
+    for i in 0..p.records() {
+        if !p.recordio_record(i, &mut out) {
+            return Err(ServeError::NotAnswerableAs(
+                "application/x-recordio-protobuf answers come only from XGBoost models trained elsewhere with output keys selected (SAGEMAKER_INFERENCE_OUTPUT, or the output= custom attribute)".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Encodes predictions into one string. JSON is `{"predictions": [record, ...]}`; in batch mode
 /// JSON is written one record per line so the output lines up with the input lines.
 pub fn encode(p: &dyn Predictions, format: Output, batch: bool) -> String {
@@ -651,7 +670,7 @@ pub fn estimated_len(p: &dyn Predictions, format: Output) -> usize {
     let mut first = String::new();
     if p.records() > 0 {
         match format {
-            Output::Csv => p.csv_record(0, &mut first),
+            Output::Csv | Output::RecordIo => p.csv_record(0, &mut first),
             _ => p.json_record(0, &mut first),
         }
     }
@@ -702,7 +721,8 @@ pub fn encode_in_chunks(
                 }
                 p.csv_record(i, &mut out);
             }
-            Output::Csv => {
+            // RecordIO answers are binary: encode_recordio writes them.
+            Output::Csv | Output::RecordIo => {
                 p.csv_record(i, &mut out);
                 out.push('\n');
             }

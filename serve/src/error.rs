@@ -10,6 +10,8 @@ pub enum ServeError {
     BadRequest(String),
     /// 406: no acceptable output type.
     NotAcceptable(String),
+    /// 406: the type asked for is not one this model's answers come in (why).
+    NotAnswerableAs(String),
     /// 413: the body is over the limit (bytes).
     PayloadTooLarge(usize),
     /// 415: an input type the server does not read.
@@ -49,7 +51,9 @@ impl ServeError {
     pub fn status(&self) -> StatusCode {
         match self {
             ServeError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ServeError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ServeError::NotAcceptable(_) | ServeError::NotAnswerableAs(_) => {
+                StatusCode::NOT_ACCEPTABLE
+            }
             ServeError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServeError::UnsupportedMediaType(_) | ServeError::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
@@ -71,11 +75,12 @@ impl ServeError {
     pub fn message(&self) -> String {
         match self {
             ServeError::BadRequest(m)
+            | ServeError::NotAnswerableAs(m)
             | ServeError::NoSuchModel(m)
             | ServeError::Conflict(m)
             | ServeError::InsufficientMemory(m) => m.clone(),
             ServeError::NotAcceptable(a) => format!(
-                "Accept '{a}' is not supported; use application/json, text/csv or application/jsonlines"
+                "Accept '{a}' is not supported; use application/json, text/csv, application/jsonlines or application/x-recordio-protobuf"
             ),
             ServeError::PayloadTooLarge(limit) => format!("request body is over the limit of {limit} bytes"),
             ServeError::UnsupportedMediaType(t) => format!(

@@ -276,7 +276,10 @@ async fn answer(
                 reply::encode(p, output, batch, stream, &mut ready)
             });
         if let Some(ready) = ready.take() {
-            let whole = answered.map(|text| reply::Reply::Whole(text.unwrap_or_default()));
+            let whole = answered.and_then(|encoded| match encoded {
+                Some(answer) => answer.map(reply::Reply::Whole),
+                None => Ok(reply::Reply::Whole(Vec::new())),
+            });
             let _ = ready.send(whole);
         }
     };

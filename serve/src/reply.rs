@@ -25,8 +25,8 @@ pub const PIECE_BYTES: usize = 256 << 10;
 
 /// An answer ready to send.
 pub enum Reply {
-    /// The whole text.
-    Whole(String),
+    /// The whole answer.
+    Whole(Vec<u8>),
     /// Pieces still being encoded, `len` bytes in all.
     Streamed {
         /// Exact length of the whole answer.
@@ -39,6 +39,9 @@ pub enum Reply {
 /// Where the encoding thread says how the answer will come: once, with the reply or the error.
 pub type Ready = oneshot::Sender<Result<Reply, ServeError>>;
 
+/// What [`encode`] made: the whole answer, a refusal, or `None` when it is being streamed.
+pub type Encoded = Option<Result<Vec<u8>, ServeError>>;
+
 /// How a long answer may be streamed: the runtime to wait on, the longest wait for the client
 /// to take a piece, and the request's deadline, which bounds the whole answer.
 pub struct Streaming<'a> {
@@ -50,8 +53,9 @@ pub struct Streaming<'a> {
     pub deadline: tokio::time::Instant,
 }
 
-/// Encodes `p`: returns the whole text for a short answer; for a long one (when `stream` is
-/// given), announces a streamed reply on `ready` and encodes into it, returning `None`. A client
+/// Encodes `p`: returns the whole answer for a short one (and always for RecordIO, which is
+/// binary); for a long one (when `stream` is given), announces a streamed reply on `ready` and
+/// encodes into it, returning `None`. A client
 /// that stops reading for the stall time, or is not done by the deadline, is given up on: its
 /// answer ends short and the connection is dropped, so a slow reader cannot hold a worker.
 pub fn encode(
@@ -60,12 +64,15 @@ pub fn encode(
     batch: bool,
     stream: Option<Streaming>,
     ready: &mut Option<Ready>,
-) -> Option<String> {
+) -> Encoded {
+    if output == Output::RecordIo {
+        return Some(codec::encode_recordio(p));
+    }
     let Some(stream) = stream else {
-        return Some(codec::encode(p, output, batch));
+        return Some(Ok(codec::encode(p, output, batch).into_bytes()));
     };
     if codec::estimated_len(p, output) <= STREAM_ABOVE_BYTES {
-        return Some(codec::encode(p, output, batch));
+        return Some(Ok(codec::encode(p, output, batch).into_bytes()));
     }
     let len = codec::encoded_len(p, output, batch);
     let (tx, pieces) = mpsc::channel(2);

@@ -52,6 +52,89 @@ pub fn split(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(records)
 }
 
+/// Appends one RecordIO-framed `Record` whose `label` map holds `labels` (name, float32 values),
+/// as SageMaker's built-in algorithms answer in `application/x-recordio-protobuf`.
+pub fn write_label_record(labels: &[(&str, &[f32])], out: &mut Vec<u8>) {
+    let mut record = Vec::new();
+    for (name, values) in labels {
+        let mut packed = Vec::with_capacity(4 * values.len());
+        for v in *values {
+            packed.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut tensor = Vec::new();
+        length_delimited(1, &packed, &mut tensor);
+        let mut value = Vec::new();
+        length_delimited(2, &tensor, &mut value);
+        let mut entry = Vec::new();
+        length_delimited(1, name.as_bytes(), &mut entry);
+        length_delimited(2, &value, &mut entry);
+        length_delimited(2, &entry, &mut record);
+    }
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    out.extend_from_slice(&record);
+    out.resize(out.len().div_ceil(4) * 4, 0);
+}
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A length-delimited protobuf field.
+fn length_delimited(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
+    varint(u64::from(field) << 3 | 2, out);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// The `label` map of a `Record` (for tests and clients): name and float32 values.
+pub fn labels(record: &[u8]) -> Result<Vec<(String, Vec<f32>)>, String> {
+    let mut out = Vec::new();
+    let mut r = Reader::new(record);
+    while let Some((field, wire)) = r.key()? {
+        if field != 2 || wire != 2 {
+            r.skip(wire)?;
+            continue;
+        }
+        let mut entry = Reader::new(r.bytes()?);
+        let (mut name, mut values) = (String::new(), Vec::new());
+        while let Some((f, w)) = entry.key()? {
+            match (f, w) {
+                (1, 2) => name = String::from_utf8_lossy(entry.bytes()?).into_owned(),
+                (2, 2) => {
+                    let mut row = Vec::new();
+                    let mut v = Reader::new(entry.bytes()?);
+                    while let Some((f, w)) = v.key()? {
+                        if f == 2 && w == 2 {
+                            let mut t = Reader::new(v.bytes()?);
+                            while let Some((f, w)) = t.key()? {
+                                if f == 1 && w == 2 {
+                                    let mut p = Reader::new(t.bytes()?);
+                                    while !p.done() {
+                                        row.push(p.number(2)? as f32);
+                                    }
+                                } else {
+                                    t.skip(w)?;
+                                }
+                            }
+                        } else {
+                            v.skip(w)?;
+                        }
+                    }
+                    values = row;
+                }
+                _ => entry.skip(w)?,
+            }
+        }
+        out.push((name, values));
+    }
+    Ok(out)
+}
+
 /// Reads the features of one `Record` into `row` (`n` wide): a dense tensor must hold `n`
 /// values (NaN is a missing value); a sparse one (`keys`) sets those columns and leaves the rest
 /// as they are (missing).
@@ -291,6 +374,28 @@ mod tests {
         let mut row = [f32::NAN; 3];
         features(&records[1], &mut row).unwrap();
         assert!(row[0].is_nan() && row[1].is_nan() && row[2] == 7.0);
+    }
+
+    #[test]
+    fn label_records_read_back() {
+        let mut body = Vec::new();
+        write_label_record(
+            &[
+                ("predicted_label", &[1.0]),
+                ("probabilities", &[0.25, 0.75]),
+            ],
+            &mut body,
+        );
+        write_label_record(&[("predicted_label", &[0.0])], &mut body);
+        let records = split(&body).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            labels(&records[0]).unwrap(),
+            vec![
+                ("predicted_label".to_owned(), vec![1.0]),
+                ("probabilities".to_owned(), vec![0.25, 0.75])
+            ]
+        );
     }
 
     #[test]

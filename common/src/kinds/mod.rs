@@ -113,6 +113,12 @@ pub trait Predictions: Send {
     fn csv_records_on_one_line(&self) -> bool {
         false
     }
+    /// Appends record `i` as a RecordIO-framed protobuf `Record` (its `label` map), where the
+    /// kind answers that way; false when it does not.
+    fn recordio_record(&self, i: usize, out: &mut Vec<u8>) -> bool {
+        let _ = (i, out);
+        false
+    }
     /// Chooses the keys each record's answer holds (a comma-separated list), where the kind
     /// offers a choice.
     fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
@@ -186,6 +192,10 @@ impl Predictions for Joined {
         self.parts
             .iter_mut()
             .try_for_each(|p| p.select_output(keys))
+    }
+    fn recordio_record(&self, i: usize, out: &mut Vec<u8>) -> bool {
+        let (part, i) = self.locate(i);
+        part.recordio_record(i, out)
     }
     fn first_non_finite(&self) -> Option<usize> {
         self.parts

@@ -392,52 +392,47 @@ impl XgboostPredictions {
         }
     }
 
-    /// Writes one key's value of record `i`; lists as JSON arrays (`[a, b]`).
-    fn write_key(&self, key: OutputKey, i: usize, out: &mut String) {
+    /// One key's value of record `i`, and whether it is a list.
+    fn key_values(&self, key: OutputKey, i: usize) -> (Vec<f32>, bool) {
         let row = self.values.row(i);
         let v = row[0];
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let list = |out: &mut String, values: &mut dyn Iterator<Item = f32>| {
-            out.push('[');
-            for (k, v) in values.enumerate() {
-                let _ = write!(out, "{}{v}", if k == 0 { "" } else { ", " });
-            }
-            out.push(']');
-        };
+        let probabilities = self.shape == Shape::Probabilities;
         match key {
-            OutputKey::PredictedLabel => {
-                let _ = write!(out, "{}", self.label(i));
-            }
+            OutputKey::PredictedLabel => (vec![self.label(i) as f32], false),
             OutputKey::Labels => {
-                let classes = if self.shape == Shape::Probabilities || self.num_class > 1 {
+                let classes = if probabilities || self.num_class > 1 {
                     self.num_class.max(2)
                 } else {
                     2
                 };
-                list(out, &mut (0..classes).map(|c| c as f32));
+                ((0..classes).map(|c| c as f32).collect(), true)
             }
-            OutputKey::Probability | OutputKey::RawScore => {
-                let _ = write!(
-                    out,
-                    "{}",
-                    if self.shape == Shape::Probabilities {
-                        max
-                    } else {
-                        v
-                    }
-                );
+            OutputKey::Probability | OutputKey::RawScore if probabilities => (
+                vec![row.iter().copied().fold(f32::NEG_INFINITY, f32::max)],
+                false,
+            ),
+            OutputKey::Probability | OutputKey::RawScore | OutputKey::PredictedScore => {
+                (vec![v], false)
             }
-            OutputKey::Probabilities | OutputKey::RawScores => {
-                if self.shape == Shape::Probabilities {
-                    list(out, &mut row.iter().copied());
-                } else {
-                    list(out, &mut [1.0 - v, v].into_iter());
-                }
+            OutputKey::Probabilities | OutputKey::RawScores if probabilities => {
+                (row.to_vec(), true)
             }
-            OutputKey::PredictedScore => {
-                let _ = write!(out, "{v}");
-            }
+            OutputKey::Probabilities | OutputKey::RawScores => (vec![1.0 - v, v], true),
         }
+    }
+
+    /// Writes one key's value of record `i`; lists as JSON arrays (`[a, b]`).
+    fn write_key(&self, key: OutputKey, i: usize, out: &mut String) {
+        let (values, list) = self.key_values(key, i);
+        if !list {
+            let _ = write!(out, "{}", values[0]);
+            return;
+        }
+        out.push('[');
+        for (k, v) in values.iter().enumerate() {
+            let _ = write!(out, "{}{v}", if k == 0 { "" } else { ", " });
+        }
+        out.push(']');
     }
 }
 
@@ -492,6 +487,19 @@ impl Predictions for XgboostPredictions {
 
     fn csv_records_on_one_line(&self) -> bool {
         self.output.is_none()
+    }
+
+    fn recordio_record(&self, i: usize, out: &mut Vec<u8>) -> bool {
+        let Some(keys) = &self.output else {
+            return false;
+        };
+        let values: Vec<(&str, Vec<f32>)> = keys
+            .iter()
+            .map(|k| (k.name(), self.key_values(*k, i).0))
+            .collect();
+        let labels: Vec<(&str, &[f32])> = values.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        crate::data::recordio::write_label_record(&labels, out);
+        true
     }
 
     fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
