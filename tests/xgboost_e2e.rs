@@ -404,6 +404,19 @@ fn xgboost_1x_binary_models_and_pickles_answer_as_xgboost_1_7_predicts() {
             close(&numbers(&r.text()), &flat(&want[name][predicted]), &file);
         }
     }
+    // A binary file as XGBoost before 1.0 wrote it: the base score on the margin scale
+    // (logit(0.5) = 0 for binary:logistic) and version 0 in the header: the same answers.
+    let mut old = std::fs::read(work.path().join("binary.bin")).unwrap();
+    assert_eq!(&old[..4], b"binf");
+    old[4..8].copy_from_slice(&0f32.to_le_bytes());
+    old[24..28].copy_from_slice(&0u32.to_le_bytes());
+    let (_s, server) = serve(&[("xgboost-model", old[4..].to_vec())], &[]);
+    assert_eq!(wait_loaded(&server), 200, "{}", server.log());
+    close(
+        &numbers(&post(&server, &body, None).text()),
+        &flat(&want["binary"]["file"]),
+        "a header-less XGBoost 0.x binary file",
+    );
     // Corrupt copies (bytes changed, cut short) are read or refused, never a crash.
     let mut state = 11u64;
     for file in ["softprob.bin", "binary.pkl", "forest.old.pkl"] {

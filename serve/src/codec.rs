@@ -156,6 +156,15 @@ pub fn decode(
         }
     };
     let mut values = Vec::with_capacity(n * rows);
+    // A libsvm line of two bytes is a whole row of missing values: bound what lines expand to
+    // (CSV and JSON Lines take two bytes a value at least, so their bodies bound them).
+    let cap = max_values(body.len());
+    let room = |values: &Vec<f32>| -> Result<(), String> {
+        if values.len() + n > cap {
+            return Err(too_many_values(cap, n));
+        }
+        Ok(())
+    };
     match format {
         Input::Csv => for_lines(text, batch, |i, line| {
             csv_record(line, n, schema.allow_missing, &mut values)
@@ -166,6 +175,7 @@ pub fn decode(
             record(&v, schema, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::Libsvm => for_lines(text, batch, |i, line| {
+            room(&values)?;
             libsvm_record(line, schema, &mut values)
                 .map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
@@ -174,6 +184,18 @@ pub fn decode(
     }
     let rows = values.len() / n;
     Ok(Array2::from_shape_vec((rows, n), values).expect("n values per record"))
+}
+
+/// Feature values the records of a sparse body (libsvm, RecordIO) may expand to: 16 Mi (64 MiB
+/// of floats), or as many as a dense body of the same size could hold (two bytes a value).
+pub fn max_values(body_bytes: usize) -> usize {
+    (16usize << 20).max(body_bytes / 2)
+}
+
+fn too_many_values(cap: usize, n: usize) -> String {
+    format!(
+        "the records hold more than {cap} feature values in all ({n} per record); send fewer records per request"
+    )
 }
 
 fn bad(message: String) -> ServeError {
@@ -246,6 +268,10 @@ fn recordio_body(body: &[u8], schema: &Schema) -> Result<Array2<f32>, ServeError
     let records = recordio::split(body).map_err(bad)?;
     if records.is_empty() {
         return Err(bad("empty body: send at least one record".into()));
+    }
+    let cap = max_values(body.len());
+    if records.len().saturating_mul(n) > cap {
+        return Err(bad(too_many_values(cap, n)));
     }
     let mut values = vec![f32::NAN; n * records.len()];
     for (i, (record, row)) in records.iter().zip(values.chunks_exact_mut(n)).enumerate() {

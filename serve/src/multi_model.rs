@@ -234,78 +234,100 @@ async fn load_model(state: &AppState, body: Body) -> Result<String, ServeError> 
     }
     let url = request.url;
     let loading = name.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        let dir = std::path::Path::new(&url);
-        let bytes = model_file_bytes(dir).map_err(|e| match e {
-            Some(e) => ServeError::BadRequest(format!(
-                "cannot read model '{}' at {url}: {e}",
-                shown(&loading)
-            )),
-            None => ServeError::NoSuchModel(format!("no model directory at {url}")),
-        })?;
-        let admission = registry
-            .admit(bytes)
-            .map_err(ServeError::InsufficientMemory)?;
-        let model = LoadedModel::load_from(dir).map_err(|e| {
-            ServeError::BadRequest(format!(
-                "cannot load model '{}' from {url}: {}",
-                shown(&loading),
-                common::error::one_line(&e.to_string(), 500)
-            ))
-        })?;
-        drop(admission);
-        let arrays = model.memory_bytes() as u64;
-        let charge = arrays + arrays / 16 + MODEL_OVERHEAD;
-        if let Err(full) = registry.charge(charge) {
-            drop(model);
-            common::memory::release_free_memory();
-            return Err(ServeError::InsufficientMemory(full));
-        }
-        tracing::info!(
-            model = %loading,
-            %url,
-            model_kind = %model.manifest.model_kind,
-            ms = started.elapsed().as_millis() as u64,
-            charged_kib = charge >> 10,
-            resident_mib = common::memory::resident_bytes() >> 20,
-            "model loaded"
-        );
-        Ok((url, Arc::new(model), charge))
-    })
-    .await
-    .unwrap_or(Err(ServeError::Internal));
-    match loaded {
-        Ok((url, model, charge)) => {
-            let mut models = state.registry.models.lock().expect("registry lock");
-            models.insert(name.clone(), Slot::Ready { url, model, charge });
-            Ok(name)
-        }
-        Err(e) => {
-            state.registry.remove_if_loading(&name);
-            if let ServeError::BadRequest(m) | ServeError::InsufficientMemory(m) = &e {
-                tracing::warn!("{m}");
+    // The task finishes the slot itself (ready, or freed), so a client that goes away while
+    // its model loads leaves no slot stuck in Loading and no charge behind.
+    let task = tokio::task::spawn_blocking(move || {
+        let loaded = load_into(&registry, &loading, url);
+        let mut models = registry.models.lock().expect("registry lock");
+        match loaded {
+            Ok((url, model, charge)) => {
+                models.insert(loading, Slot::Ready { url, model, charge });
+                Ok(())
             }
-            Err(e)
+            Err(e) => {
+                if matches!(models.get(&loading), Some(Slot::Loading)) {
+                    models.remove(&loading);
+                }
+                if let ServeError::BadRequest(m) | ServeError::InsufficientMemory(m) = &e {
+                    tracing::warn!("{m}");
+                }
+                Err(e)
+            }
+        }
+    });
+    match task.await {
+        Ok(Ok(())) => Ok(name),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            state.registry.remove_if_loading(&name);
+            Err(ServeError::Internal)
         }
     }
 }
 
-/// Bytes of the files a load reads: every regular file in `dir` but XGBoost's own models
-/// (`*.ubj`, kept for XGBoost tooling and never read). `Err(None)` when `dir` does not exist.
+/// Loads the model at `url` for `name` within the memory budget (blocking).
+fn load_into(
+    registry: &Registry,
+    name: &str,
+    url: String,
+) -> Result<(String, Arc<LoadedModel>, u64), ServeError> {
+    let started = std::time::Instant::now();
+    let dir = std::path::Path::new(&url);
+    let bytes = model_file_bytes(dir).map_err(|e| match e {
+        Some(e) => {
+            ServeError::BadRequest(format!("cannot read model '{}' at {url}: {e}", shown(name)))
+        }
+        None => ServeError::NoSuchModel(format!("no model directory at {url}")),
+    })?;
+    let admission = registry
+        .admit(bytes)
+        .map_err(ServeError::InsufficientMemory)?;
+    let model = std::panic::catch_unwind(|| LoadedModel::load_from(dir))
+        .unwrap_or_else(|_| {
+            Err(common::Error::Artifact(
+                "loading failed unexpectedly".into(),
+            ))
+        })
+        .map_err(|e| {
+            ServeError::BadRequest(format!(
+                "cannot load model '{}' from {url}: {}",
+                shown(name),
+                common::error::one_line(&e.to_string(), 500)
+            ))
+        })?;
+    drop(admission);
+    let arrays = model.memory_bytes() as u64;
+    let charge = arrays + arrays / 16 + MODEL_OVERHEAD;
+    if let Err(full) = registry.charge(charge) {
+        drop(model);
+        common::memory::release_free_memory();
+        return Err(ServeError::InsufficientMemory(full));
+    }
+    tracing::info!(
+        model = %name,
+        %url,
+        model_kind = %model.manifest.model_kind,
+        ms = started.elapsed().as_millis() as u64,
+        charged_kib = charge >> 10,
+        resident_mib = common::memory::resident_bytes() >> 20,
+        "model loaded"
+    );
+    Ok((url, Arc::new(model), charge))
+}
+
+/// Bytes a load reads, for its peak estimate: every regular file in `dir` (XGBoost models
+/// trained elsewhere are read whatever their names), a `model.tar.gz` counted four times (what it
+/// unpacks to). `Err(None)` when `dir` does not exist.
 fn model_file_bytes(dir: &std::path::Path) -> Result<u64, Option<std::io::Error>> {
     let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => None,
         _ => Some(e),
     })?;
-    let mut bytes = 0;
+    let mut bytes = 0u64;
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().ends_with(".ubj") {
-            continue;
-        }
         if let Some(meta) = entry.metadata().ok().filter(|m| m.is_file()) {
-            bytes += meta.len();
+            let archive = entry.file_name().to_string_lossy().ends_with(".tar.gz");
+            bytes = bytes.saturating_add(meta.len() * if archive { 4 } else { 1 });
         }
     }
     Ok(bytes)
@@ -396,25 +418,30 @@ pub async fn unload(State(state): State<AppState>, Path(name): Path<String>) -> 
             None => return not_loaded(&name).into_response(),
         }
     };
-    // Requests already answering with it finish first (each is bounded by its deadline).
-    let mut model = model;
-    loop {
-        match Arc::try_unwrap(model) {
-            Ok(last) => {
-                let _ = tokio::task::spawn_blocking(move || {
-                    drop(last);
-                    common::memory::release_free_memory();
-                })
-                .await;
-                state.registry.discharge(charge);
-                break;
-            }
-            Err(shared) => {
-                model = shared;
-                tokio::time::sleep(Duration::from_millis(5)).await;
+    // Requests already answering with it finish first (each is bounded by its deadline). A
+    // task of its own frees the model and its charge even if this client goes away.
+    let registry = state.registry.clone();
+    let freed = tokio::spawn(async move {
+        let mut model = model;
+        loop {
+            match Arc::try_unwrap(model) {
+                Ok(last) => {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        drop(last);
+                        common::memory::release_free_memory();
+                    })
+                    .await;
+                    registry.discharge(charge);
+                    return;
+                }
+                Err(shared) => {
+                    model = shared;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
         }
-    }
+    });
+    let _ = freed.await;
     tracing::info!(
         model = %shown(&name),
         resident_mib = common::memory::resident_bytes() >> 20,

@@ -183,6 +183,7 @@ fn tensor(value: &[u8], row: &mut [f32]) -> Result<(), String> {
 fn tensor_values(t: &[u8], kind: u32, row: &mut [f32]) -> Result<(), String> {
     let n = row.len();
     let (mut values, mut keys) = (Vec::new(), Vec::new());
+    let mut shaped = false;
     let mut r = Reader::new(t);
     while let Some((f, w)) = r.key()? {
         match (f, w) {
@@ -200,6 +201,10 @@ fn tensor_values(t: &[u8], kind: u32, row: &mut [f32]) -> Result<(), String> {
                 }
             }
             (2, 0) => keys.push(r.varint()?),
+            (3, _) => {
+                shaped = true;
+                r.skip(w)?;
+            }
             _ => r.skip(w)?,
         }
     }
@@ -212,6 +217,11 @@ fn tensor_values(t: &[u8], kind: u32, row: &mut [f32]) -> Result<(), String> {
             .map(|v| v as f32)
             .map_err(|e| format!("a value {e}"))
     };
+    // A sparse tensor with no entries (the SDK writes an all-zero sparse row so) is a row of
+    // missing values, as the sparse matrix it came from has no entry there.
+    if keys.is_empty() && values.is_empty() && shaped {
+        return Ok(());
+    }
     if keys.is_empty() {
         if values.len() != n {
             return Err(format!("expected {n} values, found {}", values.len()));
@@ -374,6 +384,19 @@ mod tests {
         let mut row = [f32::NAN; 3];
         features(&records[1], &mut row).unwrap();
         assert!(row[0].is_nan() && row[1].is_nan() && row[2] == 7.0);
+        // An all-zero sparse row: no keys, no values, a shape: every value missing.
+        let mut tensor = Vec::new();
+        field(3, &[3], &mut tensor);
+        let mut value = Vec::new();
+        field(2, &tensor, &mut value);
+        let mut entry = Vec::new();
+        field(1, b"values", &mut entry);
+        field(2, &value, &mut entry);
+        let mut empty = Vec::new();
+        field(1, &entry, &mut empty);
+        let mut row = [f32::NAN; 3];
+        features(&empty, &mut row).unwrap();
+        assert!(row.iter().all(|v| v.is_nan()));
     }
 
     #[test]

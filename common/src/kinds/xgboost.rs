@@ -230,9 +230,9 @@ impl XgboostModel {
             let (trees, objective, num_class, names) = compile(&bytes).map_err(cannot)?;
             match &first {
                 None => first = Some((objective, num_class, names)),
-                Some((o, _, n)) if *o != objective || n.len() != names.len() => {
+                Some((o, c, n)) if *o != objective || n.len() != names.len() || *c != num_class => {
                     return Err(Error::Artifact(format!(
-                        "{} ({objective}, {} features) does not match the first model ({o}, {} features): an ensemble needs one objective and one input",
+                        "{} ({objective}, {} features, {num_class} classes) does not match the first model ({o}, {} features, {c} classes): an ensemble needs one objective, one input and one output",
                         p.file,
                         trees.n_features,
                         n.len()
@@ -292,6 +292,12 @@ fn described(model: XgboostJson, limit: usize) -> std::result::Result<Compiled, 
     let (objective, num_class) = (model.objective().to_owned(), model.num_class());
     let given = model.feature_names().to_vec();
     let mut trees = model.compile().map_err(|e| e.to_string())?;
+    if trees.n_features > MAX_FEATURES {
+        return Err(format!(
+            "{} features are more than the {MAX_FEATURES} this build serves",
+            trees.n_features
+        ));
+    }
     trees.keep_first(limit);
     let names = if given.len() == trees.n_features {
         given
@@ -300,6 +306,9 @@ fn described(model: XgboostJson, limit: usize) -> std::result::Result<Compiled, 
     };
     Ok((trees, objective, num_class, names))
 }
+
+/// Most features a model trained elsewhere may take (each has a name held in memory).
+const MAX_FEATURES: usize = 1 << 20;
 
 /// A compiled model file: trees, objective, classes, feature names.
 type Compiled = (TreeModel, String, usize, Vec<String>);

@@ -26,10 +26,10 @@ pub struct Legacy {
     pub num_class: usize,
 }
 
-/// Whether `bytes` may be a legacy binary model or a pickle (not JSON or UBJSON, which XGBoost
-/// reads itself).
+/// Whether `bytes` may be a legacy binary model (with its `binf` header, or without, as XGBoost
+/// before 1.x wrote it) or a pickle: anything but JSON and UBJSON, which start with `{`.
 pub fn is_legacy(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"binf") || bytes.first() == Some(&0x80)
+    bytes.first() != Some(&b'{')
 }
 
 /// What a pickled `Booster` holds: the model bytes and the tree limit the built-in algorithm
@@ -250,10 +250,16 @@ fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
     let base_score = p.f32()?;
     let num_feature = p.u32()? as usize;
     let num_class = p.i32()?.max(0) as usize;
+    let (_extra_attrs, _eval_metrics) = (p.i32()?, p.i32()?);
+    let major_version = p.u32()?;
     let objective = r.string()?;
     let booster = r.string()?;
-    if booster != "gbtree" && booster != "dart" {
-        return Err(format!("booster '{booster}' is not a tree booster"));
+    if booster != "gbtree" {
+        // DART scales each tree by a weight this reader does not apply.
+        return Err(format!("booster '{booster}' is not served (only gbtree)"));
+    }
+    if num_class > 100_000 || num_feature > 1 << 20 {
+        return Err(format!("{num_feature} features and {num_class} classes"));
     }
     let gbtree = r.take(160)?;
     let num_trees = Cursor { b: gbtree, at: 0 }.i32()?;
@@ -332,10 +338,18 @@ fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
             })
         })
         .collect();
-    let base = if base_score.is_finite() {
-        base_score
-    } else {
+    // Before XGBoost 1.0 the file held the base score already on the margin scale; from 1.0
+    // on, on the output scale (as the JSON format).
+    let base = if !base_score.is_finite() {
         0.5
+    } else if major_version == 0 {
+        match objective.as_str() {
+            "binary:logistic" | "reg:logistic" => 1.0 / (1.0 + (-base_score).exp()),
+            "count:poisson" | "reg:gamma" | "reg:tweedie" => base_score.exp(),
+            _ => base_score,
+        }
+    } else {
+        base_score
     };
     let model = serde_json::json!({
         "learner": {

@@ -190,6 +190,9 @@ impl Width for u64 {
     }
 }
 
+/// Most output groups (classes) a compiled model has.
+const MAX_GROUPS: usize = 100_000;
+
 /// Most features a compiled model takes.
 const MAX_FEATURES: usize = (1 << <u64 as Width>::FEATURE_BITS) - 1;
 
@@ -203,6 +206,9 @@ impl Tree {
         let mut old_of = vec![0usize];
         let mut new_of = vec![usize::MAX; t.nodes.len()];
         new_of[0] = 0;
+        // Depth of each new node: the tree's depth is its deepest reachable leaf (nodes no path
+        // reaches are dropped and count for nothing).
+        let mut depth_of = vec![0u32];
         let mut k = 0;
         while k < old_of.len() {
             let old = old_of[k];
@@ -214,10 +220,12 @@ impl Tree {
                     }
                     new_of[child] = old_of.len();
                     old_of.push(child);
+                    depth_of.push(depth_of[k] + 1);
                 }
             }
             k += 1;
         }
+        let depth = depth_of.iter().copied().max().unwrap_or(0);
         fn packed<B: Width>(
             t: &TreeData,
             old_of: &[usize],
@@ -258,7 +266,7 @@ impl Tree {
         Ok(Self {
             nodes,
             group: t.group,
-            depth: t.depth,
+            depth,
         })
     }
 
@@ -743,6 +751,11 @@ impl XgboostJson {
             .parse()
             .map_err(|_| bad("num_feature is not a whole number"))?;
         let groups = self.num_class().max(1);
+        if groups > MAX_GROUPS || n_features == 0 || n_features > MAX_FEATURES {
+            return Err(bad(&format!(
+                "{n_features} features and {groups} classes are beyond what this build takes"
+            )));
+        }
         let base: Vec<f32> = param
             .base_score
             .trim_matches(['[', ']'])
@@ -1071,6 +1084,49 @@ mod tests {
         ];
         cyclic.trees[0].depth = 1;
         assert!(TreeModel::from_bytes(&bytes(&cyclic), 1).is_err());
+        // A node no path reaches counts for nothing: the root leaf alone is the tree.
+        let mut orphan = single_leaf.clone();
+        orphan.trees[0].nodes = vec![
+            Node {
+                value: 2.0,
+                feature: 0,
+                left: 0,
+                right: 0,
+                default_left: false,
+            },
+            Node {
+                value: 0.5,
+                feature: 0,
+                left: 2,
+                right: 3,
+                default_left: false,
+            },
+            Node {
+                value: 7.0,
+                feature: 0,
+                left: 2,
+                right: 2,
+                default_left: false,
+            },
+            Node {
+                value: 9.0,
+                feature: 0,
+                left: 3,
+                right: 3,
+                default_left: false,
+            },
+        ];
+        orphan.trees[0].depth = 1;
+        let orphan = TreeModel::from_bytes(&bytes(&orphan), 1).unwrap();
+        let x = ndarray::array![[0.0f32], [1.0]];
+        assert_eq!(
+            orphan
+                .predict(x.slice(ndarray::s![..1, ..]))
+                .column(0)
+                .to_vec(),
+            [2.0]
+        );
+        assert_eq!(orphan.predict(x.view()).column(0).to_vec(), [2.0, 2.0]);
         // Two parents sharing a child: refused (copying shared subtrees could grow without end).
         let mut shared = single_leaf.clone();
         let split = |left, right| Node {

@@ -83,13 +83,14 @@ impl Reader<'_> {
         })
     }
 
-    /// A length: an integer no larger than the bytes left.
+    /// A length: an integer no larger than the bytes left (every counted item takes a byte at
+    /// least, see [`Reader::container`]).
     fn len(&mut self) -> Result<usize, String> {
         let m = self.u8()?;
         let n = self.int(m)?;
         usize::try_from(n)
             .ok()
-            .filter(|&n| n <= self.b.len())
+            .filter(|&n| n <= self.b.len() - self.at)
             .ok_or_else(|| format!("UBJSON: bad length {n}"))
     }
 
@@ -103,7 +104,12 @@ impl Reader<'_> {
         let mut kind = None;
         if self.peek() == Some(b'$') {
             self.at += 1;
-            kind = Some(self.u8()?);
+            let k = self.u8()?;
+            // Items of these types take no bytes: a short file could stand for endless items.
+            if matches!(k, b'Z' | b'T' | b'F' | b'N') {
+                return Err(format!("UBJSON: a container typed 0x{k:02x}"));
+            }
+            kind = Some(k);
         }
         let mut count = None;
         if self.peek() == Some(b'#') {
@@ -271,5 +277,8 @@ mod tests {
         );
         assert!(super::from_slice::<serde_json::Value>(&doc[..doc.len() - 3]).is_err());
         assert!(super::from_slice::<serde_json::Value>(b"[$d").is_err());
+        // Items that take no bytes cannot be counted into the millions by a short file.
+        assert!(super::from_slice::<serde_json::Value>(b"[$Z#l\x7f\xff\xff\xff").is_err());
+        assert!(super::from_slice::<serde_json::Value>(b"[#l\x7f\xff\xff\xffZ").is_err());
     }
 }
