@@ -86,4 +86,28 @@ echo "== POST /invocations: five block groups as CSV, one with a missing value (
 ask text/csv application/json housing-batch.csv
 stop_server
 
-echo "== done: models and outputs in $root (fire), $iops (IOPS), $tab (tabular)"
+mme="$root/multi-model"
+mkdir -p "$mme/models"
+for kind in fire iops tabular; do
+  case $kind in fire) src="$root/model" ;; iops) src="$iops/model" ;; tabular) src="$tab/model" ;; esac
+  mkdir -p "$mme/models/$kind" && cp -R "$src" "$mme/models/$kind/model"
+done
+echo "== serve as a multi-model endpoint (SAGEMAKER_MULTI_MODEL=true): no model until POST /models"
+SAGEMAKER_MULTI_MODEL=true SAGEMAKER_BASE_DIR="$mme" SAGEMAKER_BIND_TO_PORT="$port" "$bin/serve" 2> "$mme/serve.log" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "localhost:$port/ping" >/dev/null && break; sleep 0.1; done
+for kind in fire iops tabular; do
+  echo "POST /models $kind -> $(curl -s -d "{\"model_name\": \"$kind\", \"url\": \"$mme/models/$kind/model\"}" "localhost:$port/models")"
+done
+echo "GET /models -> $(curl -s "localhost:$port/models")"
+echo "== POST /models/<name>/invoke for each, answer as CSV"
+for pair in fire:fire-single.csv iops:iops-single.csv tabular:housing-single.csv; do
+  printf '%s: ' "${pair%%:*}"
+  curl -sf -H 'Content-Type: text/csv' -H 'Accept: text/csv' --data-binary @"sample-payloads/${pair#*:}" \
+    "localhost:$port/models/${pair%%:*}/invoke"
+done
+echo "DELETE /models/fire -> $(curl -s -X DELETE "localhost:$port/models/fire")"
+stop_server
+
+echo "== done: models and outputs in $root (fire), $iops (IOPS), $tab (tabular), $mme (multi-model)"
