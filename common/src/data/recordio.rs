@@ -323,20 +323,6 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    fn field(number: u32, bytes: &[u8], out: &mut Vec<u8>) {
-        varint(u64::from(number) << 3 | 2, out);
-        varint(bytes.len() as u64, out);
-        out.extend_from_slice(bytes);
-    }
-
     /// A record as SageMaker's writers make it: `values` as a float32 tensor.
     fn record(values: &[f32], keys: &[u64]) -> Vec<u8> {
         let mut packed = Vec::new();
@@ -344,21 +330,21 @@ mod tests {
             packed.extend_from_slice(&v.to_le_bytes());
         }
         let mut tensor = Vec::new();
-        field(1, &packed, &mut tensor);
+        length_delimited(1, &packed, &mut tensor);
         if !keys.is_empty() {
             let mut k = Vec::new();
             for &key in keys {
                 varint(key, &mut k);
             }
-            field(2, &k, &mut tensor);
+            length_delimited(2, &k, &mut tensor);
         }
         let mut value = Vec::new();
-        field(2, &tensor, &mut value);
+        length_delimited(2, &tensor, &mut value);
         let mut entry = Vec::new();
-        field(1, b"values", &mut entry);
-        field(2, &value, &mut entry);
+        length_delimited(1, b"values", &mut entry);
+        length_delimited(2, &value, &mut entry);
         let mut rec = Vec::new();
-        field(1, &entry, &mut rec);
+        length_delimited(1, &entry, &mut rec);
         rec
     }
 
@@ -386,14 +372,14 @@ mod tests {
         assert!(row[0].is_nan() && row[1].is_nan() && row[2] == 7.0);
         // An all-zero sparse row: no keys, no values, a shape: every value missing.
         let mut tensor = Vec::new();
-        field(3, &[3], &mut tensor);
+        length_delimited(3, &[3], &mut tensor);
         let mut value = Vec::new();
-        field(2, &tensor, &mut value);
+        length_delimited(2, &tensor, &mut value);
         let mut entry = Vec::new();
-        field(1, b"values", &mut entry);
-        field(2, &value, &mut entry);
+        length_delimited(1, b"values", &mut entry);
+        length_delimited(2, &value, &mut entry);
         let mut empty = Vec::new();
-        field(1, &entry, &mut empty);
+        length_delimited(1, &entry, &mut empty);
         let mut row = [f32::NAN; 3];
         features(&empty, &mut row).unwrap();
         assert!(row.iter().all(|v| v.is_nan()));

@@ -998,25 +998,36 @@ mod tests {
         assert_eq!(avg.n_trees(), 15);
     }
 
+    /// A split on feature 0 at `value` (missing values go left when `default_left`).
+    fn split(value: f32, left: u32, right: u32, default_left: bool) -> Node {
+        Node {
+            value,
+            feature: 0,
+            left,
+            right,
+            default_left,
+        }
+    }
+
+    /// Leaf `i` with `value`.
+    fn leaf(i: u32, value: f32) -> Node {
+        split(value, i, i, false)
+    }
+
+    fn tree(nodes: Vec<Node>, depth: u32) -> TreeData {
+        TreeData {
+            nodes,
+            group: 0,
+            depth,
+        }
+    }
+
     #[test]
     fn corrupt_bytes_and_unsupported_models_are_errors() {
         assert!(TreeModel::from_bytes(b"nonsense", 1).is_err());
         assert!(TreeModel::from_xgboost_json(b"{}").is_err());
         let single_leaf = TreeModelData {
-            trees: vec![TreeData {
-                nodes: vec![
-                    Node {
-                        value: 1.0,
-                        feature: 0,
-                        left: 0,
-                        right: 0,
-                        default_left: false
-                    };
-                    1
-                ],
-                group: 0,
-                depth: 0,
-            }],
+            trees: vec![tree(vec![leaf(0, 1.0)], 0)],
             base_margin: vec![0.0],
             n_features: 1,
             link: Link::Identity,
@@ -1024,37 +1035,18 @@ mod tests {
         let bytes = |m: &TreeModelData| {
             bincode::serde::encode_to_vec(m, bincode::config::standard()).unwrap()
         };
+        let with_trees = |trees: Vec<TreeData>| TreeModelData {
+            trees,
+            ..single_leaf.clone()
+        };
         assert!(TreeModel::from_bytes(&bytes(&single_leaf), 1).is_ok());
         // A lone leaf beside a deeper tree (early-stopped boosting writes such trees), walked
         // both ways: one row, many trees at once; and a block of rows.
-        let mut mixed = single_leaf.clone();
-        mixed.trees.push(TreeData {
-            nodes: vec![
-                Node {
-                    value: 0.5,
-                    feature: 0,
-                    left: 1,
-                    right: 2,
-                    default_left: true,
-                },
-                Node {
-                    value: 10.0,
-                    feature: 0,
-                    left: 1,
-                    right: 1,
-                    default_left: false,
-                },
-                Node {
-                    value: 20.0,
-                    feature: 0,
-                    left: 2,
-                    right: 2,
-                    default_left: false,
-                },
-            ],
-            group: 0,
-            depth: 1,
-        });
+        let deeper = tree(
+            vec![split(0.5, 1, 2, true), leaf(1, 10.0), leaf(2, 20.0)],
+            1,
+        );
+        let mixed = with_trees(vec![tree(vec![leaf(0, 1.0)], 0), deeper]);
         let mixed = TreeModel::from_bytes(&bytes(&mixed), 1).unwrap();
         let x = ndarray::array![[0.0f32], [1.0], [f32::NAN]];
         let want = [11.0, 21.0, 11.0];
@@ -1065,58 +1057,21 @@ mod tests {
         assert_eq!(mixed.predict(x.view()).column(0).to_vec(), want);
         // A well-formed model for another width is refused: it would index past a row.
         assert!(TreeModel::from_bytes(&bytes(&single_leaf), 2).is_err());
-        let mut cyclic = single_leaf.clone();
-        cyclic.trees[0].nodes = vec![
-            Node {
-                value: 1.0,
-                feature: 0,
-                left: 1,
-                right: 1,
-                default_left: false,
-            },
-            Node {
-                value: 1.0,
-                feature: 0,
-                left: 0,
-                right: 1,
-                default_left: false,
-            },
-        ];
-        cyclic.trees[0].depth = 1;
+        let cyclic = with_trees(vec![tree(
+            vec![split(1.0, 1, 1, false), split(1.0, 0, 1, false)],
+            1,
+        )]);
         assert!(TreeModel::from_bytes(&bytes(&cyclic), 1).is_err());
         // A node no path reaches counts for nothing: the root leaf alone is the tree.
-        let mut orphan = single_leaf.clone();
-        orphan.trees[0].nodes = vec![
-            Node {
-                value: 2.0,
-                feature: 0,
-                left: 0,
-                right: 0,
-                default_left: false,
-            },
-            Node {
-                value: 0.5,
-                feature: 0,
-                left: 2,
-                right: 3,
-                default_left: false,
-            },
-            Node {
-                value: 7.0,
-                feature: 0,
-                left: 2,
-                right: 2,
-                default_left: false,
-            },
-            Node {
-                value: 9.0,
-                feature: 0,
-                left: 3,
-                right: 3,
-                default_left: false,
-            },
-        ];
-        orphan.trees[0].depth = 1;
+        let orphan = with_trees(vec![tree(
+            vec![
+                leaf(0, 2.0),
+                split(0.5, 2, 3, false),
+                leaf(2, 7.0),
+                leaf(3, 9.0),
+            ],
+            1,
+        )]);
         let orphan = TreeModel::from_bytes(&bytes(&orphan), 1).unwrap();
         let x = ndarray::array![[0.0f32], [1.0]];
         assert_eq!(
@@ -1128,23 +1083,16 @@ mod tests {
         );
         assert_eq!(orphan.predict(x.view()).column(0).to_vec(), [2.0, 2.0]);
         // Two parents sharing a child: refused (copying shared subtrees could grow without end).
-        let mut shared = single_leaf.clone();
-        let split = |left, right| Node {
-            value: 0.5,
-            feature: 0,
-            left,
-            right,
-            default_left: false,
-        };
-        let leaf = |i| Node {
-            value: 1.0,
-            feature: 0,
-            left: i,
-            right: i,
-            default_left: false,
-        };
-        shared.trees[0].nodes = vec![split(1, 2), split(3, 4), split(3, 4), leaf(3), leaf(4)];
-        shared.trees[0].depth = 2;
+        let shared = with_trees(vec![tree(
+            vec![
+                split(0.5, 1, 2, false),
+                split(0.5, 3, 4, false),
+                split(0.5, 3, 4, false),
+                leaf(3, 1.0),
+                leaf(4, 1.0),
+            ],
+            2,
+        )]);
         let e = TreeModel::from_bytes(&bytes(&shared), 1).unwrap_err();
         assert!(e.to_string().contains("reached twice"), "{e}");
     }
