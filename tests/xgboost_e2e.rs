@@ -430,10 +430,14 @@ fn xgboost_1x_binary_models_and_pickles_answer_as_xgboost_1_7_predicts() {
             } else {
                 bad[at] ^= (state >> 20) as u8 | 1;
             }
-            if let Ok(common::models::legacy::Read::Binary(l)) = common::models::legacy::read(&bad)
-            {
-                let x = ndarray::Array2::<f32>::zeros((2, l.trees.n_features));
-                let _ = l.trees.predict(x.view());
+            let read = common::models::legacy::read(&bad);
+            if let Ok(trees) = read.and_then(|(model, limit)| {
+                let mut trees = model.compile()?;
+                trees.keep_first(limit);
+                Ok(trees)
+            }) {
+                let x = ndarray::Array2::<f32>::zeros((2, trees.n_features));
+                let _ = trees.predict(x.view());
             }
         }
     }

@@ -265,25 +265,6 @@ impl XgboostModel {
             },
         })
     }
-
-    /// The objective the models were trained with.
-    pub fn objective(&self) -> &str {
-        &self.objective
-    }
-}
-
-/// A JSON or UBJSON model, read by this build's own readers. (XGBoost's loader is never given
-/// a file here: fuzzing found corrupt files that crash it with a segmentation fault.)
-fn direct(bytes: &[u8], limit: usize) -> std::result::Result<Compiled, String> {
-    let model = if bytes.get(1) == Some(&b'"') || bytes.get(1).is_some_and(u8::is_ascii_whitespace)
-    {
-        XgboostJson::parse(bytes)
-    } else {
-        crate::models::ubjson::from_slice::<XgboostJson>(bytes)
-            .map_err(|e| crate::Error::Artifact(format!("XGBoost model UBJSON: {e}")))
-    }
-    .map_err(|e| e.to_string())?;
-    described(model, limit)
 }
 
 /// The compiled trees of a parsed model, with its objective, classes and feature names (the
@@ -313,19 +294,19 @@ const MAX_FEATURES: usize = 1 << 20;
 /// A compiled model file: trees, objective, classes, feature names.
 type Compiled = (TreeModel, String, usize, Vec<String>);
 
-/// Compiles one model file: JSON or UBJSON (a 1,000-tree model in about 10 ms, where XGBoost's
-/// own load and JSON dump take 90), XGBoost 1.x's binary format and pickles through [`legacy`].
+/// Compiles one model file, read by this build's own readers (XGBoost's loader is never given
+/// a file here: fuzzing found corrupt files that crash it with a segmentation fault): XGBoost's
+/// JSON or UBJSON (a 1,000-tree model in about 10 ms, where XGBoost's own load and JSON dump
+/// take 90), its 1.x binary format and pickles through [`legacy`].
 fn compile(bytes: &[u8]) -> std::result::Result<Compiled, String> {
-    if !legacy::is_legacy(bytes) {
-        return direct(bytes, 0);
-    }
-    match legacy::read(bytes).map_err(|e| e.to_string())? {
-        legacy::Read::Snapshot(json, limit) => direct(&json, limit),
-        legacy::Read::Binary(l) => {
-            let names = (0..l.trees.n_features).map(|i| format!("f{i}")).collect();
-            Ok((l.trees, l.objective, l.num_class, names))
-        }
-    }
+    let (model, limit) = if legacy::is_legacy(bytes) {
+        legacy::read(bytes).map_err(|e| e.to_string())?
+    } else {
+        let model = crate::models::ubjson::from_json_or_ubjson::<XgboostJson>(bytes)
+            .map_err(|e| format!("XGBoost model {e}"))?;
+        (model, 0)
+    };
+    described(model, limit)
 }
 
 impl Model for XgboostModel {

@@ -11,20 +11,11 @@
 //! bytes each) | gbtree parameters (160 bytes: num_trees i32, ...) | per tree: tree parameters
 //! (148 bytes: num_roots, num_nodes, ...), nodes (20 bytes: parent, left, right, split index
 //! with the default direction in the top bit, split condition or leaf value), node statistics
-//! (16 bytes each, skipped) | each tree's output group (i32 per tree).
+//! (16 bytes each, skipped) | each tree's output group (i32 per tree). What is read becomes
+//! the same typed model XGBoost's JSON is read into, compiled by the one path all take.
 
-use super::trees::{Link, TreeModel};
+use super::trees::{IntOrBool, JsonTree, Link, XgboostJson};
 use crate::error::{Error, Result};
-
-/// What a legacy file holds, compiled.
-pub struct Legacy {
-    /// The trees.
-    pub trees: TreeModel,
-    /// The objective's name (`binary:logistic`, ...).
-    pub objective: String,
-    /// Classes (0 unless multi-class).
-    pub num_class: usize,
-}
 
 /// Whether `bytes` may be a legacy binary model (with its `binf` header, or without, as XGBoost
 /// before 1.x wrote it) or a pickle: anything but JSON and UBJSON, which start with `{`.
@@ -41,35 +32,27 @@ pub struct Pickled {
     pub best_ntree_limit: usize,
 }
 
-/// What a legacy file turned out to hold.
-pub enum Read {
-    /// A binary model, compiled.
-    Binary(Legacy),
-    /// A pickle of a JSON or UBJSON snapshot: its `Model` as JSON bytes (XGBoost reads them),
-    /// and the trees per output group the built-in algorithm predicted with (0: all).
-    Snapshot(Vec<u8>, usize),
-}
-
-/// Reads a legacy binary model (`bytes` starting with `binf`) or a pickled `Booster`.
-pub fn read(bytes: &[u8]) -> Result<Read> {
+/// Reads a legacy binary model or a pickled `Booster` (holding a binary model, or a JSON or
+/// UBJSON snapshot): the model, and the trees per output group the built-in algorithm predicted
+/// with (a pickle's `best_ntree_limit`; 0: all).
+pub fn read(bytes: &[u8]) -> Result<(XgboostJson, usize)> {
     let (model, limit) = if bytes.first() == Some(&0x80) {
         let p = unpickle(bytes).map_err(|e| Error::Artifact(format!("pickle: {e}")))?;
         (p.model, p.best_ntree_limit)
     } else {
         (bytes.to_vec(), 0)
     };
-    if model.first() == Some(&b'{') {
-        return Ok(Read::Snapshot(snapshot_model(&model)?, limit));
-    }
-    binary(&model, limit)
-        .map(Read::Binary)
-        .map_err(|e| Error::Artifact(format!("XGBoost 1.x binary model: {e}")))
+    let model = if model.first() == Some(&b'{') {
+        snapshot_model(&model)?
+    } else {
+        binary(&model).map_err(|e| Error::Artifact(format!("XGBoost 1.x binary model: {e}")))?
+    };
+    Ok((model, limit))
 }
 
 /// The `handle` bytes and `best_ntree_limit` of a pickled `Booster`.
 pub fn unpickle(bytes: &[u8]) -> std::result::Result<Pickled, String> {
     let mut r = Cursor { b: bytes, at: 0 };
-    let mut last_text: Option<String> = None;
     let mut key: Option<String> = None;
     let mut model: Option<Vec<u8>> = None;
     let mut latin1: Option<String> = None;
@@ -159,9 +142,8 @@ pub fn unpickle(bytes: &[u8]) -> std::result::Result<Pickled, String> {
                 }
             }
             if t == "handle" || t == "best_ntree_limit" {
-                key = Some(t.clone());
+                key = Some(t);
             }
-            last_text = Some(t);
         }
         if let Some(d) = data {
             if key.as_deref() == Some("handle") && model.is_none() {
@@ -176,7 +158,6 @@ pub fn unpickle(bytes: &[u8]) -> std::result::Result<Pickled, String> {
             }
         }
     }
-    let _ = last_text;
     let model = model.ok_or("no Booster 'handle' bytes in the pickle")?;
     Ok(Pickled {
         model,
@@ -239,8 +220,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Reads the legacy binary layout; `limit` keeps the first `limit` trees per group (0: all).
-fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
+/// Reads the legacy binary layout.
+fn binary(bytes: &[u8]) -> std::result::Result<XgboostJson, String> {
     let mut r = Cursor { b: bytes, at: 0 };
     if bytes.starts_with(b"binf") {
         r.take(4)?;
@@ -261,6 +242,9 @@ fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
     if num_class > 100_000 || num_feature > 1 << 20 {
         return Err(format!("{num_feature} features and {num_class} classes"));
     }
+    if Link::of_objective(&objective).is_none() {
+        return Err(format!("objective '{objective}' is not supported"));
+    }
     let gbtree = r.take(160)?;
     let num_trees = Cursor { b: gbtree, at: 0 }.i32()?;
     let num_trees = usize::try_from(num_trees).map_err(|_| "a negative tree count")?;
@@ -270,7 +254,7 @@ fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
             bytes.len()
         ));
     }
-    let mut nodes_of = Vec::with_capacity(num_trees);
+    let mut trees = Vec::with_capacity(num_trees);
     for t in 0..num_trees {
         let param = r.take(148)?;
         let num_nodes = Cursor { b: param, at: 4 }.i32()?;
@@ -278,66 +262,40 @@ fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
             .ok()
             .filter(|&n| n > 0 && n * 36 <= bytes.len())
             .ok_or_else(|| format!("tree {t} has {num_nodes} nodes"))?;
-        let mut nodes = Vec::with_capacity(num_nodes);
-        for i in 0..num_nodes {
+        let mut tree = JsonTree {
+            left_children: Vec::with_capacity(num_nodes),
+            right_children: Vec::with_capacity(num_nodes),
+            split_indices: Vec::with_capacity(num_nodes),
+            default_left: Vec::with_capacity(num_nodes),
+            split_conditions: Vec::with_capacity(num_nodes),
+            split_type: Vec::new(),
+        };
+        for _ in 0..num_nodes {
             let _parent = r.i32()?;
             let (left, right) = (r.i32()?, r.i32()?);
-            let sindex = r.u32()?;
+            let split_index = r.u32()?;
             let value = r.f32()?;
-            let leaf = left < 0;
-            let child =
-                |c: i32| u32::try_from(c).map_err(|_| format!("tree {t} node {i}: child {c}"));
-            nodes.push(serde_json::json!([
-                if leaf { i as u32 } else { child(left)? },
-                if leaf { i as u32 } else { child(right)? },
-                if leaf { 0 } else { sindex & 0x7fff_ffff },
-                sindex >> 31,
-                value
-            ]));
+            // A leaf has no children (-1); the top bit of the split index is the default
+            // direction.
+            tree.left_children.push(i64::from(left));
+            tree.right_children
+                .push(if left < 0 { -1 } else { i64::from(right) });
+            tree.split_indices.push(if left < 0 {
+                0
+            } else {
+                i64::from(split_index & 0x7fff_ffff)
+            });
+            tree.default_left
+                .push(IntOrBool::Int(i64::from(split_index >> 31)));
+            tree.split_conditions.push(f64::from(value));
         }
         r.take(16 * num_nodes)?;
-        nodes_of.push(nodes);
+        trees.push(tree);
     }
     let mut groups = Vec::with_capacity(num_trees);
     for _ in 0..num_trees {
         groups.push(r.i32()?.max(0) as u32);
     }
-    let n_groups = num_class.max(1);
-    let keep = if limit == 0 {
-        num_trees
-    } else {
-        (limit * n_groups).min(num_trees)
-    };
-    // The trees as XGBoost's own JSON model, compiled by the one path all models take.
-    let trees: Vec<serde_json::Value> = nodes_of
-        .iter()
-        .take(keep)
-        .map(|nodes| {
-            let col = |k: usize| -> Vec<serde_json::Value> {
-                nodes.iter().map(|n| n[k].clone()).collect()
-            };
-            let leafish = |k: usize| -> Vec<serde_json::Value> {
-                nodes
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        if n[0] == i as u32 && n[1] == i as u32 {
-                            (-1).into()
-                        } else {
-                            n[k].clone()
-                        }
-                    })
-                    .collect()
-            };
-            serde_json::json!({
-                "left_children": leafish(0),
-                "right_children": leafish(1),
-                "split_indices": col(2),
-                "default_left": col(3),
-                "split_conditions": col(4),
-            })
-        })
-        .collect();
     // Before XGBoost 1.0 the file held the base score already on the margin scale; from 1.0
     // on, on the output scale (as the JSON format).
     let base = if !base_score.is_finite() {
@@ -351,42 +309,24 @@ fn binary(bytes: &[u8], limit: usize) -> std::result::Result<Legacy, String> {
     } else {
         base_score
     };
-    let model = serde_json::json!({
-        "learner": {
-            "objective": {"name": objective},
-            "learner_model_param": {
-                "num_feature": num_feature.to_string(),
-                "num_class": num_class.to_string(),
-                "base_score": base.to_string(),
-            },
-            "gradient_booster": {"model": {
-                "trees": trees,
-                "tree_info": groups[..keep].to_vec(),
-            }},
-        }
-    });
-    if Link::of_objective(&objective).is_none() {
-        return Err(format!("objective '{objective}' is not supported"));
-    }
-    let json = serde_json::to_vec(&model).map_err(|e| e.to_string())?;
-    let trees = TreeModel::from_xgboost_json(&json).map_err(|e| e.to_string())?;
-    Ok(Legacy {
-        trees,
+    Ok(XgboostJson::from_parts(
         objective,
+        num_feature,
         num_class,
-    })
+        base,
+        trees,
+        groups,
+    ))
 }
 
-/// The `Model` of a pickled JSON or UBJSON snapshot (`{"Config": ..., "Model": ...}`), as JSON
-/// bytes XGBoost reads.
-pub fn snapshot_model(handle: &[u8]) -> Result<Vec<u8>> {
-    let bad = |m: String| Error::Artifact(format!("pickled XGBoost snapshot: {m}"));
-    let value: serde_json::Value =
-        if handle.get(1) == Some(&b'"') || handle.get(1).is_some_and(u8::is_ascii_whitespace) {
-            serde_json::from_slice(handle).map_err(|e| bad(e.to_string()))?
-        } else {
-            super::ubjson::from_slice(handle).map_err(bad)?
-        };
-    let model = value.get("Model").ok_or_else(|| bad("no Model".into()))?;
-    serde_json::to_vec(model).map_err(|e| bad(e.to_string()))
+/// The `Model` of a pickled JSON or UBJSON snapshot (`{"Config": ..., "Model": ...}`).
+fn snapshot_model(handle: &[u8]) -> Result<XgboostJson> {
+    #[derive(serde::Deserialize)]
+    struct Snapshot {
+        #[serde(rename = "Model")]
+        model: XgboostJson,
+    }
+    super::ubjson::from_json_or_ubjson::<Snapshot>(handle)
+        .map(|s| s.model)
+        .map_err(|e| Error::Artifact(format!("pickled XGBoost snapshot: {e}")))
 }

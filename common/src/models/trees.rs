@@ -693,21 +693,22 @@ struct JsonGbtree {
     tree_info: Vec<u32>,
 }
 
+/// One tree's arrays, as XGBoost's JSON holds them (a leaf's children are -1).
 #[derive(Deserialize)]
-struct JsonTree {
-    left_children: Vec<i64>,
-    right_children: Vec<i64>,
-    split_indices: Vec<i64>,
-    default_left: Vec<IntOrBool>,
-    split_conditions: Vec<f64>,
+pub(crate) struct JsonTree {
+    pub(crate) left_children: Vec<i64>,
+    pub(crate) right_children: Vec<i64>,
+    pub(crate) split_indices: Vec<i64>,
+    pub(crate) default_left: Vec<IntOrBool>,
+    pub(crate) split_conditions: Vec<f64>,
     #[serde(default)]
-    split_type: Vec<i64>,
+    pub(crate) split_type: Vec<i64>,
 }
 
 /// `default_left` is written as 0/1 by current XGBoost, as booleans by some older versions.
 #[derive(Deserialize, Clone, Copy)]
 #[serde(untagged)]
-enum IntOrBool {
+pub(crate) enum IntOrBool {
     Int(i64),
     Bool(bool),
 }
@@ -717,6 +718,32 @@ impl XgboostJson {
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         serde_json::from_slice(bytes)
             .map_err(|e| Error::Artifact(format!("XGBoost model JSON: {e}")))
+    }
+
+    /// A gbtree model from its parts (what XGBoost 1.x binary files hold); `base_score` on the
+    /// output scale.
+    pub(crate) fn from_parts(
+        objective: String,
+        num_feature: usize,
+        num_class: usize,
+        base_score: f32,
+        trees: Vec<JsonTree>,
+        tree_info: Vec<u32>,
+    ) -> Self {
+        Self {
+            learner: JsonLearner {
+                objective: JsonObjective { name: objective },
+                learner_model_param: JsonParam {
+                    num_feature: num_feature.to_string(),
+                    num_class: Some(num_class.to_string()),
+                    base_score: base_score.to_string(),
+                },
+                gradient_booster: JsonBooster {
+                    model: Some(JsonGbtree { trees, tree_info }),
+                },
+                feature_names: Vec::new(),
+            },
+        }
     }
 
     /// The objective's name.

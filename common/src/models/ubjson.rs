@@ -5,6 +5,16 @@
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// Reads `T` from JSON text or UBJSON, whichever `bytes` hold: both open with `{`, and JSON's
+/// next byte is `"` or white space.
+pub fn from_json_or_ubjson<T: de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.get(1) == Some(&b'"') || bytes.get(1).is_some_and(u8::is_ascii_whitespace) {
+        serde_json::from_slice(bytes).map_err(|e| format!("JSON: {e}"))
+    } else {
+        from_slice(bytes)
+    }
+}
+
 /// Reads `T` from UBJSON `bytes`.
 pub fn from_slice<'de, T: de::Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
     let mut reader = Reader {
