@@ -277,14 +277,7 @@ fn recordio_body(body: &[u8], schema: &Schema) -> Result<Array2<f32>, ServeError
     for (i, (record, row)) in records.iter().zip(values.chunks_exact_mut(n)).enumerate() {
         let located = |m: String| bad(format!("record {}: {m}", i + 1));
         recordio::features(record, row).map_err(located)?;
-        if !schema.allow_missing {
-            if let Some(k) = row.iter().position(|v| v.is_nan()) {
-                return Err(located(format!(
-                    "feature {k} ('{}') is absent; this model needs every feature",
-                    schema.feature_names[k]
-                )));
-            }
-        }
+        all_present(row, schema).map_err(located)?;
     }
     Ok(Array2::from_shape_vec((records.len(), n), values).expect("n values per record"))
 }
@@ -293,7 +286,17 @@ fn recordio_body(body: &[u8], schema: &Schema) -> Result<Array2<f32>, ServeError
 /// indices are missing values, refused for models that take none.
 fn libsvm_record(line: &str, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> {
     let n = schema.feature_names.len();
-    let mut row = vec![f32::NAN; n];
+    let start = out.len();
+    out.resize(start + n, f32::NAN);
+    let filled = libsvm_fields(line, schema, &mut out[start..]);
+    if filled.is_err() {
+        out.truncate(start);
+    }
+    filled
+}
+
+fn libsvm_fields(line: &str, schema: &Schema, row: &mut [f32]) -> Result<(), String> {
+    let n = row.len();
     for (k, token) in line.split_ascii_whitespace().enumerate() {
         let Some((index, value)) = token.split_once(':') else {
             if k == 0 {
@@ -314,16 +317,19 @@ fn libsvm_record(line: &str, schema: &Schema, out: &mut Vec<f32>) -> Result<(), 
         row[i] =
             common::data::number::parse(value).map_err(|e| format!("index {i}: value {e}"))? as f32;
     }
-    if !schema.allow_missing {
-        if let Some(i) = row.iter().position(|v| v.is_nan()) {
-            return Err(format!(
-                "feature {i} ('{}') is absent; this model needs every feature",
-                schema.feature_names[i]
-            ));
-        }
+    all_present(row, schema)
+}
+
+/// A row of a sparse format (libsvm, RecordIO) may leave features out: refused for models that
+/// take no missing values.
+fn all_present(row: &[f32], schema: &Schema) -> Result<(), String> {
+    match row.iter().position(|v| v.is_nan()) {
+        Some(i) if !schema.allow_missing => Err(format!(
+            "feature {i} ('{}') is absent; this model needs every feature",
+            schema.feature_names[i]
+        )),
+        _ => Ok(()),
     }
-    out.extend_from_slice(&row);
-    Ok(())
 }
 
 /// One JSON Lines record's tree, refused once far larger than a record of `n` features.

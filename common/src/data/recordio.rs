@@ -91,48 +91,19 @@ fn length_delimited(field: u32, bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(bytes);
 }
 
-/// The `label` map of a `Record` (for tests and clients): name and float32 values.
+/// The `label` map of a `Record` (for tests and clients): name and values.
 pub fn labels(record: &[u8]) -> Result<Vec<(String, Vec<f32>)>, String> {
-    let mut out = Vec::new();
-    let mut r = Reader::new(record);
-    while let Some((field, wire)) = r.key()? {
-        if field != 2 || wire != 2 {
-            r.skip(wire)?;
-            continue;
-        }
-        let mut entry = Reader::new(r.bytes()?);
-        let (mut name, mut values) = (String::new(), Vec::new());
-        while let Some((f, w)) = entry.key()? {
-            match (f, w) {
-                (1, 2) => name = String::from_utf8_lossy(entry.bytes()?).into_owned(),
-                (2, 2) => {
-                    let mut row = Vec::new();
-                    let mut v = Reader::new(entry.bytes()?);
-                    while let Some((f, w)) = v.key()? {
-                        if f == 2 && w == 2 {
-                            let mut t = Reader::new(v.bytes()?);
-                            while let Some((f, w)) = t.key()? {
-                                if f == 1 && w == 2 {
-                                    let mut p = Reader::new(t.bytes()?);
-                                    while !p.done() {
-                                        row.push(p.number(2)? as f32);
-                                    }
-                                } else {
-                                    t.skip(w)?;
-                                }
-                            }
-                        } else {
-                            v.skip(w)?;
-                        }
-                    }
-                    values = row;
-                }
-                _ => entry.skip(w)?,
-            }
-        }
-        out.push((name, values));
-    }
-    Ok(out)
+    map_entries(record, LABEL)?
+        .into_iter()
+        .map(|(name, value)| {
+            let values = tensor(value)?
+                .values
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            Ok((String::from_utf8_lossy(name).into_owned(), values))
+        })
+        .collect()
 }
 
 /// Reads the features of one `Record` into `row` (`n` wide): a dense tensor must hold `n`
@@ -140,24 +111,9 @@ pub fn labels(record: &[u8]) -> Result<Vec<(String, Vec<f32>)>, String> {
 /// as they are (missing).
 pub fn features(record: &[u8], row: &mut [f32]) -> Result<(), String> {
     let mut found = false;
-    let mut r = Reader::new(record);
-    while let Some((field, wire)) = r.key()? {
-        if field != 1 || wire != 2 {
-            r.skip(wire)?;
-            continue;
-        }
-        // A `features` map entry: key (1) and value (2).
-        let mut entry = Reader::new(r.bytes()?);
-        let (mut name, mut value) = (None, None);
-        while let Some((f, w)) = entry.key()? {
-            match (f, w) {
-                (1, 2) => name = Some(entry.bytes()?),
-                (2, 2) => value = Some(entry.bytes()?),
-                _ => entry.skip(w)?,
-            }
-        }
-        if name == Some(b"values".as_slice()) {
-            tensor(value.unwrap_or_default(), row)?;
+    for (name, value) in map_entries(record, FEATURES)? {
+        if name == b"values" {
+            fill_row(tensor(value)?, row)?;
             found = true;
         }
     }
@@ -168,46 +124,88 @@ pub fn features(record: &[u8], row: &mut [f32]) -> Result<(), String> {
     }
 }
 
-/// A `Value` holding a float32 (2), float64 (3) or int32 (7) tensor.
-fn tensor(value: &[u8], row: &mut [f32]) -> Result<(), String> {
-    let mut v = Reader::new(value);
-    while let Some((f, w)) = v.key()? {
-        if w == 2 && matches!(f, 2 | 3 | 7) {
-            return tensor_values(v.bytes()?, f, row);
+/// The `Record` fields holding maps of name to `Value`.
+const FEATURES: u32 = 1;
+const LABEL: u32 = 2;
+
+/// A map entry: its name and `Value` bytes.
+type Entry<'a> = (&'a [u8], &'a [u8]);
+
+/// The entries of the map in field `field` of a `Record`.
+fn map_entries(record: &[u8], field: u32) -> Result<Vec<Entry<'_>>, String> {
+    let mut entries = Vec::new();
+    let mut r = Reader::new(record);
+    while let Some((f, wire)) = r.key()? {
+        if f != field || wire != 2 {
+            r.skip(wire)?;
+            continue;
         }
-        v.skip(w)?;
+        let mut entry = Reader::new(r.bytes()?);
+        let (mut name, mut value): (&[u8], &[u8]) = (b"", b"");
+        while let Some((f, w)) = entry.key()? {
+            match (f, w) {
+                (1, 2) => name = entry.bytes()?,
+                (2, 2) => value = entry.bytes()?,
+                _ => entry.skip(w)?,
+            }
+        }
+        entries.push((name, value));
+    }
+    Ok(entries)
+}
+
+/// A tensor's values, keys (sparse when any) and whether it has a shape.
+struct Tensor {
+    values: Vec<f64>,
+    keys: Vec<u64>,
+    shaped: bool,
+}
+
+/// The float32 (2), float64 (3) or int32 (7) tensor a `Value` holds.
+fn tensor(value: &[u8]) -> Result<Tensor, String> {
+    let mut v = Reader::new(value);
+    while let Some((kind, w)) = v.key()? {
+        if w != 2 || !matches!(kind, 2 | 3 | 7) {
+            v.skip(w)?;
+            continue;
+        }
+        let mut t = Tensor {
+            values: Vec::new(),
+            keys: Vec::new(),
+            shaped: false,
+        };
+        let mut r = Reader::new(v.bytes()?);
+        while let Some((f, w)) = r.key()? {
+            match (f, w) {
+                (1, 2) => {
+                    let mut p = Reader::new(r.bytes()?);
+                    while !p.done() {
+                        t.values.push(p.number(kind)?);
+                    }
+                }
+                (1, _) => t.values.push(r.number(kind)?),
+                (2, 2) => {
+                    let mut p = Reader::new(r.bytes()?);
+                    while !p.done() {
+                        t.keys.push(p.varint()?);
+                    }
+                }
+                (2, 0) => t.keys.push(r.varint()?),
+                (3, _) => {
+                    t.shaped = true;
+                    r.skip(w)?;
+                }
+                _ => r.skip(w)?,
+            }
+        }
+        return Ok(t);
     }
     Err("the 'values' feature holds no float32, float64 or int32 tensor".into())
 }
 
-fn tensor_values(t: &[u8], kind: u32, row: &mut [f32]) -> Result<(), String> {
+/// Writes a dense or sparse feature tensor into `row`.
+fn fill_row(t: Tensor, row: &mut [f32]) -> Result<(), String> {
     let n = row.len();
-    let (mut values, mut keys) = (Vec::new(), Vec::new());
-    let mut shaped = false;
-    let mut r = Reader::new(t);
-    while let Some((f, w)) = r.key()? {
-        match (f, w) {
-            (1, 2) => {
-                let mut p = Reader::new(r.bytes()?);
-                while !p.done() {
-                    values.push(p.number(kind)?);
-                }
-            }
-            (1, _) => values.push(r.number(kind)?),
-            (2, 2) => {
-                let mut p = Reader::new(r.bytes()?);
-                while !p.done() {
-                    keys.push(p.varint()?);
-                }
-            }
-            (2, 0) => keys.push(r.varint()?),
-            (3, _) => {
-                shaped = true;
-                r.skip(w)?;
-            }
-            _ => r.skip(w)?,
-        }
-    }
     // NaN is a missing value (as XGBoost reads these tensors); infinities are refused.
     let checked = |v: f64| -> Result<f32, String> {
         if v.is_nan() {
@@ -219,26 +217,26 @@ fn tensor_values(t: &[u8], kind: u32, row: &mut [f32]) -> Result<(), String> {
     };
     // A sparse tensor with no entries (the SDK writes an all-zero sparse row so) is a row of
     // missing values, as the sparse matrix it came from has no entry there.
-    if keys.is_empty() && values.is_empty() && shaped {
+    if t.keys.is_empty() && t.values.is_empty() && t.shaped {
         return Ok(());
     }
-    if keys.is_empty() {
-        if values.len() != n {
-            return Err(format!("expected {n} values, found {}", values.len()));
+    if t.keys.is_empty() {
+        if t.values.len() != n {
+            return Err(format!("expected {n} values, found {}", t.values.len()));
         }
-        for (x, v) in row.iter_mut().zip(values) {
+        for (x, v) in row.iter_mut().zip(t.values) {
             *x = checked(v)?;
         }
         return Ok(());
     }
-    if keys.len() != values.len() {
+    if t.keys.len() != t.values.len() {
         return Err(format!(
             "a sparse tensor has {} keys for {} values",
-            keys.len(),
-            values.len()
+            t.keys.len(),
+            t.values.len()
         ));
     }
-    for (k, v) in keys.into_iter().zip(values) {
+    for (k, v) in t.keys.into_iter().zip(t.values) {
         let i = usize::try_from(k).ok().filter(|&i| i < n).ok_or_else(|| {
             format!("sparse key {k} is beyond the model's {n} features (keys are 0-based)")
         })?;
