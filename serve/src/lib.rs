@@ -75,13 +75,7 @@ impl AppState {
     /// serves nothing (fails closed) unless `SERVE_USER=root` asked to keep root.
     pub fn load_model(&self, opt_ml: &OptMl) {
         let start = std::time::Instant::now();
-        // A fault while loading is a failed load (/ping 500), never a load that never ends.
-        let mut result = std::panic::catch_unwind(|| LoadedModel::load(opt_ml))
-            .unwrap_or_else(|_| {
-                Err(common::Error::Artifact(
-                    "loading the model failed unexpectedly".into(),
-                ))
-            })
+        let mut result = LoadedModel::load(opt_ml)
             .map(Arc::new)
             .map_err(|e| e.to_string());
         if let Some((uid, gid)) = self.config.run_as.filter(|_| common::access::is_root()) {

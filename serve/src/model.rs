@@ -28,11 +28,18 @@ impl LoadedModel {
     /// Loads the model in `model_dir` (a model directory, or one holding `model.tar.gz`).
     pub fn load_from(model_dir: &Path) -> Result<Self> {
         let scratch = scratch_dir();
-        let loaded = (|| {
+        // A fault in a reader is a failed load, never a panic that leaves a load unfinished
+        // (and the unpacked archive behind).
+        let loaded = std::panic::catch_unwind(|| {
             let dir = artifact::open_model_dir(model_dir, &scratch)?;
             let (manifest, model) = kinds::open(&dir, &xgboost_options()?)?;
             Ok(Self { manifest, model })
-        })();
+        })
+        .unwrap_or_else(|_| {
+            Err(Error::Artifact(
+                "loading the model failed unexpectedly".into(),
+            ))
+        });
         // Everything served is in memory now; an unpacked archive is not needed any more.
         if scratch.exists() {
             if let Err(e) = std::fs::remove_dir_all(&scratch) {

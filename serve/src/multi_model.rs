@@ -236,23 +236,22 @@ async fn load_model(state: &AppState, body: Body) -> Result<String, ServeError> 
     let loading = name.clone();
     // The task finishes the slot itself (ready, or freed), so a client that goes away while
     // its model loads leaves no slot stuck in Loading and no charge behind.
-    let task = tokio::task::spawn_blocking(move || {
-        let loaded = load_into(&registry, &loading, url);
-        let mut models = registry.models.lock().expect("registry lock");
-        match loaded {
-            Ok((url, model, charge)) => {
-                models.insert(loading, Slot::Ready { url, model, charge });
-                Ok(())
+    let task = tokio::task::spawn_blocking(move || match load_into(&registry, &loading, url) {
+        Ok((url, model, charge)) => {
+            let slot = Slot::Ready { url, model, charge };
+            registry
+                .models
+                .lock()
+                .expect("registry lock")
+                .insert(loading, slot);
+            Ok(())
+        }
+        Err(e) => {
+            registry.remove_if_loading(&loading);
+            if let ServeError::BadRequest(m) | ServeError::InsufficientMemory(m) = &e {
+                tracing::warn!("{m}");
             }
-            Err(e) => {
-                if matches!(models.get(&loading), Some(Slot::Loading)) {
-                    models.remove(&loading);
-                }
-                if let ServeError::BadRequest(m) | ServeError::InsufficientMemory(m) = &e {
-                    tracing::warn!("{m}");
-                }
-                Err(e)
-            }
+            Err(e)
         }
     });
     match task.await {
@@ -282,19 +281,13 @@ fn load_into(
     let admission = registry
         .admit(bytes)
         .map_err(ServeError::InsufficientMemory)?;
-    let model = std::panic::catch_unwind(|| LoadedModel::load_from(dir))
-        .unwrap_or_else(|_| {
-            Err(common::Error::Artifact(
-                "loading failed unexpectedly".into(),
-            ))
-        })
-        .map_err(|e| {
-            ServeError::BadRequest(format!(
-                "cannot load model '{}' from {url}: {}",
-                shown(name),
-                common::error::one_line(&e.to_string(), 500)
-            ))
-        })?;
+    let model = LoadedModel::load_from(dir).map_err(|e| {
+        ServeError::BadRequest(format!(
+            "cannot load model '{}' from {url}: {}",
+            shown(name),
+            common::error::one_line(&e.to_string(), 500)
+        ))
+    })?;
     drop(admission);
     let arrays = model.memory_bytes() as u64;
     let charge = arrays + arrays / 16 + MODEL_OVERHEAD;
@@ -403,17 +396,16 @@ fn not_loaded(name: &str) -> ServeError {
 pub async fn unload(State(state): State<AppState>, Path(name): Path<String>) -> Response {
     let (model, charge) = {
         let mut models = state.registry.models.lock().expect("registry lock");
-        match models.get(&name) {
-            Some(Slot::Ready { .. }) => match models.remove(&name) {
-                Some(Slot::Ready { model, charge, .. }) => (model, charge),
-                _ => unreachable!("checked under the lock"),
-            },
+        match models.remove(&name) {
+            Some(Slot::Ready { model, charge, .. }) => (model, charge),
             Some(Slot::Loading) => {
+                // Still the loader's (under this lock): put back as it was.
+                models.insert(name.clone(), Slot::Loading);
                 return ServeError::Conflict(format!(
                     "model '{}' is still loading; unload it once loaded",
                     shown(&name)
                 ))
-                .into_response()
+                .into_response();
             }
             None => return not_loaded(&name).into_response(),
         }
