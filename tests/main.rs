@@ -10,3 +10,4 @@ mod tabular_e2e;
 mod train_e2e;
 mod train_failures;
 mod xgboost_e2e;
+mod xgboost_train_e2e;

@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2};
 const FEATURES: usize = 4;
 
 /// Rows with about 5 % missing values, and labels for regression, binary and 3 classes.
-fn data(rows: usize) -> (Array2<f32>, Array1<f32>, Array1<f32>, Array1<f32>) {
+pub(crate) fn data(rows: usize) -> (Array2<f32>, Array1<f32>, Array1<f32>, Array1<f32>) {
     let mut state = 7u64;
     let mut next = || {
         state = state
@@ -51,7 +51,7 @@ fn booster(objective: &str, x: &Array2<f32>, y: &Array1<f32>, seed: u32) -> xgb:
     xgb_util::train_rounds(&p, &[(&m, "train")], 20, &mut |_| Ok(true)).unwrap()
 }
 
-fn csv(x: &Array2<f32>) -> String {
+pub(crate) fn csv(x: &Array2<f32>) -> String {
     x.rows()
         .into_iter()
         .map(|r| {
@@ -71,7 +71,7 @@ fn csv(x: &Array2<f32>) -> String {
 }
 
 /// A model directory holding `files` (name, bytes), and a server for it.
-fn serve(files: &[(&str, Vec<u8>)], envs: &[(&str, &str)]) -> (Sandbox, Server) {
+pub(crate) fn serve(files: &[(&str, Vec<u8>)], envs: &[(&str, &str)]) -> (Sandbox, Server) {
     let s = Sandbox::new();
     let dir = s.opt_ml.model_dir();
     std::fs::create_dir_all(&dir).unwrap();
@@ -82,7 +82,7 @@ fn serve(files: &[(&str, Vec<u8>)], envs: &[(&str, &str)]) -> (Sandbox, Server) 
     (s, server)
 }
 
-fn wait_loaded(server: &Server) -> u16 {
+pub(crate) fn wait_loaded(server: &Server) -> u16 {
     for _ in 0..500 {
         match server.try_request("GET", "/ping", &[], b"") {
             Ok(r) if r.status != 503 => return r.status,
@@ -93,7 +93,7 @@ fn wait_loaded(server: &Server) -> u16 {
     panic!("never loaded: {}", server.log());
 }
 
-fn post(server: &Server, body: &str, accept: Option<&str>) -> Reply {
+pub(crate) fn post(server: &Server, body: &str, accept: Option<&str>) -> Reply {
     let mut headers = vec![("Content-Type", "text/csv")];
     if let Some(a) = accept {
         headers.push(("Accept", a));
@@ -101,14 +101,14 @@ fn post(server: &Server, body: &str, accept: Option<&str>) -> Reply {
     server.request("POST", "/invocations", &headers, body.as_bytes())
 }
 
-fn numbers(text: &str) -> Vec<f32> {
+pub(crate) fn numbers(text: &str) -> Vec<f32> {
     text.split([',', '\n', '[', ']', ' '])
         .filter(|t| !t.is_empty())
         .map(|t| t.parse().unwrap())
         .collect()
 }
 
-fn close(got: &[f32], want: &[f32], what: &str) {
+pub(crate) fn close(got: &[f32], want: &[f32], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         assert!(

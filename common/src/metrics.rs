@@ -193,6 +193,50 @@ impl RegressionMetrics {
     }
 }
 
+/// Metrics of predicted class labels, as scikit-learn defines them (the names SageMaker's
+/// built-in XGBoost computes itself): `accuracy`, `balanced_accuracy` (mean recall over the
+/// classes in `labels`), `precision`, `recall`, `f1_binary` (of class 1), `f1` and the `_macro`
+/// averages (over the classes in `labels` or `predicted`; 0 where undefined), and the `_micro`
+/// averages (equal to accuracy for one label per row). `None` for another name.
+pub fn label_metric(name: &str, labels: &[f32], predicted: &[f32]) -> Option<f64> {
+    use std::collections::BTreeMap;
+    // Per class: (true positives, predicted count, actual count).
+    let mut classes: BTreeMap<i64, (usize, usize, usize)> = BTreeMap::new();
+    let mut correct = 0;
+    for (&y, &p) in labels.iter().zip(predicted) {
+        let (y, p) = (y as i64, p as i64);
+        classes.entry(p).or_default().1 += 1;
+        let c = classes.entry(y).or_default();
+        c.2 += 1;
+        if y == p {
+            c.0 += 1;
+            correct += 1;
+        }
+    }
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let precision = |c: &(usize, usize, usize)| ratio(c.0, c.1);
+    let recall = |c: &(usize, usize, usize)| ratio(c.0, c.2);
+    let f1 = |c: &(usize, usize, usize)| ratio(2 * c.0, c.1 + c.2);
+    let macro_of = |f: &dyn Fn(&(usize, usize, usize)) -> f64| {
+        classes.values().map(f).sum::<f64>() / classes.len().max(1) as f64
+    };
+    let positive = classes.get(&1).copied().unwrap_or_default();
+    Some(match name {
+        "accuracy" | "precision_micro" | "recall_micro" => ratio(correct, labels.len()),
+        "balanced_accuracy" => {
+            let present: Vec<f64> = classes.values().filter(|c| c.2 > 0).map(recall).collect();
+            present.iter().sum::<f64>() / present.len().max(1) as f64
+        }
+        "precision" => precision(&positive),
+        "recall" => recall(&positive),
+        "f1_binary" => f1(&positive),
+        "f1" | "f1_macro" => macro_of(&f1),
+        "precision_macro" => macro_of(&precision),
+        "recall_macro" => macro_of(&recall),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +307,21 @@ mod tests {
         }
         assert!((roc_auc(&y, &p).unwrap() - s / n).abs() < 1e-12);
         assert_eq!(roc_auc(&[1.0, 1.0], &[0.2, 0.3]), None);
+    }
+
+    #[test]
+    fn label_metrics_match_scikit_learn() {
+        // sklearn on y=[0,1,2,2,1,0], p=[0,2,2,2,1,1]: accuracy 4/6, balanced 0.6667,
+        // f1_macro 0.6556, precision_macro 0.7222, recall_macro 0.6667, binary class-1 f1 0.5.
+        let y = [0.0, 1.0, 2.0, 2.0, 1.0, 0.0];
+        let p = [0.0, 2.0, 2.0, 2.0, 1.0, 1.0];
+        let m = |n| label_metric(n, &y, &p).unwrap();
+        assert!((m("accuracy") - 4.0 / 6.0).abs() < 1e-12);
+        assert!((m("balanced_accuracy") - 2.0 / 3.0).abs() < 1e-12);
+        assert!((m("f1_macro") - (2.0 / 3.0 + 0.5 + 0.8) / 3.0).abs() < 1e-12);
+        assert!((m("precision_macro") - (1.0 + 0.5 + 2.0 / 3.0) / 3.0).abs() < 1e-12);
+        assert!((m("recall_macro") - (0.5 + 0.5 + 1.0) / 3.0).abs() < 1e-12);
+        assert!((m("f1_binary") - 0.5).abs() < 1e-12);
+        assert_eq!(label_metric("rmse", &y, &p), None);
     }
 }

@@ -1,6 +1,7 @@
 //! The training job's configuration: hyperparameters, channels and hosts, validated before any
 //! data is read.
 
+use crate::xgboost_hyperparameters::BuiltinParams;
 use common::data::tabular::TabularOptions;
 use common::hyperparams::{HyperparameterReader, Hyperparameters, Interval};
 use common::kinds::{iops, ModelKind};
@@ -45,6 +46,8 @@ pub enum ModelConfig {
     Iops(IopsParams),
     /// Generic tabular candidates compared on one metric.
     Tabular(TabularConfig),
+    /// SageMaker's built-in XGBoost algorithm, with its hyperparameters.
+    Xgboost(BuiltinParams),
 }
 
 /// Selection metrics and whether larger is better.
@@ -101,6 +104,23 @@ impl TrainConfig {
             &ModelKind::TRAINED,
         )?;
         let model_kind = ModelKind::from_name(model_kind).expect("a listed kind");
+        let hyperparameters = hp
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        if model_kind == ModelKind::Xgboost {
+            // The built-in's own names and rules, and nothing held out of `train`.
+            return Ok(Self {
+                model_kind,
+                model: ModelConfig::Xgboost(BuiltinParams::from_hyperparameters(hp)?),
+                split: SplitConfig {
+                    validation_fraction: 0.0,
+                    test_fraction: 0.0,
+                    seed: 0,
+                },
+                hyperparameters,
+            });
+        }
         let seed = r.u64("seed", 42, 0, u64::from(u32::MAX))?;
         let max_bin = r.u64("max_bin", 256, 2, 4096)? as u32;
         let nthread = r.u64("nthread", 0, 0, 1024)? as u32;
@@ -109,11 +129,7 @@ impl TrainConfig {
                 ModelConfig::Fire(fire_params(&mut r, seed, max_bin, nthread)?)
             }
             ModelKind::Iops => ModelConfig::Iops(iops_params(&mut r, seed, max_bin, nthread)?),
-            ModelKind::Xgboost => {
-                return Err(Error::Hyperparameter(
-                    "model_kind: xgboost models are served by this build, not trained".into(),
-                ))
-            }
+            ModelKind::Xgboost => unreachable!("returned above"),
             ModelKind::Tabular => ModelConfig::Tabular(tabular_config(
                 &mut r,
                 hp.tuning_objective_metric.as_deref(),
@@ -132,10 +148,6 @@ impl TrainConfig {
             seed,
         };
         r.finish()?;
-        let hyperparameters = hp
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
         Ok(Self {
             model_kind,
             model,

@@ -13,6 +13,8 @@ pub mod report;
 pub mod splits;
 pub mod stop;
 pub mod tabular;
+pub mod xgboost;
+pub mod xgboost_hyperparameters;
 
 use common::hyperparams::Hyperparameters;
 use common::opt_ml::OptMl;
@@ -56,6 +58,9 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
         }
         ModelConfig::Tabular(t) => {
             serde_json::to_value(tabular::train(opt_ml, &config, t, &channels, stop)?)
+        }
+        ModelConfig::Xgboost(params) => {
+            serde_json::to_value(xgboost::train(opt_ml, &config, params, &channels, stop)?)
         }
     }
     .map_err(|e| common::Error::Fit(e.to_string()))?;

@@ -94,18 +94,25 @@ impl Reader<'_> {
     }
 }
 
-/// Loads every channel with `schema` and splits. Held-out splits are stratified by the first
-/// target when `stratify` is set (classification), else drawn at random. `check` runs on the
-/// whole `train` channel and again on the train split.
-pub fn load(
+/// The channels as given: `train` (or `training`), and `validation` and `test` when present.
+pub struct Channels {
+    /// The `train` channel's rows.
+    pub train: Dataset,
+    /// The `validation` channel's rows.
+    pub validation: Option<Dataset>,
+    /// The `test` channel's rows.
+    pub test: Option<Dataset>,
+}
+
+/// Loads every channel with `reader`; later channels are matched to `train`'s columns. `check`
+/// runs on the `train` channel.
+pub fn load_channels(
     opt_ml: &OptMl,
-    config: &SplitConfig,
     channels: &BTreeMap<String, ChannelConfig>,
     reader: Reader,
-    stratify: bool,
     check: RowCheck,
     stop: &StopFlag,
-) -> Result<Splits> {
+) -> Result<Channels> {
     let poll = || stop.check();
     let load = |name: &str, content_type: Option<&str>, like: Option<&Columns>| {
         reader.load(&opt_ml.channel_dir(name), name, content_type, like, &poll)
@@ -123,14 +130,37 @@ pub fn load(
                 opt_ml.data_dir().display()
             ))
         })?;
-    let (all, columns) = load(train_name, train_ct, None)?;
-    check(&all, train_name)?;
-    let validation = channel(opt_ml, channels, &["validation"])?
-        .map(|(n, ct)| load(n, ct, Some(&columns)).map(|(rows, _)| rows))
-        .transpose()?;
-    let test = channel(opt_ml, channels, &["test"])?
-        .map(|(n, ct)| load(n, ct, Some(&columns)).map(|(rows, _)| rows))
-        .transpose()?;
+    let (train, columns) = load(train_name, train_ct, None)?;
+    check(&train, train_name)?;
+    let later = |name: &'static str| {
+        channel(opt_ml, channels, &[name])?
+            .map(|(n, ct)| load(n, ct, Some(&columns)).map(|(rows, _)| rows))
+            .transpose()
+    };
+    Ok(Channels {
+        validation: later("validation")?,
+        test: later("test")?,
+        train,
+    })
+}
+
+/// Loads every channel with `reader` and splits. Held-out splits are stratified by the first
+/// target when `stratify` is set (classification), else drawn at random. `check` runs on the
+/// whole `train` channel and again on the train split.
+pub fn load(
+    opt_ml: &OptMl,
+    config: &SplitConfig,
+    channels: &BTreeMap<String, ChannelConfig>,
+    reader: Reader,
+    stratify: bool,
+    check: RowCheck,
+    stop: &StopFlag,
+) -> Result<Splits> {
+    let Channels {
+        train: all,
+        validation,
+        test,
+    } = load_channels(opt_ml, channels, reader, check, stop)?;
     let splits = match validation {
         Some(validation) => Splits {
             train: all,

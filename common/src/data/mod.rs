@@ -190,6 +190,8 @@ pub struct Dataset {
     /// Whether a missing value stands for an absent libsvm entry, a zero for models without a
     /// notion of missing (XGBoost still treats it as missing, as XGBoost does with libsvm).
     pub absent_is_zero: bool,
+    /// Query ids of ranking data (libsvm `qid:`), one per row, when the data has them.
+    pub query_ids: Option<Array1<u32>>,
 }
 
 impl Dataset {
@@ -207,6 +209,7 @@ impl Dataset {
             feature_names,
             weights: None,
             absent_is_zero: false,
+            query_ids: None,
         }
     }
 
@@ -240,6 +243,10 @@ impl Dataset {
                 .as_ref()
                 .map(|w| w.select(ndarray::Axis(0), indices)),
             absent_is_zero: self.absent_is_zero,
+            query_ids: self
+                .query_ids
+                .as_ref()
+                .map(|q| q.select(ndarray::Axis(0), indices)),
         }
     }
 

@@ -6,7 +6,8 @@
 //! - CSV with a header: the label column named by `label_column` (and a `weight` column with
 //!   `csv_weights`), every other column a feature, in header order;
 //! - JSON Lines: `{"features": [..], "label": y, "weight": w}` (weight optional);
-//! - libsvm: `label[:weight] index:value ...`, column `index` (0-based, as XGBoost reads it).
+//! - libsvm: `label[:weight] [qid:q] index:value ...`, column `index` (0-based, as XGBoost reads
+//!   it); `qid` is a ranking query id, given on every row or none.
 //!
 //! An empty CSV field, a `null` in JSON, or an index absent from a libsvm line is a missing value
 //! (NaN), which XGBoost handles natively. Every row of a CSV or JSON Lines source must have the
@@ -38,6 +39,8 @@ pub struct Table {
     pub labels: Vec<f32>,
     /// One weight per row, when the data has weights.
     pub weights: Vec<f32>,
+    /// One query id per row, when libsvm rows carry `qid:` (all of them or none).
+    pub query_ids: Vec<u32>,
     /// Column names from a CSV header, when there was one.
     pub names: Option<Vec<String>>,
     /// Whether the width was fixed by a dense source (CSV, JSON Lines).
@@ -100,6 +103,7 @@ impl Table {
             feature_names: names,
             weights: (!self.weights.is_empty()).then(|| Array1::from(self.weights)),
             absent_is_zero: !self.fixed_width,
+            query_ids: (!self.query_ids.is_empty()).then(|| Array1::from(self.query_ids)),
         }
     }
 }
@@ -504,7 +508,26 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
     let label =
         number_of(label).ok_or_else(|| format!("the label is not a number: \"{label}\""))?;
     let mut entries = Vec::new();
-    for t in tokens.take_while(|t| !t.starts_with('#')) {
+    let mut tokens = tokens.take_while(|t| !t.starts_with('#')).peekable();
+    let query_id = match tokens.peek().and_then(|t| t.strip_prefix("qid:")) {
+        Some(q) => {
+            let q = q
+                .parse::<u32>()
+                .map_err(|_| format!("'qid:{q}': the query id is not a whole number"))?;
+            tokens.next();
+            Some(q)
+        }
+        None => None,
+    };
+    if (query_id.is_some() && table.query_ids.len() != table.rows())
+        || (query_id.is_none() && !table.query_ids.is_empty())
+    {
+        return Err(
+            "some rows have a qid: and others not; give every row of a ranking job its query id"
+                .into(),
+        );
+    }
+    for t in tokens {
         let (i, v) = t
             .split_once(':')
             .ok_or_else(|| format!("'{t}' is not index:value"))?;
@@ -546,6 +569,7 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
         table.features[start + i] = v;
     }
     table.labels.push(label as f32);
+    table.query_ids.extend(query_id);
     match (options.csv_weights, weight) {
         (true, Some(w)) => table.weights.push(
             number_of(w).ok_or_else(|| format!("the weight is not a number: \"{w}\""))? as f32,

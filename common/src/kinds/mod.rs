@@ -28,7 +28,8 @@ pub enum ModelKind {
     Iops,
     /// One generic tabular candidate ([`tabular`]).
     Tabular,
-    /// XGBoost models trained elsewhere, served from their own files ([`xgboost`]).
+    /// SageMaker's built-in XGBoost algorithm: its models (trained here or elsewhere), served
+    /// from XGBoost's own files ([`xgboost`]).
     Xgboost,
 }
 
@@ -43,7 +44,7 @@ impl ModelKind {
     /// Their names, in the same order.
     pub const NAMES: [&'static str; 4] = ["fire_ensemble", "iops", "tabular", "xgboost"];
     /// The names of the kinds `train` fits.
-    pub const TRAINED: [&'static str; 3] = ["fire_ensemble", "iops", "tabular"];
+    pub const TRAINED: [&'static str; 4] = Self::NAMES;
 
     /// The kind's name.
     pub fn name(self) -> &'static str {

@@ -72,12 +72,17 @@ impl Link {
             "binary:hinge" => (Link::Hinge, same),
             "multi:softprob" => (Link::Softmax, same),
             "multi:softmax" => (Link::ArgMax, same),
-            "count:poisson" | "reg:gamma" | "reg:tweedie" => (Link::Exp, ln),
+            "count:poisson" | "reg:gamma" | "reg:tweedie" | "survival:cox" | "survival:aft" => {
+                (Link::Exp, ln)
+            }
             "reg:squarederror"
             | "reg:linear"
             | "reg:squaredlogerror"
             | "reg:pseudohubererror"
-            | "reg:absoluteerror" => (Link::Identity, same),
+            | "reg:absoluteerror"
+            | "rank:pairwise"
+            | "rank:ndcg"
+            | "rank:map" => (Link::Identity, same),
             _ => return None,
         })
     }

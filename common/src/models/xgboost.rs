@@ -86,7 +86,23 @@ pub fn train_rounds(
     let dtrain = evals.first().expect("training matrix").0;
     let cache: Vec<&DMatrix> = evals.iter().map(|(m, _)| *m).collect();
     let mut booster = new_booster(params, &cache)?;
-    // XGBoost reports metrics in the order `eval_metric` lists them.
+    for round in 0..rounds {
+        booster.update(dtrain, round as i32)?;
+        if !on_round(&evaluate(&booster, evals, round, params)?)? {
+            break;
+        }
+    }
+    Ok(booster)
+}
+
+/// XGBoost's evaluation of every set after `round`, metrics in the order `eval_metric` lists
+/// them in `params` (as XGBoost prints them).
+pub fn evaluate(
+    booster: &Booster,
+    evals: &[(&DMatrix, &str)],
+    round: u32,
+    params: &XgbParams,
+) -> Result<RoundLog> {
     let order: Vec<&str> = params
         .0
         .iter()
@@ -94,27 +110,27 @@ pub fn train_rounds(
         .map(|(_, v)| v.as_str())
         .collect();
     let rank = |m: &str| order.iter().position(|o| *o == m).unwrap_or(usize::MAX);
-    for round in 0..rounds {
-        booster.update(dtrain, round as i32)?;
-        let mut log = RoundLog {
-            round,
-            line: format!("[{round}]"),
-            scores: Vec::new(),
-        };
-        for (m, name) in evals {
-            let mut scores: Vec<(String, f32)> = booster.evaluate(m)?.into_iter().collect();
-            scores.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
-            for (metric, value) in scores {
-                log.line.push_str(&format!("\t{name}-{metric}:{value:.5}"));
-                log.scores
-                    .push((name.to_string(), metric, f64::from(value)));
-            }
-        }
-        if !on_round(&log)? {
-            break;
+    let mut log = RoundLog {
+        round,
+        line: format!("[{round}]"),
+        scores: Vec::new(),
+    };
+    for (m, name) in evals {
+        let mut scores: Vec<(String, f32)> = booster.evaluate(m)?.into_iter().collect();
+        scores.sort_by(|a, b| (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0)));
+        for (metric, value) in scores {
+            log.push(name, &metric, f64::from(value));
         }
     }
-    Ok(booster)
+    Ok(log)
+}
+
+impl RoundLog {
+    /// Appends one score to the scores and the line.
+    pub fn push(&mut self, set: &str, metric: &str, value: f64) {
+        self.line.push_str(&format!("\t{set}-{metric}:{value:.5}"));
+        self.scores.push((set.to_owned(), metric.to_owned(), value));
+    }
 }
 
 /// A trained booster in both forms the artifact keeps: XGBoost's own UBJSON model (for XGBoost

@@ -1,0 +1,393 @@
+//! `model_kind=xgboost`: training with the contract of SageMaker's built-in XGBoost algorithm.
+//!
+//! The `train` channel is trained on whole (nothing is held out, as the built-in); a
+//! `validation` channel is evaluated every round, drives early stopping and gives the
+//! `validation-<metric>` values hyperparameter tuning reads from the round lines
+//! (`[3]\ttrain-rmse:1.2\tvalidation-rmse:1.4`); a `test` channel (ours) is evaluated once at the
+//! end. The model directory holds `xgboost-model` (XGBoost's UBJSON, loadable by
+//! `xgboost.Booster(model_file=...)`) beside our manifest; `serve` reads it as a model trained
+//! elsewhere would be read.
+//!
+//! Metrics XGBoost does not compute (`accuracy`, `f1`, `r2`, ...) are computed here each round
+//! from XGBoost's predictions, as the built-in does: classes from the margin (`> 0` for one
+//! output, the largest for several), values from the prediction.
+
+use crate::config::{ChannelConfig, TrainConfig};
+use crate::report;
+use crate::splits::{self, Reader};
+use crate::stop::StopFlag;
+use crate::xgboost_hyperparameters::BuiltinParams;
+use common::artifact::{PayloadFile, PayloadFormat};
+use common::data::tabular::TabularOptions;
+use common::data::Dataset;
+use common::kinds::ModelKind;
+use common::metrics::{label_metric, RegressionMetrics};
+use common::models::xgboost::{self, RoundLog};
+use common::opt_ml::OptMl;
+use common::{Error, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use xgb::{Booster, DMatrix};
+
+/// The model file the built-in writes, and downstream tools look for.
+pub const MODEL_FILE: &str = "xgboost-model";
+
+/// Metric name to value.
+pub type Scores = BTreeMap<String, f64>;
+
+/// `evaluation.json` of an XGBoost job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// The objective trained.
+    pub objective: String,
+    /// Rounds asked for.
+    pub num_round: u32,
+    /// Rounds run.
+    pub rounds_run: u32,
+    /// The round the model keeps, from 0 (the best on validation with early stopping).
+    pub best_iteration: u32,
+    /// The metric early stopping watched, when it was on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stopping_metric: Option<String>,
+    /// Whether the job was stopped (SIGTERM with `save_model_on_termination`) before its last round.
+    pub partial: bool,
+    /// Rows per channel.
+    pub rows: BTreeMap<&'static str, usize>,
+    /// Scores per set (`train`, `validation`, `test`) at the kept round.
+    pub scores: BTreeMap<String, Scores>,
+}
+
+/// Trains, writes `xgboost-model` and the manifest, returns the evaluation.
+pub fn train(
+    opt_ml: &OptMl,
+    config: &TrainConfig,
+    params: &BuiltinParams,
+    channels: &BTreeMap<String, ChannelConfig>,
+    stop: &StopFlag,
+) -> Result<Evaluation> {
+    let options = TabularOptions {
+        label_column: "label".into(),
+        csv_weights: params.csv_weights,
+    };
+    let data = splits::load_channels(
+        opt_ml,
+        channels,
+        Reader::Tabular(&options),
+        &|_, _| Ok(()),
+        stop,
+    )?;
+    let ranking = params.objective.starts_with("rank:");
+    let mut sets: Vec<(&'static str, &Dataset)> = vec![("train", &data.train)];
+    sets.extend(data.validation.as_ref().map(|d| ("validation", d)));
+    let matrices: Vec<DMatrix> = sets
+        .iter()
+        .map(|(name, d)| matrix(d, name, ranking, params))
+        .collect::<Result<_>>()?;
+    let evals: Vec<(&DMatrix, &str)> = matrices.iter().zip(&sets).map(|(m, s)| (m, s.0)).collect();
+    let (native, custom) = split_metrics(&params.eval_metrics);
+    let mut xgb_params = params.xgboost.clone();
+    for m in &native {
+        xgb_params = xgb_params.set("eval_metric", m);
+    }
+
+    let cache: Vec<&DMatrix> = matrices.iter().collect();
+    let mut booster = xgboost::new_booster(&xgb_params, &cache)?;
+    let patience = params
+        .early_stopping_rounds
+        .filter(|_| data.validation.is_some());
+    let mut logs: Vec<RoundLog> = Vec::new();
+    let mut best: Option<(u32, f64)> = None;
+    let mut watched: Option<String> = None;
+    let mut partial = false;
+    for round in 0..params.num_round {
+        if let Err(stopped) = stop.check() {
+            if params.save_model_on_termination && round > 0 {
+                tracing::warn!(
+                    rounds = round,
+                    "SIGTERM: saving the rounds finished so far (save_model_on_termination)"
+                );
+                partial = true;
+                break;
+            }
+            return Err(stopped);
+        }
+        booster.update(&matrices[0], round as i32)?;
+        let mut log = xgboost::evaluate(&booster, &evals, round, &xgb_params)?;
+        for ((name, d), m) in sets.iter().zip(&matrices) {
+            for (metric, value) in custom_scores(&booster, m, d, &custom, &params.objective)? {
+                log.push(name, &metric, value);
+            }
+        }
+        println!("{}", log.line);
+        if let Some(p) = patience {
+            // The last metric asked for, else the last one XGBoost logs (its default).
+            let metric =
+                watched.get_or_insert_with(|| {
+                    params.eval_metrics.last().cloned().unwrap_or_else(|| {
+                        log.scores.last().map(|s| s.1.clone()).unwrap_or_default()
+                    })
+                });
+            if let Some(score) = log.score("validation", metric) {
+                let better = |b: f64| {
+                    if BuiltinParams::maximize(metric) {
+                        score > b
+                    } else {
+                        score < b
+                    }
+                };
+                if best.is_none_or(|(_, b)| better(b)) {
+                    best = Some((round, score));
+                }
+            }
+            logs.push(log);
+            if round - best.map_or(0, |b| b.0) >= p {
+                tracing::info!(metric = %metric, best_iteration = best.map_or(0, |b| b.0), "early stopping: no improvement for {p} rounds");
+                break;
+            }
+        } else {
+            logs.push(log);
+        }
+    }
+    let rounds_run = logs.len() as u32;
+    let best_iteration = best.map_or(rounds_run.saturating_sub(1), |b| b.0);
+    if best_iteration + 1 < rounds_run {
+        booster = booster.slice(0, best_iteration as i32 + 1)?;
+    }
+
+    let mut scores: BTreeMap<String, Scores> = BTreeMap::new();
+    if let Some(log) = logs.get(best_iteration as usize) {
+        for (set, metric, value) in &log.scores {
+            scores
+                .entry(set.clone())
+                .or_default()
+                .insert(metric.clone(), *value);
+        }
+    }
+    if let Some(test) = &data.test {
+        let m = matrix(test, "test", ranking, params)?;
+        let mut log = xgboost::evaluate(&booster, &[(&m, "test")], best_iteration, &xgb_params)?;
+        for (metric, value) in custom_scores(&booster, &m, test, &custom, &params.objective)? {
+            log.push("test", &metric, value);
+        }
+        scores.insert(
+            "test".into(),
+            log.scores.into_iter().map(|(_, m, v)| (m, v)).collect(),
+        );
+    }
+    let mut rows = BTreeMap::from([("train", data.train.len())]);
+    rows.extend(data.validation.as_ref().map(|d| ("validation", d.len())));
+    rows.extend(data.test.as_ref().map(|d| ("test", d.len())));
+    let evaluation = Evaluation {
+        objective: params.objective.clone(),
+        num_round: params.num_round,
+        rounds_run,
+        best_iteration,
+        early_stopping_metric: watched.filter(|_| patience.is_some()),
+        partial,
+        rows,
+        scores,
+    };
+    for (set, s) in &evaluation.scores {
+        for (metric, value) in s.iter().filter(|(_, v)| v.is_finite()) {
+            println!("metric: {set}:{metric}={value:.6}");
+        }
+    }
+    let manifest = report::manifest(
+        ModelKind::Xgboost,
+        data.train.feature_names.clone(),
+        &evaluation,
+        &evaluation.rows,
+        &config.hyperparameters,
+    )?;
+    let payload = PayloadFile {
+        name: MODEL_FILE.into(),
+        file: MODEL_FILE.into(),
+        format: PayloadFormat::XgboostModel,
+        weight: None,
+    };
+    report::write_model(
+        opt_ml,
+        manifest,
+        vec![(payload, booster.save_buffer(true)?)],
+    )?;
+    report::write_evaluation(opt_ml, &evaluation)?;
+    Ok(evaluation)
+}
+
+/// XGBoost's matrix of one channel: labels, weights, and query groups for ranking.
+fn matrix(d: &Dataset, name: &str, ranking: bool, params: &BuiltinParams) -> Result<DMatrix> {
+    let objective = &params.objective;
+    let labels = d.labels().as_slice().expect("contiguous labels");
+    if let Some((row, label, needed)) = bad_label(labels, objective, params.num_class) {
+        return Err(Error::Data(format!(
+            "channel '{name}': row {}: label {label}: objective {objective} needs {needed}",
+            row + 1
+        )));
+    }
+    let mut m = xgboost::dmatrix(d.features.view(), Some(d.labels()))?;
+    if let Some(w) = &d.weights {
+        m.set_weights(w.as_slice().expect("contiguous weights"))?;
+    }
+    match (&d.query_ids, ranking) {
+        (Some(q), true) => m.set_group(&group_sizes(q.as_slice().expect("contiguous"), name)?)?,
+        (None, true) => {
+            return Err(Error::Data(format!(
+                "objective {objective} ranks rows within queries: give the '{name}' channel as libsvm with qid:<id> on every row"
+            )))
+        }
+        _ => {}
+    }
+    Ok(m)
+}
+
+/// The first label the objective cannot take: its row, value and what is needed.
+fn bad_label(
+    labels: &[f32],
+    objective: &str,
+    num_class: Option<u32>,
+) -> Option<(usize, f32, String)> {
+    let (ok, needed): (Box<dyn Fn(f32) -> bool>, String) = match objective {
+        "binary:logistic" | "binary:logitraw" | "binary:hinge" | "reg:logistic" => (
+            Box::new(|y| (0.0..=1.0).contains(&y)),
+            "labels in [0, 1]".into(),
+        ),
+        "multi:softmax" | "multi:softprob" => {
+            let n = num_class.unwrap_or(0) as f32;
+            (
+                Box::new(move |y| y.fract() == 0.0 && y >= 0.0 && y < n),
+                format!("class labels 0 to {} (num_class {n})", n - 1.0),
+            )
+        }
+        "count:poisson" | "reg:tweedie" => (Box::new(|y| y >= 0.0), "labels >= 0".into()),
+        "reg:gamma" => (Box::new(|y| y > 0.0), "labels > 0".into()),
+        "reg:squaredlogerror" => (Box::new(|y| y > -1.0), "labels > -1".into()),
+        _ => return None,
+    };
+    labels
+        .iter()
+        .position(|&y| !ok(y))
+        .map(|row| (row, labels[row], needed))
+}
+
+/// Rows per query, for rows sorted by query id (as XGBoost requires them).
+fn group_sizes(query_ids: &[u32], channel: &str) -> Result<Vec<u32>> {
+    let mut sizes: Vec<u32> = Vec::new();
+    for (row, pair) in query_ids.windows(2).enumerate() {
+        if pair[1] < pair[0] {
+            return Err(Error::Data(format!(
+                "channel '{channel}': row {} has qid {} after qid {}: the rows of each query must be together, in increasing qid order",
+                row + 2,
+                pair[1],
+                pair[0]
+            )));
+        }
+    }
+    let mut last = None;
+    for &q in query_ids {
+        if last == Some(q) {
+            *sizes.last_mut().expect("a group") += 1;
+        } else {
+            sizes.push(1);
+            last = Some(q);
+        }
+    }
+    Ok(sizes)
+}
+
+/// The metrics the built-in computes itself rather than XGBoost.
+const CUSTOM: [&str; 13] = [
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "f1_binary",
+    "f1_macro",
+    "mse",
+    "precision",
+    "precision_macro",
+    "precision_micro",
+    "r2",
+    "recall",
+    "recall_macro",
+    "recall_micro",
+];
+
+/// Splits the asked metrics into XGBoost's own and those computed here.
+fn split_metrics(metrics: &[String]) -> (Vec<String>, Vec<String>) {
+    metrics
+        .iter()
+        .cloned()
+        .partition(|m| !CUSTOM.contains(&m.as_str()))
+}
+
+/// The metrics computed here, on one set.
+fn custom_scores(
+    booster: &Booster,
+    m: &DMatrix,
+    d: &Dataset,
+    custom: &[String],
+    objective: &str,
+) -> Result<Vec<(String, f64)>> {
+    if custom.is_empty() {
+        return Ok(Vec::new());
+    }
+    let labels = d.labels().as_slice().expect("contiguous labels");
+    let margins = booster.predict_margin(m)?;
+    let outputs = margins.len() / labels.len().max(1);
+    let classes: Vec<f32> = if objective == "multi:softmax" && outputs == 1 {
+        margins.clone()
+    } else if outputs <= 1 {
+        margins
+            .iter()
+            .map(|&v| f32::from(u8::from(v > 0.0)))
+            .collect()
+    } else {
+        margins
+            .chunks(outputs)
+            .map(|row| common::metrics::most_probable(ndarray::ArrayView1::from(row)) as f32)
+            .collect()
+    };
+    let mut values: Option<Vec<f32>> = None;
+    let mut out = Vec::new();
+    for name in custom {
+        let value = match name.as_str() {
+            "mse" | "r2" => {
+                let p = match &values {
+                    Some(p) => p,
+                    None => values.insert(booster.predict(m)?),
+                };
+                let r = RegressionMetrics::compute(labels, p);
+                if name == "mse" {
+                    r.rmse * r.rmse
+                } else {
+                    r.r2
+                }
+            }
+            other => label_metric(other, labels, &classes).expect("a listed label metric"),
+        };
+        out.push((name.clone(), value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_runs_of_sorted_query_ids() {
+        assert_eq!(
+            group_sizes(&[1, 1, 2, 5, 5, 5], "train").unwrap(),
+            [2, 1, 3]
+        );
+        let e = group_sizes(&[1, 2, 1], "train").unwrap_err().to_string();
+        assert!(e.contains("row 3 has qid 1 after qid 2"), "{e}");
+    }
+
+    #[test]
+    fn custom_metrics_are_split_from_xgboost_metrics() {
+        let m: Vec<String> = ["rmse", "r2", "accuracy", "auc"].map(String::from).to_vec();
+        let (native, custom) = split_metrics(&m);
+        assert_eq!(native, ["rmse", "auc"]);
+        assert_eq!(custom, ["r2", "accuracy"]);
+    }
+}
