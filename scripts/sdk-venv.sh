@@ -7,7 +7,8 @@
 #   - a virtual environment OUTSIDE the clone,
 #     ${XDG_CACHE_HOME:-$HOME/.cache}/sagemaker-tabular/sdk-venv (SDK_VENV overrides),
 #     holding sagemaker[local]==2.257.7 (the `local` extra only bounds docker<8 and
-#     PyYAML<7, which the core package already requires), reused while it holds that version.
+#     PyYAML<7, which the core package already requires) and scipy (the SDK's sparse RecordIO
+#     writer takes a scipy matrix), reused while it holds them.
 #
 # stdout: only the venv's python path. Progress and pip's output go to stderr.
 # Works non-interactively (CI=true, no stdin). Needs python3 (3.9+) with the venv module; for
@@ -16,6 +17,7 @@ set -euo pipefail
 
 SDK_SPEC="sagemaker[local]==2.257.7"
 SDK_VERSION="2.257.7"
+EXTRAS="scipy"
 venv="${SDK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sagemaker-tabular/sdk-venv}"
 py="$venv/bin/python"
 marker="$venv/.sdk-spec"   # written last: a venv without it is incomplete and is rebuilt
@@ -39,7 +41,7 @@ fi
 
 # --- the virtual environment ----------------------------------------------------------------
 venv_ok() {
-  [ -x "$py" ] && [ "$(cat "$marker" 2>/dev/null)" = "$SDK_SPEC" ] &&
+  [ -x "$py" ] && [ "$(cat "$marker" 2>/dev/null)" = "$SDK_SPEC $EXTRAS" ] &&
     [ "$("$py" -c 'import importlib.metadata as m; print(m.version("sagemaker"))' 2>/dev/null)" = "$SDK_VERSION" ]
 }
 
@@ -61,10 +63,10 @@ else
     log "python3 -m venv failed (on Debian: apt-get install python3-venv)"; exit 1; }
   # --no-cache-dir: the venv itself is what is kept, so pip's wheel cache would be a second copy.
   "$py" -m pip install --quiet --no-cache-dir --disable-pip-version-check --no-input \
-    "$SDK_SPEC" </dev/null >&2
+    "$SDK_SPEC" $EXTRAS </dev/null >&2
   venv_ok_version=$("$py" -c 'import importlib.metadata as m; print(m.version("sagemaker"))')
   [ "$venv_ok_version" = "$SDK_VERSION" ] || { log "installed sagemaker $venv_ok_version, expected $SDK_VERSION"; exit 1; }
-  printf '%s\n' "$SDK_SPEC" >"$marker"
+  printf '%s\n' "$SDK_SPEC $EXTRAS" >"$marker"
   log "ready in $(( $(date +%s) - start )) s: $("$py" --version 2>&1), $(du -sh "$venv" | cut -f1)"
 fi
 

@@ -218,6 +218,13 @@ fn training_parsers() {
     .collect();
     seeds.push(b"1 1:0.5 3:2\n0 2:1.5 qid:2\n".to_vec());
     seeds.push(b"price,a,b\n1,2,3\n2,,4\n".to_vec());
+    seeds.push(
+        [
+            recordio_example(&[1.5, f32::NAN, 3.0], 1.0),
+            recordio_example(&[0.5, 2.0, 1.0], 0.0),
+        ]
+        .concat(),
+    );
     let schema = common::kinds::fire::schema();
     let options = tabular::TabularOptions {
         label_column: "price".into(),
@@ -226,7 +233,7 @@ fn training_parsers() {
     let mut which = 0usize;
     fuzz("training parsers", &seeds, |bytes| {
         which += 1;
-        let (values, error) = match which % 5 {
+        let (values, error) = match which % 6 {
             0 | 1 => {
                 let format = if which % 5 == 0 {
                     Format::Json
@@ -242,6 +249,7 @@ fn training_parsers() {
                     tabular::TabularFormat::Csv,
                     tabular::TabularFormat::JsonLines,
                     tabular::TabularFormat::Libsvm,
+                    tabular::TabularFormat::RecordIo,
                 ][k - 2];
                 let mut table = tabular::Table::default();
                 let r = tabular::parse(bytes, format, &options, "f", &mut table);
@@ -251,6 +259,90 @@ fn training_parsers() {
         match error {
             Some(e) => one_line(&e.to_string()),
             None => no_infinity(values),
+        }
+    });
+}
+
+/// One RecordIO-framed `Record` with dense `values` features and a `values` label, written by
+/// hand from AWS's `record.proto` (field numbers: Record.features 1, label 2; MapEntry key 1,
+/// value 2; Value.float32_tensor 2; Float32Tensor.values 1).
+fn recordio_example(features: &[f32], label: f32) -> Vec<u8> {
+    fn field(number: u8, bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 128, "one-byte lengths only");
+        [&[number << 3 | 2, bytes.len() as u8][..], bytes].concat()
+    }
+    let tensor = |values: &[f32]| {
+        let packed: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        field(2, &field(1, &packed))
+    };
+    let entry = |values: &[f32]| [field(1, b"values"), field(2, &tensor(values))].concat();
+    let record = [field(1, &entry(features)), field(2, &entry(&[label]))].concat();
+    let mut out = 0xced7_230a_u32.to_le_bytes().to_vec();
+    out.extend((record.len() as u32).to_le_bytes());
+    out.extend(&record);
+    out.resize(out.len().div_ceil(4) * 4, 0);
+    out
+}
+
+/// Parquet training files (read through the parquet crate's reader), from files with nulls,
+/// integers and three codecs.
+#[test]
+fn parquet_files() {
+    use parquet::data_type::{DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    let work = tempfile::tempdir().unwrap();
+    let seeds: Vec<Vec<u8>> = [
+        parquet::basic::Compression::UNCOMPRESSED,
+        parquet::basic::Compression::SNAPPY,
+        parquet::basic::Compression::ZSTD(Default::default()),
+    ]
+    .into_iter()
+    .map(|codec| {
+        let schema = parquet::schema::parser::parse_message_type(
+            "message m { REQUIRED DOUBLE label; OPTIONAL DOUBLE a; REQUIRED INT64 b; }",
+        )
+        .unwrap();
+        let props = WriterProperties::builder().set_compression(codec).build();
+        let mut out = Vec::new();
+        let mut w = parquet::file::writer::SerializedFileWriter::new(
+            &mut out,
+            std::sync::Arc::new(schema),
+            std::sync::Arc::new(props),
+        )
+        .unwrap();
+        let mut g = w.next_row_group().unwrap();
+        let mut c = g.next_column().unwrap().unwrap();
+        c.typed::<DoubleType>()
+            .write_batch(&[1.0, 0.0, 1.0], None, None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = g.next_column().unwrap().unwrap();
+        let defs = [1, 0, 1];
+        c.typed::<DoubleType>()
+            .write_batch(&[0.5, 2.5], Some(&defs), None)
+            .unwrap();
+        c.close().unwrap();
+        let mut c = g.next_column().unwrap().unwrap();
+        c.typed::<Int64Type>()
+            .write_batch(&[3, 4, 5], None, None)
+            .unwrap();
+        c.close().unwrap();
+        g.close().unwrap();
+        w.close().unwrap();
+        out
+    })
+    .collect();
+    let options = tabular::TabularOptions {
+        label_column: "label".into(),
+        csv_weights: false,
+    };
+    let path = work.path().join("f.parquet");
+    fuzz("parquet files", &seeds, |bytes| {
+        std::fs::write(&path, bytes).unwrap();
+        let mut table = tabular::Table::default();
+        match common::data::parquet::read(&path, &options, "f", &mut table) {
+            Err(e) => one_line(&e.to_string()),
+            Ok(()) => no_infinity(table.features),
         }
     });
 }

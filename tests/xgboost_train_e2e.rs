@@ -282,3 +282,90 @@ fn save_model_on_termination_keeps_the_rounds_finished_at_sigterm() {
         }
     }
 }
+
+/// Writes `rows.csv` (label first, no header) as the files users write: Parquet by pandas
+/// (snappy and zstd halves, nulls for missing values) with the XGBoost 1.x venv's pandas, and
+/// RecordIO-protobuf by the SageMaker SDK (dense and sparse), when those Pythons are provisioned.
+const WRITE_TRAINING_FILES: &str = r#"
+import sys, numpy as np, pandas as pd
+kind, work = sys.argv[1], sys.argv[2]
+df = pd.read_csv(f"{work}/rows.csv", header=None)
+df.columns = ["label"] + [f"f{i}" for i in range(df.shape[1] - 1)]
+if kind == "parquet":
+    half = len(df) // 2
+    df.iloc[:half].to_parquet(f"{work}/part-0.parquet", compression="snappy", index=False)
+    df.iloc[half:].to_parquet(f"{work}/part-1.parquet", compression="zstd", index=False)
+else:
+    import scipy.sparse
+    from sagemaker.amazon.common import write_numpy_to_dense_tensor, write_spmatrix_to_sparse_tensor
+    x = df.iloc[:, 1:].to_numpy(dtype=np.float32)
+    y = df["label"].to_numpy(dtype=np.float32)
+    with open(f"{work}/dense.rec", "wb") as f:
+        write_numpy_to_dense_tensor(f, x, y)
+    r, c = np.nonzero(~np.isnan(x))
+    sparse = scipy.sparse.csr_matrix((x[r, c], (r, c)), shape=x.shape)
+    with open(f"{work}/sparse.rec", "wb") as f:
+        write_spmatrix_to_sparse_tensor(f, sparse, y)
+"#;
+
+#[test]
+fn parquet_and_recordio_training_files_give_the_model_of_the_same_rows_in_csv() {
+    let (x, reg, _, _) = data(300);
+    let rows = labelled_csv(&x, &reg);
+    let hp = r#"{"model_kind": "xgboost", "num_round": "10", "max_depth": "3", "nthread": "1"}"#;
+    let (reference, out) = job(hp, &rows, None);
+    assert!(out.status.success(), "{}", e2e::text(&out.stderr));
+    let d = xgb_util::dmatrix(x.view(), None).unwrap();
+    let want = saved_booster(&reference).predict(&d).unwrap();
+    let pythons = [
+        (
+            "parquet",
+            e2e::provisioned("XGBOOST1_PYTHON", "pandas with scripts/xgboost1-venv.sh"),
+            vec![vec!["part-0.parquet", "part-1.parquet"]],
+            "application/x-parquet",
+        ),
+        (
+            "recordio",
+            e2e::sdk_python(),
+            vec![vec!["dense.rec"], vec!["sparse.rec"]],
+            "recordio-protobuf",
+        ),
+    ];
+    for (kind, python, file_sets, content_type) in pythons {
+        let Some(python) = python else {
+            continue;
+        };
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("rows.csv"), &rows).unwrap();
+        let out = std::process::Command::new(python)
+            .args(["-c", WRITE_TRAINING_FILES, kind])
+            .arg(work.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{kind}: {}", e2e::text(&out.stderr));
+        for files in file_sets {
+            // Declared by ContentType (the built-in's short names), then found from the bytes.
+            for declared in [true, false] {
+                let s = Sandbox::new();
+                s.config("hyperparameters.json", hp);
+                if declared {
+                    s.config(
+                        "inputdataconfig.json",
+                        &format!(r#"{{"train": {{"ContentType": "{content_type}"}}}}"#),
+                    );
+                }
+                for f in &files {
+                    s.data_file("train", f, &std::fs::read(work.path().join(f)).unwrap());
+                }
+                let out = s.run_train();
+                assert!(
+                    out.status.success(),
+                    "{files:?}: {}",
+                    e2e::text(&out.stderr)
+                );
+                let got = saved_booster(&s).predict(&d).unwrap();
+                assert_eq!(got, want, "{files:?}: the model differs from the CSV one");
+            }
+        }
+    }
+}

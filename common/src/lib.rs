@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod artifact;
+pub mod contain;
 pub mod data;
 pub mod datagen;
 pub mod error;

@@ -61,6 +61,9 @@ pub fn write_success(opt_ml: &OptMl) -> std::io::Result<()> {
 pub fn install_panic_hook(opt_ml: &OptMl) {
     let opt_ml = opt_ml.clone();
     std::panic::set_hook(Box::new(move |info| {
+        if common::contain::is_contained() {
+            return; // unwinds to `contained`, which turns it into an error
+        }
         let what = info
             .payload()
             .downcast_ref::<&str>()

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod files;
 pub mod json;
 pub mod number;
+pub mod parquet;
 pub mod recordio;
 pub mod tabular;
 

@@ -9,47 +9,114 @@
 //! padding to 4 bytes.
 
 /// The RecordIO magic number.
-const MAGIC: u32 = 0xced7_230a;
+pub const MAGIC: u32 = 0xced7_230a;
 
 /// The records of a RecordIO body, each as its protobuf bytes.
 pub fn split(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let mut records = Vec::new();
-    let mut pending: Option<Vec<u8>> = None;
-    let mut at = 0;
-    while at < body.len() {
-        let word = |i: usize| -> Result<u32, String> {
-            body.get(i..i + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or_else(|| format!("RecordIO: truncated header at byte {i}"))
-        };
-        if word(at)? != MAGIC {
+    Records::new(body).collect()
+}
+
+/// The records of a RecordIO stream, read one at a time (a training file is never held whole).
+pub struct Records<R> {
+    reader: R,
+    /// Bytes read so far, for messages.
+    at: u64,
+}
+
+impl<R: std::io::Read> Records<R> {
+    /// Records read from `reader`.
+    pub fn new(reader: R) -> Self {
+        Self { reader, at: 0 }
+    }
+
+    /// Reads exactly `buf.len()` bytes; `Ok(false)` at a clean end of the stream.
+    fn fill(&mut self, buf: &mut [u8], what: &str) -> Result<bool, String> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.reader.read(&mut buf[got..]) {
+                Ok(0) if got == 0 && what == "header" => return Ok(false),
+                Ok(0) => return Err(format!("RecordIO: truncated {what} at byte {}", self.at)),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("RecordIO: read failed at byte {}: {e}", self.at)),
+            }
+        }
+        self.at += buf.len() as u64;
+        Ok(true)
+    }
+
+    /// The next part: its continuation flag and data, or `None` at the end.
+    fn part(&mut self) -> Result<Option<(u32, Vec<u8>)>, String> {
+        use std::io::Read;
+        let start = self.at;
+        let mut header = [0u8; 8];
+        if !self.fill(&mut header, "header")? {
+            return Ok(None);
+        }
+        let word =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        if word(0) != MAGIC {
             return Err(format!(
-                "RecordIO: no record starts at byte {at} (expected the magic number 0xced7230a)"
+                "RecordIO: no record starts at byte {start} (expected the magic number 0xced7230a)"
             ));
         }
-        let header = word(at + 4)?;
-        let (flag, len) = (header >> 29, (header & ((1 << 29) - 1)) as usize);
-        let data = body
-            .get(at + 8..at + 8 + len)
-            .ok_or_else(|| format!("RecordIO: the record at byte {at} runs past the body"))?;
-        at += 8 + len.div_ceil(4) * 4;
-        match (flag, pending.as_mut()) {
-            (0, None) => records.push(data.to_vec()),
-            (1, None) => pending = Some(data.to_vec()),
-            (2 | 3, Some(parts)) => {
-                parts.extend_from_slice(&MAGIC.to_le_bytes());
-                parts.extend_from_slice(data);
-                if flag == 3 {
-                    records.extend(pending.take());
-                }
-            }
+        let (flag, len) = (word(4) >> 29, u64::from(word(4) & ((1 << 29) - 1)));
+        // Read as it arrives: a corrupt length fails at the end of the stream, not in malloc.
+        let mut data = Vec::new();
+        let got = (&mut self.reader)
+            .take(len)
+            .read_to_end(&mut data)
+            .map_err(|e| format!("RecordIO: read failed at byte {}: {e}", self.at))?;
+        if got as u64 != len {
+            return Err(format!(
+                "RecordIO: the record at byte {start} runs past the body"
+            ));
+        }
+        self.at += len;
+        // Padding to 4 bytes; the last record's may be missing.
+        let padding = (4 - len % 4) % 4;
+        let mut pad = [0u8; 3];
+        let skipped = (&mut self.reader)
+            .take(padding)
+            .read(&mut pad)
+            .map_err(|e| format!("RecordIO: read failed at byte {}: {e}", self.at))?;
+        self.at += skipped as u64;
+        Ok(Some((flag, data)))
+    }
+
+    fn next_record(&mut self) -> Result<Option<Vec<u8>>, String> {
+        let Some((flag, mut record)) = self.part()? else {
+            return Ok(None);
+        };
+        match flag {
+            0 => return Ok(Some(record)),
+            1 => {}
             _ => return Err(format!("RecordIO: misplaced continuation flag {flag}")),
         }
+        loop {
+            match self.part()? {
+                Some((flag @ (2 | 3), data)) => {
+                    record.extend_from_slice(&MAGIC.to_le_bytes());
+                    record.extend_from_slice(&data);
+                    if flag == 3 {
+                        return Ok(Some(record));
+                    }
+                }
+                Some((flag, _)) => {
+                    return Err(format!("RecordIO: misplaced continuation flag {flag}"))
+                }
+                None => return Err("RecordIO: the last record is unfinished".into()),
+            }
+        }
     }
-    if pending.is_some() {
-        return Err("RecordIO: the last record is unfinished".into());
+}
+
+impl<R: std::io::Read> Iterator for Records<R> {
+    type Item = Result<Vec<u8>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record().transpose()
     }
-    Ok(records)
 }
 
 /// Appends one RecordIO-framed `Record` whose `label` map holds `labels` (name, float32 values),
@@ -154,11 +221,11 @@ fn map_entries(record: &[u8], field: u32) -> Result<Vec<Entry<'_>>, String> {
     Ok(entries)
 }
 
-/// A tensor's values, keys (sparse when any) and whether it has a shape.
+/// A tensor's values, keys (sparse when any) and shape (empty when none).
 struct Tensor {
     values: Vec<f64>,
     keys: Vec<u64>,
-    shaped: bool,
+    shape: Vec<u64>,
 }
 
 /// The float32 (2), float64 (3) or int32 (7) tensor a `Value` holds.
@@ -172,7 +239,7 @@ fn tensor(value: &[u8]) -> Result<Tensor, String> {
         let mut t = Tensor {
             values: Vec::new(),
             keys: Vec::new(),
-            shaped: false,
+            shape: Vec::new(),
         };
         let mut r = Reader::new(v.bytes()?);
         while let Some((f, w)) = r.key()? {
@@ -191,10 +258,13 @@ fn tensor(value: &[u8]) -> Result<Tensor, String> {
                     }
                 }
                 (2, 0) => t.keys.push(r.varint()?),
-                (3, _) => {
-                    t.shaped = true;
-                    r.skip(w)?;
+                (3, 2) => {
+                    let mut p = Reader::new(r.bytes()?);
+                    while !p.done() {
+                        t.shape.push(p.varint()?);
+                    }
                 }
+                (3, 0) => t.shape.push(r.varint()?),
                 _ => r.skip(w)?,
             }
         }
@@ -203,21 +273,103 @@ fn tensor(value: &[u8]) -> Result<Tensor, String> {
     Err("the 'values' feature holds no float32, float64 or int32 tensor".into())
 }
 
+/// A feature value: NaN is a missing value (as XGBoost reads these tensors); infinities and
+/// values beyond float32 are refused.
+fn checked(v: f64) -> Result<f32, String> {
+    if v.is_nan() {
+        return Ok(f32::NAN);
+    }
+    crate::data::number::checked(v)
+        .map(|v| v as f32)
+        .map_err(|e| format!("a value {e}"))
+}
+
+/// One training example of a `Record`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The label: the first value of the `label` map's `values` entry (or of its only entry).
+    pub label: f32,
+    /// The features (`values`): dense values, or sparse `(column, value)` entries.
+    pub features: Vec<(usize, f32)>,
+    /// The width a dense tensor (its length) or a sparse tensor's shape declares.
+    pub width: Option<usize>,
+    /// Whether the tensor was dense (every column given; NaN missing).
+    pub dense: bool,
+}
+
+/// Reads one training example (features and label) from a `Record`.
+pub fn example(record: &[u8]) -> Result<Example, String> {
+    let labels = map_entries(record, LABEL)?;
+    let label_value = labels
+        .iter()
+        .find(|(name, _)| *name == b"values")
+        .or(if labels.len() == 1 {
+            labels.first()
+        } else {
+            None
+        })
+        .ok_or("the record has no label (a 'values' entry in its label map)")?;
+    let label = *tensor(label_value.1)?
+        .values
+        .first()
+        .ok_or("the record's label tensor is empty")?;
+    let label = crate::data::number::checked(label).map_err(|e| format!("the label {e}"))? as f32;
+    let value = map_entries(record, FEATURES)?
+        .into_iter()
+        .find(|(name, _)| *name == b"values")
+        .ok_or("the record has no feature tensor named 'values'")?
+        .1;
+    let t = tensor(value)?;
+    let declared = t.shape.last().map(|&w| w as usize);
+    // Dense: values without keys (an empty sparse row has a shape and nothing else).
+    let empty_sparse = t.values.is_empty() && !t.shape.is_empty();
+    if t.keys.is_empty() && !empty_sparse {
+        let features = t
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| checked(v).map(|v| (i, v)))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Example {
+            label,
+            width: Some(features.len()),
+            features,
+            dense: true,
+        });
+    }
+    if t.keys.len() != t.values.len() {
+        return Err(format!(
+            "a sparse tensor has {} keys for {} values",
+            t.keys.len(),
+            t.values.len()
+        ));
+    }
+    let features = t
+        .keys
+        .iter()
+        .zip(&t.values)
+        .map(|(&k, &v)| {
+            let i = usize::try_from(k).map_err(|_| format!("sparse key {k} is too large"))?;
+            if declared.is_some_and(|w| i >= w) {
+                return Err(format!("sparse key {k} is beyond the tensor's shape"));
+            }
+            Ok((i, checked(v)?))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Example {
+        label,
+        features,
+        width: declared,
+        dense: false,
+    })
+}
+
 /// Writes a dense or sparse feature tensor into `row`.
 fn fill_row(t: Tensor, row: &mut [f32]) -> Result<(), String> {
     let n = row.len();
-    // NaN is a missing value (as XGBoost reads these tensors); infinities are refused.
-    let checked = |v: f64| -> Result<f32, String> {
-        if v.is_nan() {
-            return Ok(f32::NAN);
-        }
-        crate::data::number::checked(v)
-            .map(|v| v as f32)
-            .map_err(|e| format!("a value {e}"))
-    };
     // A sparse tensor with no entries (the SDK writes an all-zero sparse row so) is a row of
     // missing values, as the sparse matrix it came from has no entry there.
-    if t.keys.is_empty() && t.values.is_empty() && t.shaped {
+    if t.keys.is_empty() && t.values.is_empty() && !t.shape.is_empty() {
         return Ok(());
     }
     if t.keys.is_empty() {

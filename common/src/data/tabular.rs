@@ -6,6 +6,10 @@
 //! - CSV with a header: the label column named by `label_column` (and a `weight` column with
 //!   `csv_weights`), every other column a feature, in header order;
 //! - JSON Lines: `{"features": [..], "label": y, "weight": w}` (weight optional);
+//! - Parquet: flat numeric columns, the label named `label_column` or else the first
+//!   ([`super::parquet`]);
+//! - RecordIO-protobuf (SageMaker's `Record`s): the `label` map's `values`, and the features
+//!   as a dense or sparse `values` tensor (no weights);
 //! - libsvm: `label[:weight] [qid:q] index:value ...`, column `index` (0-based, as XGBoost reads
 //!   it); `qid` is a ranking query id, given on every row or none.
 //!
@@ -68,7 +72,8 @@ impl Table {
         self.width = width;
     }
 
-    fn set_width(&mut self, width: usize) -> Result<(), String> {
+    /// Fixes the width of dense rows (the first dense source), or checks it.
+    pub(crate) fn set_width(&mut self, width: usize) -> Result<(), String> {
         if self.rows() == 0 && !self.fixed_width {
             self.width = width;
             self.fixed_width = true;
@@ -117,6 +122,10 @@ pub enum TabularFormat {
     JsonLines,
     /// `label index:value ...`.
     Libsvm,
+    /// SageMaker's RecordIO-wrapped protobuf `Record`s (label and `values` tensors).
+    RecordIo,
+    /// Apache Parquet: flat numeric columns.
+    Parquet,
 }
 
 impl TabularFormat {
@@ -133,6 +142,8 @@ impl TabularFormat {
             "text/libsvm" | "text/x-libsvm" | "application/x-libsvm" | "libsvm" => {
                 Some(Self::Libsvm)
             }
+            "application/x-recordio-protobuf" | "recordio-protobuf" => Some(Self::RecordIo),
+            "application/x-parquet" | "application/parquet" | "parquet" => Some(Self::Parquet),
             _ => None,
         }
     }
@@ -166,7 +177,7 @@ pub fn load_channel(
         .map(|ct| {
             TabularFormat::from_content_type(ct).ok_or_else(|| {
                 Error::Config(format!(
-                    "ContentType '{ct}' is not supported; use text/csv, application/jsonlines or text/libsvm"
+                    "ContentType '{ct}' is not supported; use text/csv, application/jsonlines, text/libsvm, application/x-parquet or application/x-recordio-protobuf"
                 ))
             })
         })
@@ -183,11 +194,23 @@ pub fn load_channel(
             Some(f) => f,
             None => {
                 let buf = reader.fill_buf().map_err(|e| Error::io(file, e))?;
-                let text = String::from_utf8_lossy(&buf[..buf.len().min(64 * 1024)]);
-                TabularFormat::sniff(text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""))
+                if buf.starts_with(&super::recordio::MAGIC.to_le_bytes()) {
+                    TabularFormat::RecordIo
+                } else if buf.starts_with(b"PAR1") {
+                    TabularFormat::Parquet
+                } else {
+                    let text = String::from_utf8_lossy(&buf[..buf.len().min(64 * 1024)]);
+                    TabularFormat::sniff(text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""))
+                }
             }
         };
-        parse(reader, format, options, &name, &mut table)?;
+        if format == TabularFormat::Parquet {
+            // Read by row group and column from the file itself.
+            drop(reader);
+            super::parquet::read(file, options, &name, &mut table)?;
+        } else {
+            parse(reader, format, options, &name, &mut table)?;
+        }
         tracing::info!(channel, file = %name, ?format, rows_so_far = table.rows(), width = table.width, "loaded data file");
     }
     if table.rows() == 0 {
@@ -207,6 +230,9 @@ pub fn parse(
     source: &str,
     table: &mut Table,
 ) -> Result<()> {
+    if format == TabularFormat::RecordIo {
+        return parse_recordio(reader, options, source, table);
+    }
     let mut header: Option<CsvHeader> = None;
     let mut first = true;
     let mut problems = NonNumeric::default();
@@ -242,6 +268,7 @@ pub fn parse(
             }
             TabularFormat::JsonLines => json_row(text, options, table).map_err(located),
             TabularFormat::Libsvm => libsvm_row(text, options, table).map_err(located),
+            TabularFormat::RecordIo | TabularFormat::Parquet => unreachable!("read elsewhere"),
         }
     })?;
     problems.into_result(source)
@@ -542,6 +569,22 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
         let v = number_of(v).ok_or_else(|| format!("'{t}': the value is not a number"))?;
         entries.push((i, v as f32));
     }
+    push_sparse(table, &entries)?;
+    table.labels.push(label as f32);
+    table.query_ids.extend(query_id);
+    match (options.csv_weights, weight) {
+        (true, Some(w)) => table.weights.push(
+            number_of(w).ok_or_else(|| format!("the weight is not a number: \"{w}\""))? as f32,
+        ),
+        (true, None) => return Err("csv_weights is set but the line has no label:weight".into()),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Appends one row given as `(column, value)` entries, the others missing; rows so far are
+/// widened to the largest column seen unless a dense source fixed the width.
+fn push_sparse(table: &mut Table, entries: &[(usize, f32)]) -> Result<(), String> {
     if table.fixed_width {
         if let Some(&(i, _)) = entries.iter().find(|(i, _)| *i >= table.width) {
             return Err(format!(
@@ -565,17 +608,39 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
     table.widen(needed);
     let start = table.features.len();
     table.features.resize(start + table.width, f32::NAN);
-    for (i, v) in entries {
+    for &(i, v) in entries {
         table.features[start + i] = v;
     }
-    table.labels.push(label as f32);
-    table.query_ids.extend(query_id);
-    match (options.csv_weights, weight) {
-        (true, Some(w)) => table.weights.push(
-            number_of(w).ok_or_else(|| format!("the weight is not a number: \"{w}\""))? as f32,
-        ),
-        (true, None) => return Err("csv_weights is set but the line has no label:weight".into()),
-        _ => {}
+    Ok(())
+}
+
+/// Parses a RecordIO-protobuf source: label and features of each `Record` (dense or sparse).
+fn parse_recordio(
+    reader: impl std::io::Read,
+    options: &TabularOptions,
+    source: &str,
+    table: &mut Table,
+) -> Result<()> {
+    if options.csv_weights {
+        return Err(Error::Data(format!(
+            "{source}: csv_weights is set, but RecordIO-protobuf records carry no instance weight"
+        )));
+    }
+    for (n, record) in super::recordio::Records::new(reader).enumerate() {
+        let located = |m: String| Error::Data(format!("{source}: record {}: {m}", n + 1));
+        let example = record
+            .and_then(|r| super::recordio::example(&r))
+            .map_err(located)?;
+        if example.dense {
+            table.set_width(example.features.len()).map_err(located)?;
+            table.features.extend(example.features.iter().map(|e| e.1));
+        } else {
+            if let Some(width) = example.width.filter(|_| !table.fixed_width) {
+                table.widen(width);
+            }
+            push_sparse(table, &example.features).map_err(located)?;
+        }
+        table.labels.push(example.label);
     }
     Ok(())
 }
