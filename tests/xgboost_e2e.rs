@@ -155,6 +155,31 @@ fn every_objective_in_json_and_ubjson_answers_as_xgboost_predicts() {
     }
 }
 
+/// A model with categorical splits (features 0 and 3 declared categorical to XGBoost), served
+/// with categories seen and unseen in training.
+#[test]
+fn categorical_splits_answer_as_xgboost_predicts() {
+    let (x, reg, _, _) = data(600);
+    let categories = x.mapv(|v| if v.is_nan() { v } else { v.floor() });
+    let mut m = xgb_util::dmatrix(categories.view(), Some(&reg)).unwrap();
+    m.set_feature_types(&["c", "q", "q", "c"]).unwrap();
+    let p = XgbParams::default().set("max_depth", 4).set("nthread", 1);
+    let b = xgb_util::train_rounds(&p, &[(&m, "train")], 20, &mut |_| Ok(true)).unwrap();
+    let mut rows = categories.slice(ndarray::s![..40, ..]).to_owned();
+    rows[[0, 0]] = 42.0; // a category training never saw
+    rows[[1, 3]] = -2.0; // no category at all
+    let mut d = xgb_util::dmatrix(rows.view(), None).unwrap();
+    d.set_feature_types(&["c", "q", "q", "c"]).unwrap();
+    let want = b.predict(&d).unwrap();
+    let (_s, server) = serve(&[("xgboost-model", b.save_buffer(true).unwrap())], &[]);
+    assert_eq!(wait_loaded(&server), 200, "{}", server.log());
+    close(
+        &numbers(&post(&server, &csv(&rows), None).text()),
+        &want,
+        "categorical",
+    );
+}
+
 #[test]
 fn ensembles_selectable_output_archives_and_refusals() {
     let (x, _, bin, multi) = data(600);

@@ -269,6 +269,10 @@ fn binary(bytes: &[u8]) -> std::result::Result<XgboostJson, String> {
             default_left: Vec::with_capacity(num_nodes),
             split_conditions: Vec::with_capacity(num_nodes),
             split_type: Vec::new(),
+            categories: Vec::new(),
+            categories_nodes: Vec::new(),
+            categories_segments: Vec::new(),
+            categories_sizes: Vec::new(),
         };
         for _ in 0..num_nodes {
             let _parent = r.i32()?;

@@ -148,7 +148,47 @@ struct Tree {
     nodes: Nodes,
     group: u32,
     depth: u32,
+    /// The categorical splits, for the (rare) trees that have any: walked by a slower path, so
+    /// that numeric trees keep their one-comparison step.
+    categories: Option<Box<CategorySets>>,
 }
+
+/// Largest category XGBoost takes (a value at or above it is no category: it goes left).
+const MAX_CATEGORY: f32 = 16_777_216.0;
+
+/// The categorical splits of one tree (XGBoost's `split_type` 1). XGBoost's rule: a missing
+/// value follows the default direction; a value whose category (the value truncated to a whole
+/// number) is in the node's set goes right; any other value, a negative one or one beyond
+/// [`MAX_CATEGORY`] included, goes left.
+#[derive(Debug, Clone, PartialEq)]
+struct CategorySets {
+    /// Per node, in compiled order: 1 + the index of its set in `sets`, or 0 (numeric split or leaf).
+    set_of: Vec<u32>,
+    /// Each categorical node's categories that go right, sorted.
+    sets: Vec<Vec<u32>>,
+}
+
+impl CategorySets {
+    /// Whether `v` goes left at node `i` (whose threshold and default direction are given).
+    #[inline]
+    fn goes_left(&self, i: usize, v: f32, threshold: f32, default_left: bool) -> bool {
+        match self.set_of[i] {
+            0 => (v < threshold) | (v.is_nan() & default_left),
+            _ if v.is_nan() => default_left,
+            _ if !(0.0..MAX_CATEGORY).contains(&v) => true,
+            k => self.sets[k as usize - 1]
+                .binary_search(&(v as u32))
+                .is_err(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        4 * self.set_of.len() + self.sets.iter().map(|s| 4 * s.len() + 24).sum::<usize>()
+    }
+}
+
+/// A categorical split as read from a file: the node (file order) and its categories going right.
+type CategorySplit = (u32, Vec<u32>);
 
 /// A packed word's width, and where its fields sit: the feature in the low `FEATURE_BITS`, the
 /// default direction above, the first child above that. Constant positions keep a step of the
@@ -205,7 +245,11 @@ impl Tree {
     /// Lays a checked file tree out breadth-first with sibling children, leaves splitting on
     /// the missing column `n_features`. A node reached twice (never written by XGBoost) is
     /// refused: copying shared subtrees could blow a small corrupt file up without bound.
-    fn compile(t: &TreeData, n_features: usize) -> std::result::Result<Self, String> {
+    fn compile(
+        t: &TreeData,
+        n_features: usize,
+        splits: &[CategorySplit],
+    ) -> std::result::Result<Self, String> {
         let leaf = |i: usize| t.nodes[i].left as usize == i && t.nodes[i].right as usize == i;
         // old_of[new] = old index; children of each internal node get consecutive new indices.
         let mut old_of = vec![0usize];
@@ -268,10 +312,25 @@ impl Tree {
                 old_of.len()
             ));
         };
+        let categories = (!splits.is_empty()).then(|| {
+            let mut sets = CategorySets {
+                set_of: vec![0; old_of.len()],
+                sets: Vec::with_capacity(splits.len()),
+            };
+            for (node, categories) in splits {
+                // A node no path reaches was dropped.
+                if let Some(&new) = new_of.get(*node as usize).filter(|&&n| n != usize::MAX) {
+                    sets.sets.push(categories.clone());
+                    sets.set_of[new] = sets.sets.len() as u32;
+                }
+            }
+            Box::new(sets)
+        });
         Ok(Self {
             nodes,
             group: t.group,
             depth,
+            categories,
         })
     }
 
@@ -338,9 +397,47 @@ impl Tree {
         acc_stride: usize,
         missing: bool,
     ) {
+        if self.categories.is_some() {
+            for (row, acc) in rows
+                .chunks_exact(stride)
+                .zip(acc.iter_mut().step_by(acc_stride))
+            {
+                *acc += self.leaf_value(self.leaf_of(row));
+            }
+            return;
+        }
         match &self.nodes {
             Nodes::Narrow(n) => walk(n, self.depth, rows, stride, acc, acc_stride, missing),
             Nodes::Wide(n) => walk(n, self.depth, rows, stride, acc, acc_stride, missing),
+        }
+    }
+
+    /// The next node of a row at node `i`.
+    #[inline]
+    fn step(&self, i: u32, row: &[f32]) -> u32 {
+        fn categorical<B: Width>(n: &[Packed<B>], c: &CategorySets, i: u32, row: &[f32]) -> u32 {
+            let node = n[i as usize];
+            let v = row[node.bits.feature()];
+            let left = c.goes_left(i as usize, v, node.value, node.bits.default_left());
+            node.bits.child() as u32 + u32::from(!left)
+        }
+        match (&self.nodes, &self.categories) {
+            (Nodes::Narrow(n), None) => step(n, i, row),
+            (Nodes::Wide(n), None) => step(n, i, row),
+            (Nodes::Narrow(n), Some(c)) => categorical(n, c, i, row),
+            (Nodes::Wide(n), Some(c)) => categorical(n, c, i, row),
+        }
+    }
+
+    /// The leaf one row ends in.
+    fn leaf_of(&self, row: &[f32]) -> u32 {
+        (0..self.depth).fold(0, |i, _| self.step(i, row))
+    }
+
+    fn leaf_value(&self, i: u32) -> f32 {
+        match &self.nodes {
+            Nodes::Narrow(n) => n[i as usize].value,
+            Nodes::Wide(n) => n[i as usize].value,
         }
     }
 }
@@ -391,8 +488,8 @@ fn walk<B: Width>(
 }
 
 /// A compiled XGBoost gradient-boosted tree model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "TreeModelData", into = "TreeModelData")]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "TreeModelData")]
 pub struct TreeModel {
     trees: Vec<Tree>,
     /// Base margin per output group.
@@ -408,6 +505,17 @@ impl TryFrom<TreeModelData> for TreeModel {
     /// Checks every tree (children in range and forward, features in range, depth right, group
     /// in range: a file may hold anything) and compiles it.
     fn try_from(d: TreeModelData) -> std::result::Result<Self, String> {
+        Self::compile(d, Vec::new())
+    }
+}
+
+impl TreeModel {
+    /// Checks and compiles file trees; `splits[t]` are tree `t`'s categorical splits (none when
+    /// `splits` is shorter).
+    fn compile(
+        d: TreeModelData,
+        splits: Vec<Vec<CategorySplit>>,
+    ) -> std::result::Result<Self, String> {
         if d.n_features > MAX_FEATURES {
             return Err(format!(
                 "{} features are more than this build takes",
@@ -422,7 +530,9 @@ impl TryFrom<TreeModelData> for TreeModel {
             if t.group as usize >= d.base_margin.len().max(1) {
                 return Err("tree group out of range".into());
             }
-            trees.push(Tree::compile(t, d.n_features)?);
+            let none = Vec::new();
+            let split = splits.get(trees.len()).unwrap_or(&none);
+            trees.push(Tree::compile(t, d.n_features, split)?);
         }
         if d.base_margin.is_empty() {
             return Err("no output groups".into());
@@ -436,14 +546,22 @@ impl TryFrom<TreeModelData> for TreeModel {
     }
 }
 
-impl From<TreeModel> for TreeModelData {
-    fn from(m: TreeModel) -> Self {
-        Self {
-            trees: m.trees.iter().map(|t| t.data(m.n_features)).collect(),
-            base_margin: m.base_margin,
-            n_features: m.n_features,
-            link: m.link,
+/// The file form. Categorical splits have none: such models are kept in XGBoost's own format
+/// (they come from XGBoost model files), and writing one here is an error, never a silent loss.
+impl Serialize for TreeModel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.trees.iter().any(|t| t.categories.is_some()) {
+            return Err(serde::ser::Error::custom(
+                "a model with categorical splits is kept in XGBoost's format, not compiled trees",
+            ));
         }
+        TreeModelData {
+            trees: self.trees.iter().map(|t| t.data(self.n_features)).collect(),
+            base_margin: self.base_margin.clone(),
+            n_features: self.n_features,
+            link: self.link,
+        }
+        .serialize(s)
     }
 }
 
@@ -475,7 +593,11 @@ impl TreeModel {
         let trees: usize = self
             .trees
             .iter()
-            .map(|t| nodes(t) + std::mem::size_of::<Tree>())
+            .map(|t| {
+                nodes(t)
+                    + std::mem::size_of::<Tree>()
+                    + t.categories.as_ref().map_or(0, |c| c.bytes())
+            })
             .sum();
         trees + 4 * self.base_margin.len()
     }
@@ -527,11 +649,14 @@ impl TreeModel {
         for chunk in self.trees.chunks(LANES) {
             let mut at = [0u32; LANES];
             let depth = chunk.iter().map(|t| t.depth).max().unwrap_or(0);
+            // Numeric trees keep a step of one comparison (the check is hoisted out of the loop).
+            let categorical = chunk.iter().any(|t| t.categories.is_some());
             // Each tree takes its own depth in steps (a root that is a leaf takes none).
             for level in 0..depth {
                 for (i, t) in at.iter_mut().zip(chunk) {
                     if level < t.depth {
                         *i = match &t.nodes {
+                            _ if categorical => t.step(*i, row),
                             Nodes::Narrow(n) => step(n, *i, row),
                             Nodes::Wide(n) => step(n, *i, row),
                         };
@@ -539,10 +664,7 @@ impl TreeModel {
                 }
             }
             for (&i, t) in at.iter().zip(chunk) {
-                acc[t.group as usize] += match &t.nodes {
-                    Nodes::Narrow(n) => n[i as usize].value,
-                    Nodes::Wide(n) => n[i as usize].value,
-                };
+                acc[t.group as usize] += t.leaf_value(i);
             }
         }
     }
@@ -708,6 +830,14 @@ pub(crate) struct JsonTree {
     pub(crate) split_conditions: Vec<f64>,
     #[serde(default)]
     pub(crate) split_type: Vec<i64>,
+    #[serde(default)]
+    pub(crate) categories: Vec<i64>,
+    #[serde(default)]
+    pub(crate) categories_nodes: Vec<i64>,
+    #[serde(default)]
+    pub(crate) categories_segments: Vec<i64>,
+    #[serde(default)]
+    pub(crate) categories_sizes: Vec<i64>,
 }
 
 /// `default_left` is written as 0/1 by current XGBoost, as booleans by some older versions.
@@ -809,28 +939,36 @@ impl XgboostJson {
         if model.tree_info.len() != model.trees.len() {
             return Err(bad("tree_info and trees differ in length"));
         }
-        let trees = model
+        let (trees, splits): (Vec<TreeData>, Vec<Vec<CategorySplit>>) = model
             .trees
             .into_iter()
             .zip(model.tree_info)
             .map(|(t, g)| tree_data(t, g, n_features, groups))
-            .collect::<Result<Vec<_>>>()?;
-        TreeModel::try_from(TreeModelData {
-            trees,
-            base_margin,
-            n_features,
-            link,
-        })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        TreeModel::compile(
+            TreeModelData {
+                trees,
+                base_margin,
+                n_features,
+                link,
+            },
+            splits,
+        )
         .map_err(|e| bad(&e))
     }
 }
 
-fn tree_data(t: JsonTree, group: u32, n_features: usize, groups: usize) -> Result<TreeData> {
+fn tree_data(
+    t: JsonTree,
+    group: u32,
+    n_features: usize,
+    groups: usize,
+) -> Result<(TreeData, Vec<CategorySplit>)> {
     let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON tree: {m}"));
-    if t.split_type.iter().any(|&s| s != 0) {
-        return Err(bad("categorical splits are not supported"));
-    }
     let n = t.left_children.len();
+    let splits = category_splits(&t, n).map_err(|e| bad(&e))?;
     if [
         t.right_children.len(),
         t.split_indices.len(),
@@ -872,11 +1010,62 @@ fn tree_data(t: JsonTree, group: u32, n_features: usize, groups: usize) -> Resul
     if group as usize >= groups {
         return Err(bad("tree group out of range"));
     }
-    Ok(TreeData {
-        nodes,
-        group,
-        depth,
-    })
+    Ok((
+        TreeData {
+            nodes,
+            group,
+            depth,
+        },
+        splits,
+    ))
+}
+
+/// A tree's categorical splits from XGBoost's `categories*` arrays: node `categories_nodes[k]`
+/// sends right the categories `categories[segments[k]..segments[k] + sizes[k]]`.
+fn category_splits(t: &JsonTree, n: usize) -> std::result::Result<Vec<CategorySplit>, String> {
+    if !t.split_type.is_empty() && t.split_type.len() != n {
+        return Err("split_type has the wrong length".into());
+    }
+    let categorical: Vec<usize> = (0..t.split_type.len())
+        .filter(|&i| t.split_type[i] != 0 && t.left_children[i] >= 0)
+        .collect();
+    if t.categories_nodes.len() != t.categories_segments.len()
+        || t.categories_nodes.len() != t.categories_sizes.len()
+    {
+        return Err("the categories arrays differ in length".into());
+    }
+    let mut splits = Vec::with_capacity(categorical.len());
+    for k in 0..t.categories_nodes.len() {
+        let node = usize::try_from(t.categories_nodes[k])
+            .ok()
+            .filter(|&i| i < n);
+        let start = usize::try_from(t.categories_segments[k]).ok();
+        let size = usize::try_from(t.categories_sizes[k]).ok();
+        let (Some(node), Some(start), Some(size)) = (node, start, size) else {
+            return Err("a categorical split is out of range".into());
+        };
+        let list = start
+            .checked_add(size)
+            .and_then(|end| t.categories.get(start..end))
+            .ok_or("a categorical split's categories are out of range")?;
+        let mut set: Vec<u32> = list
+            .iter()
+            .map(|&c| u32::try_from(c).ok().filter(|&c| (c as f32) < MAX_CATEGORY))
+            .collect::<Option<_>>()
+            .ok_or("a category is negative or too large")?;
+        set.sort_unstable();
+        set.dedup();
+        if t.split_type.get(node) != Some(&1) {
+            return Err(format!(
+                "node {node} has categories but is not a categorical split"
+            ));
+        }
+        splits.push((node as u32, set));
+    }
+    if splits.len() != categorical.len() {
+        return Err("a categorical split has no categories".into());
+    }
+    Ok(splits)
 }
 
 /// Checks that children point forward (so every path ends) or, for leaves, to the node itself,
@@ -996,6 +1185,81 @@ mod tests {
                     assert_eq!(few, all, "{objective}: rows {r}..{end}");
                 }
             }
+        }
+    }
+
+    /// Categorical splits (XGBoost's one-hot ones for few categories, partitions for many) in
+    /// JSON and UBJSON, with missing values and values that are no category seen in training.
+    #[test]
+    fn categorical_splits_match_xgboost_predictions() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(9);
+        let rows = 2000;
+        let x = Array2::from_shape_fn((rows, 3), |(_, c)| {
+            if rng.random::<f32>() < 0.05 {
+                return f32::NAN;
+            }
+            match c {
+                0 => rng.random_range(0..12) as f32,
+                1 => rng.random::<f32>() * 10.0,
+                _ => rng.random_range(0..3) as f32,
+            }
+        });
+        let y = ndarray::Array1::from_shape_fn(rows, |r| {
+            let lucky = [1.0, 4.0, 5.0, 9.0, 11.0].contains(&x[[r, 0]]);
+            let v = f32::from(lucky) * 3.0 + f32::from(x[[r, 2]] == 1.0) + x[[r, 1]] * 0.2;
+            if v.is_nan() {
+                0.0
+            } else {
+                v
+            }
+        });
+        let mut m = xgboost::dmatrix(x.view(), Some(&y)).unwrap();
+        m.set_feature_types(&["c", "q", "c"]).unwrap();
+        let p = XgbParams::default()
+            .set("max_depth", 4)
+            .set("tree_method", "hist")
+            .set("nthread", 1);
+        let b = xgboost::train_rounds(&p, &[(&m, "train")], 20, &mut |_| Ok(true)).unwrap();
+        // Rows beyond training: unseen categories, fractions, negatives, huge values.
+        let probe = ndarray::arr2(&[
+            [15.0, 1.0, 7.0],
+            [-1.0, 2.0, -3.0],
+            [4.7, 3.0, 1.2],
+            [1e9, f32::NAN, 2.0],
+            [f32::NAN, 5.0, f32::NAN],
+        ]);
+        let all = ndarray::concatenate(ndarray::Axis(0), &[x.view(), probe.view()]).unwrap();
+        let mut dall = xgboost::dmatrix(all.view(), None).unwrap();
+        dall.set_feature_types(&["c", "q", "c"]).unwrap();
+        let want = b.predict(&dall).unwrap();
+        let json = b.save_buffer(false).unwrap();
+        assert!(
+            String::from_utf8_lossy(&json).contains("\"categories_nodes\":[0"),
+            "the model has categorical splits"
+        );
+        for model in [
+            TreeModel::from_xgboost_json(&json).unwrap(),
+            crate::models::ubjson::from_json_or_ubjson::<XgboostJson>(
+                &b.save_buffer(true).unwrap(),
+            )
+            .unwrap()
+            .compile()
+            .unwrap(),
+        ] {
+            let got = model.predict(all.view());
+            for (r, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "row {r}: ours {a}, XGBoost {b}"
+                );
+            }
+            // One row at a time (many trees at once) gives the same sums.
+            for r in [0, rows, rows + 2, rows + 4] {
+                let one = model.predict(all.slice(ndarray::s![r..r + 1, ..]));
+                assert_eq!(one[[0, 0]], got[[r, 0]], "row {r}");
+            }
+            // Kept in XGBoost's format, never silently written without its categories.
+            assert!(model.to_bytes().is_err());
         }
     }
 
