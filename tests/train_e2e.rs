@@ -63,6 +63,41 @@ fn trains_from_every_input_format_and_writes_a_complete_artifact() {
     }
 }
 
+/// Parquet written by pandas (the XGBoost 1.x venv's) from the CSV with a header, its columns
+/// shuffled and an extra text column added: the same rows, so the same model and metrics.
+#[test]
+fn trains_from_parquet_written_by_pandas_as_from_the_same_csv() {
+    let Some(python) = e2e::provisioned("XGBOOST1_PYTHON", "pandas with scripts/xgboost1-venv.sh")
+    else {
+        return;
+    };
+    let reference = Sandbox::new();
+    reference.config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+    let csv = reference.fire_file("train", "part-1.csv", 3000, 1, Layout::CsvHeader);
+    let out = reference.run_train();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let work = tempfile::tempdir().unwrap();
+    let parquet = work.path().join("fire.parquet");
+    let script = "import sys, pandas as pd\n\
+        df = pd.read_csv(sys.argv[1])\n\
+        df = df[list(reversed(df.columns))]\n\
+        df['site'] = 'lab'\n\
+        df.to_parquet(sys.argv[2], index=False, row_group_size=1000)\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&csv)
+        .arg(&parquet)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = Sandbox::new();
+    s.config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+    s.data_file("train", "part-1.parquet", &std::fs::read(&parquet).unwrap());
+    let out = s.run_train();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(evaluation(&s)["test"], evaluation(&reference)["test"]);
+}
+
 #[test]
 fn loaded_artifact_reproduces_the_reported_test_metrics() {
     let s = Sandbox::new();

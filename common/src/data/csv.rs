@@ -13,8 +13,19 @@ use super::{RowSink, Schema};
 use crate::error::{Error, Result};
 use std::io::BufRead;
 
+/// One value of a row: CSV text, or a typed value of a columnar file (Parquet).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Field<'a> {
+    /// A CSV field as written (quotes removed when read).
+    Text(&'a str),
+    /// A number.
+    Number(f64),
+    /// No value (an empty CSV field reads as an empty text).
+    Null,
+}
+
 /// Where each needed value sits in a line.
-struct Columns {
+pub(crate) struct Columns {
     /// Column index of each target's label.
     targets: Vec<usize>,
     /// Column index of each feature, in model order; `None` for a derived feature to compute.
@@ -49,7 +60,9 @@ impl Columns {
         })
     }
 
-    fn from_header(fields: &[&str], schema: &Schema, source: &str) -> Result<Self> {
+    /// The columns of a header (or a columnar file's column names): features matched by name,
+    /// labels by one of their names.
+    pub(crate) fn from_header(fields: &[&str], schema: &Schema, source: &str) -> Result<Self> {
         let names: Vec<String> = fields.iter().map(|f| unquote(f).to_owned()).collect();
         let targets = schema
             .targets
@@ -117,13 +130,15 @@ pub fn parse(
                 columns.insert(Columns::headerless(schema, source)?)
             }
         };
-        push_line(&fields, cols, schema, &mut row, sink)
+        let fields: Vec<Field> = fields.into_iter().map(Field::Text).collect();
+        push_row(&fields, cols, schema, &mut row, sink)
             .map_err(|m| Error::Data(format!("{source}: line {number}: {m}")))
     })
 }
 
-fn push_line(
-    fields: &[&str],
+/// Checks one row's values and adds them to `sink` (`row` is scratch space, one per feature).
+pub(crate) fn push_row(
+    fields: &[Field],
     cols: &Columns,
     schema: &Schema,
     row: &mut [f32],
@@ -143,11 +158,14 @@ fn push_line(
     }
     let empty = |i: usize| format!("column {} ('{}') is empty", i + 1, cols.names[i]);
     let value = |i: usize| -> Result<f64, String> {
-        let raw = fields[i];
-        if unquote(raw).is_empty() {
-            return Err(empty(i));
+        let located = |e: String| format!("column {} ('{}') {e}", i + 1, cols.names[i]);
+        match fields[i] {
+            Field::Text(raw) if !unquote(raw).is_empty() => {
+                super::number::parse(raw).map_err(located)
+            }
+            Field::Number(v) => super::number::checked(v).map_err(located),
+            _ => Err(empty(i)),
         }
-        super::number::parse(raw).map_err(|e| format!("column {} ('{}') {e}", i + 1, cols.names[i]))
     };
     for (k, &c) in cols.features.iter().enumerate() {
         if let Some(c) = c {
@@ -157,11 +175,10 @@ fn push_line(
     schema.complete_row(row, |k| cols.features[k].is_some())?;
     let start = sink.labels.len();
     for (&c, target) in cols.targets.iter().zip(&schema.targets) {
-        let raw = unquote(fields[c]);
-        let label = if raw.is_empty() {
-            Err(empty(c))
-        } else {
-            target.from_text(raw)
+        let label = match fields[c] {
+            Field::Text(raw) if !unquote(raw).is_empty() => target.from_text(unquote(raw)),
+            Field::Number(v) => target.from_number(v),
+            _ => Err(empty(c)),
         };
         match label {
             Ok(y) => sink.labels.push(y),

@@ -320,6 +320,8 @@ pub enum Format {
     Json,
     /// Comma-separated values, with a header naming the columns or with the label in column 0.
     Csv,
+    /// Apache Parquet, its columns named as a CSV header would name them.
+    Parquet,
 }
 
 impl Format {
@@ -329,15 +331,17 @@ impl Format {
             "text/csv" | "csv" | "text/x-csv" | "application/csv" => Ok(Format::Csv),
             "application/json" | "json" | "application/jsonlines" | "application/x-jsonlines"
             | "application/jsonl" | "application/x-ndjson" | "jsonl" => Ok(Format::Json),
+            "application/x-parquet" | "application/parquet" | "parquet" => Ok(Format::Parquet),
             _ => Err(Error::Config(format!(
-                "ContentType '{content_type}' is not supported; use text/csv, application/json or application/jsonlines"
+                "ContentType '{content_type}' is not supported; use text/csv, application/json, application/jsonlines or application/x-parquet"
             ))),
         }
     }
 
     /// The format of one file: the channel's ContentType when given, else the extension
-    /// (`.csv`, `.json`, `.jsonl`, `.ndjson`, under an optional `.gz`), else the first byte.
-    pub fn detect(content_type: Option<&str>, path: &Path, first_byte: Option<u8>) -> Result<Self> {
+    /// (`.csv`, `.json`, `.jsonl`, `.ndjson`, under an optional `.gz`; `.parquet`), else the
+    /// first bytes (`PAR1`; `{` or `[`).
+    pub fn detect(content_type: Option<&str>, path: &Path, start: &[u8]) -> Result<Self> {
         if let Some(ct) = content_type {
             return Self::from_content_type(ct);
         }
@@ -350,10 +354,14 @@ impl Format {
         match name.rsplit_once('.').map(|(_, ext)| ext) {
             Some("csv") => Ok(Format::Csv),
             Some("json" | "jsonl" | "ndjson") => Ok(Format::Json),
-            _ => Ok(match first_byte {
-                Some(b'{' | b'[') => Format::Json,
-                _ => Format::Csv,
-            }),
+            Some("parquet") => Ok(Format::Parquet),
+            _ if start.starts_with(b"PAR1") => Ok(Format::Parquet),
+            _ => Ok(
+                match start.iter().find(|b| !b.is_ascii_whitespace()).copied() {
+                    Some(b'{' | b'[') => Format::Json,
+                    _ => Format::Csv,
+                },
+            ),
         }
     }
 
@@ -368,6 +376,9 @@ impl Format {
         match self {
             Format::Json => json::parse(reader, schema, source, sink),
             Format::Csv => csv::parse(reader, schema, source, sink),
+            Format::Parquet => Err(Error::Data(format!(
+                "{source}: a Parquet file is read from its path (data::load_channel)"
+            ))),
         }
     }
 }
@@ -388,13 +399,14 @@ pub fn load_channel(
     for file in &files {
         stop()?;
         let (mut reader, name) = files::open(dir, file)?;
-        let first = reader
-            .fill_buf()
-            .map_err(|e| Error::io(file, e))?
-            .iter()
-            .find(|b| !b.is_ascii_whitespace())
-            .copied();
-        Format::detect(content_type, file, first)?.parse(reader, schema, &name, &mut sink)?;
+        let start = reader.fill_buf().map_err(|e| Error::io(file, e))?;
+        match Format::detect(content_type, file, start)? {
+            Format::Parquet => {
+                drop(reader);
+                parquet::read_named(file, schema, &name, &mut sink)?
+            }
+            format => format.parse(reader, schema, &name, &mut sink)?,
+        }
         tracing::info!(channel, file = %name, rows_so_far = sink.len(), peak_mib = crate::peak_memory_mib(), "loaded data file");
     }
     if sink.is_empty() {
@@ -534,31 +546,26 @@ mod tests {
     #[test]
     fn format_detection() {
         let p = Path::new;
+        let detect = |ct, name, start: &[u8]| Format::detect(ct, p(name), start).unwrap();
         assert_eq!(
-            Format::detect(Some("text/csv; charset=utf-8"), p("x.json"), None).unwrap(),
+            detect(Some("text/csv; charset=utf-8"), "x.json", b""),
             Format::Csv
         );
         assert_eq!(
-            Format::detect(Some("Application/JSONLines"), p("x"), None).unwrap(),
-            Format::Json
-        );
-        assert!(Format::detect(Some("application/x-parquet"), p("x"), None).is_err());
-        assert_eq!(
-            Format::detect(None, p("part.jsonl.gz"), None).unwrap(),
+            detect(Some("Application/JSONLines"), "x", b""),
             Format::Json
         );
         assert_eq!(
-            Format::detect(None, p("part.CSV"), Some(b'{')).unwrap(),
-            Format::Csv
+            detect(Some("application/x-parquet"), "x", b""),
+            Format::Parquet
         );
-        assert_eq!(
-            Format::detect(None, p("part-0001"), Some(b'{')).unwrap(),
-            Format::Json
-        );
-        assert_eq!(
-            Format::detect(None, p("part-0001"), Some(b'0')).unwrap(),
-            Format::Csv
-        );
+        assert!(Format::detect(Some("text/libsvm"), p("x"), b"").is_err());
+        assert_eq!(detect(None, "part.jsonl.gz", b""), Format::Json);
+        assert_eq!(detect(None, "part.CSV", b"{"), Format::Csv);
+        assert_eq!(detect(None, "part-0001", b"  {"), Format::Json);
+        assert_eq!(detect(None, "part-0001", b"0,1"), Format::Csv);
+        assert_eq!(detect(None, "part-0001", b"PAR1\x15"), Format::Parquet);
+        assert_eq!(detect(None, "fire.parquet", b""), Format::Parquet);
     }
 
     #[test]

@@ -1,19 +1,227 @@
-//! Parquet training files (`application/x-parquet`), read one row group and one column at a time
-//! (never the whole file). Columns must be flat numbers (boolean, 32/64-bit integers and
-//! floats); a null is a missing value. The label is the column `label_column` names when the
-//! file has one, else the first column (SageMaker's built-in XGBoost convention); with
-//! `csv_weights`, the instance weight is the column named `weight`. Every other column is a
-//! feature, named by the file's schema; later files are matched to the first by name.
+//! Parquet training files (`application/x-parquet`), read a batch of rows at a time from each
+//! row group (never the whole file). Columns must be flat: numbers (boolean, 32/64-bit integers
+//! and floats) and, for the named labels of the fire and IOPS models, UTF-8 text; a null is a
+//! missing value.
+//!
+//! - Columns from the data ([`read`], `model_kind=tabular` and `xgboost`): the label is the column
+//!   `label_column` names when the file has one, else the first column (SageMaker's built-in
+//!   XGBoost convention); with `csv_weights`, the weight is the column named `weight`; every
+//!   other column is a numeric feature, named by the file's schema; later files are matched to
+//!   the first by name.
+//! - Named features ([`read_named`], the fire and IOPS models): the columns are matched to the
+//!   model's features and labels by name, exactly as a CSV header is ([`super::csv`]).
 
-use super::number;
+use super::csv::{self, Field};
 use super::tabular::{Table, TabularOptions};
+use super::{number, RowSink, Schema};
 use crate::error::{Error, Result};
-use parquet::column::reader::ColumnReader;
+use parquet::basic::Type as Physical;
+use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
+use parquet::data_type::DataType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use std::path::Path;
 
-/// Records read per call into a column reader.
-const BATCH: usize = 8192;
+/// Rows read from every column per batch.
+const BATCH: usize = 4096;
+
+/// One value of a column.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Number(f64),
+    Text(String),
+    Null,
+}
+
+impl Cell {
+    fn field(&self) -> Field<'_> {
+        match self {
+            Cell::Number(v) => Field::Number(*v),
+            Cell::Text(t) => Field::Text(t),
+            Cell::Null => Field::Null,
+        }
+    }
+}
+
+/// An open Parquet file and its column names.
+struct ParquetFile {
+    reader: SerializedFileReader<std::fs::File>,
+    names: Vec<String>,
+}
+
+impl ParquetFile {
+    /// Opens `path`; `text` allows UTF-8 text columns besides numbers.
+    fn open(path: &Path, text: bool) -> std::result::Result<Self, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| format!("not a Parquet file this container reads: {e}"))?;
+        let schema = reader.metadata().file_metadata().schema_descr_ptr();
+        let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+        let unreadable: Vec<String> = schema
+            .columns()
+            .iter()
+            .zip(&names)
+            .filter(|(c, _)| {
+                c.max_rep_level() > 0
+                    || !matches!(
+                        c.physical_type(),
+                        Physical::BOOLEAN
+                            | Physical::INT32
+                            | Physical::INT64
+                            | Physical::FLOAT
+                            | Physical::DOUBLE
+                    ) && !(text && c.physical_type() == Physical::BYTE_ARRAY)
+            })
+            .map(|(_, n)| format!("'{n}'"))
+            .collect();
+        if !unreadable.is_empty() {
+            return Err(format!(
+                "{} column(s) are not flat {}: {}",
+                unreadable.len(),
+                if text {
+                    "numbers or text"
+                } else {
+                    "numbers (boolean, integer, float)"
+                },
+                unreadable
+                    .iter()
+                    .take(8)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(Self { reader, names })
+    }
+
+    /// Calls `each(first_row, columns)` for every batch of rows, `columns[c]` holding column
+    /// `c`'s cells of the batch.
+    fn for_each_batch(
+        &self,
+        each: &mut dyn FnMut(usize, &[Vec<Cell>]) -> std::result::Result<(), String>,
+    ) -> std::result::Result<(), String> {
+        let schema = self.reader.metadata().file_metadata().schema_descr_ptr();
+        let mut first_row = 0;
+        let mut cells: Vec<Vec<Cell>> = vec![Vec::with_capacity(BATCH); self.names.len()];
+        for g in 0..self.reader.num_row_groups() {
+            let group = self.reader.get_row_group(g).map_err(|e| e.to_string())?;
+            let rows = usize::try_from(group.metadata().num_rows()).unwrap_or(0);
+            let mut readers = (0..self.names.len())
+                .map(|c| group.get_column_reader(c).map_err(|e| e.to_string()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let mut done = 0;
+            while done < rows {
+                let want = BATCH.min(rows - done);
+                for (c, reader) in readers.iter_mut().enumerate() {
+                    cells[c].clear();
+                    let max_def = schema.column(c).max_def_level();
+                    read_cells(reader, max_def, want, &mut cells[c])?;
+                    if cells[c].len() != want {
+                        return Err(format!("column '{}' ends early", self.names[c]));
+                    }
+                }
+                each(first_row + done, &cells)?;
+                done += want;
+            }
+            first_row += rows;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `want` cells of one column.
+fn read_cells(
+    reader: &mut ColumnReader,
+    max_def: i16,
+    want: usize,
+    out: &mut Vec<Cell>,
+) -> std::result::Result<(), String> {
+    match reader {
+        ColumnReader::BoolColumnReader(r) => drain(r, max_def, want, out, |v| {
+            Cell::Number(f64::from(u8::from(v)))
+        }),
+        ColumnReader::Int32ColumnReader(r) => {
+            drain(r, max_def, want, out, |v| Cell::Number(f64::from(v)))
+        }
+        ColumnReader::Int64ColumnReader(r) => {
+            drain(r, max_def, want, out, |v| Cell::Number(v as f64))
+        }
+        ColumnReader::FloatColumnReader(r) => {
+            drain(r, max_def, want, out, |v| Cell::Number(f64::from(v)))
+        }
+        ColumnReader::DoubleColumnReader(r) => drain(r, max_def, want, out, Cell::Number),
+        ColumnReader::ByteArrayColumnReader(r) => drain(r, max_def, want, out, |v| {
+            Cell::Text(String::from_utf8_lossy(v.data()).into_owned())
+        }),
+        _ => Err("a column type this container does not read".into()),
+    }
+}
+
+/// Reads `want` records of one typed column, nulls as [`Cell::Null`].
+fn drain<T: DataType>(
+    reader: &mut ColumnReaderImpl<T>,
+    max_def: i16,
+    want: usize,
+    out: &mut Vec<Cell>,
+    cell: impl Fn(T::T) -> Cell,
+) -> std::result::Result<(), String> {
+    let mut values: Vec<T::T> = Vec::with_capacity(want);
+    let mut levels: Vec<i16> = Vec::with_capacity(want);
+    while out.len() < want {
+        values.clear();
+        levels.clear();
+        let (records, _, _) = reader
+            .read_records(want - out.len(), Some(&mut levels), None, &mut values)
+            .map_err(|e| e.to_string())?;
+        if records == 0 {
+            return Err("a column holds fewer values than its row group's rows".into());
+        }
+        let mut next = values.drain(..);
+        for r in 0..records {
+            if max_def == 0 || levels.get(r) == Some(&max_def) {
+                out.push(cell(
+                    next.next().ok_or("a column holds fewer values than rows")?,
+                ));
+            } else {
+                out.push(Cell::Null);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `read` on an open file; a corrupt file is an error (the reader's panics on some corrupt
+/// files are contained), after which what was read into is to be dropped.
+fn contained_read(
+    path: &Path,
+    source: &str,
+    text: bool,
+    read: impl FnOnce(&ParquetFile) -> std::result::Result<(), String>,
+) -> Result<()> {
+    crate::contain::contained(|| ParquetFile::open(path, text).and_then(|f| read(&f)))
+        .map_err(|why| format!("a corrupt Parquet file ({why})"))
+        .and_then(|r| r)
+        .map_err(|m| Error::Data(format!("{source}: {m}")))
+}
+
+/// Reads one Parquet file with named features (the fire and IOPS models) into `sink`.
+pub fn read_named(path: &Path, schema: &Schema, source: &str, sink: &mut RowSink) -> Result<()> {
+    contained_read(path, source, true, |file| {
+        let names: Vec<&str> = file.names.iter().map(String::as_str).collect();
+        let columns =
+            csv::Columns::from_header(&names, schema, source).map_err(|e| e.to_string())?;
+        let mut row = vec![0f32; schema.feature_names.len()];
+        file.for_each_batch(&mut |first_row, cells| {
+            let mut fields: Vec<Field> = Vec::with_capacity(cells.len());
+            for r in 0..cells.first().map_or(0, Vec::len) {
+                fields.clear();
+                fields.extend(cells.iter().map(|c| c[r].field()));
+                csv::push_row(&fields, &columns, schema, &mut row, sink)
+                    .map_err(|m| format!("row {}: {m}", first_row + r + 1))?;
+            }
+            Ok(())
+        })
+    })
+}
 
 /// What a column is used for.
 #[derive(Clone, Copy, PartialEq)]
@@ -24,57 +232,28 @@ enum Role {
     Feature(usize),
 }
 
-/// Reads one Parquet file into `table`; a corrupt file is an error (the reader's panics on
-/// some corrupt files are contained), after which `table` is to be dropped.
+/// Reads one Parquet file whose columns come from the data into `table`.
 pub fn read(path: &Path, options: &TabularOptions, source: &str, table: &mut Table) -> Result<()> {
-    crate::contain::contained(|| read_file(path, options, source, table))
-        .map_err(|why| Error::Data(format!("{source}: a corrupt Parquet file ({why})")))?
+    contained_read(path, source, false, |file| read_table(file, options, table))
 }
 
-fn read_file(path: &Path, options: &TabularOptions, source: &str, table: &mut Table) -> Result<()> {
-    let fail = |m: String| Error::Data(format!("{source}: {m}"));
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let reader = SerializedFileReader::new(file)
-        .map_err(|e| fail(format!("not a Parquet file this container reads: {e}")))?;
-    let schema = reader.metadata().file_metadata().schema_descr_ptr();
-    let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
-    let unreadable: Vec<&String> = schema
-        .columns()
-        .iter()
-        .zip(&names)
-        .filter(|(c, _)| {
-            c.max_rep_level() > 0
-                || !matches!(
-                    c.physical_type(),
-                    parquet::basic::Type::BOOLEAN
-                        | parquet::basic::Type::INT32
-                        | parquet::basic::Type::INT64
-                        | parquet::basic::Type::FLOAT
-                        | parquet::basic::Type::DOUBLE
-                )
-        })
-        .map(|(_, n)| n)
-        .collect();
-    if !unreadable.is_empty() {
-        return Err(fail(format!(
-            "{} column(s) are not flat numbers (boolean, integer, float): {}",
-            unreadable.len(),
-            unreadable
-                .iter()
-                .take(8)
-                .map(|n| format!("'{n}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+fn read_table(
+    file: &ParquetFile,
+    options: &TabularOptions,
+    table: &mut Table,
+) -> std::result::Result<(), String> {
+    let names = &file.names;
     let label = names
         .iter()
         .position(|n| *n == options.label_column)
         .unwrap_or(0);
     let weight = if options.csv_weights {
-        Some(names.iter().position(|n| n == "weight").ok_or_else(|| {
-            fail("csv_weights is set but the file has no column named 'weight'".into())
-        })?)
+        Some(
+            names
+                .iter()
+                .position(|n| n == "weight")
+                .ok_or("csv_weights is set but the file has no column named 'weight'")?,
+        )
     } else {
         None
     };
@@ -90,138 +269,65 @@ fn read_file(path: &Path, options: &TabularOptions, source: &str, table: &mut Ta
             .collect::<Option<Vec<_>>>()
             .filter(|o| o.len() == feature_names.len())
             .ok_or_else(|| {
-                fail(format!(
+                format!(
                     "the feature columns {feature_names:?} are not those of the first file read {first:?}"
-                ))
+                )
             })?,
         None => {
             table.names = Some(feature_names.clone());
             (0..feature_names.len()).collect()
         }
     };
-    table.set_width(feature_names.len()).map_err(fail)?;
+    table.set_width(feature_names.len())?;
     // Column index -> role; features land at the position the first file gave their name.
-    let mut roles = vec![Role::Label; names.len()];
     let mut feature = 0;
-    for (i, role) in roles.iter_mut().enumerate() {
-        *role = if i == label {
-            Role::Label
-        } else if Some(i) == weight {
-            Role::Weight
-        } else {
-            feature += 1;
-            Role::Feature(
-                order
-                    .iter()
-                    .position(|&o| o == feature - 1)
-                    .expect("a permutation"),
-            )
-        };
-    }
+    let roles: Vec<Role> = (0..names.len())
+        .map(|i| {
+            if i == label {
+                Role::Label
+            } else if Some(i) == weight {
+                Role::Weight
+            } else {
+                feature += 1;
+                Role::Feature(
+                    order
+                        .iter()
+                        .position(|&o| o == feature - 1)
+                        .expect("a permutation"),
+                )
+            }
+        })
+        .collect();
     let width = table.width;
-    for g in 0..reader.num_row_groups() {
-        let group = reader.get_row_group(g).map_err(|e| fail(e.to_string()))?;
-        let rows = usize::try_from(group.metadata().num_rows()).unwrap_or(0);
-        let first_row = table.rows();
+    file.for_each_batch(&mut |first_row, cells| {
+        let rows = cells.first().map_or(0, Vec::len);
         let start = table.features.len();
         table.features.resize(start + rows * width, f32::NAN);
-        table.labels.resize(first_row + rows, f32::NAN);
-        if weight.is_some() {
-            table.weights.resize(first_row + rows, f32::NAN);
-        }
         for (c, &role) in roles.iter().enumerate() {
-            let max_def = schema.column(c).max_def_level();
-            let column = group
-                .get_column_reader(c)
-                .map_err(|e| fail(e.to_string()))?;
-            let mut put = |row: usize, value: Option<f64>| -> std::result::Result<(), String> {
-                let at = first_row + row;
-                let value = match value {
-                    None if matches!(role, Role::Feature(_)) => f32::NAN,
-                    None => {
-                        return Err(format!(
-                            "row {}: the {} is missing",
-                            at + 1,
-                            role_name(role)
-                        ))
+            for (r, cell) in cells[c].iter().enumerate() {
+                let value = match cell {
+                    Cell::Number(v) => number::checked(*v).map_err(|e| {
+                        format!("row {}, column '{}': {e}", first_row + r + 1, names[c])
+                    })? as f32,
+                    Cell::Null if matches!(role, Role::Feature(_)) => f32::NAN,
+                    _ => {
+                        let what = if role == Role::Label {
+                            "label"
+                        } else {
+                            "weight"
+                        };
+                        return Err(format!("row {}: the {what} is missing", first_row + r + 1));
                     }
-                    Some(v) => number::checked(v)
-                        .map_err(|e| format!("row {}, column '{}': {e}", at + 1, names[c]))?
-                        as f32,
                 };
                 match role {
-                    Role::Label => table.labels[at] = value,
-                    Role::Weight => table.weights[at] = value,
-                    Role::Feature(k) => table.features[start + row * width + k] = value,
+                    Role::Label => table.labels.push(value),
+                    Role::Weight => table.weights.push(value),
+                    Role::Feature(k) => table.features[start + r * width + k] = value,
                 }
-                Ok(())
-            };
-            let read = match column {
-                ColumnReader::BoolColumnReader(r) => {
-                    drain(r, max_def, rows, |v| f64::from(u8::from(v)), &mut put)
-                }
-                ColumnReader::Int32ColumnReader(r) => drain(r, max_def, rows, f64::from, &mut put),
-                ColumnReader::Int64ColumnReader(r) => {
-                    drain(r, max_def, rows, |v| v as f64, &mut put)
-                }
-                ColumnReader::FloatColumnReader(r) => drain(r, max_def, rows, f64::from, &mut put),
-                ColumnReader::DoubleColumnReader(r) => drain(r, max_def, rows, |v| v, &mut put),
-                _ => unreachable!("checked above"),
-            };
-            read.map_err(fail)?;
+            }
         }
-    }
-    Ok(())
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Label => "label",
-        Role::Weight => "weight",
-        Role::Feature(_) => "feature",
-    }
-}
-
-/// Reads `rows` values of one column, calling `put(row, value)` (`None` for a null).
-fn drain<T: parquet::data_type::DataType>(
-    mut reader: parquet::column::reader::ColumnReaderImpl<T>,
-    max_def: i16,
-    rows: usize,
-    to_f64: impl Fn(T::T) -> f64,
-    put: &mut dyn FnMut(usize, Option<f64>) -> std::result::Result<(), String>,
-) -> std::result::Result<(), String>
-where
-    T::T: Copy,
-{
-    let mut values: Vec<T::T> = Vec::with_capacity(BATCH);
-    let mut levels: Vec<i16> = Vec::with_capacity(BATCH);
-    let mut row = 0;
-    while row < rows {
-        values.clear();
-        levels.clear();
-        let (records, _, _) = reader
-            .read_records(BATCH.min(rows - row), Some(&mut levels), None, &mut values)
-            .map_err(|e| e.to_string())?;
-        if records == 0 {
-            return Err(format!(
-                "the file ends after {row} of {rows} rows of a row group"
-            ));
-        }
-        let mut next = values.iter();
-        for r in 0..records {
-            let present = max_def == 0 || levels.get(r) == Some(&max_def);
-            let value = if present {
-                Some(to_f64(
-                    *next.next().ok_or("a column holds fewer values than rows")?,
-                ))
-            } else {
-                None
-            };
-            put(row + r, value)?;
-        }
-        row += records;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -296,5 +402,95 @@ pub(crate) mod tests {
             e.to_string().contains("are not those of the first file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn named_columns_are_matched_as_a_csv_header_is() {
+        use parquet::data_type::ByteArrayType;
+        let schema = crate::data::Schema {
+            feature_names: vec!["a".into(), "b".into()],
+            derived: None,
+            targets: vec![crate::data::Target {
+                names: vec!["label".into(), "fire_detected".into()],
+                kind: crate::data::TargetKind::Binary,
+            }],
+            allow_missing: false,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, message: &str, labels: &[i64], b: Option<&[i16]>| {
+            let path = dir.path().join(name);
+            let schema = parquet::schema::parser::parse_message_type(message).unwrap();
+            let file = std::fs::File::create(&path).unwrap();
+            let mut w =
+                SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
+            let mut g = w.next_row_group().unwrap();
+            let mut c = g.next_column().unwrap().unwrap();
+            let (values, defs): (&[f64], _) = match b {
+                Some(defs) => (&[2.0], Some(defs)),
+                None => (&[2.0, 4.0], None),
+            };
+            c.typed::<DoubleType>()
+                .write_batch(values, defs, None)
+                .unwrap();
+            c.close().unwrap();
+            let mut c = g.next_column().unwrap().unwrap();
+            c.typed::<Int64Type>()
+                .write_batch(labels, None, None)
+                .unwrap();
+            c.close().unwrap();
+            let mut c = g.next_column().unwrap().unwrap();
+            c.typed::<DoubleType>()
+                .write_batch(&[1.0, 3.0], None, None)
+                .unwrap();
+            c.close().unwrap();
+            let mut c = g.next_column().unwrap().unwrap();
+            let text = ["x".into(), "y".into()];
+            c.typed::<ByteArrayType>()
+                .write_batch(&text, None, None)
+                .unwrap();
+            c.close().unwrap();
+            g.close().unwrap();
+            w.close().unwrap();
+            path
+        };
+        // Columns in another order, an extra text column ignored: the CSV header's rules.
+        let m = "message m { REQUIRED DOUBLE b; REQUIRED INT64 fire_detected; REQUIRED DOUBLE a; REQUIRED BINARY note (UTF8); }";
+        let mut sink = RowSink::default();
+        read_named(
+            &write("ok.parquet", m, &[0, 1], None),
+            &schema,
+            "ok.parquet",
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(sink.features, [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(sink.labels, [0.0, 1.0]);
+        // A label that is not 0/1 and a null feature fail with the row, as in CSV.
+        let e = read_named(
+            &write("bad.parquet", m, &[0, 2], None),
+            &schema,
+            "bad.parquet",
+            &mut RowSink::default(),
+        );
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("bad.parquet: row 2: label 2 is not 0 or 1"));
+        let nullable = "message m { OPTIONAL DOUBLE b; REQUIRED INT64 label; REQUIRED DOUBLE a; REQUIRED BINARY note (UTF8); }";
+        let e = read_named(
+            &write("null.parquet", nullable, &[0, 1], Some(&[1, 0])),
+            &schema,
+            "null.parquet",
+            &mut RowSink::default(),
+        );
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("row 2: column 1 ('b') is empty"));
+        let e = read_named(&write("no.parquet", "message m { REQUIRED DOUBLE b; REQUIRED INT64 label; REQUIRED DOUBLE c; REQUIRED BINARY note (UTF8); }", &[0, 1], None), &schema, "no.parquet", &mut RowSink::default());
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("lacks feature column(s) a"));
     }
 }
