@@ -235,7 +235,7 @@ fn training_parsers() {
         which += 1;
         let (values, error) = match which % 6 {
             0 | 1 => {
-                let format = if which % 5 == 0 {
+                let format = if which % 6 == 0 {
                     Format::Json
                 } else {
                     Format::Csv

@@ -134,6 +134,7 @@ fn every_builtin_objective_trains_and_serves_as_xgboost_predicts() {
         ("reg:squarederror", &reg, ""),
         ("reg:absoluteerror", &reg, ""),
         ("reg:pseudohubererror", &reg, ""),
+        ("reg:squaredlogerror", &positive, ""),
         ("reg:logistic", &bin, ""),
         ("reg:gamma", &positive, ""),
         (

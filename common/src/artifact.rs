@@ -185,7 +185,7 @@ fn tmp_name(path: &Path) -> PathBuf {
 /// manifest. Files of the model this one replaces are removed afterwards, and so are payload
 /// files an interrupted earlier run left behind (recognised by the names this function gives:
 /// [`is_payload_name`]); nothing else is touched. When a write fails, the files this run wrote
-/// are removed again. A payload file name without an extension is kept as it is (see below).
+/// are removed again.
 pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<Payload>) -> Result<()> {
     access::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let previous = Manifest::load(dir).ok();
@@ -200,11 +200,11 @@ pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<Payload>) -> Resul
     manifest.payloads.clear();
     let written = (|| {
         for (i, (mut meta, bytes)) in payloads.into_iter().enumerate() {
-            // A name without an extension is one other tools look for (`xgboost-model`): it
-            // is kept, and replaced (atomically) by the next model of that name.
-            if let Some((stem, ext)) = meta.file.rsplit_once('.') {
-                meta.file = format!("{stem}-{run}-{i}.{ext}");
-            }
+            let (stem, ext) = meta
+                .file
+                .rsplit_once('.')
+                .unwrap_or((meta.file.as_str(), "bin"));
+            meta.file = format!("{stem}-{run}-{i}.{ext}");
             manifest.payloads.push(meta.clone());
             write_atomic(&dir.join(&meta.file), &bytes)?;
         }
@@ -213,8 +213,7 @@ pub fn save(dir: &Path, mut manifest: Manifest, payloads: Vec<Payload>) -> Resul
         write_atomic(&dir.join(MANIFEST), &json)
     })();
     if let Err(e) = written {
-        // A kept name may hold the previous model's file: it stays.
-        for p in manifest.payloads.iter().filter(|p| p.file.contains('.')) {
+        for p in &manifest.payloads {
             let _ = std::fs::remove_file(dir.join(&p.file));
         }
         return Err(e);

@@ -17,7 +17,7 @@ use crate::report;
 use crate::splits::{self, Reader};
 use crate::stop::StopFlag;
 use crate::xgboost_hyperparameters::BuiltinParams;
-use common::artifact::{PayloadFile, PayloadFormat};
+use common::artifact::{self, PayloadFile, PayloadFormat};
 use common::data::tabular::TabularOptions;
 use common::data::Dataset;
 use common::kinds::ModelKind;
@@ -57,7 +57,8 @@ pub struct Evaluation {
     pub scores: BTreeMap<String, Scores>,
 }
 
-/// Trains, writes `xgboost-model` and the manifest, returns the evaluation.
+/// Trains, writes the model (manifest, payload and the `xgboost-model` copy), returns the
+/// evaluation.
 pub fn train(
     opt_ml: &OptMl,
     config: &TrainConfig,
@@ -69,35 +70,50 @@ pub fn train(
         label_column: "label".into(),
         csv_weights: params.csv_weights,
     };
-    let data = splits::load_channels(
+    let mut data = splits::load_channels(
         opt_ml,
         channels,
         Reader::Tabular(&options),
         &|_, _| Ok(()),
         stop,
     )?;
-    let ranking = params.objective.starts_with("rank:");
-    let mut sets: Vec<(&'static str, &Dataset)> = vec![("train", &data.train)];
-    sets.extend(data.validation.as_ref().map(|d| ("validation", d)));
-    let matrices: Vec<DMatrix> = sets
+    let feature_names = data.train.feature_names.clone();
+    let has_test = data.test.is_some();
+    let mut rows = BTreeMap::from([("train", data.train.len())]);
+    rows.extend(data.validation.as_ref().map(|d| ("validation", d.len())));
+    rows.extend(data.test.as_ref().map(|d| ("test", d.len())));
+    // Every channel is checked and handed to XGBoost before the first round; the rows are then
+    // XGBoost's alone (only the labels are kept, for the metrics computed here).
+    let mut sets: Vec<(&'static str, &mut Dataset)> = vec![("train", &mut data.train)];
+    sets.extend(data.validation.as_mut().map(|d| ("validation", d)));
+    sets.extend(data.test.as_mut().map(|d| ("test", d)));
+    let mut matrices = Vec::new();
+    for (name, d) in &mut sets {
+        matrices.push(matrix(d, name, params)?);
+        d.features = ndarray::Array2::zeros((0, 0));
+    }
+    let labels: Vec<(&str, Vec<f32>)> = sets
         .iter()
-        .map(|(name, d)| matrix(d, name, ranking, params))
-        .collect::<Result<_>>()?;
-    let evals: Vec<(&DMatrix, &str)> = matrices.iter().zip(&sets).map(|(m, s)| (m, s.0)).collect();
+        .map(|(n, d)| (*n, d.labels().to_vec()))
+        .collect();
+    let test = has_test.then(|| matrices.pop().expect("the test matrix"));
+    let evals: Vec<(&DMatrix, &str)> = matrices
+        .iter()
+        .zip(&labels)
+        .map(|(m, l)| (m, l.0))
+        .collect();
     let (native, custom) = split_metrics(&params.eval_metrics);
     let mut xgb_params = params.xgboost.clone();
     for m in &native {
         xgb_params = xgb_params.set("eval_metric", m);
     }
 
-    let cache: Vec<&DMatrix> = matrices.iter().collect();
-    let mut booster = xgboost::new_booster(&xgb_params, &cache)?;
-    let patience = params
+    let mut booster = xgboost::new_booster(&xgb_params, &matrices.iter().collect::<Vec<_>>())?;
+    let mut early = params
         .early_stopping_rounds
-        .filter(|_| data.validation.is_some());
+        .filter(|_| evals.len() > 1)
+        .map(|patience| EarlyStopping::new(patience, params.stop_metric.clone()));
     let mut logs: Vec<RoundLog> = Vec::new();
-    let mut best: Option<(u32, f64)> = None;
-    let mut watched: Option<String> = None;
     let mut partial = false;
     for round in 0..params.num_round {
         if let Err(stopped) = stop.check() {
@@ -113,60 +129,52 @@ pub fn train(
         }
         booster.update(&matrices[0], round as i32)?;
         let mut log = xgboost::evaluate(&booster, &evals, round, &xgb_params)?;
-        for ((name, d), m) in sets.iter().zip(&matrices) {
-            for (metric, value) in custom_scores(&booster, m, d, &custom, &params.objective)? {
+        for ((m, name), (_, y)) in evals.iter().zip(&labels) {
+            for (metric, value) in custom_scores(&booster, m, y, &custom)? {
                 log.push(name, &metric, value);
             }
         }
         println!("{}", log.line);
-        if let Some(p) = patience {
-            // The last metric asked for, else the last one XGBoost logs (its default).
-            let metric =
-                watched.get_or_insert_with(|| {
-                    params.eval_metrics.last().cloned().unwrap_or_else(|| {
-                        log.scores.last().map(|s| s.1.clone()).unwrap_or_default()
-                    })
-                });
-            if let Some(score) = log.score("validation", metric) {
-                let better = |b: f64| {
-                    if BuiltinParams::maximize(metric) {
-                        score > b
-                    } else {
-                        score < b
-                    }
-                };
-                if best.is_none_or(|(_, b)| better(b)) {
-                    best = Some((round, score));
-                }
-            }
-            logs.push(log);
-            if round - best.map_or(0, |b| b.0) >= p {
-                tracing::info!(metric = %metric, best_iteration = best.map_or(0, |b| b.0), "early stopping: no improvement for {p} rounds");
-                break;
-            }
-        } else {
-            logs.push(log);
+        if params.save_model_on_termination {
+            // As the built-in: a stop in the middle of a long round still leaves the rounds
+            // before it (XGBoost's own file; the manifest comes with the complete model).
+            artifact::write_atomic(
+                &opt_ml.model_dir().join(MODEL_FILE),
+                &booster.save_buffer(true)?,
+            )?;
+        }
+        let go_on = match &mut early {
+            Some(e) => e.observe(&log)?,
+            None => true,
+        };
+        logs.push(log);
+        if !go_on {
+            break;
         }
     }
     let rounds_run = logs.len() as u32;
-    let best_iteration = best.map_or(rounds_run.saturating_sub(1), |b| b.0);
+    let best_iteration = early
+        .as_ref()
+        .and_then(EarlyStopping::best_round)
+        .unwrap_or(rounds_run.saturating_sub(1));
     if best_iteration + 1 < rounds_run {
         booster = booster.slice(0, best_iteration as i32 + 1)?;
     }
 
     let mut scores: BTreeMap<String, Scores> = BTreeMap::new();
-    if let Some(log) = logs.get(best_iteration as usize) {
-        for (set, metric, value) in &log.scores {
-            scores
-                .entry(set.clone())
-                .or_default()
-                .insert(metric.clone(), *value);
-        }
+    for (set, metric, value) in logs
+        .get(best_iteration as usize)
+        .map_or(&[][..], |l| &l.scores)
+    {
+        scores
+            .entry(set.clone())
+            .or_default()
+            .insert(metric.clone(), *value);
     }
-    if let Some(test) = &data.test {
-        let m = matrix(test, "test", ranking, params)?;
-        let mut log = xgboost::evaluate(&booster, &[(&m, "test")], best_iteration, &xgb_params)?;
-        for (metric, value) in custom_scores(&booster, &m, test, &custom, &params.objective)? {
+    if let (Some(m), false) = (&test, partial) {
+        let y = &labels.last().expect("test labels").1;
+        let mut log = xgboost::evaluate(&booster, &[(m, "test")], best_iteration, &xgb_params)?;
+        for (metric, value) in custom_scores(&booster, m, y, &custom)? {
             log.push("test", &metric, value);
         }
         scores.insert(
@@ -174,15 +182,12 @@ pub fn train(
             log.scores.into_iter().map(|(_, m, v)| (m, v)).collect(),
         );
     }
-    let mut rows = BTreeMap::from([("train", data.train.len())]);
-    rows.extend(data.validation.as_ref().map(|d| ("validation", d.len())));
-    rows.extend(data.test.as_ref().map(|d| ("test", d.len())));
     let evaluation = Evaluation {
         objective: params.objective.clone(),
         num_round: params.num_round,
         rounds_run,
         best_iteration,
-        early_stopping_metric: watched.filter(|_| patience.is_some()),
+        early_stopping_metric: early.and_then(|e| e.metric),
         partial,
         rows,
         scores,
@@ -194,29 +199,118 @@ pub fn train(
     }
     let manifest = report::manifest(
         ModelKind::Xgboost,
-        data.train.feature_names.clone(),
+        feature_names,
         &evaluation,
         &evaluation.rows,
         &config.hyperparameters,
     )?;
+    let bytes = booster.save_buffer(true)?;
     let payload = PayloadFile {
         name: MODEL_FILE.into(),
-        file: MODEL_FILE.into(),
+        file: format!("{MODEL_FILE}.ubj"),
         format: PayloadFormat::XgboostModel,
         weight: None,
     };
-    report::write_model(
-        opt_ml,
-        manifest,
-        vec![(payload, booster.save_buffer(true)?)],
-    )?;
+    report::write_model(opt_ml, manifest, vec![(payload, bytes.clone())])?;
+    // The built-in's file name, for XGBoost tooling; serving reads the manifest's payload.
+    artifact::write_atomic(&opt_ml.model_dir().join(MODEL_FILE), &bytes)?;
     report::write_evaluation(opt_ml, &evaluation)?;
     Ok(evaluation)
 }
 
-/// XGBoost's matrix of one channel: labels, weights, and query groups for ranking.
-fn matrix(d: &Dataset, name: &str, ranking: bool, params: &BuiltinParams) -> Result<DMatrix> {
+/// Early stopping on the validation set, XGBoost's rule: stop once the watched metric has not
+/// improved for `patience` rounds; the model keeps the best round.
+#[derive(Debug)]
+struct EarlyStopping {
+    patience: u32,
+    /// The metric asked for (the tuning objective's, else the last of `eval_metric`; `None`:
+    /// XGBoost's default, the last it logs), then as XGBoost names it in its log.
+    metric: Option<String>,
+    resolved: bool,
+    best: Option<(u32, f64)>,
+}
+
+impl EarlyStopping {
+    fn new(patience: u32, metric: Option<String>) -> Self {
+        Self {
+            patience,
+            metric,
+            resolved: false,
+            best: None,
+        }
+    }
+
+    /// Sees one round's log; returns whether to go on. A watched metric XGBoost does not log is
+    /// an error (never a silent run of every round).
+    fn observe(&mut self, log: &RoundLog) -> Result<bool> {
+        if !self.resolved {
+            let logged: Vec<&str> = log
+                .scores
+                .iter()
+                .filter(|s| s.0 == "validation")
+                .map(|s| s.1.as_str())
+                .collect();
+            let name = match &self.metric {
+                None => logged.last().map(|m| m.to_string()),
+                Some(asked) => logged
+                    .iter()
+                    .find(|m| same_metric(asked, m))
+                    .map(|m| m.to_string()),
+            };
+            self.metric = Some(name.ok_or_else(|| {
+                Error::Hyperparameter(format!(
+                    "early stopping watches '{}', which is not among the validation metrics logged ({})",
+                    self.metric.as_deref().unwrap_or("?"),
+                    logged.join(", ")
+                ))
+            })?);
+            self.resolved = true;
+        }
+        let metric = self.metric.as_deref().expect("resolved");
+        let score = log.score("validation", metric).expect("logged every round");
+        let maximize = BuiltinParams::maximize(metric);
+        if self
+            .best
+            .is_none_or(|(_, b)| if maximize { score > b } else { score < b })
+        {
+            self.best = Some((log.round, score));
+        }
+        let since = log.round - self.best.map_or(0, |b| b.0);
+        if since >= self.patience {
+            tracing::info!(
+                metric,
+                best_iteration = self.best.map_or(0, |b| b.0),
+                "early stopping: no improvement for {} rounds",
+                self.patience
+            );
+        }
+        Ok(since < self.patience)
+    }
+
+    fn best_round(&self) -> Option<u32> {
+        self.best.map(|b| b.0)
+    }
+}
+
+/// Whether a metric asked for is the one XGBoost logs under `logged`: the same name, or the
+/// same base with the same number after `@` (`ndcg@05` is logged `ndcg@5`), or `error@0.5`,
+/// which XGBoost logs as `error`.
+fn same_metric(asked: &str, logged: &str) -> bool {
+    let split = |m: &str| -> (String, Option<f64>) {
+        match m.split_once('@') {
+            Some((base, p)) => (base.to_owned(), p.parse().ok()),
+            None => (m.to_owned(), None),
+        }
+    };
+    let (a, b) = (split(asked), split(logged));
+    asked == logged || a == b || (a.0 == "error" && a.1 == Some(0.5) && logged == "error")
+}
+
+/// XGBoost's matrix of one channel, its labels checked: labels, weights, and query groups for
+/// ranking.
+fn matrix(d: &Dataset, name: &str, params: &BuiltinParams) -> Result<DMatrix> {
     let objective = &params.objective;
+    let ranking = objective.starts_with("rank:");
     let labels = d.labels().as_slice().expect("contiguous labels");
     if let Some((row, label, needed)) = bad_label(labels, objective, params.num_class) {
         return Err(Error::Data(format!(
@@ -319,23 +413,20 @@ fn split_metrics(metrics: &[String]) -> (Vec<String>, Vec<String>) {
         .partition(|m| !CUSTOM.contains(&m.as_str()))
 }
 
-/// The metrics computed here, on one set.
+/// The metrics computed here, on one set with labels `labels`: classes from the margins
+/// (`> 0` for one output per row, else the largest), values from the predictions.
 fn custom_scores(
     booster: &Booster,
     m: &DMatrix,
-    d: &Dataset,
+    labels: &[f32],
     custom: &[String],
-    objective: &str,
 ) -> Result<Vec<(String, f64)>> {
     if custom.is_empty() {
         return Ok(Vec::new());
     }
-    let labels = d.labels().as_slice().expect("contiguous labels");
     let margins = booster.predict_margin(m)?;
     let outputs = margins.len() / labels.len().max(1);
-    let classes: Vec<f32> = if objective == "multi:softmax" && outputs == 1 {
-        margins.clone()
-    } else if outputs <= 1 {
+    let classes: Vec<f32> = if outputs <= 1 {
         margins
             .iter()
             .map(|&v| f32::from(u8::from(v > 0.0)))
@@ -381,6 +472,54 @@ mod tests {
         );
         let e = group_sizes(&[1, 2, 1], "train").unwrap_err().to_string();
         assert!(e.contains("row 3 has qid 1 after qid 2"), "{e}");
+    }
+
+    fn round(round: u32, scores: &[(&str, f64)]) -> RoundLog {
+        let mut log = RoundLog {
+            round,
+            line: String::new(),
+            scores: Vec::new(),
+        };
+        for (m, v) in scores {
+            log.push("train", m, 0.0);
+            log.push("validation", m, *v);
+        }
+        log
+    }
+
+    #[test]
+    fn early_stopping_watches_the_asked_metric_as_xgboost_names_it() {
+        // auc is maximised; logloss, logged after it, is not the one watched.
+        let mut e = EarlyStopping::new(2, Some("auc".into()));
+        let aucs = [0.6, 0.7, 0.65, 0.69, 0.8];
+        let mut went_on = Vec::new();
+        for (i, auc) in aucs.iter().enumerate() {
+            went_on.push(
+                e.observe(&round(i as u32, &[("auc", *auc), ("logloss", 0.1)]))
+                    .unwrap(),
+            );
+            if !went_on[i] {
+                break;
+            }
+        }
+        assert_eq!(went_on, [true, true, true, false]);
+        assert_eq!(e.best_round(), Some(1));
+        // error@0.5 is logged `error`; ndcg@05 is logged `ndcg@5`.
+        let mut e = EarlyStopping::new(3, Some("error@0.5".into()));
+        e.observe(&round(0, &[("error", 0.3)])).unwrap();
+        assert_eq!(e.metric.as_deref(), Some("error"));
+        assert!(same_metric("ndcg@05", "ndcg@5") && !same_metric("ndcg@5", "ndcg@3"));
+        // Without a metric asked for: XGBoost's default, the last it logs.
+        let mut e = EarlyStopping::new(3, None);
+        e.observe(&round(0, &[("rmse", 1.0)])).unwrap();
+        assert_eq!(e.metric.as_deref(), Some("rmse"));
+        // A metric XGBoost does not log is an error, not a silent run of every round.
+        let mut e = EarlyStopping::new(3, Some("map@3".into()));
+        let err = e
+            .observe(&round(0, &[("ndcg", 0.5)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("early stopping watches 'map@3', which is not among the validation metrics logged (ndcg)"), "{err}");
     }
 
     #[test]

@@ -233,6 +233,9 @@ pub struct BuiltinParams {
     /// The metrics asked for: `eval_metric` and the tuning objective's, in the built-in's order;
     /// empty means XGBoost's default for the objective.
     pub eval_metrics: Vec<String>,
+    /// The metric early stopping watches: the tuning objective's, else the last of
+    /// `eval_metric` (the built-in's rule); `None`: XGBoost's default metric.
+    pub stop_metric: Option<String>,
     /// Write the rounds finished so far when the job is stopped.
     pub save_model_on_termination: bool,
     /// What XGBoost itself receives, in the user's order (metrics not included).
@@ -244,6 +247,7 @@ impl BuiltinParams {
     pub fn from_hyperparameters(hp: &Hyperparameters) -> Result<Self> {
         let mut given: Vec<(&str, &str)> = Vec::new();
         for (key, value) in hp.iter().filter(|(k, _)| *k != "model_kind") {
+            let value = value.trim();
             let key = ALIASES
                 .iter()
                 .find(|(alias, _)| *alias == key)
@@ -256,13 +260,13 @@ impl BuiltinParams {
             return Err(fail("Missing required hyperparameter: num_round".into()));
         }
         for &(key, value) in &given {
-            let Some((_, kind)) = SPECS.iter().find(|(name, _)| *name == key) else {
+            let Some(kind) = kind_of(key) else {
                 return Err(fail(format!(
                     "Extraneous hyperparameter found: {}",
                     common::error::one_line(key, 100)
                 )));
             };
-            check(key, value, *kind)?;
+            check(key, value, kind)?;
         }
         let objective = get("objective").unwrap_or("reg:squarederror");
         let objective = if objective == "reg:linear" {
@@ -271,14 +275,29 @@ impl BuiltinParams {
         } else {
             objective
         };
-        let eval_metrics = metric_list(get("eval_metric"), hp.tuning_objective_metric.as_deref())?;
+        let tuning = hp
+            .tuning_objective_metric
+            .as_deref()
+            .map(tuning_metric)
+            .transpose()?;
+        let eval_metrics = metric_list(get("eval_metric"), tuning);
         dependencies(&given, objective, &eval_metrics)?;
+        let stop_metric = tuning.map(str::to_owned).or_else(|| {
+            get("eval_metric")
+                .and_then(|m| m.split(',').next_back())
+                .map(|m| m.trim().to_owned())
+        });
         let int = |key: &str| get(key).map(|v| parse_number(v).expect("checked") as i64);
         let mut xgboost = XgbParams::default().set("objective", objective);
         for &(key, value) in &given {
-            if key != "objective" && !CONSUMED.contains(&key) {
-                xgboost = xgboost.set(key, value.trim().to_ascii_lowercase_if_word());
+            if key == "objective" || CONSUMED.contains(&key) {
+                continue;
             }
+            // XGBoost reads whole numbers only as such (`10`, not `10.0` or `1e1`).
+            xgboost = match kind_of(key) {
+                Some(Kind::Int(..)) => xgboost.set(key, int(key).expect("given")),
+                _ => xgboost.set(key, value.to_ascii_lowercase_if_word()),
+            };
         }
         Ok(Self {
             num_round: int("num_round").expect("required") as u32,
@@ -287,6 +306,7 @@ impl BuiltinParams {
             objective: objective.to_owned(),
             num_class: int("num_class").map(|n| n as u32),
             eval_metrics,
+            stop_metric,
             save_model_on_termination: get("save_model_on_termination")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             xgboost,
@@ -313,6 +333,19 @@ impl WordCase for str {
             self.to_owned()
         }
     }
+}
+
+/// What `key` takes, if the built-in accepts it.
+fn kind_of(key: &str) -> Option<Kind> {
+    SPECS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .map(|(_, kind)| *kind)
+}
+
+/// Every metric name, as the built-in lists them in messages.
+fn all_metrics() -> Vec<&'static str> {
+    [&MAXIMIZE[..], &MINIMIZE[..]].concat()
 }
 
 /// The value given for `key`.
@@ -371,6 +404,12 @@ fn check(key: &str, value: &str, kind: Kind) -> Result<()> {
             if v.fract() != 0.0 {
                 return Err(unparsable());
             }
+            // XGBoost's integers are 32-bit: "+inf" ends there.
+            let hi = if hi.0.is_infinite() {
+                Bound(f64::from(i32::MAX), true)
+            } else {
+                hi
+            };
             if !within(v, lo, hi) {
                 return Err(outside(&(v as i64), range_text(lo, hi)));
             }
@@ -408,7 +447,7 @@ fn check(key: &str, value: &str, kind: Kind) -> Result<()> {
                 return Err(fail(format!(
                     "Hyperparameter {key}: value {} not in range (metric '{bad}' is not one of {} or error@t, ndcg@n, map@n)",
                     python_list(&items),
-                    python_list(&[&MAXIMIZE[..], &MINIMIZE[..]].concat())
+                    python_list(&all_metrics())
                 )));
             }
         }
@@ -451,33 +490,31 @@ fn is_metric(m: &str) -> bool {
     }
 }
 
+/// The metric part of `_tuning_objective_metric` (`validation:auc` -> `auc`).
+fn tuning_metric(text: &str) -> Result<&str> {
+    let name = text.split_once(':').map_or(text, |(_, m)| m).trim();
+    if is_metric(name) {
+        return Ok(name);
+    }
+    let names: Vec<String> = all_metrics()
+        .iter()
+        .map(|m| format!("validation:{m}"))
+        .collect();
+    Err(fail(format!(
+        "Hyperparameter _tuning_objective_metric: {text} is not in {}",
+        python_list(&names.iter().map(String::as_str).collect::<Vec<_>>())
+    )))
+}
+
 /// `eval_metric` and the tuning objective's metric: the union, sorted, when both are given
 /// (the built-in's order); otherwise whichever is given.
-fn metric_list(eval_metric: Option<&str>, tuning: Option<&str>) -> Result<Vec<String>> {
+fn metric_list(eval_metric: Option<&str>, tuning: Option<&str>) -> Vec<String> {
     let mut metrics: Vec<String> = eval_metric
         .map(|v| v.split(',').map(|m| m.trim().to_owned()).collect())
         .unwrap_or_default();
-    if let Some(t) = tuning {
-        let name = t.split_once(':').map_or(t, |(_, m)| m).trim();
-        if !is_metric(name) {
-            return Err(fail(format!(
-                "Hyperparameter _tuning_objective_metric: {t} is not in {}",
-                python_list(
-                    &[&MAXIMIZE[..], &MINIMIZE[..]]
-                        .concat()
-                        .iter()
-                        .map(|m| format!("validation:{m}"))
-                        .collect::<Vec<_>>()
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>()
-                )
-            )));
-        }
+    if let Some(name) = tuning {
         if !metrics.is_empty() {
-            if !metrics.iter().any(|m| m == name) {
-                metrics.push(name.to_owned());
-            }
+            metrics.push(name.to_owned());
             metrics.sort();
         } else {
             metrics.push(name.to_owned());
@@ -489,12 +526,22 @@ fn metric_list(eval_metric: Option<&str>, tuning: Option<&str>) -> Result<Vec<St
         seen.push(m.clone());
         new
     });
-    Ok(metrics)
+    metrics
 }
 
 /// The rules between hyperparameters, in the built-in's wording where it has one.
 fn dependencies(given: &[(&str, &str)], objective: &str, metrics: &[String]) -> Result<()> {
     let get = |key: &str| lookup(given, key);
+    if objective == "survival:aft" {
+        return Err(fail("objective survival:aft needs lower and upper label bounds per row, which no input format of the built-in algorithm carries (it fails there too); use survival:cox, with negative labels for censored rows".into()));
+    }
+    if let Some(m) = metrics.iter().find(|m| ["mse", "r2"].contains(&m.as_str())) {
+        if objective.starts_with("multi:") {
+            return Err(fail(format!(
+                "Metric '{m}' needs one prediction per row; objective {objective} gives one per class"
+            )));
+        }
+    }
     if objective.starts_with("multi:") && get("num_class").is_none() {
         return Err(fail(
             "Require input for parameter 'num_class' for multi-classification".into(),
@@ -607,6 +654,8 @@ mod tests {
             ("eval_metric", "rmse, mae"),
             ("save_model_on_termination", "True"),
             ("monotone_constraints", "(1,0,-1)"),
+            ("max_depth", "6.0"),
+            ("tree_method", " hist "),
         ])
         .unwrap();
         assert_eq!(p.num_round, 10);
@@ -625,8 +674,10 @@ mod tests {
             [
                 ("objective", "reg:squarederror"),
                 ("eta", "0.1"),
+                ("max_depth", "6"),
                 ("monotone_constraints", "(1,0,-1)"),
                 ("alpha", "2"),
+                ("tree_method", "hist"),
             ]
         );
     }
@@ -634,9 +685,13 @@ mod tests {
     #[test]
     fn the_tuning_metric_joins_eval_metric_sorted() {
         let mut hp = Hyperparameters::from_pairs([("num_round", "5"), ("eval_metric", "rmse,mae")]);
+        let p = BuiltinParams::from_hyperparameters(&hp).unwrap();
+        assert_eq!(p.stop_metric.as_deref(), Some("mae"));
         hp.tuning_objective_metric = Some("validation:r2".into());
         let p = BuiltinParams::from_hyperparameters(&hp).unwrap();
         assert_eq!(p.eval_metrics, ["mae", "r2", "rmse"]);
+        // Early stopping watches the tuning objective, as the built-in.
+        assert_eq!(p.stop_metric.as_deref(), Some("r2"));
         hp.tuning_objective_metric = Some("validation:nonsense".into());
         let e = BuiltinParams::from_hyperparameters(&hp)
             .unwrap_err()
@@ -654,7 +709,11 @@ mod tests {
             (vec![n, ("max_depth", "1.5")], "Hyperparameter max_depth: could not parse value '1.5'"),
             (vec![n, ("subsample", "0")], "Hyperparameter subsample: 0.0 is not in (0, 1]"),
             (vec![n, ("seed", "-2147483648")], "Hyperparameter seed: -2147483648 is not in (-2147483648, 2147483647)"),
-            (vec![n, ("num_round", "0")], "Hyperparameter num_round: 0 is not in [1, +inf)"),
+            (vec![n, ("num_round", "0")], "Hyperparameter num_round: 0 is not in [1, 2147483647]"),
+            (vec![n, ("num_round", "4294967296")], "Hyperparameter num_round: 4294967296 is not in [1, 2147483647]"),
+            (vec![n, ("tree_method", " gpu_hist")], "tree_method 'gpu_hist' is not available"),
+            (vec![n, ("objective", "survival:aft")], "objective survival:aft needs lower and upper label bounds"),
+            (vec![n, ("objective", "multi:softprob"), ("num_class", "3"), ("eval_metric", "r2")], "Metric 'r2' needs one prediction per row"),
             (vec![n, ("booster", "gbforest")], "Hyperparameter booster: gbforest is not in ['gbtree', 'gblinear', 'dart']"),
             (vec![n, ("eval_metric", "rmse,foo")], "Hyperparameter eval_metric: value ['rmse', 'foo'] not in range"),
             (vec![n, ("eval_metric", "aft-nloglik")], "Metric 'aft-nloglik' can only be applied for 'survival:aft' objective."),

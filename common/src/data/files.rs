@@ -71,6 +71,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, ancestors: &mut Vec<PathBuf>) -> Res
     Ok(())
 }
 
+/// Whether a file starts with gzip's magic bytes.
+pub fn is_gzip(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 2];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == [0x1f, 0x8b])
+}
+
 /// Opens a data file for buffered reading, decompressing gzip (by magic bytes) on the fly.
 /// Returns the reader and the file's name relative to `dir` for messages.
 pub fn open(dir: &Path, path: &Path) -> Result<(Box<dyn BufRead + Send>, String)> {

@@ -21,8 +21,11 @@ use parquet::data_type::DataType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use std::path::Path;
 
-/// Rows read from every column per batch.
+/// Rows read from every column per batch, at most.
 const BATCH: usize = 4096;
+
+/// Cells held per batch, at most (32 bytes each): wide files read fewer rows at a time.
+const BATCH_CELLS: usize = 1 << 20;
 
 /// One value of a column.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +45,9 @@ impl Cell {
     }
 }
 
+/// What [`ParquetFile::for_each_batch`] calls: the batch's first row and its cells by column.
+type BatchFn<'a> = dyn FnMut(usize, &[Vec<Cell>]) -> std::result::Result<(), String> + 'a;
+
 /// An open Parquet file and its column names.
 struct ParquetFile {
     reader: SerializedFileReader<std::fs::File>,
@@ -51,6 +57,9 @@ struct ParquetFile {
 impl ParquetFile {
     /// Opens `path`; `text` allows UTF-8 text columns besides numbers.
     fn open(path: &Path, text: bool) -> std::result::Result<Self, String> {
+        if super::files::is_gzip(path) {
+            return Err("a gzip-compressed Parquet file: Parquet compresses its own pages, store it uncompressed".into());
+        }
         let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
         let reader = SerializedFileReader::new(file)
             .map_err(|e| format!("not a Parquet file this container reads: {e}"))?;
@@ -61,18 +70,22 @@ impl ParquetFile {
             .iter()
             .zip(&names)
             .filter(|(c, _)| {
-                c.max_rep_level() > 0
-                    || !matches!(
-                        c.physical_type(),
-                        Physical::BOOLEAN
-                            | Physical::INT32
-                            | Physical::INT64
-                            | Physical::FLOAT
-                            | Physical::DOUBLE
-                    ) && !(text && c.physical_type() == Physical::BYTE_ARRAY)
+                let readable = match c.physical_type() {
+                    Physical::BOOLEAN
+                    | Physical::INT32
+                    | Physical::INT64
+                    | Physical::FLOAT
+                    | Physical::DOUBLE => true,
+                    Physical::BYTE_ARRAY => text,
+                    _ => false,
+                };
+                c.max_rep_level() > 0 || !readable
             })
             .map(|(_, n)| format!("'{n}'"))
             .collect();
+        if names.is_empty() {
+            return Err("the file has no columns".into());
+        }
         if !unreadable.is_empty() {
             return Err(format!(
                 "{} column(s) are not flat {}: {}",
@@ -95,13 +108,11 @@ impl ParquetFile {
 
     /// Calls `each(first_row, columns)` for every batch of rows, `columns[c]` holding column
     /// `c`'s cells of the batch.
-    fn for_each_batch(
-        &self,
-        each: &mut dyn FnMut(usize, &[Vec<Cell>]) -> std::result::Result<(), String>,
-    ) -> std::result::Result<(), String> {
+    fn for_each_batch(&self, each: &mut BatchFn) -> std::result::Result<(), String> {
         let schema = self.reader.metadata().file_metadata().schema_descr_ptr();
         let mut first_row = 0;
-        let mut cells: Vec<Vec<Cell>> = vec![Vec::with_capacity(BATCH); self.names.len()];
+        let batch = (BATCH_CELLS / self.names.len()).clamp(1, BATCH);
+        let mut cells: Vec<Vec<Cell>> = vec![Vec::with_capacity(batch); self.names.len()];
         for g in 0..self.reader.num_row_groups() {
             let group = self.reader.get_row_group(g).map_err(|e| e.to_string())?;
             let rows = usize::try_from(group.metadata().num_rows()).unwrap_or(0);
@@ -110,11 +121,12 @@ impl ParquetFile {
                 .collect::<std::result::Result<Vec<_>, _>>()?;
             let mut done = 0;
             while done < rows {
-                let want = BATCH.min(rows - done);
+                let want = batch.min(rows - done);
                 for (c, reader) in readers.iter_mut().enumerate() {
                     cells[c].clear();
-                    let max_def = schema.column(c).max_def_level();
-                    read_cells(reader, max_def, want, &mut cells[c])?;
+                    let column = schema.column(c);
+                    read_cells(reader, column.max_def_level(), want, &mut cells[c])?;
+                    convert(&column, &mut cells[c]);
                     if cells[c].len() != want {
                         return Err(format!("column '{}' ends early", self.names[c]));
                     }
@@ -125,6 +137,26 @@ impl ParquetFile {
             first_row += rows;
         }
         Ok(())
+    }
+}
+
+/// Applies a column's logical type to its raw numbers: decimals stored as integers are scaled
+/// (12.34 is stored as 1234 with scale 2, as Spark writes them), unsigned integers read as such.
+fn convert(column: &parquet::schema::types::ColumnDescriptor, cells: &mut [Cell]) {
+    use parquet::basic::ConvertedType;
+    let f: Box<dyn Fn(f64) -> f64> = match column.converted_type() {
+        ConvertedType::DECIMAL if column.physical_type() != Physical::BYTE_ARRAY => {
+            let scale = 10f64.powi(column.type_scale());
+            Box::new(move |v| v / scale)
+        }
+        ConvertedType::UINT_32 => Box::new(|v| f64::from(v as i32 as u32)),
+        ConvertedType::UINT_64 => Box::new(|v| (v as i64) as u64 as f64),
+        _ => return,
+    };
+    for c in cells {
+        if let Cell::Number(v) = c {
+            *v = f(*v);
+        }
     }
 }
 
@@ -198,7 +230,9 @@ fn contained_read(
     read: impl FnOnce(&ParquetFile) -> std::result::Result<(), String>,
 ) -> Result<()> {
     crate::contain::contained(|| ParquetFile::open(path, text).and_then(|f| read(&f)))
-        .map_err(|why| format!("a corrupt Parquet file ({why})"))
+        .map_err(|why| {
+            format!("the Parquet reader failed on this file, which is likely corrupt ({why})")
+        })
         .and_then(|r| r)
         .map_err(|m| Error::Data(format!("{source}: {m}")))
 }
@@ -492,5 +526,46 @@ pub(crate) mod tests {
             .unwrap_err()
             .to_string()
             .contains("lacks feature column(s) a"));
+    }
+
+    #[test]
+    fn decimals_are_scaled_and_gzip_is_named() {
+        use parquet::data_type::Int32Type;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.parquet");
+        let schema = parquet::schema::parser::parse_message_type(
+            "message m { REQUIRED INT32 label; REQUIRED INT32 price (DECIMAL(5,2)); }",
+        )
+        .unwrap();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = SerializedFileWriter::new(file, Arc::new(schema), Default::default()).unwrap();
+        let mut g = w.next_row_group().unwrap();
+        for values in [[0, 1], [1234, -5]] {
+            let mut c = g.next_column().unwrap().unwrap();
+            c.typed::<Int32Type>()
+                .write_batch(&values, None, None)
+                .unwrap();
+            c.close().unwrap();
+        }
+        g.close().unwrap();
+        w.close().unwrap();
+        let mut t = Table::default();
+        read(&path, &options("label"), "d.parquet", &mut t).unwrap();
+        assert_eq!(t.features, [12.34, -0.05]);
+        let gz = dir.path().join("d.parquet.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        std::io::Write::write_all(&mut e, &std::fs::read(&path).unwrap()).unwrap();
+        std::fs::write(&gz, e.finish().unwrap()).unwrap();
+        let err = read(
+            &gz,
+            &options("label"),
+            "d.parquet.gz",
+            &mut Table::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("a gzip-compressed Parquet file"),
+            "{err}"
+        );
     }
 }

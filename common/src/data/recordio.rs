@@ -73,14 +73,15 @@ impl<R: std::io::Read> Records<R> {
             ));
         }
         self.at += len;
-        // Padding to 4 bytes; the last record's may be missing.
+        // Padding to 4 bytes (read to its end: a buffered reader may hand it over in parts);
+        // the last record's may be missing.
         let padding = (4 - len % 4) % 4;
-        let mut pad = [0u8; 3];
-        let skipped = (&mut self.reader)
+        let mut pad = Vec::with_capacity(3);
+        (&mut self.reader)
             .take(padding)
-            .read(&mut pad)
+            .read_to_end(&mut pad)
             .map_err(|e| format!("RecordIO: read failed at byte {}: {e}", self.at))?;
-        self.at += skipped as u64;
+        self.at += pad.len() as u64;
         Ok(Some((flag, data)))
     }
 

@@ -219,6 +219,11 @@ pub fn load_channel(
             list.len()
         )));
     }
+    if !table.query_ids.is_empty() && table.query_ids.len() != table.rows() {
+        return Err(Error::Data(format!(
+            "channel '{channel}': some files' rows have a libsvm qid: and others not; give every row of a ranking job its query id"
+        )));
+    }
     Ok(table)
 }
 
@@ -582,6 +587,23 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
     Ok(())
 }
 
+/// Checks that the rows so far and one more, `width` columns each (at least the current width),
+/// fit the memory this container allows when held dense.
+fn check_dense_size(table: &Table, width: usize) -> Result<(), String> {
+    let dense_bytes = (table.rows() + 1)
+        .saturating_mul(width.max(table.width))
+        .saturating_mul(4);
+    if dense_bytes > MAX_DENSE_BYTES {
+        return Err(format!(
+            "column {} makes the rows so far take {} GiB held dense, over the {} GiB this container allows",
+            width.saturating_sub(1),
+            dense_bytes >> 30,
+            MAX_DENSE_BYTES >> 30
+        ));
+    }
+    Ok(())
+}
+
 /// Appends one row given as `(column, value)` entries, the others missing; rows so far are
 /// widened to the largest column seen unless a dense source fixed the width.
 fn push_sparse(table: &mut Table, entries: &[(usize, f32)]) -> Result<(), String> {
@@ -594,17 +616,7 @@ fn push_sparse(table: &mut Table, entries: &[(usize, f32)]) -> Result<(), String
         }
     }
     let needed = entries.iter().map(|(i, _)| i + 1).max().unwrap_or(0);
-    let dense_bytes = (table.rows() + 1)
-        .saturating_mul(needed.max(table.width))
-        .saturating_mul(4);
-    if dense_bytes > MAX_DENSE_BYTES {
-        return Err(format!(
-            "index {} makes the rows so far take {} GiB held dense, over the {} GiB this container allows",
-            needed - 1,
-            dense_bytes >> 30,
-            MAX_DENSE_BYTES >> 30
-        ));
-    }
+    check_dense_size(table, needed)?;
     table.widen(needed);
     let start = table.features.len();
     table.features.resize(start + table.width, f32::NAN);
@@ -636,6 +648,7 @@ fn parse_recordio(
             table.features.extend(example.features.iter().map(|e| e.1));
         } else {
             if let Some(width) = example.width.filter(|_| !table.fixed_width) {
+                check_dense_size(table, width).map_err(located)?;
                 table.widen(width);
             }
             push_sparse(table, &example.features).map_err(located)?;
