@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on built-in sample data: generate data with the original generators, train the fire
-# ensemble, the IOPS models and the generic tabular candidates (on datasets/ California housing)
-# into local /opt/ml trees, serve each, send sample requests.
+# ensemble, the IOPS models, the generic tabular candidates and a built-in XGBoost job (both on
+# datasets/ California housing) into local /opt/ml trees, serve each, send sample requests.
 #   bash scripts/demo.sh            (DEMO_DIR=... keeps the tree there; DEMO_PORT=... picks the port)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -86,6 +86,18 @@ echo "== POST /invocations: five block groups as CSV, one with a missing value (
 ask text/csv application/json housing-batch.csv
 stop_server
 
+xgb="$root/builtin-xgboost"
+prepare "$xgb" '{"model_kind": "xgboost", "num_round": "50", "max_depth": "5", "eta": "0.2", "objective": "reg:squarederror", "eval_metric": "rmse,mae"}'
+cp datasets/california_housing_targetfirst.csv.gz "$xgb/input/data/train/"
+echo "== train with SageMaker's built-in XGBoost hyperparameters (model_kind=xgboost): its round lines, xgboost-model"
+train_in "$xgb" '^\[49\]'
+ls "$xgb/model"
+echo "== serve it on port $port"
+start_server "$xgb"
+echo "== POST /invocations: five block groups as CSV, answered as the built-in does (CSV)"
+ask text/csv text/csv housing-batch.csv
+stop_server
+
 mme="$root/multi-model"
 mkdir -p "$mme/models"
 for kind in fire iops tabular; do
@@ -110,4 +122,4 @@ done
 echo "DELETE /models/fire -> $(curl -s -X DELETE "localhost:$port/models/fire")"
 stop_server
 
-echo "== done: models and outputs in $root (fire), $iops (IOPS), $tab (tabular), $mme (multi-model)"
+echo "== done: models and outputs in $root (fire), $iops (IOPS), $tab (tabular), $xgb (built-in XGBoost), $mme (multi-model)"
