@@ -676,8 +676,8 @@ fn a_user_who_cannot_read_the_mounts_is_told_so_with_path_owner_and_mode() {
 
 /// The real SageMaker Python SDK v2 (2.257.7) in local mode, offline, driving the image:
 /// `Estimator.fit`, `deploy` and predictions with its CSV and JSON serializers, a `Transformer`
-/// batch transform (MultiRecord, Line), and a failing job whose reason the SDK's output shows
-/// (`tests/sdk/local_mode_v2.py`). `SDK_PYTHON` is the interpreter `scripts/sdk-venv.sh`
+/// batch transform (MultiRecord, Line), a built-in XGBoost job moved here by its image URI, and
+/// a failing job whose reason the SDK's output shows (`tests/sdk/local_mode_v2.py`). `SDK_PYTHON` is the interpreter `scripts/sdk-venv.sh`
 /// provisions; scripts/test.sh sets it.
 #[test]
 fn sagemaker_sdk_v2_local_mode_fits_deploys_predicts_and_transforms() {
@@ -699,6 +699,7 @@ fn sagemaker_sdk_v2_local_mode_fits_deploys_predicts_and_transforms() {
         "fit",
         "deploy",
         "transform",
+        "builtin-xgboost",
         "failing-fit",
         "offline",
         "cleanup",

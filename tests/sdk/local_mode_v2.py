@@ -15,6 +15,11 @@ Steps, each printing `sdk: <step> ok ...` or `sdk: <step> FAILED: ...`:
   deploy       Estimator.deploy on instance_type="local"; predict with CSVSerializer and with
                JSONSerializer; the endpoint is deleted (its container stops)
   transform    Transformer batch transform, MultiRecord / Line, one output line per input line
+  builtin-xgboost  a built-in XGBoost job moved here by its image URI: the built-in's
+               hyperparameters (model_kind=xgboost added), label-first CSV train and validation
+               channels with its short ContentType `csv`; model.tar.gz holds xgboost-model; the
+               endpoint answers CSV probabilities as the built-in does, and the keys a request
+               asks for through CustomAttributes (`output=predicted_label,probability`)
   failing-fit  fit with a bad hyperparameter (in a child process whose output is captured): the
                SDK raises, and the output it streamed holds the container's failure reason
   offline      no socket left this machine: connections and name lookups are checked in-process
@@ -398,6 +403,58 @@ def step_fit(image, session, train_dir, validation_dir, output_dir):
         "output.tar.gz: %s" % (estimator.model_data, len(members), ", ".join(out_members)))
 
 
+BUILTIN_HYPERPARAMETERS = {
+    "model_kind": "xgboost", "num_round": 30, "max_depth": 4, "eta": 0.3,
+    "objective": "binary:logistic", "eval_metric": "logloss,auc", "early_stopping_rounds": 5,
+}
+
+
+def step_builtin_xgboost(image, session, labelled, output_dir):
+    """A built-in XGBoost job (label-first CSV, its hyperparameters) fitted, deployed, asked."""
+    from sagemaker.deserializers import CSVDeserializer
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.serializers import CSVSerializer
+
+    with open(labelled) as f:
+        lines = f.read().splitlines()
+    base = os.path.join(os.path.dirname(labelled), "builtin")
+    split = len(lines) * 4 // 5
+    for name, part in (("train", lines[:split]), ("validation", lines[split:])):
+        os.makedirs(os.path.join(base, name))
+        with open(os.path.join(base, name, "part-0.csv"), "w") as f:
+            f.writelines(line + "\n" for line in part)
+    estimator = make_estimator(image, session, output_dir, BUILTIN_HYPERPARAMETERS)
+    with deadline(FIT_TIMEOUT, "Estimator.fit (built-in XGBoost hyperparameters)"):
+        estimator.fit({name: TrainingInput("file://" + os.path.join(base, name), content_type="csv")
+                       for name in ("train", "validation")}, wait=True, logs=True)
+    members = tar_members(os.path.join(output_dir, "model.tar.gz"))
+    check("xgboost-model" in members and "manifest.json" in members,
+          "model.tar.gz: expected xgboost-model and manifest.json, found %s" % members)
+    rows = [[float(v) for v in line.split(",")[1:]] for line in lines[split:split + 3]]
+    predictor = None
+    try:
+        with deadline(DEPLOY_TIMEOUT, "deploy and predict (built-in XGBoost)"):
+            predictor = estimator.deploy(initial_instance_count=1, instance_type="local",
+                                         serializer=CSVSerializer(), deserializer=CSVDeserializer(),
+                                         wait=False)
+            # The built-in's default answer: the records' probabilities on one CSV line.
+            flat = [float(v) for row in predictor.predict(rows) for v in row]
+            check(len(flat) == 3 and all(0.0 <= p <= 1.0 for p in flat),
+                  "default answer: expected 3 probabilities, got %r" % flat)
+            keyed = predictor.predict(
+                rows, initial_args={"CustomAttributes": "output=predicted_label,probability"})
+            check(len(keyed) == 3, "keyed answer: expected 3 rows, got %r" % keyed)
+            for row, p in zip(keyed, flat):
+                label, probability = int(float(row[0])), float(row[1])
+                check(abs(probability - p) < 1e-6 and label == (1 if p > 0.5 else 0),
+                      "keyed row %r disagrees with probability %s" % (row, p))
+    finally:
+        if predictor is not None:
+            predictor.delete_endpoint()
+    return None, ("model.tar.gz: %s; default answer %s; with output=predicted_label,probability: %s"
+                  % (", ".join(members), ",".join("%.4f" % p for p in flat), keyed))
+
+
 def parse_csv_answer(text_rows, n, where):
     """Checks n CSV answer rows `prediction,probability,member probabilities...`."""
     check(len(text_rows) == n, "%s: %d answer rows for %d records: %r" % (where, len(text_rows), n, text_rows[:3]))
@@ -698,13 +755,16 @@ def run_steps(image, scratch, guard, cleaner, started):
             os.makedirs(os.path.join(scratch, "out-transform"))
             run("transform", step_transform, estimator, transform_dir,
                 os.path.join(scratch, "out-transform"), len(rows))
+            run("builtin-xgboost", step_builtin_xgboost, image, session,
+                os.path.join(data, "raw", "transform-labelled.csv"), os.path.join(scratch, "out-builtin"))
         else:
             skipped("deploy", "no model")
             skipped("transform", "no model")
+            skipped("builtin-xgboost", "no data")
         run("failing-fit", step_failing_fit, image, scratch, train_dir, validation_dir,
             os.path.join(scratch, "out-failing"), serving_port, guard)
     else:
-        for step in ("fit", "deploy", "transform", "failing-fit"):
+        for step in ("fit", "deploy", "transform", "builtin-xgboost", "failing-fit"):
             skipped(step, "no data")
 
     def step_offline():
