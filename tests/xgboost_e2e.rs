@@ -180,6 +180,78 @@ fn categorical_splits_answer_as_xgboost_predicts() {
     );
 }
 
+/// Contributions (`contributions` key): per request through the custom attribute, or for the
+/// endpoint through `SAGEMAKER_INFERENCE_OUTPUT`, equal to XGBoost's `pred_contribs` for a
+/// binary and a 3-class model with missing values, in JSON and CSV; refused for an ensemble.
+#[test]
+fn contributions_answer_as_xgboost_pred_contribs() {
+    let (x, _, bin, multi) = data(600);
+    let rows = x.slice(ndarray::s![..30, ..]).to_owned();
+    let body = csv(&rows);
+    let d = xgb_util::dmatrix(rows.view(), None).unwrap();
+    for (objective, y) in [("binary:logistic", &bin), ("multi:softprob", &multi)] {
+        let b = booster(objective, &x, y, 3);
+        let (want, _) = b.predict_contributions(&d).unwrap();
+        let (_s, server) = serve(&[("xgboost-model", b.save_buffer(true).unwrap())], &[]);
+        assert_eq!(wait_loaded(&server), 200, "{}", server.log());
+        let headers = [
+            ("Content-Type", "text/csv"),
+            ("Accept", "application/json"),
+            ("X-Amzn-SageMaker-Custom-Attributes", "output=contributions"),
+        ];
+        let r = server.request("POST", "/invocations", &headers, body.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let got: Vec<f32> = json["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["contributions"].as_array().unwrap().clone())
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        close(&got, &want, objective);
+        // CSV: one record per line, the list quoted.
+        let csv_headers = [headers[0], ("Accept", "text/csv"), headers[2]];
+        let r = server.request("POST", "/invocations", &csv_headers, body.as_bytes());
+        assert_eq!(r.text().lines().count(), 30);
+        close(&numbers(&r.text().replace('"', "")), &want, objective);
+    }
+    // The endpoint's default keys, with the prediction beside the explanation.
+    let b = booster("binary:logistic", &x, &bin, 3);
+    let (want, _) = b.predict_contributions(&d).unwrap();
+    let model = b.save_buffer(true).unwrap();
+    let (_s, server) = serve(
+        &[("xgboost-model", model.clone())],
+        &[("SAGEMAKER_INFERENCE_OUTPUT", "probability,contributions")],
+    );
+    assert_eq!(wait_loaded(&server), 200, "{}", server.log());
+    let r = post(&server, &body, Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let first = &json["predictions"][0];
+    assert!(first["probability"].is_number(), "{first}");
+    let got: Vec<f32> = first["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    close(&got, &want[..FEATURES + 1], "SAGEMAKER_INFERENCE_OUTPUT");
+    // Two files are an ensemble: nothing single to explain.
+    let (_s, server) = serve(&[("a", model.clone()), ("b", model)], &[]);
+    assert_eq!(wait_loaded(&server), 200, "{}", server.log());
+    let headers = [
+        ("Content-Type", "text/csv"),
+        ("X-Amzn-SageMaker-Custom-Attributes", "output=contributions"),
+    ];
+    let r = server.request("POST", "/invocations", &headers, body.as_bytes());
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("contributions explain one model"),
+        "{}",
+        r.text()
+    );
+}
+
 #[test]
 fn ensembles_selectable_output_archives_and_refusals() {
     let (x, _, bin, multi) = data(600);
@@ -317,7 +389,7 @@ fn ensembles_selectable_output_archives_and_refusals() {
     assert_eq!(wait_loaded(&server), 500);
     assert!(
         server.log().contains(
-            "'probability' does not apply to objective reg:squarederror (it takes predicted_score)"
+            "'probability' does not apply to objective reg:squarederror (it takes predicted_score, contributions)"
         ),
         "{}",
         server.log()

@@ -100,7 +100,7 @@ impl LoadedModel {
         let mut predictions = Joined::new(parts);
         if let Some(keys) = output {
             predictions
-                .select_output(keys)
+                .select_output(keys, x.view())
                 .map_err(|e| ServeError::BadRequest(format!("custom attribute output: {e}")))?;
         }
         // No answer holds NaN or infinity: a record whose output is not finite (its inputs lie

@@ -121,9 +121,9 @@ pub trait Predictions: Send {
         false
     }
     /// Chooses the keys each record's answer holds (a comma-separated list), where the kind
-    /// offers a choice.
-    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
-        let _ = keys;
+    /// offers a choice; `x` holds the records (explanations are computed from them).
+    fn select_output(&mut self, keys: &str, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+        let _ = (keys, x);
         Err(
             "this model's answers have no keys to choose (XGBoost models trained elsewhere have)"
                 .into(),
@@ -189,10 +189,24 @@ impl Predictions for Joined {
     fn csv_records_on_one_line(&self) -> bool {
         self.parts.iter().any(|p| p.csv_records_on_one_line())
     }
-    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
-        self.parts
-            .iter_mut()
-            .try_for_each(|p| p.select_output(keys))
+    fn select_output(&mut self, keys: &str, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+        // Each part (a row range predicted on its own thread) on its own thread again:
+        // explanations cost more than predictions.
+        std::thread::scope(|s| {
+            let parts: Vec<_> = self
+                .parts
+                .iter_mut()
+                .zip(&self.starts)
+                .map(|(p, &start)| {
+                    let rows = x.slice(ndarray::s![start..start + p.records(), ..]);
+                    s.spawn(move || p.select_output(keys, rows))
+                })
+                .collect();
+            parts.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("choosing the answer's keys failed".into()))
+            })
+        })
     }
     fn recordio_record(&self, i: usize, out: &mut Vec<u8>) -> bool {
         let (part, i) = self.locate(i);

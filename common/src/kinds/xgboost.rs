@@ -48,10 +48,13 @@ pub enum OutputKey {
     RawScores,
     /// The regression prediction.
     PredictedScore,
+    /// Each feature's contribution to the margin and the bias (exact TreeSHAP, as XGBoost's
+    /// `pred_contribs`): the features in model order, the bias last; per class for `multi:*`.
+    Contributions,
 }
 
 impl OutputKey {
-    const ALL: [OutputKey; 7] = [
+    const ALL: [OutputKey; 8] = [
         OutputKey::PredictedLabel,
         OutputKey::Labels,
         OutputKey::Probability,
@@ -59,6 +62,7 @@ impl OutputKey {
         OutputKey::RawScore,
         OutputKey::RawScores,
         OutputKey::PredictedScore,
+        OutputKey::Contributions,
     ];
 
     /// The key's name.
@@ -71,6 +75,7 @@ impl OutputKey {
             "raw_score",
             "raw_scores",
             "predicted_score",
+            "contributions",
         ][self as usize]
     }
 
@@ -148,6 +153,9 @@ impl Shape {
     /// The output keys the built-in algorithm allows for this objective.
     fn allows(self, key: OutputKey) -> bool {
         use OutputKey::*;
+        if key == Contributions {
+            return true;
+        }
         match self {
             Shape::Score => key == PredictedScore,
             Shape::Probability | Shape::Probabilities => key != PredictedScore,
@@ -205,7 +213,7 @@ pub fn scan(dir: &Path, options: &Options) -> Result<Manifest> {
 
 /// One or more XGBoost models of one objective, compiled.
 pub struct XgboostModel {
-    members: Vec<TreeModel>,
+    members: Arc<[TreeModel]>,
     objective: Arc<str>,
     shape: Shape,
     /// Classes, for classification objectives.
@@ -248,11 +256,12 @@ impl XgboostModel {
         if let Some(keys) = &options.output {
             shape
                 .check(keys, &objective)
+                .and_then(|()| explainable(keys, &members))
                 .map_err(|e| Error::Artifact(format!("SAGEMAKER_INFERENCE_OUTPUT: {e}")))?;
         }
         manifest.feature_names = names.clone();
         Ok(Self {
-            members,
+            members: members.into(),
             objective: objective.into(),
             shape,
             num_class,
@@ -265,6 +274,17 @@ impl XgboostModel {
             },
         })
     }
+}
+
+/// Checks that `keys` asking for contributions have one model to explain.
+fn explainable(keys: &[OutputKey], members: &[TreeModel]) -> std::result::Result<(), String> {
+    if keys.contains(&OutputKey::Contributions) && members.len() > 1 {
+        return Err(format!(
+            "contributions explain one model, and this endpoint serves an ensemble of {}; set SAGEMAKER_INFERENCE_ENSEMBLE=false to serve the first",
+            members.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The compiled trees of a parsed model, with its objective, classes and feature names (the
@@ -327,13 +347,17 @@ impl Model for XgboostModel {
             }
             sum / all.len() as f32
         };
-        Ok(Box::new(XgboostPredictions {
+        let mut predictions = XgboostPredictions {
             values,
             objective: self.objective.clone(),
             shape: self.shape,
             num_class: self.num_class,
             output: self.output.clone(),
-        }))
+            members: self.members.clone(),
+            contributions: None,
+        };
+        predictions.explain_if_asked(x).map_err(Error::Fit)?;
+        Ok(Box::new(predictions))
     }
 
     fn memory_bytes(&self) -> usize {
@@ -368,9 +392,28 @@ pub struct XgboostPredictions {
     shape: Shape,
     num_class: usize,
     output: Option<Vec<OutputKey>>,
+    members: Arc<[TreeModel]>,
+    /// Per record, the contributions, when an answer asks for them.
+    contributions: Option<Array2<f32>>,
 }
 
 impl XgboostPredictions {
+    /// Computes the contributions of `x`'s records when the selected keys ask for them.
+    fn explain_if_asked(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+        let asked = self
+            .output
+            .as_ref()
+            .is_some_and(|k| k.contains(&OutputKey::Contributions));
+        if !asked || self.contributions.is_some() {
+            return Ok(());
+        }
+        explainable(self.output.as_deref().unwrap_or_default(), &self.members)?;
+        self.contributions = Some(self.members[0].contributions(x).ok_or(
+            "this model's file holds no node covers (sum_hessian), which contributions need",
+        )?);
+        Ok(())
+    }
+
     /// The predicted class of record `i`.
     fn label(&self, i: usize) -> usize {
         let row = self.values.row(i);
@@ -408,6 +451,12 @@ impl XgboostPredictions {
                 (row.to_vec(), true)
             }
             OutputKey::Probabilities | OutputKey::RawScores => (vec![1.0 - v, v], true),
+            OutputKey::Contributions => (
+                self.contributions
+                    .as_ref()
+                    .map_or_else(Vec::new, |c| c.row(i).to_vec()),
+                true,
+            ),
         }
     }
 
@@ -492,11 +541,11 @@ impl Predictions for XgboostPredictions {
         true
     }
 
-    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
+    fn select_output(&mut self, keys: &str, x: ArrayView2<f32>) -> std::result::Result<(), String> {
         let keys = OutputKey::parse_list(keys)?;
         self.shape.check(&keys, &self.objective)?;
         self.output = Some(keys);
-        Ok(())
+        self.explain_if_asked(x)
     }
 
     fn first_non_finite(&self) -> Option<usize> {

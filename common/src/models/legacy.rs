@@ -273,6 +273,7 @@ fn binary(bytes: &[u8]) -> std::result::Result<XgboostJson, String> {
             categories_nodes: Vec::new(),
             categories_segments: Vec::new(),
             categories_sizes: Vec::new(),
+            sum_hessian: Vec::with_capacity(num_nodes),
         };
         for _ in 0..num_nodes {
             let _parent = r.i32()?;
@@ -293,7 +294,12 @@ fn binary(bytes: &[u8]) -> std::result::Result<XgboostJson, String> {
                 .push(IntOrBool::Int(i64::from(split_index >> 31)));
             tree.split_conditions.push(f64::from(value));
         }
-        r.take(16 * num_nodes)?;
+        // Node statistics: loss change, hessian sum (the cover), base weight, leaf count.
+        let stats = r.take(16 * num_nodes)?;
+        for node in stats.chunks_exact(16) {
+            let cover = f32::from_le_bytes([node[4], node[5], node[6], node[7]]);
+            tree.sum_hessian.push(f64::from(cover));
+        }
         trees.push(tree);
     }
     let mut groups = Vec::with_capacity(num_trees);

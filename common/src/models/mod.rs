@@ -6,6 +6,7 @@ pub mod boosted;
 pub mod ensemble;
 pub mod legacy;
 pub mod logistic;
+pub(crate) mod shap;
 pub mod tabular;
 pub mod trees;
 pub mod ubjson;

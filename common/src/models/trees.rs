@@ -151,6 +151,16 @@ struct Tree {
     /// The categorical splits, for the (rare) trees that have any: walked by a slower path, so
     /// that numeric trees keep their one-comparison step.
     categories: Option<Box<CategorySets>>,
+    /// Each node's cover (training hessian sum), in compiled order, when the file gave them:
+    /// what explanations ([`TreeModel::contributions`]) need.
+    covers: Option<Vec<f32>>,
+}
+
+/// What a file tells of a tree beyond its nodes: categorical splits and node covers (file order).
+#[derive(Debug, Clone, Default)]
+struct TreeExtras {
+    splits: Vec<CategorySplit>,
+    covers: Option<Vec<f32>>,
 }
 
 /// Largest category XGBoost takes (a value at or above it is no category: it goes left).
@@ -248,8 +258,9 @@ impl Tree {
     fn compile(
         t: &TreeData,
         n_features: usize,
-        splits: &[CategorySplit],
+        extras: &TreeExtras,
     ) -> std::result::Result<Self, String> {
+        let splits = &extras.splits;
         let leaf = |i: usize| t.nodes[i].left as usize == i && t.nodes[i].right as usize == i;
         // old_of[new] = old index; children of each internal node get consecutive new indices.
         let mut old_of = vec![0usize];
@@ -326,11 +337,16 @@ impl Tree {
             }
             Box::new(sets)
         });
+        let covers = extras
+            .covers
+            .as_ref()
+            .map(|c| old_of.iter().map(|&old| c[old]).collect());
         Ok(Self {
             nodes,
             group: t.group,
             depth,
             categories,
+            covers,
         })
     }
 
@@ -434,6 +450,22 @@ impl Tree {
         (0..self.depth).fold(0, |i, _| self.step(i, row))
     }
 
+    /// Node `i`: its threshold or leaf value, feature, default direction and first child.
+    fn node(&self, i: usize) -> (f32, usize, bool, usize) {
+        fn parts<B: Width>(p: Packed<B>) -> (f32, usize, bool, usize) {
+            (
+                p.value,
+                p.bits.feature(),
+                p.bits.default_left(),
+                p.bits.child(),
+            )
+        }
+        match &self.nodes {
+            Nodes::Narrow(n) => parts(n[i]),
+            Nodes::Wide(n) => parts(n[i]),
+        }
+    }
+
     fn leaf_value(&self, i: u32) -> f32 {
         match &self.nodes {
             Nodes::Narrow(n) => n[i as usize].value,
@@ -487,6 +519,35 @@ fn walk<B: Width>(
     }
 }
 
+/// A compiled tree as TreeSHAP walks it (only trees with covers are walked).
+impl super::shap::ShapTree for Tree {
+    fn is_leaf(&self, i: usize) -> bool {
+        // A leaf's first child is before it (it goes right, to itself); the root leaf's is 0.
+        self.node(i).3 <= i
+    }
+    fn leaf_value(&self, i: usize) -> f32 {
+        self.node(i).0
+    }
+    fn feature(&self, i: usize) -> usize {
+        self.node(i).1
+    }
+    fn children(&self, i: usize) -> (usize, usize) {
+        let child = self.node(i).3;
+        (child, child + 1)
+    }
+    fn goes_left(&self, i: usize, row: &[f32]) -> bool {
+        let (threshold, feature, default_left, _) = self.node(i);
+        let v = row[feature];
+        match &self.categories {
+            Some(c) => c.goes_left(i, v, threshold, default_left),
+            None => (v < threshold) | (v.is_nan() & default_left),
+        }
+    }
+    fn cover(&self, i: usize) -> f32 {
+        self.covers.as_ref().map_or(0.0, |c| c[i])
+    }
+}
+
 /// A compiled XGBoost gradient-boosted tree model.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "TreeModelData")]
@@ -510,12 +571,9 @@ impl TryFrom<TreeModelData> for TreeModel {
 }
 
 impl TreeModel {
-    /// Checks and compiles file trees; `splits[t]` are tree `t`'s categorical splits (none when
-    /// `splits` is shorter).
-    fn compile(
-        d: TreeModelData,
-        splits: Vec<Vec<CategorySplit>>,
-    ) -> std::result::Result<Self, String> {
+    /// Checks and compiles file trees; `extras[t]` is what the file told of tree `t` beyond its
+    /// nodes (nothing when `extras` is shorter).
+    fn compile(d: TreeModelData, extras: Vec<TreeExtras>) -> std::result::Result<Self, String> {
         if d.n_features > MAX_FEATURES {
             return Err(format!(
                 "{} features are more than this build takes",
@@ -530,9 +588,9 @@ impl TreeModel {
             if t.group as usize >= d.base_margin.len().max(1) {
                 return Err("tree group out of range".into());
             }
-            let none = Vec::new();
-            let split = splits.get(trees.len()).unwrap_or(&none);
-            trees.push(Tree::compile(t, d.n_features, split)?);
+            let none = TreeExtras::default();
+            let extra = extras.get(trees.len()).unwrap_or(&none);
+            trees.push(Tree::compile(t, d.n_features, extra)?);
         }
         if d.base_margin.is_empty() {
             return Err("no output groups".into());
@@ -584,6 +642,14 @@ impl TreeModel {
         }
     }
 
+    /// Forgets the node covers (what [`TreeModel::contributions`] needs), as the compiled-trees
+    /// file form does not keep them: a model then equals itself written and read back.
+    pub fn drop_covers(&mut self) {
+        for t in &mut self.trees {
+            t.covers = None;
+        }
+    }
+
     /// Bytes the compiled trees hold.
     pub fn memory_bytes(&self) -> usize {
         let nodes = |t: &Tree| match &t.nodes {
@@ -597,6 +663,7 @@ impl TreeModel {
                 nodes(t)
                     + std::mem::size_of::<Tree>()
                     + t.categories.as_ref().map_or(0, |c| c.bytes())
+                    + t.covers.as_ref().map_or(0, |c| 4 * c.len())
             })
             .sum();
         trees + 4 * self.base_margin.len()
@@ -667,6 +734,47 @@ impl TreeModel {
                 acc[t.group as usize] += t.leaf_value(i);
             }
         }
+    }
+
+    /// Each feature's contribution to each row's margin, and the bias, as XGBoost's
+    /// `pred_contribs` computes them (exact TreeSHAP, [`super::shap`]): per row and output group
+    /// `n_features + 1` values, the features in model order and the bias last, summing to the
+    /// group's margin. `None` when the model's file gave no node covers.
+    pub fn contributions(&self, x: ArrayView2<f32>) -> Option<Array2<f32>> {
+        if self.trees.iter().any(|t| t.covers.is_none()) {
+            return None;
+        }
+        let (n, groups) = (self.n_features, self.n_groups());
+        let width = n + 1;
+        let means: Vec<f32> = self
+            .trees
+            .iter()
+            .map(|t| super::shap::mean_value(t, 0))
+            .collect();
+        let mut out = Array2::<f32>::zeros((x.nrows(), groups * width));
+        let mut explainer = super::shap::Explainer::default();
+        let (mut row, mut tree_phi) = (vec![0f32; n], vec![0f32; width]);
+        for (r, input) in x.rows().into_iter().enumerate() {
+            for (to, from) in row.iter_mut().zip(input) {
+                *to = *from;
+            }
+            let mut phi = out.row_mut(r);
+            let phi = phi.as_slice_mut().expect("a standard-layout row");
+            // Per tree into a zeroed buffer, then added, and the base margin last: XGBoost's order.
+            for (t, mean) in self.trees.iter().zip(&means) {
+                tree_phi.iter_mut().for_each(|v| *v = 0.0);
+                tree_phi[n] += mean;
+                explainer.add(t, &row, &mut tree_phi, t.depth as usize);
+                let g = t.group as usize * width;
+                for (acc, v) in phi[g..g + width].iter_mut().zip(&tree_phi) {
+                    *acc += v;
+                }
+            }
+            for g in 0..groups {
+                phi[g * width + n] += self.base_margin[g];
+            }
+        }
+        Some(out)
     }
 
     /// Predictions after the link: probabilities (class 1 for logistic; every class for softmax)
@@ -838,6 +946,9 @@ pub(crate) struct JsonTree {
     pub(crate) categories_segments: Vec<i64>,
     #[serde(default)]
     pub(crate) categories_sizes: Vec<i64>,
+    /// Each node's cover (the training rows' hessian sum), for explanations.
+    #[serde(default)]
+    pub(crate) sum_hessian: Vec<f64>,
 }
 
 /// `default_left` is written as 0/1 by current XGBoost, as booleans by some older versions.
@@ -939,7 +1050,7 @@ impl XgboostJson {
         if model.tree_info.len() != model.trees.len() {
             return Err(bad("tree_info and trees differ in length"));
         }
-        let (trees, splits): (Vec<TreeData>, Vec<Vec<CategorySplit>>) = model
+        let (trees, extras): (Vec<TreeData>, Vec<TreeExtras>) = model
             .trees
             .into_iter()
             .zip(model.tree_info)
@@ -954,7 +1065,7 @@ impl XgboostJson {
                 n_features,
                 link,
             },
-            splits,
+            extras,
         )
         .map_err(|e| bad(&e))
     }
@@ -965,10 +1076,14 @@ fn tree_data(
     group: u32,
     n_features: usize,
     groups: usize,
-) -> Result<(TreeData, Vec<CategorySplit>)> {
+) -> Result<(TreeData, TreeExtras)> {
     let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON tree: {m}"));
     let n = t.left_children.len();
     let splits = category_splits(&t, n).map_err(|e| bad(&e))?;
+    // Covers must be usable as weights: finite and not negative (a corrupt file may hold anything).
+    let covers = (t.sum_hessian.len() == n
+        && t.sum_hessian.iter().all(|c| c.is_finite() && *c >= 0.0))
+    .then(|| t.sum_hessian.iter().map(|&c| c as f32).collect());
     if [
         t.right_children.len(),
         t.split_indices.len(),
@@ -1016,7 +1131,7 @@ fn tree_data(
             group,
             depth,
         },
-        splits,
+        TreeExtras { splits, covers },
     ))
 }
 
@@ -1261,6 +1376,80 @@ mod tests {
             // Kept in XGBoost's format, never silently written without its categories.
             assert!(model.to_bytes().is_err());
         }
+    }
+
+    /// Contributions equal XGBoost's own `pred_contribs` (binary, multi-class with missing
+    /// values, regression, categorical splits), and sum to the margin.
+    #[test]
+    fn contributions_match_xgboost_pred_contribs() {
+        let (x, y) = data(1500, 5, 3);
+        let yc = x.column(2).mapv(|v| {
+            if v.is_nan() {
+                0.0
+            } else {
+                (v / 3.4).floor().min(2.0)
+            }
+        });
+        let yr = y.mapv(|v| v * 3.0 + 1.0);
+        let cats = x.mapv(|v| if v.is_nan() { v } else { v.floor() });
+        for (name, features, labels, extra, types) in [
+            ("binary:logistic", &x, &y, vec![], None),
+            ("multi:softprob", &x, &yc, vec![("num_class", "3")], None),
+            ("reg:squarederror", &x, &yr, vec![("max_depth", "8")], None),
+            (
+                "reg:squarederror",
+                &cats,
+                &yr,
+                vec![],
+                Some(["c", "q", "c", "q", "q"]),
+            ),
+        ] {
+            let mut p = XgbParams::default()
+                .set("objective", name)
+                .set("nthread", 1);
+            for (k, v) in extra {
+                p = p.set(k, v);
+            }
+            let mut m = xgboost::dmatrix(features.view(), Some(labels)).unwrap();
+            if let Some(t) = types {
+                m.set_feature_types(&t).unwrap();
+            }
+            let b = xgboost::train_rounds(&p, &[(&m, "train")], 12, &mut |_| Ok(true)).unwrap();
+            let (want, shape) = b.predict_contributions(&m).unwrap();
+            let model = TreeModel::from_xgboost_json(&b.save_buffer(false).unwrap()).unwrap();
+            let got = model
+                .contributions(features.view())
+                .expect("covers from the JSON");
+            assert_eq!(got.len(), want.len(), "{name}: shape {shape:?}");
+            for (i, (a, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "{name}: value {i}: ours {a}, XGBoost {w}"
+                );
+            }
+            // Each group's values sum to its margin.
+            let margins = model.predict_margin(features.view());
+            let width = features.ncols() + 1;
+            for (r, row) in got.rows().into_iter().enumerate().step_by(37) {
+                for g in 0..model.n_groups() {
+                    let sum: f32 = row.iter().skip(g * width).take(width).sum();
+                    assert!(
+                        (sum - margins[[r, g]]).abs() < 1e-4,
+                        "{name}: row {r} sums to {sum}, margin {}",
+                        margins[[r, g]]
+                    );
+                }
+            }
+        }
+        // A compiled-trees file carries no covers: no contributions.
+        let (x, y) = data(200, 3, 4);
+        let m = xgboost::dmatrix(x.view(), Some(&y)).unwrap();
+        let b = xgboost::train_rounds(&XgbParams::default(), &[(&m, "train")], 2, &mut |_| {
+            Ok(true)
+        })
+        .unwrap();
+        let again = TreeModel::from_bytes(&compiled(&b).to_bytes().unwrap(), 3).unwrap();
+        assert!(again.contributions(x.view()).is_none());
     }
 
     #[test]

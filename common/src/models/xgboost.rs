@@ -137,7 +137,9 @@ impl RoundLog {
 /// tooling) and the compiled trees that `train` and `serve` predict with.
 pub fn export(booster: &Booster) -> Result<(Vec<u8>, TreeModel)> {
     let ubj = booster.save_buffer(true)?;
-    let trees = TreeModel::from_xgboost_json(&booster.save_buffer(false)?)?;
+    let mut trees = TreeModel::from_xgboost_json(&booster.save_buffer(false)?)?;
+    // Stored as compiled trees, which keep no covers.
+    trees.drop_covers();
     Ok((ubj, trees))
 }
 
