@@ -229,6 +229,7 @@ fn training_parsers() {
     let options = tabular::TabularOptions {
         label_column: "price".into(),
         csv_weights: false,
+        delimiter: None,
     };
     let mut which = 0usize;
     fuzz("training parsers", &seeds, |bytes| {
@@ -335,6 +336,7 @@ fn parquet_files() {
     let options = tabular::TabularOptions {
         label_column: "label".into(),
         csv_weights: false,
+        delimiter: None,
     };
     let path = work.path().join("f.parquet");
     fuzz("parquet files", &seeds, |bytes| {

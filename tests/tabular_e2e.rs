@@ -136,6 +136,33 @@ fn housing_comparison_picks_by_rmse_only_and_reports_every_candidate() {
     assert_eq!(m.metrics["best_model"], c["best_model"]);
     assert_eq!(json(s, "evaluation.json"), c);
     assert_eq!(m.feature_names.len(), 8);
+    // Every candidate's true cost, and the second metric that would break a tie.
+    assert_eq!(c["criterion"]["tie_break"], "mae");
+    assert!(c["candidates"]["knn"]["score_seconds"].as_f64().is_some());
+}
+
+/// Tab- and semicolon-separated files (found from their first line) read as the same rows in CSV.
+#[test]
+fn tab_and_semicolon_separated_files_read_as_csv() {
+    let rows: String = dataset_text("california_housing_targetfirst.csv.gz")
+        .lines()
+        .take(1500)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut comparisons = Vec::new();
+    for separator in [",", "\t", ";"] {
+        let s = Sandbox::new();
+        s.config(
+            "hyperparameters.json",
+            r#"{"model_kind": "tabular", "candidates": "xgboost,linear", "num_round": "20"}"#,
+        );
+        s.data_file("train", "part-0", rows.replace(',', separator).as_bytes());
+        train(&s);
+        let c = json(&s, "model_comparison.json");
+        comparisons.push(c["candidates"]["xgboost"]["validation"].clone());
+    }
+    assert_eq!(comparisons[0], comparisons[1]);
+    assert_eq!(comparisons[0], comparisons[2]);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! data is read.
 
 use crate::xgboost_hyperparameters::BuiltinParams;
-use common::data::tabular::TabularOptions;
+use common::data::tabular::{TabularOptions, DELIMITERS};
 use common::hyperparams::{HyperparameterReader, Hyperparameters, Interval};
 use common::kinds::{iops, ModelKind};
 use common::models::boosted::BoostParams;
@@ -343,6 +343,14 @@ fn tabular_config(
     let options = TabularOptions {
         label_column: r.raw_text("label_column").unwrap_or("label").to_owned(),
         csv_weights: r.bool("csv_weights", false)?,
+        delimiter: match r.choice(
+            "csv_delimiter",
+            "auto",
+            &["auto", "comma", "tab", "semicolon", "pipe"],
+        )? {
+            "auto" => None,
+            name => DELIMITERS.iter().find(|d| d.1 == name).map(|d| d.0),
+        },
     };
     Ok(TabularConfig {
         task,

@@ -23,6 +23,8 @@ pub type Scores = BTreeMap<&'static str, f64>;
 pub struct CandidateReport {
     /// Seconds spent fitting.
     pub fit_seconds: f64,
+    /// Seconds spent scoring the validation and test splits (k-NN's real cost is here).
+    pub score_seconds: f64,
     /// Every metric of the task on the validation split.
     pub validation: Scores,
     /// The same on the test split, when there is one.
@@ -39,6 +41,8 @@ pub struct Criterion {
     pub split: &'static str,
     /// `minimize` or `maximize`.
     pub goal: &'static str,
+    /// The metric that breaks a tie on `metric` (then the candidates' order).
+    pub tie_break: &'static str,
 }
 
 /// `model_comparison.json`: every candidate's metrics, the criterion, the winner and what is served.
@@ -84,6 +88,26 @@ pub fn train(
     let mut models = BTreeMap::new();
     for &candidate in &t.candidates {
         stop.check()?;
+        // k-NN scores every held-out row against every kept training row: past a budget it
+        // would dominate the job, so among other candidates it is left out, unless it is the one
+        // to serve.
+        let scored = splits.validation.len() + splits.test.as_ref().map_or(0, Dataset::len);
+        let kept = splits.train.len().min(t.params.knn_sample_size as usize);
+        if candidate == Candidate::Knn
+            && t.candidates.len() > 1
+            && t.serve_model != Some(Candidate::Knn)
+        {
+            if let Some(seconds) = knn_too_costly(kept, scored, splits.train.features.ncols()) {
+                tracing::warn!(
+                    candidate = "knn",
+                    kept_rows = kept,
+                    scored_rows = scored,
+                    "k-NN left out: scoring would take about {seconds:.0} s, over the budget of {:.0} s; lower knn_sample_size, or name knn alone in candidates to fit it anyway",
+                    KNN_BUDGET * NANOS_PER_TERM
+                );
+                continue;
+            }
+        }
         let start = std::time::Instant::now();
         let model = tabular::fit(
             candidate,
@@ -105,6 +129,7 @@ pub fn train(
             },
         )?;
         let fit_seconds = start.elapsed().as_secs_f64();
+        let start = std::time::Instant::now();
         let score = |d: &Dataset| {
             scores(
                 task,
@@ -112,38 +137,58 @@ pub fn train(
                 &model.predict(d.features.view()),
             )
         };
+        let validation = score(&splits.validation);
+        let test = splits.test.as_ref().map(score);
         let report = CandidateReport {
             fit_seconds,
-            validation: score(&splits.validation),
-            test: splits.test.as_ref().map(score),
+            score_seconds: start.elapsed().as_secs_f64(),
+            validation,
+            test,
         };
-        tracing::info!(candidate = candidate.name(), seconds = format!("{fit_seconds:.2}"), validation = ?report.validation, "candidate fitted");
+        tracing::info!(candidate = candidate.name(), fit_seconds = format!("{fit_seconds:.2}"), score_seconds = format!("{:.2}", report.score_seconds), validation = ?report.validation, "candidate fitted");
         reports.insert(candidate, report);
         models.insert(candidate, model);
     }
-    let (metric, larger_is_better) = SELECTION_METRICS
-        .iter()
-        .copied()
-        .find(|(m, _)| *m == t.selection_metric)
-        .expect("a listed metric");
-    let value = |c: &Candidate| {
-        let v = reports[c]
-            .validation
-            .get(metric)
-            .copied()
-            .unwrap_or(f64::NAN);
-        // An undefined value (AUC of one class) ranks last.
-        match (v.is_nan(), larger_is_better) {
+    let (metric, larger_is_better) = selection(t.selection_metric);
+    let (tie_break, tie_larger_is_better) = selection(second_metric(task, metric));
+    // Smaller is better; an undefined value (AUC of one class) ranks last.
+    let rank = |c: &Candidate, m: &str, larger: bool| {
+        let v = reports[c].validation.get(m).copied().unwrap_or(f64::NAN);
+        match (v.is_nan(), larger) {
             (true, _) => f64::INFINITY,
             (false, true) => -v,
             (false, false) => v,
         }
     };
-    let best = *t
+    let fitted: Vec<Candidate> = t
         .candidates
         .iter()
-        .min_by(|a, b| value(a).total_cmp(&value(b)))
-        .expect("at least one candidate");
+        .copied()
+        .filter(|c| reports.contains_key(c))
+        .collect();
+    let best = *fitted
+        .iter()
+        .min_by(|a, b| {
+            rank(a, metric, larger_is_better)
+                .total_cmp(&rank(b, metric, larger_is_better))
+                .then(rank(a, tie_break, tie_larger_is_better).total_cmp(&rank(
+                    b,
+                    tie_break,
+                    tie_larger_is_better,
+                )))
+        })
+        .expect("at least one candidate fitted");
+    let tied: Vec<&str> = fitted
+        .iter()
+        .filter(|c| {
+            **c != best
+                && rank(c, metric, larger_is_better) == rank(&best, metric, larger_is_better)
+        })
+        .map(|c| c.name())
+        .collect();
+    if !tied.is_empty() {
+        tracing::info!(best = best.name(), tied = ?tied, metric, tie_break, "candidates tie on the selection metric: the tie is broken by the second metric");
+    }
     let served = t.serve_model.unwrap_or(best);
     let served_model = models
         .remove(&served)
@@ -162,6 +207,7 @@ pub fn train(
             } else {
                 "minimize"
             },
+            tie_break,
         },
         best_model: best.name(),
         served_model: served.name(),
@@ -188,6 +234,40 @@ pub fn train(
         "model comparison"
     );
     Ok(comparison)
+}
+
+/// Most distance terms (kept training rows x scored rows x features) k-NN may compute when it is
+/// one of several candidates.
+const KNN_BUDGET: f64 = 1e10;
+
+/// Seconds per distance term, about (one core).
+const NANOS_PER_TERM: f64 = 1e-9;
+
+/// The seconds k-NN's scoring would take, when over [`KNN_BUDGET`].
+fn knn_too_costly(kept: usize, scored: usize, features: usize) -> Option<f64> {
+    let terms = kept as f64 * scored as f64 * features as f64;
+    (terms > KNN_BUDGET).then_some(terms * NANOS_PER_TERM)
+}
+
+/// A selection metric's name and whether larger is better.
+fn selection(name: &str) -> (&'static str, bool) {
+    SELECTION_METRICS
+        .iter()
+        .copied()
+        .find(|(m, _)| *m == name)
+        .expect("a listed metric")
+}
+
+/// The metric that breaks ties on `metric`: the task's other main metric.
+fn second_metric(task: Task, metric: &str) -> &'static str {
+    match (task, metric) {
+        (Task::Regression, "rmse") => "mae",
+        (Task::Regression, _) => "rmse",
+        (Task::Binary, "auc") => "logloss",
+        (Task::Binary, _) => "auc",
+        (Task::MultiClass { .. }, "mlogloss") => "merror",
+        (Task::MultiClass { .. }, _) => "mlogloss",
+    }
 }
 
 /// Every metric of the task: regression `rmse`, `mae`, `r2`; binary `auc`, `logloss`, `error`,
@@ -287,4 +367,24 @@ fn save_model(
         &config.hyperparameters,
     )?;
     report::write_model(opt_ml, manifest, kinds::tabular::payloads(model)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knn_is_left_out_past_its_budget_and_ties_have_a_second_metric() {
+        // 600,000 rows of 14 features, 30 % held out, 10,000 kept: about 25 s.
+        let s = knn_too_costly(10_000, 180_000, 14).unwrap();
+        assert!((s - 25.2).abs() < 0.1, "{s}");
+        // California housing (20,640 rows, 8 features): scored.
+        assert_eq!(knn_too_costly(10_000, 6_192, 8), None);
+        assert_eq!(second_metric(Task::Regression, "rmse"), "mae");
+        assert_eq!(second_metric(Task::Binary, "error"), "auc");
+        assert_eq!(
+            second_metric(Task::MultiClass { num_class: 3 }, "mlogloss"),
+            "merror"
+        );
+    }
 }

@@ -69,6 +69,8 @@ pub fn train(
     let options = TabularOptions {
         label_column: "label".into(),
         csv_weights: params.csv_weights,
+        // Detected per file, as the built-in sniffs it.
+        delimiter: None,
     };
     let mut data = splits::load_channels(
         opt_ml,

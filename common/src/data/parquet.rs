@@ -412,6 +412,7 @@ pub(crate) mod tests {
         TabularOptions {
             label_column: label.into(),
             csv_weights: false,
+            delimiter: None,
         }
     }
 

@@ -30,6 +30,34 @@ pub struct TabularOptions {
     pub label_column: String,
     /// Whether rows carry an instance weight (CSV column 1 without a header, `weight` otherwise).
     pub csv_weights: bool,
+    /// The CSV field separator; `None` detects it per file ([`detect_delimiter`]).
+    pub delimiter: Option<char>,
+}
+
+/// The separators [`detect_delimiter`] chooses among, in order of preference on a tie.
+pub const DELIMITERS: [(char, &str); 4] = [
+    (',', "comma"),
+    ('\t', "tab"),
+    (';', "semicolon"),
+    ('|', "pipe"),
+];
+
+/// A CSV file's separator from its first line: the candidate of [`DELIMITERS`] occurring most
+/// often there (outside double quotes), comma when none occurs.
+pub fn detect_delimiter(first_line: &str) -> char {
+    let mut counts = [0usize; DELIMITERS.len()];
+    let mut quoted = false;
+    for c in first_line.chars() {
+        if c == '"' {
+            quoted = !quoted;
+        } else if !quoted {
+            if let Some(k) = DELIMITERS.iter().position(|d| d.0 == c) {
+                counts[k] += 1;
+            }
+        }
+    }
+    let best = (0..DELIMITERS.len()).fold(0, |b, k| if counts[k] > counts[b] { k } else { b });
+    DELIMITERS[best].0
 }
 
 /// Rows of one channel: features row-major, `width` per row.
@@ -132,7 +160,12 @@ impl TabularFormat {
     /// The format a ContentType names, or `None` for one this loader does not read.
     pub fn from_content_type(content_type: &str) -> Option<Self> {
         match super::media_type_essence(content_type).as_str() {
-            "text/csv" | "csv" | "application/csv" | "text/x-csv" => Some(Self::Csv),
+            "text/csv"
+            | "csv"
+            | "application/csv"
+            | "text/x-csv"
+            | "text/tab-separated-values"
+            | "tsv" => Some(Self::Csv),
             "application/jsonlines"
             | "application/x-jsonlines"
             | "application/jsonl"
@@ -240,12 +273,14 @@ pub fn parse(
     }
     let mut header: Option<CsvHeader> = None;
     let mut first = true;
+    let mut delimiter = options.delimiter;
     let mut problems = NonNumeric::default();
     super::for_each_line(reader, source, |number, text| {
         let located = |m: String| Error::Data(format!("{source}: line {number}: {m}"));
         match format {
             TabularFormat::Csv => {
-                let fields: Vec<&str> = text.split(',').collect();
+                let d = *delimiter.get_or_insert_with(|| detect_delimiter(text));
+                let fields: Vec<&str> = text.split(d).collect();
                 if first {
                     first = false;
                     if fields.iter().any(|f| {
@@ -666,10 +701,56 @@ fn number_of(field: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_delimiter_is_found_from_the_first_line() {
+        assert_eq!(detect_delimiter("a,b,c"), ',');
+        assert_eq!(detect_delimiter("age\tworkclass\tincome"), '\t');
+        assert_eq!(detect_delimiter("a;b;\"c,d\""), ';');
+        assert_eq!(detect_delimiter("x|y"), '|');
+        assert_eq!(detect_delimiter("single"), ',');
+        // A tab-separated file with a header: its columns by name, as with commas.
+        let mut t = Table::default();
+        let tsv = "price\ta\tb\n1\t2\t3\n4\t\t6\n";
+        parse(
+            tsv.as_bytes(),
+            TabularFormat::Csv,
+            &opts(false),
+            "t.tsv",
+            &mut t,
+        )
+        .unwrap();
+        assert_eq!(t.labels, [1.0, 4.0]);
+        assert_eq!(t.names.as_deref().unwrap(), ["a", "b"]);
+        // Set by the job, the separator is not guessed.
+        let mut t = Table::default();
+        let options = TabularOptions {
+            delimiter: Some(';'),
+            ..opts(false)
+        };
+        parse(
+            "1;2,5\n".as_bytes(),
+            TabularFormat::Csv,
+            &options,
+            "e.csv",
+            &mut t,
+        )
+        .unwrap_err();
+        parse(
+            "1;2\n".as_bytes(),
+            TabularFormat::Csv,
+            &options,
+            "e.csv",
+            &mut t,
+        )
+        .unwrap();
+        assert_eq!(t.features, [2.0]);
+    }
+
     fn opts(weights: bool) -> TabularOptions {
         TabularOptions {
             label_column: "price".into(),
             csv_weights: weights,
+            delimiter: None,
         }
     }
 
