@@ -236,6 +236,19 @@ fn contributions_answer_as_xgboost_pred_contribs() {
         .map(|v| v.as_f64().unwrap() as f32)
         .collect();
     close(&got, &want[..FEATURES + 1], "SAGEMAKER_INFERENCE_OUTPUT");
+    // A file without node covers cannot be explained: refused when the endpoint loads.
+    let json = String::from_utf8(b.save_buffer(false).unwrap()).unwrap();
+    let stripped = json.replace("\"sum_hessian\"", "\"no_covers\"");
+    let (_s, server) = serve(
+        &[("xgboost-model", stripped.into_bytes())],
+        &[("SAGEMAKER_INFERENCE_OUTPUT", "contributions")],
+    );
+    assert_eq!(wait_loaded(&server), 500);
+    assert!(
+        server.log().contains("no usable node covers"),
+        "{}",
+        server.log()
+    );
     // Two files are an ensemble: nothing single to explain.
     let (_s, server) = serve(&[("a", model.clone()), ("b", model)], &[]);
     assert_eq!(wait_loaded(&server), 200, "{}", server.log());

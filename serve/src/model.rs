@@ -100,9 +100,19 @@ impl LoadedModel {
         let mut predictions = Joined::new(parts);
         if let Some(keys) = output {
             predictions
-                .select_output(keys, x.view())
+                .select_output(keys)
                 .map_err(|e| ServeError::BadRequest(format!("custom attribute output: {e}")))?;
         }
+        // Explanations, when the chosen keys ask for them (after the choice: none are computed
+        // for an answer that does not hold them).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            predictions.explain(x.view())
+        }))
+        .map_err(|_| {
+            tracing::error!("explaining the predictions panicked");
+            ServeError::Internal
+        })?
+        .map_err(ServeError::BadRequest)?;
         // No answer holds NaN or infinity: a record whose output is not finite (its inputs lie
         // far outside anything the model was trained on) is refused, by record number.
         if let Some(i) = predictions.first_non_finite() {

@@ -58,8 +58,11 @@ pub struct Comparison {
     pub served_model: &'static str,
     /// Rows per split.
     pub rows: BTreeMap<&'static str, usize>,
-    /// Every candidate, by name.
+    /// Every candidate fitted, by name.
     pub candidates: BTreeMap<&'static str, CandidateReport>,
+    /// Candidates left out, with the reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<&'static str, String>,
 }
 
 /// Loads, fits every candidate, compares, saves the served model; returns the comparison.
@@ -86,6 +89,7 @@ pub fn train(
     )?;
     let mut reports = BTreeMap::new();
     let mut models = BTreeMap::new();
+    let mut skipped = BTreeMap::new();
     for &candidate in &t.candidates {
         stop.check()?;
         // k-NN scores every held-out row against every kept training row: past a budget it
@@ -98,13 +102,12 @@ pub fn train(
             && t.serve_model != Some(Candidate::Knn)
         {
             if let Some(seconds) = knn_too_costly(kept, scored, splits.train.features.ncols()) {
-                tracing::warn!(
-                    candidate = "knn",
-                    kept_rows = kept,
-                    scored_rows = scored,
-                    "k-NN left out: scoring would take about {seconds:.0} s, over the budget of {:.0} s; lower knn_sample_size, or name knn alone in candidates to fit it anyway",
+                let why = format!(
+                    "scoring {scored} rows against {kept} would take about {seconds:.0} s, over the budget of {:.0} s; lower knn_sample_size, or name knn alone in candidates to fit it anyway",
                     KNN_BUDGET * NANOS_PER_TERM
                 );
+                tracing::warn!(candidate = "knn", "k-NN left out: {why}");
+                skipped.insert(candidate.name(), why);
                 continue;
             }
         }
@@ -187,7 +190,7 @@ pub fn train(
         .map(|c| c.name())
         .collect();
     if !tied.is_empty() {
-        tracing::info!(best = best.name(), tied = ?tied, metric, tie_break, "candidates tie on the selection metric: the tie is broken by the second metric");
+        tracing::info!(best = best.name(), tied = ?tied, metric, tie_break, "candidates tie on the selection metric: the second metric decides, then the candidates' order");
     }
     let served = t.serve_model.unwrap_or(best);
     let served_model = models
@@ -213,6 +216,7 @@ pub fn train(
         served_model: served.name(),
         rows: splits.rows(),
         candidates: reports.iter().map(|(c, r)| (c.name(), r.clone())).collect(),
+        skipped,
     };
     for line in metric_lines(&comparison) {
         println!("{line}");

@@ -42,8 +42,9 @@ pub const DELIMITERS: [(char, &str); 4] = [
     ('|', "pipe"),
 ];
 
-/// A CSV file's separator from its first line: the candidate of [`DELIMITERS`] occurring most
-/// often there (outside double quotes), comma when none occurs.
+/// A CSV file's separator from its first line: comma whenever one occurs there outside double
+/// quotes (so no comma file is read otherwise), else the candidate of [`DELIMITERS`] occurring
+/// most often, comma when none occurs.
 pub fn detect_delimiter(first_line: &str) -> char {
     let mut counts = [0usize; DELIMITERS.len()];
     let mut quoted = false;
@@ -55,6 +56,9 @@ pub fn detect_delimiter(first_line: &str) -> char {
                 counts[k] += 1;
             }
         }
+    }
+    if counts[0] > 0 {
+        return ',';
     }
     let best = (0..DELIMITERS.len()).fold(0, |b, k| if counts[k] > counts[b] { k } else { b });
     DELIMITERS[best].0
@@ -206,6 +210,20 @@ pub fn load_channel(
     header: Option<&[String]>,
     stop: &dyn Fn() -> Result<()>,
 ) -> Result<Table> {
+    // Tab-separated by its ContentType: tabs, not guessed.
+    let tsv = content_type.is_some_and(|ct| {
+        ["text/tab-separated-values", "tsv"].contains(&super::media_type_essence(ct).as_str())
+    });
+    let tsv_options;
+    let options = if tsv && options.delimiter.is_none() {
+        tsv_options = TabularOptions {
+            delimiter: Some('\t'),
+            ..options.clone()
+        };
+        &tsv_options
+    } else {
+        options
+    };
     let declared = content_type
         .map(|ct| {
             TabularFormat::from_content_type(ct).ok_or_else(|| {
@@ -706,6 +724,7 @@ mod tests {
         assert_eq!(detect_delimiter("a,b,c"), ',');
         assert_eq!(detect_delimiter("age\tworkclass\tincome"), '\t');
         assert_eq!(detect_delimiter("a;b;\"c,d\""), ';');
+        assert_eq!(detect_delimiter("label,a|b|c"), ',');
         assert_eq!(detect_delimiter("x|y"), '|');
         assert_eq!(detect_delimiter("single"), ',');
         // A tab-separated file with a header: its columns by name, as with commas.

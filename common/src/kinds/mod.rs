@@ -120,10 +120,16 @@ pub trait Predictions: Send {
         let _ = (i, out);
         false
     }
+    /// Computes what the chosen keys need beyond the prediction (explanations), from the
+    /// records `x`; an error for a request it cannot answer (too many values).
+    fn explain(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+        let _ = x;
+        Ok(())
+    }
     /// Chooses the keys each record's answer holds (a comma-separated list), where the kind
-    /// offers a choice; `x` holds the records (explanations are computed from them).
-    fn select_output(&mut self, keys: &str, x: ArrayView2<f32>) -> std::result::Result<(), String> {
-        let _ = (keys, x);
+    /// offers a choice.
+    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
+        let _ = keys;
         Err(
             "this model's answers have no keys to choose (XGBoost models trained elsewhere have)"
                 .into(),
@@ -189,22 +195,32 @@ impl Predictions for Joined {
     fn csv_records_on_one_line(&self) -> bool {
         self.parts.iter().any(|p| p.csv_records_on_one_line())
     }
-    fn select_output(&mut self, keys: &str, x: ArrayView2<f32>) -> std::result::Result<(), String> {
-        // Each part (a row range predicted on its own thread) on its own thread again:
-        // explanations cost more than predictions.
+    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
+        self.parts
+            .iter_mut()
+            .try_for_each(|p| p.select_output(keys))
+    }
+    fn explain(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+        let ranges: Vec<_> = self
+            .parts
+            .iter()
+            .zip(&self.starts)
+            .map(|(p, &start)| x.slice(ndarray::s![start..start + p.records(), ..]))
+            .collect();
+        if self.parts.len() == 1 {
+            return self.parts[0].explain(ranges[0]);
+        }
+        // Each part (a row range predicted on its own thread) on its own thread again.
         std::thread::scope(|s| {
             let parts: Vec<_> = self
                 .parts
                 .iter_mut()
-                .zip(&self.starts)
-                .map(|(p, &start)| {
-                    let rows = x.slice(ndarray::s![start..start + p.records(), ..]);
-                    s.spawn(move || p.select_output(keys, rows))
-                })
+                .zip(ranges)
+                .map(|(p, rows)| s.spawn(move || p.explain(rows)))
                 .collect();
             parts.into_iter().try_for_each(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err("choosing the answer's keys failed".into()))
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
         })
     }

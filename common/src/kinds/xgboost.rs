@@ -276,15 +276,21 @@ impl XgboostModel {
     }
 }
 
-/// Checks that `keys` asking for contributions have one model to explain.
+/// Most contribution values one answer holds (64 MiB of floats; the JSON text is larger).
+const MAX_EXPLAINED_VALUES: usize = 16 << 20;
+
+/// Checks that `keys` asking for contributions have one model to explain, which can be.
 fn explainable(keys: &[OutputKey], members: &[TreeModel]) -> std::result::Result<(), String> {
-    if keys.contains(&OutputKey::Contributions) && members.len() > 1 {
+    if !keys.contains(&OutputKey::Contributions) {
+        return Ok(());
+    }
+    if members.len() > 1 {
         return Err(format!(
             "contributions explain one model, and this endpoint serves an ensemble of {}; set SAGEMAKER_INFERENCE_ENSEMBLE=false to serve the first",
             members.len()
         ));
     }
-    Ok(())
+    members[0].can_explain()
 }
 
 /// The compiled trees of a parsed model, with its objective, classes and feature names (the
@@ -347,7 +353,7 @@ impl Model for XgboostModel {
             }
             sum / all.len() as f32
         };
-        let mut predictions = XgboostPredictions {
+        Ok(Box::new(XgboostPredictions {
             values,
             objective: self.objective.clone(),
             shape: self.shape,
@@ -355,9 +361,7 @@ impl Model for XgboostModel {
             output: self.output.clone(),
             members: self.members.clone(),
             contributions: None,
-        };
-        predictions.explain_if_asked(x).map_err(Error::Fit)?;
-        Ok(Box::new(predictions))
+        }))
     }
 
     fn memory_bytes(&self) -> usize {
@@ -398,19 +402,25 @@ pub struct XgboostPredictions {
 }
 
 impl XgboostPredictions {
-    /// Computes the contributions of `x`'s records when the selected keys ask for them.
+    /// The contributions of `x`'s records, when the selected keys ask for them.
     fn explain_if_asked(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
         let asked = self
             .output
             .as_ref()
             .is_some_and(|k| k.contains(&OutputKey::Contributions));
-        if !asked || self.contributions.is_some() {
+        if !asked {
             return Ok(());
         }
         explainable(self.output.as_deref().unwrap_or_default(), &self.members)?;
-        self.contributions = Some(self.members[0].contributions(x).ok_or(
-            "this model's file holds no node covers (sum_hessian), which contributions need",
-        )?);
+        let model = &self.members[0];
+        let values = x.nrows().saturating_mul(model.contributions_per_row());
+        if values > MAX_EXPLAINED_VALUES {
+            return Err(format!(
+                "contributions of {} records are {values} values, over the {MAX_EXPLAINED_VALUES} one answer holds; send fewer records per request",
+                x.nrows()
+            ));
+        }
+        self.contributions = Some(model.contributions(x)?);
         Ok(())
     }
 
@@ -541,14 +551,28 @@ impl Predictions for XgboostPredictions {
         true
     }
 
-    fn select_output(&mut self, keys: &str, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+    fn select_output(&mut self, keys: &str) -> std::result::Result<(), String> {
         let keys = OutputKey::parse_list(keys)?;
         self.shape.check(&keys, &self.objective)?;
+        explainable(&keys, &self.members)?;
         self.output = Some(keys);
+        Ok(())
+    }
+
+    fn explain(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
         self.explain_if_asked(x)
     }
 
     fn first_non_finite(&self) -> Option<usize> {
-        first_non_finite(self.values.iter(), self.values.ncols())
+        let values = first_non_finite(self.values.iter(), self.values.ncols());
+        // A model file may hold covers of zero: an explanation is checked like the prediction.
+        let explained = self
+            .contributions
+            .as_ref()
+            .and_then(|c| first_non_finite(c.iter(), c.ncols()));
+        match (values, explained) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }

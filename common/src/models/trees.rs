@@ -245,6 +245,9 @@ impl Width for u64 {
     }
 }
 
+/// Deepest tree [`TreeModel::contributions`] explains (its walk recurses once per level).
+pub const MAX_EXPLAINED_DEPTH: usize = 256;
+
 /// Most output groups (classes) a compiled model has.
 const MAX_GROUPS: usize = 100_000;
 
@@ -736,14 +739,32 @@ impl TreeModel {
         }
     }
 
+    /// Whether [`TreeModel::contributions`] can explain this model: every tree has usable node
+    /// covers (the file gave them, and every internal node's is positive) and is at most
+    /// [`MAX_EXPLAINED_DEPTH`] deep (the walk is recursive); else why not.
+    pub fn can_explain(&self) -> std::result::Result<(), String> {
+        if self.trees.iter().any(|t| t.covers.is_none()) {
+            return Err("the model file holds no usable node covers (sum_hessian), which contributions need".into());
+        }
+        match self.trees.iter().map(|t| t.depth).max() {
+            Some(d) if d as usize > MAX_EXPLAINED_DEPTH => Err(format!(
+                "a tree is {d} levels deep; contributions are computed for trees of at most {MAX_EXPLAINED_DEPTH}"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Values [`TreeModel::contributions`] gives per row: `n_features + 1` per output group.
+    pub fn contributions_per_row(&self) -> usize {
+        self.n_groups() * (self.n_features + 1)
+    }
+
     /// Each feature's contribution to each row's margin, and the bias, as XGBoost's
     /// `pred_contribs` computes them (exact TreeSHAP, [`super::shap`]): per row and output group
     /// `n_features + 1` values, the features in model order and the bias last, summing to the
-    /// group's margin. `None` when the model's file gave no node covers.
-    pub fn contributions(&self, x: ArrayView2<f32>) -> Option<Array2<f32>> {
-        if self.trees.iter().any(|t| t.covers.is_none()) {
-            return None;
-        }
+    /// group's margin. An error when [`TreeModel::can_explain`] says so.
+    pub fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        self.can_explain()?;
         let (n, groups) = (self.n_features, self.n_groups());
         let width = n + 1;
         let means: Vec<f32> = self
@@ -774,7 +795,7 @@ impl TreeModel {
                 phi[g * width + n] += self.base_margin[g];
             }
         }
-        Some(out)
+        Ok(out)
     }
 
     /// Predictions after the link: probabilities (class 1 for logistic; every class for softmax)
@@ -1080,10 +1101,20 @@ fn tree_data(
     let bad = |m: &str| Error::Artifact(format!("XGBoost model JSON tree: {m}"));
     let n = t.left_children.len();
     let splits = category_splits(&t, n).map_err(|e| bad(&e))?;
-    // Covers must be usable as weights: finite and not negative (a corrupt file may hold anything).
-    let covers = (t.sum_hessian.len() == n
-        && t.sum_hessian.iter().all(|c| c.is_finite() && *c >= 0.0))
-    .then(|| t.sum_hessian.iter().map(|&c| c as f32).collect());
+    // Covers must be usable as weights: finite in f32, not negative, and positive at every split
+    // (they divide there); a file may hold anything.
+    let covers: Option<Vec<f32>> = (t.sum_hessian.len() == n)
+        .then(|| {
+            t.sum_hessian
+                .iter()
+                .map(|&c| c as f32)
+                .collect::<Vec<f32>>()
+        })
+        .filter(|c| {
+            c.iter()
+                .enumerate()
+                .all(|(i, &v)| v.is_finite() && (v > 0.0 || (v == 0.0 && t.left_children[i] < 0)))
+        });
     if [
         t.right_children.len(),
         t.split_indices.len(),
@@ -1420,6 +1451,7 @@ mod tests {
             let got = model
                 .contributions(features.view())
                 .expect("covers from the JSON");
+            model.can_explain().unwrap();
             assert_eq!(got.len(), want.len(), "{name}: shape {shape:?}");
             for (i, (a, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
@@ -1449,7 +1481,8 @@ mod tests {
         })
         .unwrap();
         let again = TreeModel::from_bytes(&compiled(&b).to_bytes().unwrap(), 3).unwrap();
-        assert!(again.contributions(x.view()).is_none());
+        let e = again.contributions(x.view()).unwrap_err();
+        assert!(e.contains("no usable node covers"), "{e}");
     }
 
     #[test]
