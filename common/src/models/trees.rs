@@ -772,6 +772,24 @@ impl TreeModel {
             .iter()
             .map(|t| super::shap::mean_value(t, 0))
             .collect();
+        // The columns a tree can touch: its split features and the bias (a wide model's rows
+        // are not swept once per tree).
+        let touched: Vec<Vec<usize>> = self
+            .trees
+            .iter()
+            .map(|t| {
+                use super::shap::ShapTree;
+                let nodes = t.covers.as_ref().map_or(0, Vec::len);
+                let mut f: Vec<usize> = (0..nodes)
+                    .filter(|&i| !t.is_leaf(i))
+                    .map(|i| t.feature(i))
+                    .collect();
+                f.push(n);
+                f.sort_unstable();
+                f.dedup();
+                f
+            })
+            .collect();
         let mut out = Array2::<f32>::zeros((x.nrows(), groups * width));
         let mut explainer = super::shap::Explainer::default();
         let (mut row, mut tree_phi) = (vec![0f32; n], vec![0f32; width]);
@@ -782,13 +800,13 @@ impl TreeModel {
             let mut phi = out.row_mut(r);
             let phi = phi.as_slice_mut().expect("a standard-layout row");
             // Per tree into a zeroed buffer, then added, and the base margin last: XGBoost's order.
-            for (t, mean) in self.trees.iter().zip(&means) {
-                tree_phi.iter_mut().for_each(|v| *v = 0.0);
+            for ((t, mean), columns) in self.trees.iter().zip(&means).zip(&touched) {
                 tree_phi[n] += mean;
                 explainer.add(t, &row, &mut tree_phi, t.depth as usize);
                 let g = t.group as usize * width;
-                for (acc, v) in phi[g..g + width].iter_mut().zip(&tree_phi) {
-                    *acc += v;
+                for &c in columns {
+                    phi[g + c] += tree_phi[c];
+                    tree_phi[c] = 0.0;
                 }
             }
             for g in 0..groups {
