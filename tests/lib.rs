@@ -72,6 +72,44 @@ impl Sandbox {
         self.train_command().output().expect("run train")
     }
 
+    /// Runs `train` and, once a stdout line starts with `line_prefix`, sends it SIGTERM (with
+    /// the kill command, as `docker stop` does); stdout is read to its end meanwhile (a closed or
+    /// full pipe would stall the job's printing). Returns the exit status and the time from the
+    /// signal to the exit.
+    pub fn train_stopped_at(
+        &self,
+        line_prefix: &str,
+    ) -> (std::process::ExitStatus, std::time::Duration) {
+        let mut child = self
+            .train_command()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn train");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (seen, reached) = std::sync::mpsc::channel();
+        let prefix = line_prefix.to_owned();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                if line.is_ok_and(|l| l.starts_with(&prefix)) {
+                    let _ = seen.send(());
+                }
+            }
+        });
+        reached
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("train never printed a line starting {line_prefix:?}"));
+        let sent = std::time::Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        let status = child.wait().expect("wait for train");
+        let took = sent.elapsed();
+        reader.join().expect("stdout reader");
+        (status, took)
+    }
+
     /// The `train` command with `SAGEMAKER_BASE_DIR` pointing here.
     pub fn train_command(&self) -> Command {
         let mut c = Command::new(binary("train"));

@@ -6,7 +6,7 @@ use common::datagen::Layout;
 use common::metrics::BinaryMetrics;
 use common::models::ensemble::FireEnsemble;
 use e2e::{text, Sandbox, SMALL_MODELS};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn evaluation(s: &Sandbox) -> serde_json::Value {
     serde_json::from_slice(
@@ -212,33 +212,9 @@ fn sigterm_stops_promptly_and_keeps_the_previous_model() {
         "hyperparameters.json",
         r#"{"models": "gradient_boosting", "gb_num_round": "10000", "gb_max_depth": "8"}"#,
     );
-    let mut child = s
-        .train_command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until boosting is under way (its first round line), then stop it.
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() > 0
-        && !line.starts_with("[0]")
-    {
-        line.clear();
-    }
-    let sent = Instant::now();
-    // SAFETY-free: signal via the kill command, as `docker stop` would.
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let status = child.wait().unwrap();
-    assert!(
-        sent.elapsed() < Duration::from_secs(10),
-        "took {:?} to stop",
-        sent.elapsed()
-    );
+    // Stopped once boosting is under way (its first round line).
+    let (status, took) = s.train_stopped_at("[0]");
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
     assert!(!status.success());
     assert!(
         s.failure_reason().unwrap().contains("SIGTERM"),

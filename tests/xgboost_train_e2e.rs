@@ -243,30 +243,7 @@ fn save_model_on_termination_keeps_the_rounds_finished_at_sigterm() {
             ),
         );
         s.data_file("train", "part-0", train.as_bytes());
-        let mut child = s
-            .train_command()
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Round lines are read to the end (a closed pipe would fail the job's own printing).
-        let stdout = child.stdout.take().unwrap();
-        let (round_3, seen) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-                if line.unwrap().starts_with("[3]") {
-                    let _ = round_3.send(());
-                }
-            }
-        });
-        seen.recv_timeout(std::time::Duration::from_secs(120))
-            .unwrap();
-        std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = child.wait().unwrap();
-        reader.join().unwrap();
+        let (status, _) = s.train_stopped_at("[3]");
         if save {
             assert!(status.success(), "{status:?}: {:?}", s.failure_reason());
             let e = evaluation(&s);
