@@ -296,7 +296,11 @@ impl BuiltinParams {
             // XGBoost reads whole numbers only as such (`10`, not `10.0` or `1e1`).
             xgboost = match kind_of(key) {
                 Some(Kind::Int(..)) => xgboost.set(key, int(key).expect("given")),
-                _ => xgboost.set(key, value.to_ascii_lowercase_if_word()),
+                // `True` becomes `true` (the SDK writes Python's `str(True)`).
+                Some(Kind::Choice(choices)) if choices == TRUE_FALSE => {
+                    xgboost.set(key, value.to_ascii_lowercase())
+                }
+                _ => xgboost.set(key, value),
             };
         }
         Ok(Self {
@@ -317,21 +321,6 @@ impl BuiltinParams {
     pub fn maximize(metric: &str) -> bool {
         let base = metric.split('@').next().unwrap_or(metric);
         MAXIMIZE.contains(&base)
-    }
-}
-
-trait WordCase {
-    fn to_ascii_lowercase_if_word(&self) -> String;
-}
-
-impl WordCase for str {
-    /// `True` becomes `true` (the SDK writes Python's `str(True)`); anything else is kept.
-    fn to_ascii_lowercase_if_word(&self) -> String {
-        if TRUE_FALSE.iter().any(|w| w.eq_ignore_ascii_case(self)) {
-            self.to_ascii_lowercase()
-        } else {
-            self.to_owned()
-        }
     }
 }
 

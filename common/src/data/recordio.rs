@@ -320,80 +320,97 @@ pub fn example(record: &[u8]) -> Result<Example, String> {
         .find(|(name, _)| *name == b"values")
         .ok_or("the record has no feature tensor named 'values'")?
         .1;
-    let t = tensor(value)?;
-    let declared = t.shape.last().map(|&w| w as usize);
-    // Dense: values without keys (an empty sparse row has a shape and nothing else).
-    let empty_sparse = t.values.is_empty() && !t.shape.is_empty();
-    if t.keys.is_empty() && !empty_sparse {
-        let features = t
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| checked(v).map(|v| (i, v)))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Example {
-            label,
-            width: Some(features.len()),
-            features,
-            dense: true,
-        });
+    match FeatureTensor::of(tensor(value)?)? {
+        FeatureTensor::Dense(values) => {
+            let features = values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| checked(v).map(|v| (i, v)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Example {
+                label,
+                width: Some(features.len()),
+                features,
+                dense: true,
+            })
+        }
+        FeatureTensor::Sparse { entries, width } => {
+            let features = entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let i =
+                        usize::try_from(k).map_err(|_| format!("sparse key {k} is too large"))?;
+                    if width.is_some_and(|w| i >= w) {
+                        return Err(format!("sparse key {k} is beyond the tensor's shape"));
+                    }
+                    Ok((i, checked(v)?))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(Example {
+                label,
+                features,
+                width,
+                dense: false,
+            })
+        }
     }
-    if t.keys.len() != t.values.len() {
-        return Err(format!(
-            "a sparse tensor has {} keys for {} values",
-            t.keys.len(),
-            t.values.len()
-        ));
-    }
-    let features = t
-        .keys
-        .iter()
-        .zip(&t.values)
-        .map(|(&k, &v)| {
-            let i = usize::try_from(k).map_err(|_| format!("sparse key {k} is too large"))?;
-            if declared.is_some_and(|w| i >= w) {
-                return Err(format!("sparse key {k} is beyond the tensor's shape"));
-            }
-            Ok((i, checked(v)?))
+}
+
+/// A feature tensor, told dense or sparse (values not yet checked).
+enum FeatureTensor {
+    /// Every column's value, in order.
+    Dense(Vec<f64>),
+    /// `(key, value)` entries, and the width the tensor's shape declares. A sparse tensor with
+    /// no entries (the SDK writes an all-zero sparse row so) is a row of missing values, as the
+    /// sparse matrix it came from has no entry there.
+    Sparse {
+        entries: Vec<(u64, f64)>,
+        width: Option<usize>,
+    },
+}
+
+impl FeatureTensor {
+    /// Dense when it has values and no keys (or neither and no shape); else sparse, with as many
+    /// keys as values.
+    fn of(t: Tensor) -> Result<Self, String> {
+        let empty_sparse = t.values.is_empty() && !t.shape.is_empty();
+        if t.keys.is_empty() && !empty_sparse {
+            return Ok(Self::Dense(t.values));
+        }
+        if t.keys.len() != t.values.len() {
+            return Err(format!(
+                "a sparse tensor has {} keys for {} values",
+                t.keys.len(),
+                t.values.len()
+            ));
+        }
+        Ok(Self::Sparse {
+            entries: t.keys.into_iter().zip(t.values).collect(),
+            width: t.shape.last().map(|&w| w as usize),
         })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(Example {
-        label,
-        features,
-        width: declared,
-        dense: false,
-    })
+    }
 }
 
 /// Writes a dense or sparse feature tensor into `row`.
 fn fill_row(t: Tensor, row: &mut [f32]) -> Result<(), String> {
     let n = row.len();
-    // A sparse tensor with no entries (the SDK writes an all-zero sparse row so) is a row of
-    // missing values, as the sparse matrix it came from has no entry there.
-    if t.keys.is_empty() && t.values.is_empty() && !t.shape.is_empty() {
-        return Ok(());
-    }
-    if t.keys.is_empty() {
-        if t.values.len() != n {
-            return Err(format!("expected {n} values, found {}", t.values.len()));
+    match FeatureTensor::of(t)? {
+        FeatureTensor::Dense(values) => {
+            if values.len() != n {
+                return Err(format!("expected {n} values, found {}", values.len()));
+            }
+            for (x, v) in row.iter_mut().zip(values) {
+                *x = checked(v)?;
+            }
         }
-        for (x, v) in row.iter_mut().zip(t.values) {
-            *x = checked(v)?;
+        FeatureTensor::Sparse { entries, .. } => {
+            for (k, v) in entries {
+                let i = usize::try_from(k).ok().filter(|&i| i < n).ok_or_else(|| {
+                    format!("sparse key {k} is beyond the model's {n} features (keys are 0-based)")
+                })?;
+                row[i] = checked(v)?;
+            }
         }
-        return Ok(());
-    }
-    if t.keys.len() != t.values.len() {
-        return Err(format!(
-            "a sparse tensor has {} keys for {} values",
-            t.keys.len(),
-            t.values.len()
-        ));
-    }
-    for (k, v) in t.keys.into_iter().zip(t.values) {
-        let i = usize::try_from(k).ok().filter(|&i| i < n).ok_or_else(|| {
-            format!("sparse key {k} is beyond the model's {n} features (keys are 0-based)")
-        })?;
-        row[i] = checked(v)?;
     }
     Ok(())
 }

@@ -411,7 +411,8 @@ impl XgboostPredictions {
         if !asked {
             return Ok(());
         }
-        explainable(self.output.as_deref().unwrap_or_default(), &self.members)?;
+        // One model that can be explained: checked when the keys were chosen (at load for the
+        // endpoint's default, in `select_output` for a request's).
         let model = &self.members[0];
         let values = x.nrows().saturating_mul(model.contributions_per_row());
         if values > MAX_EXPLAINED_VALUES {
