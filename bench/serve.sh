@@ -31,15 +31,8 @@ for stack in "${stacks[@]}"; do
   python3 "$shared/bench/ref_train_fire.py" "$work/mix.json" --stack "$stack" --save "$work/ref_$stack" > /dev/null
 done
 
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("$repo/sample-payloads/fire-single.json")
-wrk.body = f:read("*a")
-f:close()
-LUA
-
 source bench/wrk.sh
+post_body "$repo/sample-payloads/fire-single.json" application/json
 
 echo "== wrk, single-record JSON, ${duration}s per run"
 SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18080 "$bin/serve" 2> "$work/serve.log" &

@@ -1,8 +1,18 @@
-# Sourced by the HTTP benchmarks after $work (with post.lua) and $duration are set:
+# Sourced by the HTTP benchmarks after $work and $duration are set:
+#   post_body FILE CONTENT_TYPE  writes $work/post.lua: every request POSTs FILE with that type
 #   wait_ready PORT     waits up to 30 s for /ping to answer 200
 #   run_wrk NAME PORT   64 connections for requests/s, then 1 connection for p50/p99; prints one
 #                       line and leaves the requests/s in "$work/NAME.rps"
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
+post_body() {
+  cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "$2"
+local f = io.open("$1")
+wrk.body = f:read("*a")
+f:close()
+LUA
+}
 wait_ready() { for _ in $(seq 300); do curl -sf "localhost:$1/ping" >/dev/null && return 0; sleep 0.1; done; echo "server on $1 not ready"; exit 1; }
 run_wrk() {
   local name=$1 port=$2

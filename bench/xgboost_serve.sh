@@ -34,14 +34,8 @@ np.savetxt(f"{work}/want.txt", b.predict(xgb.DMatrix(x[:200])), fmt="%.9g")
 print(f"model: {b.num_boosted_rounds()} trees, depth 6, {x.shape[1]} features", file=sys.stderr)
 PY
 head -1 "$work/rows.csv" > "$work/one.csv"
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "text/csv"
-local f = io.open("$work/one.csv")
-wrk.body = f:read("*a")
-f:close()
-LUA
 source bench/wrk.sh
+post_body "$work/one.csv" text/csv
 
 SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18090 "$bin/serve" 2> "$work/serve.log" &
 pids+=($!)
