@@ -360,11 +360,12 @@ fn bad_tabular_input_fails_with_the_line_and_keeps_the_previous_model() {
     );
     train(&s);
     let before = std::fs::read(s.opt_ml.model_dir().join("manifest.json")).unwrap();
+    // A numeric column with a stray text value is a data error, not a categorical column.
     s.data_file("train", "b.csv", b"1,2,3\n2,oops,4\n");
     assert!(!s.run_train().status.success());
     let reason = s.failure_reason().unwrap();
     assert!(
-        reason.contains("b.csv: 1 column(s) hold values that are not numbers (empty means missing): column 2: 1 value(s), first \"oops\" on line 2"),
+        reason.contains("channel 'train': 1 column(s) cannot be read: column 'f0' holds 1 text value(s) among 11 numbers, first \"oops\" (b.csv line 2)"),
         "{reason}"
     );
     assert_eq!(
@@ -479,6 +480,213 @@ fn header_columns_of_validation_and_test_are_matched_by_name() {
     let reason = s.failure_reason().unwrap();
     assert!(
         reason.contains(r#"v.csv: line 1: the header's feature columns ["a", "b", "d"] are not those of the first header read (the train channel's, for validation and test) ["a", "b", "c"]"#),
+        "{reason}"
+    );
+}
+
+/// The rows of Géron's raw `housing.csv` (a header; `median_house_value` the 9th column,
+/// `ocean_proximity` the 10th, text).
+fn raw_housing() -> Vec<Vec<String>> {
+    dataset_text("housing.csv.gz")
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+/// A served model's own predictions of `rows` (feature values as text, in manifest order),
+/// categorical features coded by the manifest's categories (an unknown name is missing).
+fn predict_text_rows(s: &Sandbox, rows: &[Vec<String>]) -> ndarray::Array2<f32> {
+    let dir = s.opt_ml.model_dir();
+    let m = Manifest::load(&dir).unwrap();
+    let model = TabularModel::from_bytes(&m.read_payload(&dir, &m.payloads[0]).unwrap()).unwrap();
+    let n = m.feature_names.len();
+    let values: Vec<f32> = rows
+        .iter()
+        .flat_map(|r| {
+            r.iter()
+                .zip(&m.feature_names)
+                .map(|(v, name)| match m.categories.get(name) {
+                    Some(names) => names
+                        .iter()
+                        .position(|c| c == v)
+                        .map_or(f32::NAN, |c| c as f32),
+                    None => v.parse().unwrap_or(f32::NAN),
+                })
+        })
+        .collect();
+    model.predict(
+        ndarray::Array2::from_shape_vec((rows.len(), n), values)
+            .unwrap()
+            .view(),
+    )
+}
+
+#[test]
+fn raw_housing_csv_trains_with_its_text_column_and_serves_it_by_name() {
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "label_column": "median_house_value", "num_round": "60",
+            "rf_num_trees": "30"}"#,
+    );
+    s.data_file("train", "housing.csv.gz", &dataset("housing.csv.gz"));
+    let stdout = train(&s);
+    let c = json(&s, "model_comparison.json");
+    for name in ["xgboost", "random_forest", "linear", "knn"] {
+        assert!(
+            c["candidates"][name]["test"]["rmse"].as_f64().is_some(),
+            "{name}: {c}"
+        );
+    }
+    let rmse = c["candidates"]["xgboost"]["validation"]["rmse"]
+        .as_f64()
+        .unwrap();
+    assert!(rmse < 52_000.0, "xgboost validation rmse {rmse}");
+    assert!(stdout.contains("metric: test:rmse="), "{stdout}");
+    let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
+    assert_eq!(m.format_version, 2);
+    assert_eq!(
+        m.categories["ocean_proximity"],
+        ["<1H OCEAN", "INLAND", "ISLAND", "NEAR BAY", "NEAR OCEAN"]
+    );
+    assert_eq!(m.feature_names.last().unwrap(), "ocean_proximity");
+
+    // CSV rows as the file has them, the label left out: the model's own predictions.
+    let rows: Vec<Vec<String>> = raw_housing()[1..301]
+        .iter()
+        .map(|r| [&r[..8], &r[9..]].concat())
+        .collect();
+    let body: String = rows.iter().map(|r| r.join(",") + "\n").collect();
+    let server = Server::ready(&s.opt_ml, &[]);
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv"), ("Accept", "text/csv")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let served: Vec<f32> = r.text().lines().map(|l| l.parse().unwrap()).collect();
+    let want = predict_text_rows(&s, &rows);
+    assert_eq!(served.len(), 300);
+    for (i, v) in served.iter().enumerate() {
+        assert_eq!(*v, want[[i, 0]], "row {i}");
+    }
+    // JSON records by name; a missing value and a category training never saw are missing.
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        br#"{"instances": [
+            {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41, "total_rooms": 880,
+             "total_bedrooms": null, "population": 322, "households": 126, "median_income": 8.3252,
+             "ocean_proximity": "NEAR BAY"},
+            {"longitude": -122.23, "latitude": 37.88, "housing_median_age": 41, "total_rooms": 880,
+             "total_bedrooms": 129, "population": 322, "households": 126, "median_income": 8.3252,
+             "ocean_proximity": "ATLANTIS"}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let text_row = |bedrooms: &str, ocean: &str| -> Vec<String> {
+        [
+            "-122.23", "37.88", "41", "880", bedrooms, "322", "126", "8.3252", ocean,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let want = predict_text_rows(&s, &[text_row("", "NEAR BAY"), text_row("129", "")]);
+    for i in 0..2 {
+        assert_eq!(
+            v["predictions"][i]["score"].as_f64().unwrap() as f32,
+            want[[i, 0]]
+        );
+    }
+    // The unseen category is in the log.
+    let log = server.log();
+    assert!(log.contains("categories training never saw"), "{log}");
+}
+
+#[test]
+fn text_labels_are_classes_answered_by_name() {
+    // Multi-class: the five ocean_proximity names are the label.
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "label_column": "ocean_proximity",
+            "candidates": "xgboost,linear", "num_round": "30"}"#,
+    );
+    s.data_file("train", "housing.csv.gz", &dataset("housing.csv.gz"));
+    train(&s);
+    let c = json(&s, "model_comparison.json");
+    assert_eq!(c["task"], "multiclass");
+    assert_eq!(c["criterion"]["metric"], "mlogloss");
+    let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
+    let names = ["<1H OCEAN", "INLAND", "ISLAND", "NEAR BAY", "NEAR OCEAN"];
+    assert_eq!(m.class_names, names);
+    let rows: Vec<Vec<String>> = raw_housing()[1..401].to_vec();
+    let body: String = rows.iter().map(|r| r[..9].join(",") + "\n").collect();
+    let server = Server::ready(&s.opt_ml, &[]);
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let right = (0..400)
+        .filter(|&i| v["predictions"][i]["predicted_label"] == rows[i][9].as_str())
+        .count();
+    assert!(right > 320, "{right} of 400 right");
+    assert_eq!(v["predictions"][0]["score"].as_array().unwrap().len(), 5);
+
+    // Binary with the objective given: the score is the second name's probability.
+    let mut csv = "longitude,latitude,price\n".to_owned();
+    for r in &raw_housing()[1..3001] {
+        let price = if r[8].parse::<f64>().unwrap() > 250_000.0 {
+            "expensive"
+        } else {
+            "cheap"
+        };
+        csv.push_str(&format!("{},{},{price}\n", r[0], r[1]));
+    }
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "label_column": "price", "objective": "binary:logistic",
+            "candidates": "xgboost", "num_round": "30"}"#,
+    );
+    s.data_file("train", "prices.csv", csv.as_bytes());
+    train(&s);
+    let m = Manifest::load(&s.opt_ml.model_dir()).unwrap();
+    assert_eq!(m.class_names, ["cheap", "expensive"]);
+    let server = Server::ready(&s.opt_ml, &[]);
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv")],
+        b"-122.23,37.88\n-118.0,34.0\n-121.0,39.5\n",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    for p in v["predictions"].as_array().unwrap() {
+        let expensive = p["score"].as_f64().unwrap() > 0.5;
+        assert_eq!(
+            p["predicted_label"],
+            if expensive { "expensive" } else { "cheap" },
+            "{p}"
+        );
+    }
+    // A validation class the train channel never held is named; so is a wrong objective.
+    s.data_file(
+        "validation",
+        "v.csv",
+        b"longitude,latitude,price\n-122,37,pricey\n",
+    );
+    assert!(!s.run_train().status.success());
+    let reason = s.failure_reason().unwrap();
+    assert!(
+        reason.contains(
+            "the label \"pricey\" is not among the train channel's classes ('cheap', 'expensive')"
+        ),
         "{reason}"
     );
 }

@@ -7,6 +7,7 @@
 //! SageMaker tars the directory itself; [`open_model_dir`] also accepts a `model.tar.gz`.
 
 use crate::access;
+use crate::data::categories::{Categories, Encoding};
 use crate::error::{Error, Result};
 use crate::kinds::ModelKind;
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,11 @@ use std::path::{Path, PathBuf};
 
 /// Name of the manifest in the model directory.
 pub const MANIFEST: &str = "manifest.json";
-/// Current artifact format version.
+/// The artifact format version written (by every kind's training but tabular).
 pub const FORMAT_VERSION: u32 = 1;
+/// The newest version this build reads: 2 is a tabular model whose trees are kept in XGBoost's
+/// format and whose manifest may name categories and class names.
+pub const READS_UP_TO: u32 = 2;
 
 /// One payload file of the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,17 +98,74 @@ pub struct Manifest {
     /// Rows per split used in training.
     #[serde(default)]
     pub rows: BTreeMap<String, usize>,
+    /// The categorical features' categories in code order, by feature name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub categories: BTreeMap<String, Vec<String>>,
+    /// The class names in class order, when the labels were text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
 }
 
 impl Manifest {
+    /// Records the categorical features and class names of the training data.
+    pub fn set_encoding(&mut self, encoding: &Encoding) {
+        self.categories = self
+            .feature_names
+            .iter()
+            .enumerate()
+            .filter_map(|(k, name)| {
+                encoding
+                    .feature(k)
+                    .map(|c| (name.clone(), c.names().to_vec()))
+            })
+            .collect();
+        self.class_names = encoding
+            .classes
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.names().to_vec());
+    }
+
+    /// The categorical features and class names recorded; a category list naming a feature the
+    /// model does not have, or holding a name twice, is an error.
+    pub fn encoding(&self) -> Result<Encoding> {
+        let unique = |names: &[String], what: &str| -> Result<Categories> {
+            let distinct: std::collections::HashSet<&String> = names.iter().collect();
+            if distinct.len() != names.len()
+                || names.len() > crate::data::categories::MAX_CATEGORIES
+            {
+                return Err(Error::Artifact(format!(
+                    "{MANIFEST}: the {what} repeat a name or are too many"
+                )));
+            }
+            Ok(Categories::new(names.to_vec()))
+        };
+        let mut features = vec![None; self.feature_names.len()];
+        for (name, names) in &self.categories {
+            let k = self
+                .feature_names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| {
+                    Error::Artifact(format!(
+                        "{MANIFEST}: categories are given for '{name}', which is not a feature"
+                    ))
+                })?;
+            features[k] = Some(unique(names, &format!("categories of '{name}'"))?);
+        }
+        let classes = (!self.class_names.is_empty())
+            .then(|| unique(&self.class_names, "class names"))
+            .transpose()?;
+        Ok(Encoding { features, classes })
+    }
+
     /// Reads and checks `manifest.json` in `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
         let bytes = read_model_file(dir, MANIFEST)?;
         let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Artifact(format!("{MANIFEST} is malformed: {e}")))?;
-        if m.format_version > FORMAT_VERSION {
+        if m.format_version > READS_UP_TO {
             return Err(Error::Artifact(format!(
-                "{MANIFEST} has format version {}, this build reads up to {FORMAT_VERSION}",
+                "{MANIFEST} has format version {}, this build reads up to {READS_UP_TO}",
                 m.format_version
             )));
         }
@@ -378,6 +439,8 @@ mod tests {
             hyperparameters: BTreeMap::new(),
             library_versions: BTreeMap::new(),
             rows: BTreeMap::new(),
+            categories: BTreeMap::new(),
+            class_names: Vec::new(),
         }
     }
 

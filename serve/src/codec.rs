@@ -7,7 +7,7 @@
 //! are compared case-insensitively, parameters ignored.
 
 use crate::error::ServeError;
-use common::data::{media_type_essence, Schema};
+use common::data::{categories, media_type_essence, Schema};
 use common::kinds::Predictions;
 use ndarray::Array2;
 use serde_json::Value;
@@ -167,8 +167,7 @@ pub fn decode(
     };
     match format {
         Input::Csv => for_lines(text, batch, |i, line| {
-            csv_record(line, n, schema.allow_missing, &mut values)
-                .map_err(|m| format!("record {i} (line {i}): {m}"))
+            csv_record(line, schema, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::JsonLines => for_lines(text, batch, |i, line| {
             let v = json_line(line, n).map_err(|m| format!("record {i} (line {i}): {m}"))?;
@@ -226,7 +225,8 @@ fn for_lines(
     Ok(())
 }
 
-fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> Result<(), String> {
+fn csv_record(line: &str, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> {
+    let n = schema.feature_names.len();
     let start = out.len();
     for (k, field) in line.split(',').enumerate() {
         if k == n {
@@ -237,7 +237,11 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
             ));
         }
         let f = common::data::number::unquote(field);
-        if f.is_empty() && allow_missing {
+        if let Some(c) = schema.categories_of(k) {
+            out.push(c.value_of_text(f));
+            continue;
+        }
+        if f.is_empty() && schema.allow_missing {
             out.push(f32::NAN);
             continue;
         }
@@ -247,6 +251,7 @@ fn csv_record(line: &str, n: usize, allow_missing: bool, out: &mut Vec<f32>) -> 
         }
         match common::data::number::parse(f) {
             Ok(v) => out.push(v as f32),
+            Err(_) if schema.allow_missing && categories::is_missing(f) => out.push(f32::NAN),
             Err(e) => {
                 out.truncate(start);
                 return Err(format!("value {} {e} (CSV input has no header)", k + 1));
@@ -605,8 +610,8 @@ fn record(v: &Value, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> 
         Value::Object(o) => {
             let start = out.len();
             let mut present = vec![true; names.len()];
-            for (name, given) in names.iter().zip(&mut present) {
-                match o.get(name).map(|v| number(v, schema.allow_missing)) {
+            for (k, (name, given)) in names.iter().zip(&mut present).enumerate() {
+                match o.get(name).map(|v| value(v, schema, k)) {
                     Some(Ok(x)) => out.push(x),
                     Some(Err(m)) => {
                         out.truncate(start);
@@ -632,7 +637,7 @@ fn record(v: &Value, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> 
             }
             let start = out.len();
             for (k, x) in a.iter().enumerate() {
-                match number(x, schema.allow_missing) {
+                match value(x, schema, k) {
                     Ok(x) => out.push(x),
                     Err(m) => {
                         out.truncate(start);
@@ -646,13 +651,31 @@ fn record(v: &Value, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> 
     }
 }
 
-/// A feature value: a number or numeric string; `null` is missing (NaN) when `allow_missing`.
-fn number(v: &Value, allow_missing: bool) -> Result<f32, String> {
+/// Feature `k`'s value: a number or numeric string, or for a categorical feature a category's
+/// name (or number); `null` is missing (NaN) when the schema allows it.
+fn value(v: &Value, schema: &Schema, k: usize) -> Result<f32, String> {
+    let allow_missing = schema.allow_missing;
     if allow_missing && v.is_null() {
         return Ok(f32::NAN);
     }
+    if let Some(c) = schema.categories_of(k) {
+        return match v {
+            Value::String(s) => Ok(c.value_of_text(s.trim())),
+            Value::Number(n) => Ok(n
+                .as_f64()
+                .and_then(|x| common::data::number::checked(x).ok())
+                .map_or(categories::UNSEEN, |x| c.value_of_number(x as f32))),
+            _ => {
+                let shown: String = v.to_string().chars().take(40).collect();
+                Err(format!("is not a category name or number: {shown}"))
+            }
+        };
+    }
     let x = match v {
         Value::Number(n) => n.as_f64().ok_or_else(|| format!("is not a number: {n}")),
+        Value::String(s) if allow_missing && categories::is_missing(s.trim()) => {
+            return Ok(f32::NAN)
+        }
         Value::String(s) => common::data::number::parse(s),
         _ => {
             let shown: String = v.to_string().chars().take(40).collect();
@@ -823,6 +846,7 @@ mod tests {
         let p = TabularPredictions {
             values,
             classification: true,
+            class_names: None,
         };
         for (format, batch) in [
             (Output::Json, false),
@@ -848,11 +872,54 @@ mod tests {
             derived: None,
             targets: vec![],
             allow_missing: false,
+            categories: Vec::new(),
         }
     }
 
     fn rows(format: Input, body: &str) -> Result<Vec<f32>, ServeError> {
         decode(format, body.as_bytes(), &schema(), false).map(|a| a.into_raw_vec_and_offset().0)
+    }
+
+    #[test]
+    fn categorical_features_are_read_by_name_in_every_text_format() {
+        let schema = Schema {
+            feature_names: vec!["city".into(), "size".into()],
+            allow_missing: true,
+            categories: vec![Some(categories::Categories::new(vec![
+                "1.5".into(),
+                "lyon".into(),
+                "paris".into(),
+            ]))],
+            ..schema()
+        };
+        let decoded = |format: Input, body: &str| {
+            decode(format, body.as_bytes(), &schema, false)
+                .unwrap()
+                .into_raw_vec_and_offset()
+                .0
+        };
+        for (format, body) in [
+            (Input::Csv, "paris,3\n\"lyon\",NA\nrome,1\n1.50,2\n"),
+            (
+                Input::Json,
+                r#"{"instances": [{"city": "paris", "size": 3}, ["lyon", null], {"city": "rome", "size": 1}, [1.5, 2]]}"#,
+            ),
+            (
+                Input::JsonLines,
+                "{\"city\": \"paris\", \"size\": 3}\n[\"lyon\", \"NA\"]\n[\"rome\", 1]\n{\"city\": \"1.5\", \"size\": 2}\n",
+            ),
+        ] {
+            let v = decoded(format, body);
+            assert_eq!(v[0], 2.0, "{body}");
+            assert_eq!((v[1], v[2]), (3.0, 1.0));
+            assert!(v[3].is_nan() && !categories::is_unseen(v[3]), "{body}");
+            // A name training never saw: missing, marked as unseen.
+            assert!(categories::is_unseen(v[4]), "{body}");
+            assert_eq!(&v[5..], [1.0, 0.0, 2.0], "{body}");
+        }
+        // Numeric features still take numbers only.
+        let e = decode(Input::Csv, b"paris,big\n", &schema, false).unwrap_err();
+        assert!(matches!(e, ServeError::BadRequest(m) if m.contains("value 2 is not a number")));
     }
 
     #[test]

@@ -4,18 +4,22 @@
 use crate::codec::{self, Input};
 use crate::error::ServeError;
 use common::artifact::{self, Manifest};
+use common::data::categories;
 use common::kinds::xgboost::{self, OutputKey};
 use common::kinds::{self, Joined, Model, ModelKind, Predictions};
 use common::opt_ml::OptMl;
 use common::{Error, Result};
 use ndarray::ArrayView2;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A loaded model, ready to predict (shared by all requests, no locks).
 pub struct LoadedModel {
     /// The manifest it was loaded from.
     pub manifest: Manifest,
     model: Box<dyn Model>,
+    /// Values of requests so far that were categories training never saw (read as missing).
+    unseen: AtomicU64,
 }
 
 impl LoadedModel {
@@ -33,7 +37,11 @@ impl LoadedModel {
         let loaded = std::panic::catch_unwind(|| {
             let dir = artifact::open_model_dir(model_dir, &scratch)?;
             let (manifest, model) = kinds::open(&dir, &xgboost_options()?)?;
-            Ok(Self { manifest, model })
+            Ok(Self {
+                manifest,
+                model,
+                unseen: AtomicU64::new(0),
+            })
         })
         .unwrap_or_else(|_| {
             Err(Error::Artifact(
@@ -88,6 +96,9 @@ impl LoadedModel {
     ) -> Result<R, ServeError> {
         let x = codec::decode(input, &body, self.model.schema(), batch)?;
         drop(body);
+        if !self.model.schema().categories.is_empty() {
+            self.count_unseen(x.view());
+        }
         // A fault in a model answers this request with a 500, never takes the connection down.
         let parts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             in_row_ranges(x.view(), threads, |x| self.model.predict(x))
@@ -122,6 +133,32 @@ impl LoadedModel {
             )));
         }
         Ok(reply(&predictions))
+    }
+}
+
+impl LoadedModel {
+    /// Counts the values that were categories training never saw, and logs the count when it
+    /// reaches 1, 10, 100, ... (a client sending them all day writes a few lines, not one each).
+    fn count_unseen(&self, x: ArrayView2<f32>) {
+        let schema = self.model.schema();
+        let mut columns = std::collections::BTreeSet::new();
+        let mut count = 0u64;
+        for row in x.rows() {
+            for (k, &v) in row.iter().enumerate() {
+                if categories::is_unseen(v) {
+                    count += 1;
+                    columns.insert(schema.feature_names[k].as_str());
+                }
+            }
+        }
+        if count == 0 {
+            return;
+        }
+        let before = self.unseen.fetch_add(count, Ordering::Relaxed);
+        let total = before + count;
+        if total.ilog10() > before.checked_ilog10().unwrap_or(0) || before == 0 {
+            tracing::warn!(total, columns = ?columns, "request values that are categories training never saw, read as missing (count so far)");
+        }
     }
 }
 

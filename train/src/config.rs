@@ -66,6 +66,13 @@ pub const SELECTION_METRICS: [(&str, bool); 7] = [
 pub struct TabularConfig {
     /// What is predicted.
     pub task: Task,
+    /// Whether `objective` was given; when not, text labels make the task classification
+    /// ([`TabularConfig::for_labels`]).
+    pub objective_given: bool,
+    /// `selection_metric` as given, and the tuning objective's metric: the selection metric
+    /// again when the task is decided by the labels.
+    selection_given: Option<String>,
+    tuning_metric: Option<String>,
     /// Candidates to fit and compare.
     pub candidates: Vec<Candidate>,
     /// The one metric the comparison uses (on the validation split).
@@ -270,6 +277,7 @@ fn tabular_config(
     max_bin: u32,
     nthread: u32,
 ) -> Result<TabularConfig> {
+    let objective_given = r.raw_text("objective").is_some();
     let objective = r.choice(
         "objective",
         "reg:squarederror",
@@ -299,19 +307,12 @@ fn tabular_config(
         .into_iter()
         .filter_map(Candidate::from_name)
         .collect();
-    let allowed: &[&'static str] = match task {
-        Task::Regression => &["rmse", "mae"],
-        Task::Binary => &["auc", "logloss", "error"],
-        Task::MultiClass { .. } => &["mlogloss", "merror"],
+    let selection_given = r.raw_text("selection_metric");
+    // Without an objective, text labels may still make it a classification: checked then.
+    let selection_metric = match selection_metric(task, selection_given, tuning_metric) {
+        Err(_) if !objective_given => selection_metric(task, None, tuning_metric)?,
+        chosen => chosen?,
     };
-    let from_tuning = tuning_metric
-        .and_then(|m| m.rsplit([':', '-']).next())
-        .and_then(|m| allowed.iter().copied().find(|a| a.eq_ignore_ascii_case(m)));
-    let selection_metric = r.choice(
-        "selection_metric",
-        from_tuning.unwrap_or(allowed[0]),
-        allowed,
-    )?;
     let mut serve_choices = vec!["auto"];
     serve_choices.extend(Candidate::NAMES);
     let serve_model = Candidate::from_name(r.choice("serve_model", "auto", &serve_choices)?);
@@ -354,12 +355,100 @@ fn tabular_config(
     };
     Ok(TabularConfig {
         task,
+        objective_given,
+        selection_given: selection_given.map(str::to_owned),
+        tuning_metric: tuning_metric.map(str::to_owned),
         candidates,
         selection_metric,
         serve_model,
         params,
         options,
     })
+}
+
+/// The metric models are compared on for `task`: `given` (any case), else the tuning
+/// objective's metric when the task has it, else the task's first (RMSE, AUC, multi-class log
+/// loss).
+fn selection_metric(
+    task: Task,
+    given: Option<&str>,
+    tuning_metric: Option<&str>,
+) -> Result<&'static str> {
+    let allowed: &[&'static str] = match task {
+        Task::Regression => &["rmse", "mae"],
+        Task::Binary => &["auc", "logloss", "error"],
+        Task::MultiClass { .. } => &["mlogloss", "merror"],
+    };
+    let find = |m: &str| allowed.iter().copied().find(|a| a.eq_ignore_ascii_case(m));
+    match given {
+        Some(text) => find(text).ok_or_else(|| {
+            Error::Hyperparameter(format!(
+                "selection_metric: could not parse value '{}'; allowed: one of {}",
+                common::error::one_line(text, 100),
+                allowed.join(", ")
+            ))
+        }),
+        None => Ok(tuning_metric
+            .and_then(|m| m.rsplit([':', '-']).next())
+            .and_then(find)
+            .unwrap_or(allowed[0])),
+    }
+}
+
+impl TabularConfig {
+    /// The settings for the labels read: numbers keep the objective's task; text labels of
+    /// `classes` names make it binary for two classes and multi-class for more without an
+    /// objective, and must agree with a given one.
+    pub fn for_labels(&self, classes: Option<&[String]>) -> Result<Self> {
+        let Some(classes) = classes else {
+            return Ok(Self {
+                selection_metric: selection_metric(
+                    self.task,
+                    self.selection_given.as_deref(),
+                    self.tuning_metric.as_deref(),
+                )?,
+                ..self.clone()
+            });
+        };
+        let n = classes.len();
+        let shown = common::data::categories::shown(classes);
+        let task = match (self.objective_given, self.task) {
+            (_, _) if n < 2 => {
+                return Err(Error::Data(format!(
+                    "the labels are one class name ({shown}); a classifier needs two or more"
+                )))
+            }
+            (false, _) if n == 2 => Task::Binary,
+            (false, _) => Task::MultiClass {
+                num_class: n as u32,
+            },
+            (true, Task::Regression) => {
+                return Err(Error::Data(format!(
+                    "the labels are class names ({shown}) but objective is a regression; leave objective out, or set binary:logistic (two classes) or multi:softprob with num_class={n}"
+                )))
+            }
+            (true, Task::Binary) if n != 2 => {
+                return Err(Error::Data(format!(
+                    "objective binary:logistic needs two classes, the labels have {n} ({shown}); set multi:softprob with num_class={n}"
+                )))
+            }
+            (true, Task::MultiClass { num_class }) if num_class as usize != n => {
+                return Err(Error::Data(format!(
+                    "num_class is {num_class}, the labels have {n} classes ({shown})"
+                )))
+            }
+            (true, task) => task,
+        };
+        Ok(Self {
+            task,
+            selection_metric: selection_metric(
+                task,
+                self.selection_given.as_deref(),
+                self.tuning_metric.as_deref(),
+            )?,
+            ..self.clone()
+        })
+    }
 }
 
 /// The IOPS settings under SageMaker's built-in XGBoost names. `objective` and `num_class` as
@@ -562,6 +651,62 @@ mod tests {
         assert!(
             e.to_string()
                 .contains("serve_model: 'knn' is not among the candidates (xgboost, linear)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn text_labels_decide_the_task_unless_the_objective_does() {
+        let tabular = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("model_kind", "tabular")];
+            all.extend_from_slice(pairs);
+            match TrainConfig::from_hyperparameters(&Hyperparameters::from_pairs(all))
+                .unwrap()
+                .model
+            {
+                ModelConfig::Tabular(t) => t,
+                _ => panic!("not tabular"),
+            }
+        };
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let two = names(&["<=50K", ">50K"]);
+        let three = names(&["a", "b", "c"]);
+        let t = tabular(&[]).for_labels(Some(&two)).unwrap();
+        assert_eq!((t.task, t.selection_metric), (Task::Binary, "auc"));
+        let t = tabular(&[("selection_metric", "merror")]);
+        assert_eq!(t.task, Task::Regression);
+        let t = t.for_labels(Some(&three)).unwrap();
+        assert_eq!(
+            (t.task, t.selection_metric),
+            (Task::MultiClass { num_class: 3 }, "merror")
+        );
+        // Numeric labels keep the regression, and a classification metric is then refused.
+        let e = tabular(&[("selection_metric", "auc")])
+            .for_labels(None)
+            .unwrap_err();
+        assert!(e.to_string().contains("allowed: one of rmse, mae"), "{e}");
+        for (pairs, says) in [
+            (
+                &[("objective", "binary:logistic")][..],
+                "binary:logistic needs two classes, the labels have 3",
+            ),
+            (
+                &[("objective", "multi:softprob"), ("num_class", "4")][..],
+                "num_class is 4, the labels have 3 classes",
+            ),
+            (
+                &[("objective", "reg:squarederror")][..],
+                "the labels are class names ('a', 'b', 'c') but objective is a regression",
+            ),
+        ] {
+            let e = tabular(pairs).for_labels(Some(&three)).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
+        let e = tabular(&[])
+            .for_labels(Some(&names(&["only"])))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("a classifier needs two or more"),
             "{e}"
         );
     }

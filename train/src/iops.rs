@@ -103,6 +103,7 @@ pub fn train(
                     splits.validation.features.view(),
                     &splits.validation.targets[target],
                 )),
+                categories: &[],
             },
             &mut |log| {
                 println!("{}", log.line);

@@ -107,6 +107,8 @@ pub fn manifest(
             ("train".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
         ]),
         rows: rows.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        categories: BTreeMap::new(),
+        class_names: Vec::new(),
     })
 }
 

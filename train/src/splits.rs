@@ -3,7 +3,8 @@
 
 use crate::config::{ChannelConfig, SplitConfig};
 use crate::stop::StopFlag;
-use common::data::tabular::{self, TabularOptions};
+use common::data::categories::Encoding;
+use common::data::tabular::{self, TabularOptions, TrainColumns};
 use common::data::{self, Dataset, Schema};
 use common::opt_ml::OptMl;
 use common::{split, Error, Result};
@@ -31,10 +32,12 @@ impl Splits {
     }
 }
 
-/// What the channels after `train` must match: its width, and its CSV header's feature names.
+/// What the channels after `train` must match: its width, its CSV header's feature names, and
+/// its text columns.
 pub struct Columns {
     width: usize,
     header: Option<Vec<String>>,
+    encoding: Encoding,
 }
 
 /// A check of a model's own on the rows (e.g. both classes present); gets the rows and a name.
@@ -68,13 +71,17 @@ impl Reader<'_> {
                 let columns = Columns {
                     width: rows.features.ncols(),
                     header: None,
+                    encoding: Encoding::default(),
                 };
                 return Ok((rows, columns));
             }
             Reader::Tabular(options) => options,
         };
-        let header = like.and_then(|l| l.header.as_deref());
-        let mut table = tabular::load_channel(dir, name, content_type, options, header, poll)?;
+        let train = like.map(|l| TrainColumns {
+            header: l.header.as_deref(),
+            encoding: &l.encoding,
+        });
+        let mut table = tabular::load_channel(dir, name, content_type, options, train, poll)?;
         if let Some(like) = like {
             if table.width < like.width && !table.is_dense() {
                 table.widen(like.width);
@@ -89,6 +96,7 @@ impl Reader<'_> {
         let columns = Columns {
             width: table.width,
             header: table.names.clone(),
+            encoding: table.encoding.clone(),
         };
         Ok((table.into_dataset(), columns))
     }
@@ -156,11 +164,23 @@ pub fn load(
     check: RowCheck,
     stop: &StopFlag,
 ) -> Result<Splits> {
+    let channels = load_channels(opt_ml, channels, reader, check, stop)?;
+    split(channels, config, stratify, check)
+}
+
+/// Splits the channels: the `validation` (and `test`) channel when given, else rows held out of
+/// `train` (stratified by the first target with `stratify`). `check` runs on the train split.
+pub fn split(
+    channels: Channels,
+    config: &SplitConfig,
+    stratify: bool,
+    check: RowCheck,
+) -> Result<Splits> {
     let Channels {
         train: all,
         validation,
         test,
-    } = load_channels(opt_ml, channels, reader, check, stop)?;
+    } = channels;
     let splits = match validation {
         Some(validation) => Splits {
             train: all,

@@ -73,20 +73,31 @@ pub fn train(
     channels: &BTreeMap<String, ChannelConfig>,
     stop: &StopFlag,
 ) -> Result<Comparison> {
+    let channels = splits::load_channels(
+        opt_ml,
+        channels,
+        Reader::Tabular(&t.options),
+        &|_, _| Ok(()),
+        stop,
+    )?;
+    // Text labels are class names: they decide the task when no objective does.
+    let classes = channels.train.encoding.classes.as_ref();
+    let t = &t.for_labels(classes.map(|c| c.names()))?;
     let task = t.task;
     let check = |d: &Dataset, what: &str| {
         task.check_labels(d.labels().as_slice().expect("contiguous labels"))
             .map_err(|m| Error::Data(format!("{what}: {m}")))
     };
-    let splits = splits::load(
-        opt_ml,
-        &config.split,
-        channels,
-        Reader::Tabular(&t.options),
-        task != Task::Regression,
-        &check,
-        stop,
-    )?;
+    check(&channels.train, "train channel")?;
+    let splits = splits::split(channels, &config.split, task != Task::Regression, &check)?;
+    let width = splits.train.features.ncols();
+    let categories = if splits.train.encoding.has_categorical() {
+        splits.train.encoding.cardinalities(width)
+    } else {
+        Vec::new()
+    };
+    // The linear model and k-NN see categorical features one-hot encoded.
+    let encoded_width = tabular::one_hot_width(&categories).max(width);
     let mut reports = BTreeMap::new();
     let mut models = BTreeMap::new();
     let mut skipped = BTreeMap::new();
@@ -97,11 +108,26 @@ pub fn train(
         // to serve.
         let scored = splits.validation.len() + splits.test.as_ref().map_or(0, Dataset::len);
         let kept = splits.train.len().min(t.params.knn_sample_size as usize);
+        if matches!(candidate, Candidate::Linear | Candidate::Knn)
+            && !categories.is_empty()
+            && encoded_width > tabular::MAX_ONE_HOT_WIDTH
+        {
+            let why = format!(
+                "the categorical features one-hot encoded make {encoded_width} columns, over the {} this candidate takes",
+                tabular::MAX_ONE_HOT_WIDTH
+            );
+            if t.candidates.len() == 1 || t.serve_model == Some(candidate) {
+                return Err(Error::Data(format!("{}: {why}", candidate.name())));
+            }
+            tracing::warn!(candidate = candidate.name(), "left out: {why}");
+            skipped.insert(candidate.name(), why);
+            continue;
+        }
         if candidate == Candidate::Knn
             && t.candidates.len() > 1
             && t.serve_model != Some(Candidate::Knn)
         {
-            if let Some(seconds) = knn_too_costly(kept, scored, splits.train.features.ncols()) {
+            if let Some(seconds) = knn_too_costly(kept, scored, encoded_width) {
                 let why = format!(
                     "scoring {scored} rows against {kept} would take about {seconds:.0} s, over the budget of {:.0} s; lower knn_sample_size, or name knn alone in candidates to fit it anyway",
                     KNN_BUDGET * NANOS_PER_TERM
@@ -125,6 +151,7 @@ pub fn train(
                     splits.validation.labels(),
                 )),
                 absent_is_zero: splits.train.absent_is_zero,
+                categories: &categories,
             },
             &mut |log| {
                 println!("{}", log.line);
@@ -222,13 +249,7 @@ pub fn train(
         println!("{line}");
     }
     stop.check()?;
-    save_model(
-        opt_ml,
-        config,
-        &served_model,
-        &splits.train.feature_names,
-        &comparison,
-    )?;
+    save_model(opt_ml, config, &served_model, &splits.train, &comparison)?;
     report::write_output_json(opt_ml, "model_comparison.json", &comparison)?;
     report::write_evaluation(opt_ml, &comparison)?;
     tracing::info!(
@@ -360,16 +381,19 @@ fn save_model(
     opt_ml: &OptMl,
     config: &TrainConfig,
     model: &TabularModel,
-    feature_names: &[String],
+    train: &Dataset,
     comparison: &Comparison,
 ) -> Result<()> {
-    let manifest = report::manifest(
+    let mut manifest = report::manifest(
         ModelKind::Tabular,
-        feature_names.to_vec(),
+        train.feature_names.clone(),
         comparison,
         &comparison.rows,
         &config.hyperparameters,
     )?;
+    manifest.set_encoding(&train.encoding);
+    // Trees are kept in XGBoost's format since version 2: older builds refuse the model.
+    manifest.format_version = common::artifact::READS_UP_TO;
     report::write_model(opt_ml, manifest, kinds::tabular::payloads(model)?)
 }
 

@@ -76,7 +76,7 @@ pub fn train(
         opt_ml,
         channels,
         Reader::Tabular(&options),
-        &|_, _| Ok(()),
+        &refuse_text,
         stop,
     )?;
     let feature_names = data.train.feature_names.clone();
@@ -460,6 +460,20 @@ fn custom_scores(
         out.push((name.clone(), value));
     }
     Ok(out)
+}
+
+/// The built-in algorithm reads numbers only: a text column or text label is refused, naming
+/// it (`model_kind=tabular` reads them).
+fn refuse_text(d: &Dataset, channel: &str) -> Result<()> {
+    let column = (0..d.feature_names.len())
+        .find(|&k| d.encoding.feature(k).is_some())
+        .map(|k| format!("column '{}'", d.feature_names[k]));
+    match column.or_else(|| d.encoding.classes.as_ref().map(|_| "the label".to_owned())) {
+        None => Ok(()),
+        Some(what) => Err(Error::Data(format!(
+            "channel '{channel}': {what} holds text, and the built-in XGBoost algorithm takes numbers only; encode it as numbers, or use model_kind=tabular, which reads text columns as categories and text labels as class names"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! push rows into a [`RowSink`] shaped by a [`Schema`]. Parsers take any `BufRead`, so `serve` and
 //! the tests use them on in-memory bytes too. Nothing is ever written into a channel directory.
 
+pub mod categories;
 pub mod csv;
 pub mod files;
 pub mod json;
@@ -31,6 +32,8 @@ pub struct Schema {
     /// Whether a feature may be missing (an empty CSV field or a JSON `null`, read as NaN) in
     /// requests; the tree models route missing values, the fire ensemble's logistic member cannot.
     pub allow_missing: bool,
+    /// Per feature, its categories when it is categorical (empty: every feature is numeric).
+    pub categories: Vec<Option<categories::Categories>>,
 }
 
 /// Features from index `first` on may be absent from the input; `compute(row, i)` gives feature
@@ -126,6 +129,11 @@ impl Schema {
             .position(|t| t.names.iter().any(|n| n == name))
     }
 
+    /// Feature `k`'s categories, when it is categorical.
+    pub fn categories_of(&self, k: usize) -> Option<&categories::Categories> {
+        self.categories.get(k).and_then(Option::as_ref)
+    }
+
     /// Whether feature `i` may be left out of the input.
     pub fn is_derived(&self, i: usize) -> bool {
         self.derived.is_some_and(|d| i >= d.first)
@@ -186,6 +194,8 @@ pub struct Dataset {
     pub targets: Vec<Array1<f32>>,
     /// Column names.
     pub feature_names: Vec<String>,
+    /// Categorical features and class names (tabular data with text; empty otherwise).
+    pub encoding: categories::Encoding,
     /// Instance weights, when the data carries them.
     pub weights: Option<Array1<f32>>,
     /// Whether a missing value stands for an absent libsvm entry, a zero for models without a
@@ -208,6 +218,7 @@ impl Dataset {
             features,
             targets,
             feature_names,
+            encoding: categories::Encoding::default(),
             weights: None,
             absent_is_zero: false,
             query_ids: None,
@@ -239,6 +250,7 @@ impl Dataset {
                 .map(|t| t.select(ndarray::Axis(0), indices))
                 .collect(),
             feature_names: self.feature_names.clone(),
+            encoding: self.encoding.clone(),
             weights: self
                 .weights
                 .as_ref()
@@ -436,6 +448,7 @@ mod tests {
                 kind: TargetKind::Binary,
             }],
             allow_missing: false,
+            categories: Vec::new(),
         }
     }
 

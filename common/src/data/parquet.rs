@@ -450,6 +450,7 @@ pub(crate) mod tests {
                 kind: crate::data::TargetKind::Binary,
             }],
             allow_missing: false,
+            categories: Vec::new(),
         };
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, message: &str, labels: &[i64], b: Option<&[i16]>| {

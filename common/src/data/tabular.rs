@@ -13,13 +13,22 @@
 //! - libsvm: `label[:weight] [qid:q] index:value ...`, column `index` (0-based, as XGBoost reads
 //!   it); `qid` is a ranking query id, given on every row or none.
 //!
-//! An empty CSV field, a `null` in JSON, or an index absent from a libsvm line is a missing value
-//! (NaN), which XGBoost handles natively. Every row of a CSV or JSON Lines source must have the
-//! width of the first; libsvm rows are as wide as the largest index seen in the job.
+//! An empty CSV field, a `null` in JSON, a marker pandas reads as missing (`NA`, `NaN`, `null`,
+//! ...), or an index absent from a libsvm line is a missing value (NaN), which XGBoost handles
+//! natively. Every row of a CSV or JSON Lines source must have the width of the first; libsvm
+//! rows are as wide as the largest index seen in the job.
+//!
+//! Text in CSV and JSON Lines: a feature column of the train channel holding any text is
+//! categorical, and a label column holding any text holds class names ([`super::categories`]);
+//! later channels are read with the train channel's categories (a category it never held is
+//! missing, and counted in the log), and text in a column that is numeric in the train channel
+//! is an error naming every such column of the file.
 
+use super::categories::{self, CategoryBuilder, Encoding, NotCategories};
 use super::{files, number, Dataset};
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2};
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -79,11 +88,207 @@ pub struct Table {
     pub query_ids: Vec<u32>,
     /// Column names from a CSV header, when there was one.
     pub names: Option<Vec<String>>,
+    /// The categorical features and text labels: the train channel's, once read to the end
+    /// ([`Table::finish_text`]); given up front for a later channel ([`Table::like`]).
+    pub encoding: Encoding,
+    /// How text is read into codes.
+    text: TextColumns,
+    /// The file and line being read, for messages.
+    source: String,
+    line: usize,
     /// Whether the width was fixed by a dense source (CSV, JSON Lines).
     fixed_width: bool,
 }
 
+/// How a table reads text values.
+#[derive(Debug, Clone)]
+enum TextColumns {
+    /// The train channel: any column may turn out to hold text; its names are gathered here.
+    Learn {
+        features: BTreeMap<usize, CategoryBuilder>,
+        label: Option<CategoryBuilder>,
+    },
+    /// A later channel: the train channel's categories ([`Table::encoding`]); per feature, how
+    /// many values were categories it did not hold.
+    Given { unseen: BTreeMap<usize, usize> },
+}
+
+impl Default for TextColumns {
+    fn default() -> Self {
+        Self::Learn {
+            features: BTreeMap::new(),
+            label: None,
+        }
+    }
+}
+
 impl Table {
+    /// An empty table for a channel read after `train`: the train channel's header names and
+    /// text columns.
+    pub fn like(names: Option<Vec<String>>, encoding: Encoding) -> Self {
+        Self {
+            names,
+            encoding,
+            text: TextColumns::Given {
+                unseen: BTreeMap::new(),
+            },
+            ..Self::default()
+        }
+    }
+
+    /// The value of feature `k` from a field's (unquoted) text: a number, a missing value, or a
+    /// category's code; `None` for text in a column a later channel must read as numbers.
+    fn feature_value(&mut self, k: usize, text: &str) -> Option<f32> {
+        let row = self.rows();
+        match &mut self.text {
+            TextColumns::Given { unseen } => {
+                if let Some(c) = self.encoding.feature(k) {
+                    let v = c.value_of_text(text);
+                    if categories::is_unseen(v) {
+                        *unseen.entry(k).or_default() += 1;
+                    }
+                    return Some(v);
+                }
+            }
+            TextColumns::Learn { features, .. } => {
+                if let Some(b) = features.get_mut(&k) {
+                    return Some(
+                        b.value_of_text(text, || format!("{} line {}", self.source, self.line)),
+                    );
+                }
+            }
+        }
+        if categories::is_missing(text) {
+            return Some(f32::NAN);
+        }
+        if let Ok(v) = number::parse(text) {
+            return Some(v as f32);
+        }
+        match &mut self.text {
+            TextColumns::Learn { features, .. } if text.parse::<f64>().is_err() => Some(
+                features
+                    .entry(k)
+                    .or_insert_with(|| CategoryBuilder::new(row))
+                    .value_of_text(text, || format!("{} line {}", self.source, self.line)),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The label from a field's (unquoted) text: a number, or a class's code when the labels are
+    /// text.
+    fn label_of_text(&mut self, text: &str) -> Result<f32, String> {
+        let row = self.rows();
+        if let TextColumns::Given { .. } = self.text {
+            if let Some(classes) = &self.encoding.classes {
+                let name = categories::name_of(text);
+                return classes.code(&name).map(|c| c as f32).ok_or_else(|| {
+                    format!(
+                        "the label \"{name}\" is not among the train channel's classes ({})",
+                        categories::shown(classes.names())
+                    )
+                });
+            }
+        }
+        if categories::is_missing(text) {
+            return Err("the label is missing".into());
+        }
+        let at = || format!("{} line {}", self.source, self.line);
+        match (&mut self.text, number::parse(text)) {
+            (TextColumns::Learn { label: Some(b), .. }, _) => Ok(b.value_of_text(text, at)),
+            (_, Ok(v)) => Ok(v as f32),
+            (TextColumns::Learn { label, .. }, Err(_)) if text.parse::<f64>().is_err() => Ok(label
+                .insert(CategoryBuilder::new(row))
+                .value_of_text(text, at)),
+            (_, Err(e)) => Err(format!("the label {e}")),
+        }
+    }
+
+    /// The label from a JSON value: a number or a string.
+    fn label_of_json(&mut self, v: &serde_json::Value) -> Result<f32, String> {
+        match v {
+            serde_json::Value::String(s) => self.label_of_text(s),
+            serde_json::Value::Number(n) => {
+                let x = number::checked(n.as_f64().unwrap_or(f64::NAN))
+                    .map_err(|e| format!("the label {e}"))?;
+                self.label_of_text(&categories::number_name(x as f32))
+            }
+            other => Err(format!(
+                "the label is not a number or a class name: {other}"
+            )),
+        }
+    }
+
+    /// Ends reading the train channel: text columns become categories sorted by name (codes
+    /// rewritten), text labels classes. A later channel's table logs the categories it read as
+    /// missing.
+    pub fn finish_text(&mut self, channel: &str) -> Result<()> {
+        let text = std::mem::replace(
+            &mut self.text,
+            TextColumns::Given {
+                unseen: BTreeMap::new(),
+            },
+        );
+        let (features, label) = match text {
+            TextColumns::Given { unseen } => {
+                for (k, count) in unseen {
+                    tracing::warn!(channel, column = %self.feature_name(k), count, "values that are categories the train channel does not hold: read as missing");
+                }
+                return Ok(());
+            }
+            TextColumns::Learn { features, label } => (features, label),
+        };
+        let width = self.width;
+        let mut problems = Vec::new();
+        for (k, builder) in features {
+            let name = format!("column '{}'", self.feature_name(k));
+            let column = self.features.iter_mut().skip(k).step_by(width.max(1));
+            match builder.finish(column) {
+                Ok(c) => {
+                    if self.encoding.features.len() <= k {
+                        self.encoding.features.resize(k + 1, None);
+                    }
+                    tracing::info!(channel, %name, categories = c.len(), "text column read as categorical");
+                    self.encoding.features[k] = Some(c);
+                }
+                Err(e) => problems.push(not_categories(&name, e)),
+            }
+        }
+        if let Some(builder) = label {
+            match builder.finish(self.labels.iter_mut()) {
+                Ok(c) => {
+                    tracing::info!(channel, classes = %categories::shown(c.names()), "the labels are class names");
+                    self.encoding.classes = Some(c);
+                }
+                Err(e) => problems.push(not_categories("the label", e)),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Data(format!(
+                "channel '{channel}': {} column(s) cannot be read: {} (a column holding at least as much text as numbers is categorical; empty or NA means missing)",
+                problems.len(),
+                problems.join("; ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether feature `k` is known to hold categories.
+    fn is_categorical(&self, k: usize) -> bool {
+        match &self.text {
+            TextColumns::Given { .. } => self.encoding.feature(k).is_some(),
+            TextColumns::Learn { features, .. } => features.contains_key(&k),
+        }
+    }
+
+    /// Feature `k`'s name, for messages.
+    fn feature_name(&self, k: usize) -> String {
+        self.names
+            .as_ref()
+            .and_then(|n| n.get(k).cloned())
+            .unwrap_or_else(|| format!("f{k}"))
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.labels.len()
@@ -138,6 +343,7 @@ impl Table {
                 .expect("width values per row"),
             targets: vec![Array1::from(self.labels)],
             feature_names: names,
+            encoding: self.encoding,
             weights: (!self.weights.is_empty()).then(|| Array1::from(self.weights)),
             absent_is_zero: !self.fixed_width,
             query_ids: (!self.query_ids.is_empty()).then(|| Array1::from(self.query_ids)),
@@ -199,15 +405,26 @@ impl TabularFormat {
     }
 }
 
-/// Loads every file of a channel directory into one table. With `header` (the train channel's
-/// feature names), the columns of every file with a CSV header are matched to it by name; a file
-/// without a header is taken by position. Without it, the channel's first header is the one.
+/// What a channel read after `train` takes from it: its CSV header's feature names and its text
+/// columns.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainColumns<'a> {
+    /// The train channel's feature names from its CSV header, when it had one.
+    pub header: Option<&'a [String]>,
+    /// Its categorical features and class names.
+    pub encoding: &'a Encoding,
+}
+
+/// Loads every file of a channel directory into one table. With `train` (a later channel), the
+/// columns of every file with a CSV header are matched to the train channel's by name (a file
+/// without a header is taken by position) and text is read with its categories; without it,
+/// the channel's first header is the one and text columns become categories.
 pub fn load_channel(
     dir: &Path,
     channel: &str,
     content_type: Option<&str>,
     options: &TabularOptions,
-    header: Option<&[String]>,
+    train: Option<TrainColumns>,
     stop: &dyn Fn() -> Result<()>,
 ) -> Result<Table> {
     // Tab-separated by its ContentType: tabs, not guessed.
@@ -233,9 +450,9 @@ pub fn load_channel(
             })
         })
         .transpose()?;
-    let mut table = Table {
-        names: header.map(<[String]>::to_vec),
-        ..Table::default()
+    let mut table = match train {
+        Some(t) => Table::like(t.header.map(<[String]>::to_vec), t.encoding.clone()),
+        None => Table::default(),
     };
     let list = files::data_files(dir, channel)?;
     for file in &list {
@@ -270,6 +487,7 @@ pub fn load_channel(
             list.len()
         )));
     }
+    table.finish_text(channel)?;
     if !table.query_ids.is_empty() && table.query_ids.len() != table.rows() {
         return Err(Error::Data(format!(
             "channel '{channel}': some files' rows have a libsvm qid: and others not; give every row of a ranking job its query id"
@@ -289,21 +507,21 @@ pub fn parse(
     if format == TabularFormat::RecordIo {
         return parse_recordio(reader, options, source, table);
     }
+    table.source = source.to_owned();
     let mut header: Option<CsvHeader> = None;
     let mut first = true;
     let mut delimiter = options.delimiter;
     let mut problems = NonNumeric::default();
     super::for_each_line(reader, source, |number, text| {
         let located = |m: String| Error::Data(format!("{source}: line {number}: {m}"));
+        table.line = number;
         match format {
             TabularFormat::Csv => {
                 let d = *delimiter.get_or_insert_with(|| detect_delimiter(text));
                 let fields: Vec<&str> = text.split(d).collect();
                 if first {
                     first = false;
-                    if fields.iter().any(|f| {
-                        !number::unquote(f).is_empty() && number::unquote(f).parse::<f64>().is_err()
-                    }) {
+                    if is_header(&fields, options) {
                         let mut h = CsvHeader::new(&fields, options).map_err(located)?;
                         match &table.names {
                             // A later file of the channel: its columns are matched by name.
@@ -324,12 +542,38 @@ pub fn parse(
                 )
                 .map_err(located)
             }
-            TabularFormat::JsonLines => json_row(text, options, table).map_err(located),
+            TabularFormat::JsonLines => {
+                json_row(text, options, table, number, &mut problems).map_err(located)
+            }
             TabularFormat::Libsvm => libsvm_row(text, options, table).map_err(located),
             TabularFormat::RecordIo | TabularFormat::Parquet => unreachable!("read elsewhere"),
         }
     })?;
     problems.into_result(source)
+}
+
+/// Why a text column of the train channel is not categorical, in one phrase.
+fn not_categories(name: &str, e: NotCategories) -> String {
+    match e {
+        NotCategories::TooMany(n) => format!(
+            "{name} holds {n} different texts, more than the {} categories a column may have (an identifier or free text: drop it)",
+            categories::MAX_CATEGORIES
+        ),
+        NotCategories::MostlyNumbers {
+            numbers,
+            texts,
+            first: (value, at),
+        } => format!(
+            "{name} holds {texts} text value(s) among {numbers} numbers, first \"{value}\" ({at})"
+        ),
+    }
+}
+
+/// Whether a CSV file's first line is a header: it names the label column, or none of its
+/// fields is a number (a data row of a table with text columns has numbers in it too).
+fn is_header(fields: &[&str], options: &TabularOptions) -> bool {
+    let texts = || fields.iter().map(|f| number::unquote(f));
+    texts().any(|t| t == options.label_column) || texts().all(|t| t.parse::<f64>().is_err())
 }
 
 /// The feature columns of a file that hold values other than numbers, gathered over the whole
@@ -367,7 +611,7 @@ impl NonNumeric {
             .collect();
         let more = self.columns.len().saturating_sub(8);
         Err(Error::Data(format!(
-            "{source}: {} column(s) hold values that are not numbers (empty means missing): {}{}",
+            "{source}: {} column(s) hold text where the train channel's hold numbers (empty or NA means missing): {}{}",
             self.columns.len(),
             shown.join("; "),
             if more > 0 {
@@ -429,7 +673,7 @@ impl CsvHeader {
         }
         let label = names.iter().position(|n| *n == options.label_column).ok_or_else(|| {
             format!(
-                "the header has no label column '{}' (set the hyperparameter label_column, or use a headerless CSV with the label in column 0)",
+                "the header has no label column '{}' (set the hyperparameter label_column, or use a headerless CSV with the label in column 0; a first line without numbers is read as a header)",
                 options.label_column
             )
         })?;
@@ -498,29 +742,26 @@ fn csv_row(
         }
     };
     table.set_width(features.len())?;
-    let required = |i: usize, what: &str| -> Result<f32, String> {
-        number::parse(fields[i])
-            .map(|v| v as f32)
-            .map_err(|e| format!("column {} ({what}) {e}", i + 1))
-    };
-    let y = required(label, "the label")?;
-    let w = weight.map(|i| required(i, "the weight")).transpose()?;
+    let w = weight
+        .map(|i| {
+            number::parse(fields[i])
+                .map(|v| v as f32)
+                .map_err(|e| format!("column {} (the weight) {e}", i + 1))
+        })
+        .transpose()?;
     let start = table.features.len();
     let mut complete = true;
     for (k, &i) in features.iter().enumerate() {
         let f = number::unquote(fields[i]);
-        if f.is_empty() {
-            table.features.push(f32::NAN);
-            continue;
-        }
-        match number::parse(f) {
-            Ok(v) => table.features.push(v as f32),
-            Err(e) if f.parse::<f64>().is_ok() => {
+        match table.feature_value(k, f) {
+            Some(v) => table.features.push(v),
+            None if f.parse::<f64>().is_ok() => {
                 // A number, but beyond the float32 range: its own message, at once.
                 table.features.truncate(start);
+                let e = number::parse(f).err().unwrap_or_default();
                 return Err(format!("column {} {e}", i + 1));
             }
-            Err(_) => {
+            None => {
                 problems.add(i, header.map(|h| &h.feature_names[k]), line, f);
                 complete = false;
             }
@@ -530,6 +771,13 @@ fn csv_row(
         table.features.truncate(start);
         return Ok(());
     }
+    let y = match table.label_of_text(number::unquote(fields[label])) {
+        Ok(y) => y,
+        Err(e) => {
+            table.features.truncate(start);
+            return Err(format!("column {} ({e})", label + 1));
+        }
+    };
     table.labels.push(y);
     if let Some(w) = w {
         table.weights.push(w);
@@ -537,43 +785,72 @@ fn csv_row(
     Ok(())
 }
 
-fn json_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result<(), String> {
+fn json_row(
+    text: &str,
+    options: &TabularOptions,
+    table: &mut Table,
+    line: usize,
+    problems: &mut NonNumeric,
+) -> Result<(), String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let label = v
         .get(&options.label_column)
         .or_else(|| v.get("label"))
-        .and_then(serde_json::Value::as_f64)
-        .ok_or_else(|| format!("no numeric '{}' field", options.label_column))?;
+        .ok_or_else(|| format!("no '{}' field", options.label_column))?;
     let features = v
         .get("features")
         .and_then(serde_json::Value::as_array)
         .ok_or("no 'features' array")?;
-    table.set_width(features.len())?;
-    let start = table.features.len();
-    for (k, f) in features.iter().enumerate() {
-        match f {
-            serde_json::Value::Null => table.features.push(f32::NAN),
-            serde_json::Value::Number(n) => {
-                table.features.push(n.as_f64().unwrap_or(f64::NAN) as f32)
-            }
-            other => {
-                table.features.truncate(start);
-                return Err(format!("feature {} is not a number: {other}", k + 1));
-            }
-        }
-    }
-    table.labels.push(label as f32);
-    if options.csv_weights {
+    let weight = if options.csv_weights {
         let w = v
             .get("weight")
             .and_then(serde_json::Value::as_f64)
-            .ok_or_else(|| {
-                table.features.truncate(start);
-                table.labels.pop();
-                "csv_weights is set but the record has no numeric 'weight'"
-            })?;
-        table.weights.push(w as f32);
+            .ok_or("csv_weights is set but the record has no numeric 'weight'")?;
+        Some(number::checked(w).map_err(|e| format!("the weight {e}"))? as f32)
+    } else {
+        None
+    };
+    table.set_width(features.len())?;
+    let start = table.features.len();
+    let mut complete = true;
+    for (k, f) in features.iter().enumerate() {
+        let value = match f {
+            serde_json::Value::Null => Some(f32::NAN),
+            serde_json::Value::Number(n) if !table.is_categorical(k) => {
+                let x = number::checked(n.as_f64().unwrap_or(f64::NAN)).map_err(|e| {
+                    table.features.truncate(start);
+                    format!("feature {} {e}", k + 1)
+                })?;
+                Some(x as f32)
+            }
+            serde_json::Value::Number(n) => table.feature_value(k, &n.to_string()),
+            serde_json::Value::String(s) => table.feature_value(k, s.trim()),
+            _ => None,
+        };
+        match value {
+            Some(x) => table.features.push(x),
+            None => {
+                let shown = match f {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                problems.add(k, None, line, &shown);
+                complete = false;
+            }
+        }
     }
+    if !complete {
+        table.features.truncate(start);
+        return Ok(());
+    }
+    match table.label_of_json(label) {
+        Ok(y) => table.labels.push(y),
+        Err(e) => {
+            table.features.truncate(start);
+            return Err(e);
+        }
+    }
+    table.weights.extend(weight);
     Ok(())
 }
 
@@ -753,7 +1030,10 @@ mod tests {
             "e.csv",
             &mut t,
         )
-        .unwrap_err();
+        .unwrap();
+        t.finish_text("train").unwrap();
+        assert_eq!(t.encoding.feature(0).unwrap().names(), ["2,5"]);
+        let mut t = Table::default();
         parse(
             "1;2\n".as_bytes(),
             TabularFormat::Csv,
@@ -773,10 +1053,67 @@ mod tests {
         }
     }
 
+    /// A train channel of one file.
     fn load(text: &str, format: TabularFormat, o: &TabularOptions) -> Result<Table> {
         let mut t = Table::default();
         parse(text.as_bytes(), format, o, "f", &mut t)?;
+        t.finish_text("train")?;
         Ok(t)
+    }
+
+    /// A later channel of one file, read like `train`.
+    fn load_like(train: &Table, text: &str, format: TabularFormat) -> Result<Table> {
+        let mut t = Table::like(train.names.clone(), train.encoding.clone());
+        parse(text.as_bytes(), format, &opts(false), "v", &mut t)?;
+        t.finish_text("validation")?;
+        Ok(t)
+    }
+
+    #[test]
+    fn text_columns_are_categories_and_text_labels_classes() {
+        let csv = "price,city,size\nhigh,paris,3\nlow,lyon,NA\nhigh,\"nice\",\nlow,paris,2\n";
+        let jsonl = "{\"price\":\"high\",\"features\":[\"paris\",3]}\n{\"price\":\"low\",\"features\":[\"lyon\",null]}\n{\"price\":\"high\",\"features\":[\"nice\",null]}\n{\"price\":\"low\",\"features\":[\"paris\",2]}\n";
+        for (text, format) in [(csv, TabularFormat::Csv), (jsonl, TabularFormat::JsonLines)] {
+            let t = load(text, format, &opts(false)).unwrap();
+            let city = t.encoding.feature(0).unwrap();
+            assert_eq!(city.names(), ["lyon", "nice", "paris"]);
+            assert!(t.encoding.feature(1).is_none());
+            assert_eq!(
+                t.encoding.classes.as_ref().unwrap().names(),
+                ["high", "low"]
+            );
+            let n = f32::NAN;
+            assert!(
+                nan_eq(&t.features, &[2.0, 3.0, 0.0, n, 1.0, n, 2.0, 2.0]),
+                "{:?}",
+                t.features
+            );
+            assert_eq!(t.labels, [0.0, 1.0, 0.0, 1.0]);
+            // A later channel reads names with the train channel's codes; a new one is missing.
+            let v = load_like(
+                &t,
+                "price,city,size\nlow,rome,1\nhigh,lyon,2\n",
+                TabularFormat::Csv,
+            )
+            .unwrap();
+            assert!(categories::is_unseen(v.features[0]));
+            assert_eq!(&v.features[1..], [1.0, 0.0, 2.0]);
+            assert_eq!(v.labels, [1.0, 0.0]);
+            let e = load_like(&t, "price,city,size\nmedium,rome,1\n", TabularFormat::Csv)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(
+                    "the label \"medium\" is not among the train channel's classes ('high', 'low')"
+                ),
+                "{e}"
+            );
+        }
+        // Headerless rows with text are data (a first line with numbers in it is no header).
+        let t = load("yes,red,1\nno,blue,2\n", TabularFormat::Csv, &opts(false)).unwrap();
+        assert_eq!(t.rows(), 2);
+        assert_eq!(t.encoding.feature(0).unwrap().names(), ["blue", "red"]);
+        assert_eq!(t.encoding.classes.as_ref().unwrap().names(), ["no", "yes"]);
     }
 
     fn nan_eq(a: &[f32], b: &[f32]) -> bool {
@@ -843,23 +1180,29 @@ mod tests {
             e.contains("f: line 2: 1 features, but earlier rows have 2"),
             "{e}"
         );
-        let e = load("7,1,2\n8,1,x\n", TabularFormat::Csv, &opts(false))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("1 column(s) hold values that are not numbers (empty means missing): column 3: 1 value(s), first \"x\" on line 2"),
-            "{e}"
-        );
-        // Every non-numeric column of a file in one message, by name.
+        // A column of mostly numbers with some text has bad values: every one in one message.
         let e = load(
-            "price,a,b,c\n1,x,2,y\n2,z,3,4\n",
+            "7,1,2,5\n8,1,x,oops\n9,1,3,6\n",
             TabularFormat::Csv,
             &opts(false),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("2 column(s)")
+            e.contains("channel 'train': 2 column(s) cannot be read: column 'f1' holds 1 text value(s) among 2 numbers, first \"x\" (f line 2); column 'f2' holds 1 text value(s) among 2 numbers, first \"oops\" (f line 2)"),
+            "{e}"
+        );
+        // Text where the train channel has numbers: every such column of a file in one message.
+        let train = load("price,a,b,c\n1,1,2,3\n", TabularFormat::Csv, &opts(false)).unwrap();
+        let e = load_like(
+            &train,
+            "price,a,b,c\n1,x,2,y\n2,z,3,4\n",
+            TabularFormat::Csv,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("2 column(s) hold text where the train channel's hold numbers")
                 && e.contains("column 2 'a': 2 value(s), first \"x\" on line 2")
                 && e.contains("column 4 'c': 1 value(s), first \"y\" on line 2"),
             "{e}"

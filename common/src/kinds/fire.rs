@@ -53,6 +53,7 @@ pub fn schema() -> Schema {
             kind: TargetKind::Binary,
         }],
         allow_missing: false,
+        categories: Vec::new(),
     }
 }
 

@@ -138,6 +138,7 @@ pub fn schema(models: Models) -> Schema {
         }),
         targets,
         allow_missing: false,
+        categories: Vec::new(),
     }
 }
 

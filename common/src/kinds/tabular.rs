@@ -10,6 +10,7 @@ use crate::models::tabular::{TabularModel, Task};
 use ndarray::{Array2, ArrayView2};
 use std::fmt::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The payload of the served candidate.
 pub fn payloads(model: &TabularModel) -> Result<Vec<Payload>> {
@@ -54,23 +55,57 @@ impl TabularModel {
     }
 }
 
-/// The candidate as served: any feature may be missing (the candidates impute or route it).
+/// The candidate as served: any feature may be missing (the candidates impute or route it);
+/// categorical features are read by name, and text labels answered by name.
 pub struct TabularServed {
     model: TabularModel,
     schema: Schema,
+    /// The class names as JSON strings, when the labels were text.
+    class_names: Option<Arc<[String]>>,
 }
 
 impl TabularServed {
     /// Loads the served candidate from a model directory.
     pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self> {
+        let model = TabularModel::load(dir, manifest)?;
+        let encoding = manifest.encoding()?;
+        let class_names = match &encoding.classes {
+            None => None,
+            Some(c) => {
+                let classes = match model.task {
+                    Task::Regression => 0,
+                    Task::Binary => 2,
+                    Task::MultiClass { num_class } => num_class as usize,
+                };
+                if c.len() != classes {
+                    return Err(Error::Artifact(format!(
+                        "the manifest names {} classes, the model predicts {classes}",
+                        c.len()
+                    )));
+                }
+                Some(
+                    c.names()
+                        .iter()
+                        .map(|n| serde_json::Value::from(n.as_str()).to_string())
+                        .collect(),
+                )
+            }
+        };
+        let categories = if encoding.has_categorical() {
+            encoding.features
+        } else {
+            Vec::new()
+        };
         Ok(Self {
-            model: TabularModel::load(dir, manifest)?,
+            model,
             schema: Schema {
                 feature_names: manifest.feature_names.clone(),
                 derived: None,
                 targets: vec![],
                 allow_missing: true,
+                categories,
             },
+            class_names,
         })
     }
 }
@@ -84,6 +119,7 @@ impl Model for TabularServed {
         Ok(Box::new(TabularPredictions {
             values: self.model.predict(x),
             classification: self.model.task != Task::Regression,
+            class_names: self.class_names.clone(),
         }))
     }
 
@@ -94,12 +130,16 @@ impl Model for TabularServed {
 
 /// Predictions of a tabular model, shaped as SageMaker's built-in XGBoost answers: regression
 /// `{"score": v}` (CSV `v`); binary `{"score": p, "predicted_label": 0|1}` (CSV `p`); multi-class
-/// `{"score": [p0, ...], "predicted_label": k}` (CSV `p0,...`).
+/// `{"score": [p0, ...], "predicted_label": k}` (CSV `p0,...`). With text labels, the predicted
+/// label is the class's name, and probabilities are in the order of the manifest's
+/// `class_names` (binary: `p` is the second's).
 pub struct TabularPredictions {
     /// One row per record.
     pub values: Array2<f32>,
     /// Whether the values are class probabilities (binary or multi-class).
     pub classification: bool,
+    /// The class names as JSON strings, when the labels were text.
+    pub class_names: Option<Arc<[String]>>,
 }
 
 impl TabularPredictions {
@@ -129,7 +169,16 @@ impl Predictions for TabularPredictions {
             out.push(']');
         }
         if self.classification {
-            let _ = write!(out, ",\"predicted_label\":{}", self.label(i));
+            let label = self.label(i);
+            match &self.class_names {
+                Some(names) => {
+                    out.push_str(",\"predicted_label\":");
+                    out.push_str(&names[label]);
+                }
+                None => {
+                    let _ = write!(out, ",\"predicted_label\":{label}");
+                }
+            }
         }
         out.push('}');
     }

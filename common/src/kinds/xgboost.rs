@@ -208,6 +208,8 @@ pub fn scan(dir: &Path, options: &Options) -> Result<Manifest> {
         hyperparameters: Default::default(),
         library_versions: Default::default(),
         rows: Default::default(),
+        categories: Default::default(),
+        class_names: Vec::new(),
     })
 }
 
@@ -271,6 +273,7 @@ impl XgboostModel {
                 derived: None,
                 targets: vec![],
                 allow_missing: true,
+                categories: Vec::new(),
             },
         })
     }

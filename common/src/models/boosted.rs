@@ -148,6 +148,8 @@ pub struct FitData<'a> {
     pub train_weights: Option<&'a Array1<f32>>,
     /// Validation features and labels (early stopping and the logged validation metrics).
     pub validation: Option<(ArrayView2<'a, f32>, &'a Array1<f32>)>,
+    /// Per feature, its number of categories (0: numeric); empty when all are numeric.
+    pub categories: &'a [usize],
 }
 
 /// Fits one model; `on_round` sees every round's log and may abandon training (SIGTERM).
@@ -158,12 +160,17 @@ pub fn fit(
     on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
 ) -> Result<Boosted> {
     let mut dtrain = xgboost::dmatrix(data.train, Some(data.train_labels))?;
+    xgboost::mark_categorical(&mut dtrain, data.categories)?;
     if let Some(w) = data.train_weights {
         dtrain.set_weights(w.as_slice().expect("contiguous weights"))?;
     }
     let dvalid = data
         .validation
-        .map(|(x, y)| xgboost::dmatrix(x, Some(y)))
+        .map(|(x, y)| {
+            let mut d = xgboost::dmatrix(x, Some(y))?;
+            xgboost::mark_categorical(&mut d, data.categories)?;
+            Ok::<_, crate::error::Error>(d)
+        })
         .transpose()?;
     let mut evals = vec![(&dtrain, "train")];
     if let Some(d) = &dvalid {
@@ -248,6 +255,7 @@ mod tests {
                 train_labels: &y,
                 train_weights: None,
                 validation: Some((vx.view(), &vy)),
+                categories: &[],
             },
             &mut |log| {
                 lines.push(log.line.clone());
@@ -292,6 +300,7 @@ mod tests {
                 train_labels: &classes,
                 train_weights: None,
                 validation: Some((x.view(), &classes)),
+                categories: &[],
             },
             &mut |log| {
                 let names: Vec<&str> = log.scores.iter().map(|s| s.1.as_str()).collect();

@@ -165,13 +165,245 @@ pub struct TabularModel {
     predictor: Predictor,
 }
 
+/// The fitted model. New variants go at the end: files name a variant by its position.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Predictor {
+    /// Compiled trees (models written before the trees were kept in XGBoost's format).
     Trees(TreeModel),
     LeastSquares(LeastSquares),
-    /// One model (binary) or one per class (one-vs-rest), with the imputation means.
-    Logistic(Imputer, Vec<LogisticModel>),
+    Logistic(Logistic),
     Knn(Knn),
+    /// Trees in XGBoost's own format, categorical splits and node covers included.
+    XgboostTrees(XgbTrees),
+    /// A model of the one-hot encoded features.
+    OneHot(OneHot, Encoded),
+}
+
+/// The models that take numbers only: of the features as they are, or one-hot encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Encoded {
+    LeastSquares(LeastSquares),
+    Logistic(Logistic),
+    Knn(Knn),
+}
+
+impl Encoded {
+    fn fit(candidate: Candidate, task: Task, p: &TabularParams, rows: &TrainRows) -> Result<Self> {
+        Ok(match (candidate, task) {
+            (Candidate::Knn, _) => Self::Knn(Knn::fit(
+                rows,
+                task,
+                p.knn_k,
+                p.knn_sample_size,
+                p.boost.seed,
+            )),
+            (_, Task::Regression) => Self::LeastSquares(LeastSquares::fit(rows, p.linear_lambda)?),
+            _ => Self::Logistic(Logistic::fit(rows, task, p.linear_c)?),
+        })
+    }
+
+    fn predict(&self, task: Task, x: ArrayView2<f32>) -> Array2<f32> {
+        match self {
+            Self::LeastSquares(m) => m.predict(x).insert_axis(Axis(1)),
+            Self::Logistic(m) => m.predict(x),
+            Self::Knn(k) => k.predict(x, task),
+        }
+    }
+
+    fn memory_bytes(&self, n_features: usize) -> usize {
+        match self {
+            Self::Knn(k) => k.memory_bytes(n_features),
+            Self::LeastSquares(_) => 32 * n_features,
+            Self::Logistic(m) => 32 * n_features * (m.models.len() + 1),
+        }
+    }
+
+    fn check(&self, task: Task, n: usize) -> std::result::Result<(), String> {
+        match self {
+            Self::LeastSquares(l) => l.check(n),
+            Self::Logistic(m) => m.check(task, n),
+            Self::Knn(k) => k.check(task, n),
+        }
+    }
+
+    fn into_predictor(self) -> Predictor {
+        match self {
+            Self::LeastSquares(m) => Predictor::LeastSquares(m),
+            Self::Logistic(m) => Predictor::Logistic(m),
+            Self::Knn(k) => Predictor::Knn(k),
+        }
+    }
+}
+
+/// `Ok` when a vector of the model has `len` values for `n` features.
+fn width_is(n: usize, what: &str, len: usize) -> std::result::Result<(), String> {
+    if len == n {
+        Ok(())
+    } else {
+        Err(format!("{what} has {len} values for {n} features"))
+    }
+}
+
+/// Logistic regression: one model (binary) or one per class (one-vs-rest), with the imputation
+/// means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Logistic {
+    imputer: Imputer,
+    models: Vec<LogisticModel>,
+}
+
+impl Logistic {
+    fn fit(rows: &TrainRows, task: Task, c: f64) -> Result<Self> {
+        let imputer = Imputer::fit(rows.x, rows.absent_is_zero);
+        let x = imputer.apply(rows.x);
+        let params = LogisticParams {
+            c,
+            max_iterations: 1000,
+        };
+        let models = match task {
+            Task::MultiClass { num_class } => (0..num_class)
+                .map(|c| params.fit(x.view(), &rows.y.mapv(|y| f32::from(y == c as f32))))
+                .collect::<Result<Vec<_>>>()?,
+            _ => vec![params.fit(x.view(), rows.y)?],
+        };
+        Ok(Self { imputer, models })
+    }
+
+    fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let x = self.imputer.apply(x);
+        let mut p = Array2::zeros((x.nrows(), self.models.len()));
+        for (k, m) in self.models.iter().enumerate() {
+            p.column_mut(k).assign(&Array1::from(m.predict(x.view())));
+        }
+        if self.models.len() > 1 {
+            for mut row in p.rows_mut() {
+                let sum: f32 = row.sum();
+                if sum > 0.0 {
+                    row.mapv_inplace(|v| v / sum);
+                }
+            }
+        }
+        p
+    }
+
+    fn check(&self, task: Task, n: usize) -> std::result::Result<(), String> {
+        width_is(n, "the imputation means", self.imputer.means.len())?;
+        if self.models.len() != task.outputs() {
+            return Err(format!(
+                "{} logistic models for {} outputs",
+                self.models.len(),
+                task.outputs()
+            ));
+        }
+        for m in &self.models {
+            width_is(n, "a logistic model's mean", m.mean.len())?;
+            width_is(n, "a logistic model's scale", m.scale.len())?;
+            width_is(n, "a logistic model's coefficients", m.coefficients.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// Trees kept as the XGBoost UBJSON they were exported as (what categorical splits and node
+/// covers need), compiled when read.
+#[derive(Debug, Clone, PartialEq)]
+struct XgbTrees {
+    ubj: Vec<u8>,
+    trees: TreeModel,
+}
+
+impl XgbTrees {
+    fn new(ubj: Vec<u8>) -> Result<Self> {
+        let trees = super::ubjson::from_json_or_ubjson::<super::trees::XgboostJson>(&ubj)
+            .map_err(|e| Error::Artifact(format!("XGBoost model: {e}")))?
+            .compile()?;
+        Ok(Self { ubj, trees })
+    }
+}
+
+impl Serialize for XgbTrees {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.ubj)
+    }
+}
+
+impl<'de> Deserialize<'de> for XgbTrees {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let ubj: Vec<u8> = serde_bytes_vec(d)?;
+        Self::new(ubj).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads what `serialize_bytes` wrote.
+fn serde_bytes_vec<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<u8>, D::Error> {
+    struct Bytes;
+    impl<'de> serde::de::Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(
+            self,
+            v: Vec<u8>,
+        ) -> std::result::Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> std::result::Result<Vec<u8>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_byte_buf(Bytes)
+}
+
+/// Most columns the one-hot encoding of the categorical features may have for the linear model
+/// and k-NN; past it they are left out of the comparison.
+pub const MAX_ONE_HOT_WIDTH: usize = 1_000;
+
+/// Columns of the one-hot encoding of features with `categories` categories each (0: numeric).
+pub fn one_hot_width(categories: &[usize]) -> usize {
+    categories.iter().map(|&c| c.max(1)).sum()
+}
+
+/// Categorical features one-hot encoded (for the linear model and k-NN): a column per category,
+/// all zeros for a missing or unseen one; numeric features kept as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OneHot {
+    /// Per input feature, its number of categories (0: numeric).
+    categories: Vec<u32>,
+}
+
+impl OneHot {
+    fn width(&self) -> usize {
+        self.categories.iter().map(|&c| c.max(1) as usize).sum()
+    }
+
+    fn expand(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut out = Array2::zeros((x.nrows(), self.width()));
+        for (row, mut wide) in x.rows().into_iter().zip(out.rows_mut()) {
+            let mut at = 0;
+            for (&v, &c) in row.iter().zip(&self.categories) {
+                if c == 0 {
+                    wide[at] = v;
+                } else if v >= 0.0 && v < c as f32 {
+                    wide[at + v as usize] = 1.0;
+                }
+                at += c.max(1) as usize;
+            }
+        }
+        out
+    }
 }
 
 /// The rows a candidate is fitted on.
@@ -186,6 +418,8 @@ pub struct TrainRows<'a> {
     pub validation: Option<(ArrayView2<'a, f32>, &'a Array1<f32>)>,
     /// Whether a missing value means zero (libsvm) rather than unknown.
     pub absent_is_zero: bool,
+    /// Per feature, its number of categories (0: numeric); empty when all are numeric.
+    pub categories: &'a [usize],
 }
 
 /// Fits `candidate`; `on_round` sees XGBoost's round lines and may stop the fit (SIGTERM).
@@ -196,8 +430,23 @@ pub fn fit(
     rows: &TrainRows,
     on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
 ) -> Result<TabularModel> {
-    let n_features = rows.x.ncols();
-    let predictor = match candidate {
+    Ok(TabularModel {
+        task,
+        candidate,
+        n_features: rows.x.ncols(),
+        predictor: fit_predictor(candidate, task, p, rows, on_round)?,
+    })
+}
+
+fn fit_predictor(
+    candidate: Candidate,
+    task: Task,
+    p: &TabularParams,
+    rows: &TrainRows,
+    on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
+) -> Result<Predictor> {
+    let categorical = rows.categories.iter().any(|&c| c > 0);
+    Ok(match candidate {
         Candidate::Xgboost => {
             let fitted = boosted::fit(
                 &p.boost,
@@ -207,47 +456,37 @@ pub fn fit(
                     train_labels: rows.y,
                     train_weights: rows.weights,
                     validation: rows.validation,
+                    categories: rows.categories,
                 },
                 on_round,
             )?;
-            Predictor::Trees(fitted.trees)
+            Predictor::XgboostTrees(XgbTrees::new(fitted.ubj)?)
         }
-        Candidate::RandomForest => Predictor::Trees(fit_forest(task, p, rows)?),
-        Candidate::Linear => match task {
-            Task::Regression => Predictor::LeastSquares(LeastSquares::fit(rows, p.linear_lambda)?),
-            _ => {
-                let imputer = Imputer::fit(rows.x, rows.absent_is_zero);
-                let x = imputer.apply(rows.x);
-                let params = LogisticParams {
-                    c: p.linear_c,
-                    max_iterations: 1000,
-                };
-                let models = match task {
-                    Task::MultiClass { num_class } => (0..num_class)
-                        .map(|c| params.fit(x.view(), &rows.y.mapv(|y| f32::from(y == c as f32))))
-                        .collect::<Result<Vec<_>>>()?,
-                    _ => vec![params.fit(x.view(), rows.y)?],
-                };
-                Predictor::Logistic(imputer, models)
-            }
-        },
-        Candidate::Knn => Predictor::Knn(Knn::fit(
-            rows,
-            task,
-            p.knn_k,
-            p.knn_sample_size,
-            p.boost.seed,
-        )),
-    };
-    Ok(TabularModel {
-        task,
-        candidate,
-        n_features,
-        predictor,
+        Candidate::RandomForest => {
+            Predictor::XgboostTrees(XgbTrees::new(fit_forest(task, p, rows)?)?)
+        }
+        Candidate::Linear | Candidate::Knn if categorical => {
+            let one_hot = OneHot {
+                categories: rows.categories.iter().map(|&c| c as u32).collect(),
+            };
+            let x = one_hot.expand(rows.x);
+            let validation = rows.validation.map(|(vx, vy)| (one_hot.expand(vx), vy));
+            let expanded = TrainRows {
+                x: x.view(),
+                validation: validation.as_ref().map(|(vx, vy)| (vx.view(), *vy)),
+                categories: &[],
+                ..*rows
+            };
+            Predictor::OneHot(one_hot, Encoded::fit(candidate, task, p, &expanded)?)
+        }
+        Candidate::Linear | Candidate::Knn => {
+            Encoded::fit(candidate, task, p, rows)?.into_predictor()
+        }
     })
 }
 
-fn fit_forest(task: Task, p: &TabularParams, rows: &TrainRows) -> Result<TreeModel> {
+/// The forest as XGBoost UBJSON.
+fn fit_forest(task: Task, p: &TabularParams, rows: &TrainRows) -> Result<Vec<u8>> {
     let n = rows.x.ncols() as f64;
     let default_share = match task {
         Task::Regression => (1.0 / 3.0f64).max(1.0 / n),
@@ -264,48 +503,24 @@ fn fit_forest(task: Task, p: &TabularParams, rows: &TrainRows) -> Result<TreeMod
         params = params.set("num_class", num_class);
     }
     let mut dtrain = xgboost::dmatrix(rows.x, Some(rows.y))?;
+    xgboost::mark_categorical(&mut dtrain, rows.categories)?;
     if let Some(w) = rows.weights {
         dtrain.set_weights(w.as_slice().expect("contiguous weights"))?;
     }
     let booster = xgboost::train_rounds(&params, &[(&dtrain, "train")], 1, &mut |_| Ok(true))?;
-    Ok(xgboost::export(&booster)?.1)
+    Ok(booster.save_buffer(true)?)
 }
 
 impl TabularModel {
     /// Predictions: one row per input row, [`Task::outputs`] columns.
     pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        match &self.predictor {
-            Predictor::Trees(t) => t.predict(x),
-            Predictor::LeastSquares(m) => m.predict(x).insert_axis(Axis(1)),
-            Predictor::Logistic(imputer, models) => {
-                let x = imputer.apply(x);
-                let mut p = Array2::zeros((x.nrows(), models.len()));
-                for (k, m) in models.iter().enumerate() {
-                    p.column_mut(k).assign(&Array1::from(m.predict(x.view())));
-                }
-                if models.len() > 1 {
-                    for mut row in p.rows_mut() {
-                        let sum: f32 = row.sum();
-                        if sum > 0.0 {
-                            row.mapv_inplace(|v| v / sum);
-                        }
-                    }
-                }
-                p
-            }
-            Predictor::Knn(k) => k.predict(x, self.task),
-        }
+        self.predictor.predict(self.task, x)
     }
 
-    /// Bytes the model holds: its trees, or k-NN's rows; the linear models' few coefficients
-    /// are counted as 32 bytes per feature.
+    /// Bytes the model holds: its trees (and their file), or k-NN's rows; the linear models'
+    /// few coefficients are counted as 32 bytes per feature.
     pub fn memory_bytes(&self) -> usize {
-        match &self.predictor {
-            Predictor::Trees(t) => t.memory_bytes(),
-            Predictor::Knn(k) => 4 * (k.rows.len() + k.labels.len()) + 32 * self.n_features,
-            Predictor::LeastSquares(_) => 32 * self.n_features,
-            Predictor::Logistic(_, models) => 32 * self.n_features * (models.len() + 1),
-        }
+        self.predictor.memory_bytes(self.n_features)
     }
 
     /// Encodes the model with bincode.
@@ -324,62 +539,56 @@ impl TabularModel {
     /// Checks a decoded model before it predicts anything: every vector has the model's width,
     /// trees are well-formed, k-NN keeps whole rows, and class labels are in range.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
-        let n = self.n_features;
-        let width = |what: &str, len: usize| {
-            if len == n {
-                Ok(())
-            } else {
-                Err(format!("{what} has {len} values for {n} features"))
+        self.predictor.check(self.task, self.n_features)
+    }
+}
+
+impl Predictor {
+    fn predict(&self, task: Task, x: ArrayView2<f32>) -> Array2<f32> {
+        match self {
+            Predictor::Trees(t) => t.predict(x),
+            Predictor::XgboostTrees(t) => t.trees.predict(x),
+            Predictor::OneHot(one_hot, m) => m.predict(task, one_hot.expand(x).view()),
+            Predictor::LeastSquares(m) => m.predict(x).insert_axis(Axis(1)),
+            Predictor::Logistic(m) => m.predict(x),
+            Predictor::Knn(k) => k.predict(x, task),
+        }
+    }
+
+    fn memory_bytes(&self, n_features: usize) -> usize {
+        match self {
+            Predictor::Trees(t) => t.memory_bytes(),
+            Predictor::XgboostTrees(t) => t.trees.memory_bytes() + t.ubj.len(),
+            Predictor::OneHot(one_hot, m) => {
+                4 * one_hot.categories.len() + m.memory_bytes(one_hot.width())
             }
+            Predictor::Knn(k) => k.memory_bytes(n_features),
+            Predictor::LeastSquares(_) => 32 * n_features,
+            Predictor::Logistic(m) => 32 * n_features * (m.models.len() + 1),
+        }
+    }
+
+    fn check(&self, task: Task, n: usize) -> std::result::Result<(), String> {
+        let trees = |t: &TreeModel| {
+            t.check(n)?;
+            if t.n_groups() != task.outputs() {
+                return Err("the trees give another number of outputs than the task".into());
+            }
+            Ok(())
         };
-        match &self.predictor {
-            Predictor::Trees(t) => {
-                t.check(n)?;
-                if t.n_groups() != self.task.outputs() {
-                    return Err("the trees give another number of outputs than the task".into());
+        match self {
+            Predictor::Trees(t) => trees(t),
+            Predictor::XgboostTrees(t) => trees(&t.trees),
+            Predictor::OneHot(one_hot, m) => {
+                width_is(n, "the one-hot encoding", one_hot.categories.len())?;
+                if one_hot.width() > MAX_ONE_HOT_WIDTH {
+                    return Err("the one-hot encoding is wider than this build takes".into());
                 }
-                Ok(())
+                m.check(task, one_hot.width())
             }
-            Predictor::LeastSquares(l) => {
-                l.standardizer.check(n)?;
-                width("the coefficients", l.coefficients.len())
-            }
-            Predictor::Logistic(imputer, models) => {
-                width("the imputation means", imputer.means.len())?;
-                let expected = match self.task {
-                    Task::MultiClass { num_class } => num_class as usize,
-                    _ => 1,
-                };
-                if models.len() != expected {
-                    return Err(format!(
-                        "{} logistic models for {expected} outputs",
-                        models.len()
-                    ));
-                }
-                for m in models {
-                    width("a logistic model's mean", m.mean.len())?;
-                    width("a logistic model's scale", m.scale.len())?;
-                    width("a logistic model's coefficients", m.coefficients.len())?;
-                }
-                Ok(())
-            }
-            Predictor::Knn(k) => {
-                k.standardizer.check(n)?;
-                let classes = self.task.outputs();
-                let bad_label = matches!(self.task, Task::MultiClass { .. })
-                    && k.labels
-                        .iter()
-                        .any(|&l| !(l >= 0.0 && (l as usize) < classes));
-                if k.labels.is_empty()
-                    || k.rows.len() != k.labels.len() * n
-                    || k.k == 0
-                    || k.k > k.labels.len()
-                    || bad_label
-                {
-                    return Err("the k-NN rows, labels or k do not fit together".into());
-                }
-                Ok(())
-            }
+            Predictor::LeastSquares(l) => l.check(n),
+            Predictor::Logistic(m) => m.check(task, n),
+            Predictor::Knn(k) => k.check(task, n),
         }
     }
 }
@@ -478,6 +687,11 @@ struct LeastSquares {
 }
 
 impl LeastSquares {
+    fn check(&self, n: usize) -> std::result::Result<(), String> {
+        self.standardizer.check(n)?;
+        width_is(n, "the coefficients", self.coefficients.len())
+    }
+
     fn fit(rows: &TrainRows, lambda: f64) -> Result<Self> {
         let standardizer = Standardizer::fit(rows.x, rows.absent_is_zero);
         let d = rows.x.ncols() + 1;
@@ -567,6 +781,29 @@ struct Knn {
 }
 
 impl Knn {
+    fn memory_bytes(&self, n_features: usize) -> usize {
+        4 * (self.rows.len() + self.labels.len()) + 32 * n_features
+    }
+
+    fn check(&self, task: Task, n: usize) -> std::result::Result<(), String> {
+        self.standardizer.check(n)?;
+        let classes = task.outputs();
+        let bad_label = matches!(task, Task::MultiClass { .. })
+            && self
+                .labels
+                .iter()
+                .any(|&l| !(l >= 0.0 && (l as usize) < classes));
+        if self.labels.is_empty()
+            || self.rows.len() != self.labels.len() * n
+            || self.k == 0
+            || self.k > self.labels.len()
+            || bad_label
+        {
+            return Err("the k-NN rows, labels or k do not fit together".into());
+        }
+        Ok(())
+    }
+
     fn fit(rows: &TrainRows, _task: Task, k: u32, sample_size: u32, seed: u64) -> Self {
         let standardizer = Standardizer::fit(rows.x, rows.absent_is_zero);
         let mut keep: Vec<usize> = (0..rows.x.nrows()).collect();
@@ -656,6 +893,100 @@ mod tests {
     }
 
     #[test]
+    fn a_categorical_feature_is_learned_by_every_candidate() {
+        // y = effect of the category of x0 (codes 0..4) + x1; x0 missing now and then.
+        let effect = [0.0f32, 10.0, -5.0, 3.0];
+        let data = |rows: usize, seed: u64| {
+            let mut rng = crate::datagen::rng(seed);
+            let x = Array2::from_shape_fn((rows, 2), |(i, j)| match j {
+                0 if i % 50 == 7 => f32::NAN,
+                0 => rng.random_range(0..4) as f32,
+                _ => rng.random::<f32>() * 4.0,
+            });
+            let y = x
+                .rows()
+                .into_iter()
+                .map(|r| if r[0].is_nan() { 2.0 } else { effect[r[0] as usize] } + r[1])
+                .collect::<Array1<f32>>();
+            (x, y)
+        };
+        let (x, y) = data(800, 5);
+        let (vx, vy) = data(200, 6);
+        for candidate in Candidate::ALL {
+            let m = fit(
+                candidate,
+                Task::Regression,
+                &params(),
+                &TrainRows {
+                    x: x.view(),
+                    y: &y,
+                    weights: None,
+                    validation: Some((vx.view(), &vy)),
+                    absent_is_zero: false,
+                    categories: &[4, 0],
+                },
+                &mut |_| Ok(()),
+            )
+            .unwrap();
+            let p = m.predict(vx.view());
+            let known: Vec<usize> = (0..200).filter(|&i| !vx[[i, 0]].is_nan()).collect();
+            let rmse = (known
+                .iter()
+                .map(|&i| (p[[i, 0]] - vy[i]).powi(2))
+                .sum::<f32>()
+                / known.len() as f32)
+                .sqrt();
+            // The categories' spread is about 5.5: each candidate tells them apart.
+            assert!(rmse < 1.5, "{candidate:?}: rmse {rmse}");
+            assert_eq!(TabularModel::from_bytes(&m.to_bytes().unwrap()).unwrap(), m);
+            // A category training never saw is a missing value: an answer, never NaN.
+            let unseen = ndarray::arr2(&[[crate::data::categories::UNSEEN, 1.0]]);
+            assert!(
+                m.predict(unseen.view())[[0, 0]].is_finite(),
+                "{candidate:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn models_written_before_the_categorical_layout_still_read() {
+        // The layout files had before (the logistic model as a two-field variant).
+        #[derive(Serialize)]
+        enum Before {
+            _Trees(TreeModel),
+            _LeastSquares(LeastSquares),
+            Logistic(Imputer, Vec<LogisticModel>),
+        }
+        #[derive(Serialize)]
+        struct BeforeModel {
+            task: Task,
+            candidate: Candidate,
+            n_features: usize,
+            predictor: Before,
+        }
+        let (x, y) = regression(300, 8);
+        let binary = y.mapv(|v| f32::from(v > 5.0));
+        let rows = TrainRows {
+            x: x.view(),
+            y: &binary,
+            weights: None,
+            validation: None,
+            absent_is_zero: false,
+            categories: &[],
+        };
+        let logistic = Logistic::fit(&rows, Task::Binary, 1.0).unwrap();
+        let before = BeforeModel {
+            task: Task::Binary,
+            candidate: Candidate::Linear,
+            n_features: 3,
+            predictor: Before::Logistic(logistic.imputer.clone(), logistic.models.clone()),
+        };
+        let bytes = bincode::serde::encode_to_vec(&before, bincode::config::standard()).unwrap();
+        let read = TabularModel::from_bytes(&bytes).unwrap();
+        assert_eq!(read.predictor, Predictor::Logistic(logistic));
+    }
+
+    #[test]
     fn every_candidate_learns_a_linear_signal_and_round_trips() {
         let (x, y) = regression(600, 1);
         let (vx, vy) = regression(200, 2);
@@ -670,6 +1001,7 @@ mod tests {
                     weights: None,
                     validation: Some((vx.view(), &vy)),
                     absent_is_zero: false,
+                    categories: &[],
                 },
                 &mut |_| Ok(()),
             )
@@ -698,6 +1030,7 @@ mod tests {
                 weights: None,
                 validation: None,
                 absent_is_zero: false,
+                categories: &[],
             },
             &mut |_| Ok(()),
         )
@@ -734,6 +1067,7 @@ mod tests {
                         weights: None,
                         validation: None,
                         absent_is_zero: false,
+                        categories: &[],
                     },
                     &mut |_| Ok(()),
                 )

@@ -43,6 +43,20 @@ pub fn dmatrix(features: ArrayView2<f32>, labels: Option<&Array1<f32>>) -> Resul
     Ok(m)
 }
 
+/// Marks the features with categories (`categories[k] > 0`) as categorical for XGBoost (their
+/// values are category codes); nothing when `categories` holds none.
+pub fn mark_categorical(m: &mut DMatrix, categories: &[usize]) -> Result<()> {
+    if categories.iter().all(|&c| c == 0) {
+        return Ok(());
+    }
+    let types: Vec<&str> = categories
+        .iter()
+        .map(|&c| if c > 0 { "c" } else { "q" })
+        .collect();
+    m.set_feature_types(&types)?;
+    Ok(())
+}
+
 /// A booster with `params`, caching `cache` (the training matrix first) for fast evaluation.
 pub fn new_booster(params: &XgbParams, cache: &[&DMatrix]) -> Result<Booster> {
     let mut booster = Booster::new_with_cached_dmats(&BoosterParameters::default(), cache)?;
