@@ -219,6 +219,68 @@ fn every_iops_sample_payload_and_output_format() {
 }
 
 #[test]
+fn out_of_range_names_what_training_never_saw() {
+    // The original's dashboard sent 150,000 IOPS to a model trained on at most 9,000.
+    let (s, _) = trained();
+    let m = common::artifact::Manifest::load(&s.opt_ml.model_dir()).unwrap();
+    let [_, most] = m.training_ranges["read_iops"];
+    assert!(most < 150_000.0, "{most}");
+    let mut insight: serde_json::Value =
+        serde_json::from_slice(&sample_payload("iops-insight.json")).unwrap();
+    insight["read_iops"] = 150_000.into();
+    insight["total_iops"] = (150_000 + 2054).into();
+    let body = serde_json::to_vec(&insight).unwrap();
+    let ask = |envs: &[(&str, &str)], headers: &[(&str, &str)]| {
+        let server = Server::ready(&s.opt_ml, envs);
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        let r = server.request("POST", "/invocations", &all, &body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["predictions"][0].clone()
+    };
+    let flagged = ask(
+        &[],
+        &[("X-Amzn-SageMaker-Custom-Attributes", "output=out_of_range")],
+    );
+    let names: Vec<&str> = flagged["out_of_range"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"read_iops") && names.contains(&"total_iops"),
+        "{flagged}"
+    );
+    assert!(
+        flagged["risk_level"].is_string(),
+        "the answer itself is kept: {flagged}"
+    );
+    // Contributions: the classifier's four class margins then the score, 26 values each.
+    let explained = ask(
+        &[],
+        &[("X-Amzn-SageMaker-Custom-Attributes", "output=contributions")],
+    );
+    let phi: Vec<f64> = explained["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_f64().unwrap())
+        .collect();
+    assert_eq!(phi.len(), 5 * 26, "{explained}");
+    let score = explained["performance_score"].as_f64().unwrap();
+    let unclipped: f64 = phi[4 * 26..].iter().sum();
+    assert!(
+        (unclipped.clamp(0.0, 100.0) - score).abs() < 1e-2,
+        "{unclipped} vs {score}"
+    );
+    // The endpoint's default, and nothing extra when neither asks.
+    let by_default = ask(&[("SAGEMAKER_INFERENCE_OUTPUT", "out_of_range")], &[]);
+    assert_eq!(by_default["out_of_range"], flagged["out_of_range"]);
+    assert!(ask(&[], &[]).get("out_of_range").is_none());
+}
+
+#[test]
 fn batch_mode_answers_one_line_per_insight() {
     let (s, _) = trained();
     let server = Server::ready(&s.opt_ml, &[("SAGEMAKER_BATCH", "true")]);

@@ -470,3 +470,62 @@ fn transform_command_splits_a_file_and_assembles_the_answers_in_order() {
         e2e::text(&out.stderr)
     );
 }
+
+#[test]
+fn fire_contributions_sum_to_the_ensemble_probability_in_every_format() {
+    let s = trained();
+    let server = Server::ready(&s.opt_ml, &[]);
+    let body = csv_rows(300, 77);
+    let ask = |accept: &str| {
+        let r = server.request(
+            "POST",
+            "/invocations",
+            &[
+                ct("text/csv"),
+                ("Accept", accept),
+                ("X-Amzn-SageMaker-Custom-Attributes", "output=contributions"),
+            ],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    let json = ask("application/json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let records = v["predictions"].as_array().unwrap();
+    assert_eq!(records.len(), 300);
+    let mut spread = 0f64;
+    for r in records {
+        let phi: Vec<f64> = r["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect();
+        assert_eq!(phi.len(), 19, "18 features and the bias");
+        let p = r["ensemble_probability"].as_f64().unwrap();
+        let sum: f64 = phi.iter().sum();
+        assert!((sum - p).abs() < 1e-4, "sum {sum} vs probability {p}");
+        spread += phi[..18].iter().map(|c| c.abs()).sum::<f64>();
+        // The answer's own keys are all still there.
+        assert!(r["individual_probabilities"].is_object());
+    }
+    assert!(spread > 1.0, "the features explain something: {spread}");
+    // CSV: the record's fields, then the contributions as one quoted list.
+    let csv = ask("text/csv");
+    let first = csv.lines().next().unwrap();
+    let (fields, list) = first.split_once(",\"[").unwrap();
+    assert_eq!(
+        fields.split(',').count(),
+        5,
+        "label, probability, 3 members: {first}"
+    );
+    assert_eq!(
+        list.trim_end_matches("]\"").split(", ").count(),
+        19,
+        "{first}"
+    );
+    // Without the key, answers are as before.
+    let plain = server.request("POST", "/invocations", &[ct("text/csv")], &body);
+    assert!(!plain.text().contains("contributions"));
+}

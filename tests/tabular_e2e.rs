@@ -603,6 +603,54 @@ fn raw_housing_csv_trains_with_its_text_column_and_serves_it_by_name() {
     // The unseen category is in the log.
     let log = server.log();
     assert!(log.contains("categories training never saw"), "{log}");
+    // Asked for, each answer names what training never saw: a value beyond its range, a new
+    // category (CSV: one more field, the names joined by ';').
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[
+            ("Content-Type", "text/csv"),
+            ("Accept", "text/csv"),
+            ("X-Amzn-SageMaker-Custom-Attributes", "output=out_of_range"),
+        ],
+        b"-122.23,37.88,41,880,129,322,126,150.0,ATLANTIS\n-122.23,37.88,41,880,,322,126,8.3,INLAND\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.text();
+    let lines: Vec<&str> = answer.lines().collect();
+    assert!(
+        lines[0].ends_with(",median_income;ocean_proximity"),
+        "{answer}"
+    );
+    assert!(lines[1].ends_with(','), "{answer}");
+    // Contributions of the served trees (TreeSHAP, the categorical split included) sum to the
+    // score, for the text column too.
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[
+            ("Content-Type", "text/csv"),
+            (
+                "X-Amzn-SageMaker-Custom-Attributes",
+                "output=contributions,out_of_range",
+            ),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    for p in v["predictions"].as_array().unwrap() {
+        let phi: Vec<f64> = p["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect();
+        assert_eq!(phi.len(), 10);
+        let score = p["score"].as_f64().unwrap();
+        assert!((phi.iter().sum::<f64>() - score).abs() < 1.0, "{p}");
+        assert!(p["out_of_range"].is_array());
+    }
 }
 
 #[test]
@@ -689,4 +737,59 @@ fn text_labels_are_classes_answered_by_name() {
         ),
         "{reason}"
     );
+}
+
+#[test]
+fn linear_and_knn_take_text_columns_one_hot_and_linear_explains_them() {
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "label_column": "median_house_value",
+            "candidates": "linear,knn", "serve_model": "linear"}"#,
+    );
+    s.data_file("train", "housing.csv.gz", &dataset("housing.csv.gz"));
+    train(&s);
+    let c = json(&s, "model_comparison.json");
+    let rmse = c["candidates"]["linear"]["validation"]["rmse"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        rmse < 72_000.0,
+        "linear with one-hot ocean_proximity: {rmse}"
+    );
+    assert!(c["candidates"]["knn"]["validation"]["rmse"]
+        .as_f64()
+        .is_some());
+    let server = Server::ready(
+        &s.opt_ml,
+        &[("SAGEMAKER_INFERENCE_OUTPUT", "contributions")],
+    );
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv")],
+        b"-122.23,37.88,41,880,129,322,126,8.3,NEAR BAY\n-122.23,37.88,41,880,129,322,126,8.3,INLAND\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let phi = |i: usize| -> Vec<f64> {
+        v["predictions"][i]["contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect()
+    };
+    for i in 0..2 {
+        let score = v["predictions"][i]["score"].as_f64().unwrap();
+        assert!(
+            (phi(i).iter().sum::<f64>() - score).abs() < 1.0,
+            "{}",
+            r.text()
+        );
+    }
+    // Only the text column differs, and so only its contribution.
+    let (a, b) = (phi(0), phi(1));
+    assert!((0..8).all(|k| (a[k] - b[k]).abs() < 1e-6), "{a:?} {b:?}");
+    assert!((a[8] - b[8]).abs() > 1.0);
 }

@@ -104,9 +104,32 @@ pub struct Manifest {
     /// The class names in class order, when the labels were text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_names: Vec<String>,
+    /// Each numeric feature's smallest and largest value in the train split, by name (what the
+    /// `out_of_range` output key compares with).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub training_ranges: BTreeMap<String, [f32; 2]>,
 }
 
 impl Manifest {
+    /// A manifest of `model_kind` taking `feature_names`, with nothing else in it yet.
+    pub fn new(model_kind: ModelKind, feature_names: Vec<String>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            model_kind,
+            feature_names,
+            threshold: None,
+            weighting: None,
+            payloads: Vec::new(),
+            metrics: serde_json::Value::Null,
+            hyperparameters: BTreeMap::new(),
+            library_versions: BTreeMap::new(),
+            rows: BTreeMap::new(),
+            categories: BTreeMap::new(),
+            class_names: Vec::new(),
+            training_ranges: BTreeMap::new(),
+        }
+    }
+
     /// Records the categorical features and class names of the training data.
     pub fn set_encoding(&mut self, encoding: &Encoding) {
         self.categories = self
@@ -424,24 +447,16 @@ fn unpack(archive: impl std::io::Read, into: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
-        Manifest {
-            format_version: FORMAT_VERSION,
-            model_kind: ModelKind::Tabular,
-            feature_names: vec!["a".into()],
-            threshold: None,
-            weighting: None,
-            payloads: vec![],
-            metrics: serde_json::Value::Null,
-            hyperparameters: BTreeMap::new(),
-            library_versions: BTreeMap::new(),
-            rows: BTreeMap::new(),
-            categories: BTreeMap::new(),
-            class_names: Vec::new(),
-        }
+        manifest_of(&["a".into()])
+    }
+
+    /// A tabular model's manifest taking `names`.
+    pub(crate) fn manifest_of(names: &[String]) -> Manifest {
+        Manifest::new(ModelKind::Tabular, names.to_vec())
     }
 
     fn payload(bytes: &[u8]) -> (PayloadFile, Vec<u8>) {

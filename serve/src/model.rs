@@ -5,11 +5,14 @@ use crate::codec::{self, Input};
 use crate::error::ServeError;
 use common::artifact::{self, Manifest};
 use common::data::categories;
+use common::kinds::added_keys::{Contributions, WithKey, MAX_EXPLAINED_VALUES};
+use common::kinds::first_non_finite;
+use common::kinds::out_of_range::{self, TrainingRanges};
 use common::kinds::xgboost::{self, OutputKey};
 use common::kinds::{self, Joined, Model, ModelKind, Predictions};
 use common::opt_ml::OptMl;
 use common::{Error, Result};
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,6 +23,43 @@ pub struct LoadedModel {
     model: Box<dyn Model>,
     /// Values of requests so far that were categories training never saw (read as missing).
     unseen: AtomicU64,
+    /// What training saw, for the `out_of_range` key (models trained by this build).
+    ranges: Option<TrainingRanges>,
+    /// The keys added to answers when a request chooses none (`SAGEMAKER_INFERENCE_OUTPUT`).
+    added_by_default: AddedKeys,
+}
+
+/// The keys the serving layer adds to a kind's answers ([`kinds::added_keys`]), and the others
+/// the kind chooses among itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct AddedKeys {
+    out_of_range: bool,
+    /// For every kind but XGBoost models, whose own keys hold `contributions`.
+    contributions: bool,
+    /// The other keys named, if any.
+    rest: Option<String>,
+}
+
+impl AddedKeys {
+    /// Splits a comma-separated key list; `contributions` is added here unless the kind
+    /// answers it itself (`own_contributions`).
+    fn of(keys: &str, own_contributions: bool) -> Self {
+        let mut added = Self::default();
+        let mut rest = Vec::new();
+        for key in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+            if key.eq_ignore_ascii_case(out_of_range::KEY) {
+                added.out_of_range = true;
+            } else if key.eq_ignore_ascii_case("contributions") && !own_contributions {
+                added.contributions = true;
+            } else {
+                rest.push(key);
+            }
+        }
+        // Nothing named at all is the kind's own error to give.
+        let named_any = added.out_of_range || added.contributions;
+        added.rest = (!rest.is_empty() || !named_any).then(|| rest.join(","));
+        added
+    }
 }
 
 impl LoadedModel {
@@ -36,11 +76,31 @@ impl LoadedModel {
         // (and the unpacked archive behind).
         let loaded = std::panic::catch_unwind(|| {
             let dir = artifact::open_model_dir(model_dir, &scratch)?;
-            let (manifest, model) = kinds::open(&dir, &xgboost_options()?)?;
+            // The endpoint's default keys: those XGBoost models choose among go to their kind.
+            let default_keys = std::env::var("SAGEMAKER_INFERENCE_OUTPUT").ok();
+            let own = default_keys.as_deref().map(|k| AddedKeys::of(k, true));
+            let options = xgboost_options(own.and_then(|a| a.rest).as_deref())?;
+            let (manifest, model) = kinds::open(&dir, &options)?;
+            let added_by_default = default_keys
+                .as_deref()
+                .map(|k| AddedKeys::of(k, manifest.model_kind == ModelKind::Xgboost))
+                .map(|a| AddedKeys { rest: None, ..a })
+                .unwrap_or_default();
+            let ranges = TrainingRanges::of(&manifest);
+            if added_by_default.out_of_range && ranges.is_none() {
+                return Err(Error::Config(no_ranges("SAGEMAKER_INFERENCE_OUTPUT")));
+            }
+            if added_by_default.contributions {
+                model.contributions_per_row().map_err(|e| {
+                    Error::Config(format!("SAGEMAKER_INFERENCE_OUTPUT: contributions: {e}"))
+                })?;
+            }
             Ok(Self {
                 manifest,
                 model,
                 unseen: AtomicU64::new(0),
+                ranges,
+                added_by_default,
             })
         })
         .unwrap_or_else(|_| {
@@ -101,7 +161,9 @@ impl LoadedModel {
         }
         // A fault in a model answers this request with a 500, never takes the connection down.
         let parts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            in_row_ranges(x.view(), threads, |x| self.model.predict(x))
+            in_row_ranges(x.view(), threads, MIN_ROWS_PER_THREAD, |x| {
+                self.model.predict(x)
+            })
         }))
         .unwrap_or_else(|_| Err(Error::Fit("prediction panicked".into())))
         .map_err(|e| {
@@ -109,7 +171,11 @@ impl LoadedModel {
             ServeError::Internal
         })?;
         let mut predictions = Joined::new(parts);
-        if let Some(keys) = output {
+        let added = match output {
+            Some(text) => AddedKeys::of(text, self.manifest.model_kind == ModelKind::Xgboost),
+            None => self.added_by_default.clone(),
+        };
+        if let Some(keys) = &added.rest {
             predictions
                 .select_output(keys)
                 .map_err(|e| ServeError::BadRequest(format!("custom attribute output: {e}")))?;
@@ -132,8 +198,62 @@ impl LoadedModel {
                 i + 1
             )));
         }
-        Ok(reply(&predictions))
+        let mut answer: Box<dyn Predictions> = Box::new(predictions);
+        if added.contributions {
+            let contributions = self.contributions(x.view(), threads)?;
+            answer = Box::new(WithKey::new(answer, Box::new(Contributions(contributions))));
+        }
+        if added.out_of_range {
+            let ranges = self
+                .ranges
+                .as_ref()
+                .ok_or_else(|| ServeError::BadRequest(no_ranges("custom attribute output")))?;
+            answer = Box::new(ranges.flag(answer, x.view()));
+        }
+        Ok(reply(answer.as_ref()))
     }
+
+    /// The records' contributions ([`Model::contributions`]), computed in row ranges on up to
+    /// `threads` threads; a 400 when the model cannot explain or the answer would be too large.
+    fn contributions(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>, ServeError> {
+        let bad = |e: String| ServeError::BadRequest(format!("contributions: {e}"));
+        let per_row = self.model.contributions_per_row().map_err(bad)?;
+        let values = x.nrows().saturating_mul(per_row);
+        if values > MAX_EXPLAINED_VALUES {
+            return Err(bad(format!(
+                "{} records are {values} values, over the {MAX_EXPLAINED_VALUES} one answer holds; send fewer records per request",
+                x.nrows()
+            )));
+        }
+        let parts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            in_row_ranges(x, threads, MIN_EXPLAINED_ROWS_PER_THREAD, |x| {
+                self.model.contributions(x).map_err(Error::Data)
+            })
+        }))
+        .map_err(|_| {
+            tracing::error!("explaining the predictions panicked");
+            ServeError::Internal
+        })?
+        .map_err(|e| bad(e.to_string()))?;
+        let views: Vec<_> = parts.iter().map(Array2::view).collect();
+        let all =
+            ndarray::concatenate(ndarray::Axis(0), &views).map_err(|_| ServeError::Internal)?;
+        if let Some(i) = first_non_finite(all.iter(), per_row) {
+            return Err(bad(format!(
+                "record {}: a contribution is not a finite number; its inputs are far outside the range the model was trained on",
+                i + 1
+            )));
+        }
+        Ok(all)
+    }
+}
+
+/// Why `out_of_range` cannot be answered.
+fn no_ranges(asked_by: &str) -> String {
+    format!(
+        "{asked_by}: {} needs the training ranges the manifest of a model trained by this build holds; this model has none (trained elsewhere, or by an earlier build)",
+        out_of_range::KEY
+    )
 }
 
 impl LoadedModel {
@@ -163,11 +283,11 @@ impl LoadedModel {
 }
 
 /// How XGBoost models trained elsewhere are served: `SAGEMAKER_INFERENCE_ENSEMBLE=false` serves
-/// the first model file only; `SAGEMAKER_INFERENCE_OUTPUT` selects the answer's keys.
-fn xgboost_options() -> Result<xgboost::Options> {
-    let output = std::env::var("SAGEMAKER_INFERENCE_OUTPUT")
-        .ok()
-        .map(|v| OutputKey::parse_list(&v))
+/// the first model file only; `keys` (`SAGEMAKER_INFERENCE_OUTPUT` less the keys added for
+/// every kind) selects the answer's keys.
+fn xgboost_options(keys: Option<&str>) -> Result<xgboost::Options> {
+    let output = keys
+        .map(OutputKey::parse_list)
         .transpose()
         .map_err(|e| Error::Config(format!("SAGEMAKER_INFERENCE_OUTPUT: {e}")))?;
     let first_only = std::env::var("SAGEMAKER_INFERENCE_ENSEMBLE")
@@ -182,13 +302,15 @@ fn scratch_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("serve-model-{}-{n}", std::process::id()))
 }
 
-/// Runs `predict` on contiguous row ranges of `x` on up to `threads` threads, in row order.
+/// Runs `predict` on contiguous row ranges of `x` (at least `min_rows` each) on up to `threads`
+/// threads, in row order.
 fn in_row_ranges<T: Send>(
     x: ArrayView2<f32>,
     threads: usize,
+    min_rows: usize,
     predict: impl Fn(ArrayView2<f32>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let ranges = row_ranges(x.nrows(), threads);
+    let ranges = row_ranges(x.nrows(), threads, min_rows);
     if ranges.len() == 1 {
         return Ok(vec![predict(x)?]);
     }
@@ -211,12 +333,16 @@ fn in_row_ranges<T: Send>(
     })
 }
 
-/// Rows per thread below which splitting a request is not worth a thread.
+/// Rows per thread below which splitting a request's predictions is not worth a thread.
 const MIN_ROWS_PER_THREAD: usize = 2048;
 
-/// Splits `rows` into at most `threads` contiguous ranges of at least [`MIN_ROWS_PER_THREAD`].
-fn row_ranges(rows: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
-    let k = threads.clamp(1, (rows / MIN_ROWS_PER_THREAD).max(1));
+/// The same for explanations, which cost far more per row (TreeSHAP of a 400-tree ensemble:
+/// milliseconds).
+const MIN_EXPLAINED_ROWS_PER_THREAD: usize = 16;
+
+/// Splits `rows` into at most `threads` contiguous ranges of at least `min_rows`.
+fn row_ranges(rows: usize, threads: usize, min_rows: usize) -> Vec<std::ops::Range<usize>> {
+    let k = threads.clamp(1, (rows / min_rows).max(1));
     let step = rows.div_ceil(k);
     (0..k)
         .map(|i| i * step..((i + 1) * step).min(rows))
@@ -230,12 +356,13 @@ mod tests {
 
     #[test]
     fn ranges_cover_every_row_once() {
-        assert_eq!(row_ranges(1, 2), vec![0..1]);
-        assert_eq!(row_ranges(4095, 2), vec![0..4095]);
-        assert_eq!(row_ranges(5000, 2), vec![0..2500, 2500..5000]);
+        assert_eq!(row_ranges(1, 2, 2048), vec![0..1]);
+        assert_eq!(row_ranges(4095, 2, 2048), vec![0..4095]);
+        assert_eq!(row_ranges(5000, 2, 2048), vec![0..2500, 2500..5000]);
         assert_eq!(
-            row_ranges(10_001, 3),
+            row_ranges(10_001, 3, 2048),
             vec![0..3334, 3334..6668, 6668..10_001]
         );
+        assert_eq!(row_ranges(40, 2, 16), vec![0..20, 20..40]);
     }
 }

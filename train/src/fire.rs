@@ -5,6 +5,7 @@ use crate::report::{self, Evaluation, SplitMetrics};
 use crate::splits;
 use crate::stop::StopFlag;
 use common::data::Dataset;
+use common::kinds::out_of_range::training_ranges;
 use common::kinds::{fire, ModelKind};
 use common::metrics::BinaryMetrics;
 use common::models::ensemble::{EnsembleParams, FireEnsemble, Progress};
@@ -34,6 +35,7 @@ pub fn train(
         "train split"
     );
     let rows = splits.rows();
+    let ranges = training_ranges(&splits.train);
     let mut progress = LogProgress { stop };
     let outcome = params.fit(splits.train, &splits.validation, &mut progress)?;
     for (member, seconds) in &outcome.fit_seconds {
@@ -70,7 +72,7 @@ pub fn train(
         }
     }
     stop.check()?;
-    save_model(opt_ml, config, ensemble, &evaluation)?;
+    save_model(opt_ml, config, ensemble, &evaluation, ranges)?;
     report::write_evaluation(opt_ml, &evaluation)?;
     Ok(evaluation)
 }
@@ -125,6 +127,7 @@ fn save_model(
     config: &TrainConfig,
     ensemble: &FireEnsemble,
     evaluation: &Evaluation,
+    ranges: BTreeMap<String, [f32; 2]>,
 ) -> Result<()> {
     let mut manifest = report::manifest(
         ModelKind::FireEnsemble,
@@ -132,6 +135,7 @@ fn save_model(
         evaluation,
         &evaluation.rows,
         &config.hyperparameters,
+        ranges,
     )?;
     let payloads = fire::payloads(ensemble, &mut manifest)?;
     manifest.weighting = Some(evaluation.weighting.into());

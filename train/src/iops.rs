@@ -7,6 +7,7 @@ use crate::splits::{self, Splits};
 use crate::stop::StopFlag;
 use common::data::Dataset;
 use common::kinds::iops::{self, IopsModel, CLASSIFIER, REGRESSOR};
+use common::kinds::out_of_range::training_ranges;
 use common::kinds::ModelKind;
 use common::metrics::{MultiClassMetrics, RegressionMetrics};
 use common::models::boosted::{self, Boosted, FitData, Objective};
@@ -145,7 +146,8 @@ pub fn train(
         }
     }
     stop.check()?;
-    save_model(opt_ml, config, classifier, regressor, &evaluation)?;
+    let ranges = training_ranges(&splits.train);
+    save_model(opt_ml, config, classifier, regressor, &evaluation, ranges)?;
     report::write_evaluation(opt_ml, &evaluation)?;
     Ok(evaluation)
 }
@@ -222,6 +224,7 @@ fn save_model(
     classifier: Option<(Boosted, f64)>,
     regressor: Option<(Boosted, f64)>,
     evaluation: &IopsEvaluation,
+    ranges: BTreeMap<String, [f32; 2]>,
 ) -> Result<()> {
     let models = [(CLASSIFIER, classifier), (REGRESSOR, regressor)];
     let payloads = iops::payloads(
@@ -236,6 +239,7 @@ fn save_model(
         evaluation,
         &evaluation.rows,
         &config.hyperparameters,
+        ranges,
     )?;
     report::write_model(opt_ml, manifest, payloads)
 }

@@ -92,14 +92,9 @@ pub fn manifest(
     metrics: &impl Serialize,
     rows: &BTreeMap<&'static str, usize>,
     hyperparameters: &BTreeMap<String, String>,
+    training_ranges: BTreeMap<String, [f32; 2]>,
 ) -> Result<Manifest> {
     Ok(Manifest {
-        format_version: artifact::FORMAT_VERSION,
-        model_kind,
-        feature_names,
-        threshold: None,
-        weighting: None,
-        payloads: vec![],
         metrics: serde_json::to_value(metrics).map_err(|e| Error::Fit(e.to_string()))?,
         hyperparameters: hyperparameters.clone(),
         library_versions: BTreeMap::from([
@@ -107,8 +102,8 @@ pub fn manifest(
             ("train".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
         ]),
         rows: rows.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        categories: BTreeMap::new(),
-        class_names: Vec::new(),
+        training_ranges,
+        ..Manifest::new(model_kind, feature_names)
     })
 }
 

@@ -6,6 +6,7 @@ use crate::report;
 use crate::splits::{self, Reader};
 use crate::stop::StopFlag;
 use common::data::Dataset;
+use common::kinds::out_of_range::training_ranges;
 use common::kinds::{self, ModelKind};
 use common::metrics::{roc_auc, MultiClassMetrics, RegressionMetrics};
 use common::models::tabular::{self, Candidate, TabularModel, Task, TrainRows};
@@ -390,6 +391,7 @@ fn save_model(
         comparison,
         &comparison.rows,
         &config.hyperparameters,
+        training_ranges(train),
     )?;
     manifest.set_encoding(&train.encoding);
     // Trees are kept in XGBoost's format since version 2: older builds refuse the model.

@@ -20,6 +20,7 @@ use crate::xgboost_hyperparameters::BuiltinParams;
 use common::artifact::{self, PayloadFile, PayloadFormat};
 use common::data::tabular::TabularOptions;
 use common::data::Dataset;
+use common::kinds::out_of_range::training_ranges;
 use common::kinds::ModelKind;
 use common::metrics::{label_metric, RegressionMetrics};
 use common::models::xgboost::{self, RoundLog};
@@ -80,6 +81,7 @@ pub fn train(
         stop,
     )?;
     let feature_names = data.train.feature_names.clone();
+    let ranges = training_ranges(&data.train);
     let has_test = data.test.is_some();
     let mut rows = BTreeMap::from([("train", data.train.len())]);
     rows.extend(data.validation.as_ref().map(|d| ("validation", d.len())));
@@ -205,6 +207,7 @@ pub fn train(
         &evaluation,
         &evaluation.rows,
         &config.hyperparameters,
+        ranges,
     )?;
     let bytes = booster.save_buffer(true)?;
     let payload = PayloadFile {

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::models::ensemble::{FireEnsemble, Member, MemberModel};
 use crate::models::logistic::LogisticModel;
 use crate::models::trees::{Link, TreeModel};
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -105,7 +105,12 @@ impl FireEnsemble {
                 // XGBoost's own models are in the artifact for XGBoost tooling only.
                 PayloadFormat::XgboostUbj => continue,
                 PayloadFormat::CompiledTrees => {
-                    let trees = TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)?;
+                    // From XGBoost's own files where the artifact has them: they keep the node
+                    // covers explanations need.
+                    let trees = match super::trees_with_covers(dir, manifest, &p.name)? {
+                        Some(trees) => trees,
+                        None => TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)?,
+                    };
                     if trees.link != Link::Logistic || trees.n_groups() != 1 {
                         return Err(Error::Artifact(format!(
                             "member '{}' is not a binary classifier (one logistic output)",
@@ -191,6 +196,23 @@ impl Model for FireModel {
             .iter()
             .map(|(_, m)| m.memory_bytes())
             .sum()
+    }
+
+    fn contributions_per_row(&self) -> std::result::Result<usize, String> {
+        for (member, model) in &self.ensemble.members {
+            if let MemberModel::Trees { trees, .. } = model {
+                trees
+                    .can_explain()
+                    .map_err(|e| format!("member '{}': {e}", member.name()))?;
+            }
+        }
+        Ok(FEATURE_NAMES.len() + 1)
+    }
+
+    /// The ensemble probability's contributions ([`FireEnsemble::contributions`]): the 18
+    /// features in model order, then the bias.
+    fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        self.ensemble.contributions(x)
     }
 }
 

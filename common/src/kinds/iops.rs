@@ -216,6 +216,11 @@ impl IopsModel {
     /// Loads the compiled trees a manifest lists.
     pub fn load(dir: &std::path::Path, manifest: &Manifest) -> Result<Self> {
         let read = |name: &str| -> Result<Option<TreeModel>> {
+            // From XGBoost's own files where the artifact has them: they keep the node covers
+            // explanations need.
+            if let Some(trees) = super::trees_with_covers(dir, manifest, name)? {
+                return Ok(Some(trees));
+            }
             manifest
                 .payloads
                 .iter()
@@ -271,6 +276,28 @@ impl Model for IopsModel {
 
     fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>> {
         Ok(Box::new(IopsModel::predict(self, x)))
+    }
+
+    fn contributions_per_row(&self) -> std::result::Result<usize, String> {
+        let mut per_row = 0;
+        for trees in [&self.classifier, &self.regressor].into_iter().flatten() {
+            trees.can_explain()?;
+            per_row += trees.contributions_per_row();
+        }
+        Ok(per_row)
+    }
+
+    /// The classifier's per-class margins (low, medium, high, critical: 26 values each, the 25
+    /// features then the bias), then the regressor's score before clipping to [0, 100] (26
+    /// more); a model not in the artifact leaves its blocks out.
+    fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        let blocks = [&self.classifier, &self.regressor]
+            .into_iter()
+            .flatten()
+            .map(|t| t.contributions(x))
+            .collect::<std::result::Result<Vec<_>, String>>()?;
+        let views: Vec<_> = blocks.iter().map(Array2::view).collect();
+        ndarray::concatenate(ndarray::Axis(1), &views).map_err(|e| e.to_string())
     }
 
     fn memory_bytes(&self) -> usize {

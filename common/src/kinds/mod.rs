@@ -6,15 +6,18 @@
 //! Adding a kind: a module here, a [`ModelKind`] variant with its arm in [`open`], and on the
 //! training side its pipeline (`train/src/<kind>.rs`), hyperparameters and dispatch.
 
+pub mod added_keys;
 pub mod fire;
 pub mod iops;
+pub mod out_of_range;
 pub mod tabular;
 pub mod xgboost;
 
-use crate::artifact::Manifest;
+use crate::artifact::{Manifest, PayloadFormat};
 use crate::data::Schema;
 use crate::error::{Error, Result};
-use ndarray::ArrayView2;
+use crate::models::trees::TreeModel;
+use ndarray::{Array2, ArrayView2};
 use std::path::Path;
 
 /// The model kinds this build trains and serves; the `model_kind` hyperparameter and the
@@ -96,6 +99,43 @@ pub trait Model: Send + Sync {
     fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>>;
     /// Bytes the model's arrays hold (what a multi-model endpoint charges it).
     fn memory_bytes(&self) -> usize;
+    /// Contribution values per record ([`Model::contributions`]), or why the model has no
+    /// explanations; asked before any is computed.
+    fn contributions_per_row(&self) -> std::result::Result<usize, String> {
+        Err("this model's predictions have no explanations".into())
+    }
+    /// Per record of `x`, each feature's contribution to the model's output and the bias,
+    /// summing to it, in the kind's documented layout. XGBoost models trained elsewhere answer
+    /// `contributions` among their own keys instead.
+    fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        let _ = x;
+        Err("this model's predictions have no explanations".into())
+    }
+}
+
+/// The trees named `name` from the artifact's XGBoost UBJSON payloads (the parts of a forest
+/// averaged, as training combined them), which keep the node covers explanations need; `None`
+/// when it holds none (then the compiled trees serve, unexplained).
+pub(crate) fn trees_with_covers(
+    dir: &Path,
+    manifest: &Manifest,
+    name: &str,
+) -> Result<Option<TreeModel>> {
+    let files = manifest
+        .payloads
+        .iter()
+        .filter(|p| p.name == name && p.format == PayloadFormat::XgboostUbj)
+        .map(|p| manifest.read_payload(dir, p))
+        .collect::<Result<Vec<_>>>()?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let trees = TreeModel::from_xgboost_files(&files)
+        .map_err(|e| Error::Artifact(format!("member '{name}': {e}")))?;
+    trees
+        .check(manifest.feature_names.len())
+        .map_err(|e| Error::Artifact(format!("member '{name}': {e}")))?;
+    Ok(Some(trees))
 }
 
 /// A batch of predictions that can be written record by record; each kind shapes its own

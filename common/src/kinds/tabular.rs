@@ -126,6 +126,14 @@ impl Model for TabularServed {
     fn memory_bytes(&self) -> usize {
         self.model.memory_bytes()
     }
+
+    fn contributions_per_row(&self) -> std::result::Result<usize, String> {
+        self.model.contributions_per_row()
+    }
+
+    fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        self.model.contributions(x)
+    }
 }
 
 /// Predictions of a tabular model, shaped as SageMaker's built-in XGBoost answers: regression

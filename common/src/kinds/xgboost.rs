@@ -11,8 +11,9 @@
 //! (`predicted_label`, `labels`, `probability`, `probabilities`, `raw_score`, `raw_scores`,
 //! `predicted_score`), each valid only for the objectives the built-in allows it for.
 
+use super::added_keys::MAX_EXPLAINED_VALUES;
 use super::{first_non_finite, Model, Predictions};
-use crate::artifact::{Manifest, PayloadFile, PayloadFormat, FORMAT_VERSION, MANIFEST};
+use crate::artifact::{Manifest, PayloadFile, PayloadFormat, MANIFEST};
 use crate::data::Schema;
 use crate::error::{Error, Result};
 use crate::models::legacy;
@@ -190,11 +191,6 @@ pub fn scan(dir: &Path, options: &Options) -> Result<Manifest> {
         files.truncate(1);
     }
     Ok(Manifest {
-        format_version: FORMAT_VERSION,
-        model_kind: super::ModelKind::Xgboost,
-        feature_names: Vec::new(),
-        threshold: None,
-        weighting: None,
         payloads: files
             .into_iter()
             .map(|file| PayloadFile {
@@ -204,12 +200,7 @@ pub fn scan(dir: &Path, options: &Options) -> Result<Manifest> {
                 weight: None,
             })
             .collect(),
-        metrics: serde_json::Value::Null,
-        hyperparameters: Default::default(),
-        library_versions: Default::default(),
-        rows: Default::default(),
-        categories: Default::default(),
-        class_names: Vec::new(),
+        ..Manifest::new(super::ModelKind::Xgboost, Vec::new())
     })
 }
 
@@ -278,9 +269,6 @@ impl XgboostModel {
         })
     }
 }
-
-/// Most contribution values one answer holds (64 MiB of floats; the JSON text is larger).
-const MAX_EXPLAINED_VALUES: usize = 16 << 20;
 
 /// Checks that `keys` asking for contributions have one model to explain, which can be.
 fn explainable(keys: &[OutputKey], members: &[TreeModel]) -> std::result::Result<(), String> {

@@ -12,7 +12,7 @@ use super::xgboost::{self, XgbParams};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::metrics::BinaryMetrics;
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -293,6 +293,15 @@ impl MemberModel {
         }
     }
 
+    /// Each feature's contribution to every row's log-odds and the bias (`n_features + 1` values
+    /// summing to it); an error when the trees keep no node covers.
+    pub fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        match self {
+            MemberModel::Trees { trees, .. } => trees.contributions(x),
+            MemberModel::Logistic(m) => Ok(m.contributions(x)),
+        }
+    }
+
     /// Class-1 probability of every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<Vec<f32>> {
         match self {
@@ -339,6 +348,42 @@ impl FireEnsemble {
             ensemble: ensemble.into_iter().map(|v| v as f32).collect(),
         })
     }
+}
+
+impl FireEnsemble {
+    /// Per row, each feature's contribution to the ensemble's probability and the bias
+    /// (`n_features + 1` values summing to it). Each member's exact explanation of its log-odds
+    /// (TreeSHAP, or the linear form) is carried to the probability scale by the member's own
+    /// slope between its bias and its output, `(p - sigmoid(b)) / (z - b)` (the sigmoid's slope
+    /// at `b` when `z = b`), which keeps each member's sum equal to its probability; the
+    /// ensemble's are the members' weighted by their weights, the bias `sum w sigmoid(b)`.
+    pub fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        let n = x.ncols();
+        let mut out = Array2::<f32>::zeros((x.nrows(), n + 1));
+        for (member, model) in &self.members {
+            let w = self.weights.get(member).copied().unwrap_or(0.0);
+            let phi = model.contributions(x)?;
+            for (mut total, phi) in out.rows_mut().into_iter().zip(phi.rows()) {
+                let b = f64::from(phi[n]);
+                let z: f64 = phi.iter().map(|&v| f64::from(v)).sum();
+                let (p, p0) = (sigmoid(z), sigmoid(b));
+                let slope = if (z - b).abs() > 1e-9 {
+                    (p - p0) / (z - b)
+                } else {
+                    p0 * (1.0 - p0)
+                };
+                for k in 0..n {
+                    total[k] += (w * slope * f64::from(phi[k])) as f32;
+                }
+                total[n] += (w * p0) as f32;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 /// The result of a fit: the ensemble, validation metrics and timings.

@@ -96,6 +96,22 @@ impl LogisticModel {
         1.0 / (1.0 + (-z).exp())
     }
 
+    /// Each feature's contribution to every row's log-odds, `w (x - mean) / scale`, then the
+    /// bias (the intercept: the log-odds at the training mean); they sum to the log-odds. The
+    /// exact explanation of a linear model with features taken as independent.
+    pub fn contributions(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let n = self.coefficients.len();
+        let mut out = Array2::zeros((x.nrows(), n + 1));
+        for (row, mut phi) in x.rows().into_iter().zip(out.rows_mut()) {
+            for (k, &v) in row.iter().enumerate() {
+                phi[k] =
+                    (self.coefficients[k] * (f64::from(v) - self.mean[k]) / self.scale[k]) as f32;
+            }
+            phi[n] = self.intercept as f32;
+        }
+        out
+    }
+
     /// Probability of class 1 for every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Vec<f32> {
         x.rows()

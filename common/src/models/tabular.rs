@@ -269,6 +269,19 @@ impl Logistic {
         Ok(Self { imputer, models })
     }
 
+    /// Per one-vs-rest model, the exact linear contributions to its log-odds (imputed values
+    /// first), block after block.
+    fn contributions(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let x = self.imputer.apply(x);
+        let blocks: Vec<Array2<f32>> = self
+            .models
+            .iter()
+            .map(|m| m.contributions(x.view()))
+            .collect();
+        let views: Vec<_> = blocks.iter().map(Array2::view).collect();
+        ndarray::concatenate(Axis(1), &views).expect("blocks of equal rows")
+    }
+
     fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
         let x = self.imputer.apply(x);
         let mut p = Array2::zeros((x.nrows(), self.models.len()));
@@ -387,6 +400,26 @@ struct OneHot {
 impl OneHot {
     fn width(&self) -> usize {
         self.categories.iter().map(|&c| c.max(1) as usize).sum()
+    }
+
+    /// Contributions of the encoded columns (`outputs` blocks of `width() + 1`) summed back into
+    /// the input features (blocks of `n + 1`), the bias kept last.
+    fn fold(&self, phi: ArrayView2<f32>, outputs: usize) -> Array2<f32> {
+        let (n, wide) = (self.categories.len(), self.width());
+        let mut out = Array2::zeros((phi.nrows(), outputs * (n + 1)));
+        for (from, mut to) in phi.rows().into_iter().zip(out.rows_mut()) {
+            for g in 0..outputs {
+                let (block, into) = (g * (wide + 1), g * (n + 1));
+                let mut at = 0;
+                for (k, &c) in self.categories.iter().enumerate() {
+                    let span = c.max(1) as usize;
+                    to[into + k] = (at..at + span).map(|j| from[block + j]).sum();
+                    at += span;
+                }
+                to[into + n] = from[block + wide];
+            }
+        }
+        out
     }
 
     fn expand(&self, x: ArrayView2<f32>) -> Array2<f32> {
@@ -540,6 +573,48 @@ impl TabularModel {
     /// trees are well-formed, k-NN keeps whole rows, and class labels are in range.
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
         self.predictor.check(self.task, self.n_features)
+    }
+
+    /// Contribution values per row ([`TabularModel::contributions`]), or why there are none.
+    pub fn contributions_per_row(&self) -> std::result::Result<usize, String> {
+        let explained = match &self.predictor {
+            Predictor::XgboostTrees(t) => t.trees.can_explain(),
+            Predictor::LeastSquares(_)
+            | Predictor::Logistic(_)
+            | Predictor::OneHot(_, Encoded::LeastSquares(_) | Encoded::Logistic(_)) => Ok(()),
+            Predictor::Knn(_) | Predictor::OneHot(_, Encoded::Knn(_)) => {
+                Err("k-NN's predictions have no additive explanation".into())
+            }
+            Predictor::Trees(_) => Err(
+                "the trees of a model written before format version 2 keep no node covers; train it again to explain it"
+                    .into(),
+            ),
+        };
+        explained.map(|()| self.task.outputs() * (self.n_features + 1))
+    }
+
+    /// Per row and output (the value, class 1, or each class), each feature's contribution and
+    /// the bias, `n_features + 1` values summing to the output's margin: TreeSHAP for the trees
+    /// (log-odds for classification), the exact linear form for least squares (the value) and
+    /// logistic regression (each one-vs-rest model's log-odds, before the probabilities are
+    /// normalised); a one-hot encoded feature's columns are summed back into it.
+    pub fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
+        self.contributions_per_row()?;
+        Ok(match &self.predictor {
+            Predictor::XgboostTrees(t) => t.trees.contributions(x)?,
+            Predictor::LeastSquares(m) => m.contributions(x),
+            Predictor::Logistic(m) => m.contributions(x),
+            Predictor::OneHot(one_hot, m) => {
+                let wide = one_hot.expand(x);
+                let phi = match m {
+                    Encoded::LeastSquares(m) => m.contributions(wide.view()),
+                    Encoded::Logistic(m) => m.contributions(wide.view()),
+                    Encoded::Knn(_) => unreachable!("refused above"),
+                };
+                one_hot.fold(phi.view(), self.task.outputs())
+            }
+            Predictor::Knn(_) | Predictor::Trees(_) => unreachable!("refused above"),
+        })
     }
 }
 
@@ -724,6 +799,22 @@ impl LeastSquares {
             intercept: solution[d - 1],
             coefficients: solution[..d - 1].to_vec(),
         })
+    }
+
+    /// Each feature's contribution `coefficient * z` (z the standardised, imputed value) and the
+    /// bias (the intercept: the value at the training mean); they sum to the prediction.
+    fn contributions(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let n = self.coefficients.len();
+        let mut out = Array2::zeros((x.nrows(), n + 1));
+        let mut z = Vec::new();
+        for (row, mut phi) in x.rows().into_iter().zip(out.rows_mut()) {
+            self.standardizer.row(row, &mut z);
+            for k in 0..n {
+                phi[k] = (z[k] * self.coefficients[k]) as f32;
+            }
+            phi[n] = self.intercept as f32;
+        }
+        out
     }
 
     fn predict(&self, x: ArrayView2<f32>) -> Array1<f32> {

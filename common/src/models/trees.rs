@@ -856,6 +856,20 @@ impl TreeModel {
         XgboostJson::parse(bytes)?.compile()
     }
 
+    /// One model from XGBoost model files (JSON or UBJSON) whose margins are averaged, as a
+    /// forest's parts are ([`TreeModel::average`]; one file is itself), node covers kept.
+    pub fn from_xgboost_files<B: AsRef<[u8]>>(files: &[B]) -> Result<Self> {
+        let parts = files
+            .iter()
+            .map(|bytes| {
+                super::ubjson::from_json_or_ubjson::<XgboostJson>(bytes.as_ref())
+                    .map_err(|e| Error::Artifact(format!("XGBoost model: {e}")))?
+                    .compile()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::average(&parts)
+    }
+
     /// One model whose margin is the mean of the `parts`' margins (the parts of a forest):
     /// the trees of all parts with leaves divided by the number of parts, the mean base margin.
     pub fn average(parts: &[TreeModel]) -> Result<Self> {

@@ -1,0 +1,94 @@
+//! Keys the serving layer adds to any kind's answers (`out_of_range` for every kind trained
+//! here, `contributions` for the kinds whose explanations are not among their own keys): JSON
+//! and JSON Lines records gain `"key": value` before their closing brace, a CSV line one last
+//! field.
+
+use super::Predictions;
+use ndarray::Array2;
+use std::fmt::Write;
+
+/// One added key's value per record.
+pub trait AddedKey: Send {
+    /// The key's name in JSON answers.
+    fn key(&self) -> &'static str;
+    /// Appends record `i`'s value as JSON.
+    fn json_value(&self, i: usize, out: &mut String);
+    /// Appends record `i`'s value as one CSV field.
+    fn csv_field(&self, i: usize, out: &mut String);
+}
+
+/// Predictions whose every record also answers one added key.
+pub struct WithKey {
+    inner: Box<dyn Predictions>,
+    added: Box<dyn AddedKey>,
+}
+
+impl WithKey {
+    /// `inner`'s answers with `added`'s key.
+    pub fn new(inner: Box<dyn Predictions>, added: Box<dyn AddedKey>) -> Self {
+        Self { inner, added }
+    }
+}
+
+impl Predictions for WithKey {
+    fn records(&self) -> usize {
+        self.inner.records()
+    }
+
+    fn json_record(&self, i: usize, out: &mut String) {
+        let start = out.len();
+        self.inner.json_record(i, out);
+        // The record is one object: the key goes before its closing brace.
+        if out.ends_with('}') {
+            out.pop();
+            if !out[start..].ends_with('{') {
+                out.push(',');
+            }
+        } else {
+            out.truncate(start);
+            out.push('{');
+        }
+        let _ = write!(out, "\"{}\":", self.added.key());
+        self.added.json_value(i, out);
+        out.push('}');
+    }
+
+    fn csv_record(&self, i: usize, out: &mut String) {
+        self.inner.csv_record(i, out);
+        out.push(',');
+        self.added.csv_field(i, out);
+    }
+
+    fn first_non_finite(&self) -> Option<usize> {
+        self.inner.first_non_finite()
+    }
+}
+
+/// Most contribution values one answer holds (64 MiB of floats; the JSON text is larger).
+pub const MAX_EXPLAINED_VALUES: usize = 16 << 20;
+
+/// Per record, the contributions of its features and the bias (a list; JSON an array, CSV a
+/// quoted list as the built-in's list keys are).
+pub struct Contributions(pub Array2<f32>);
+
+impl AddedKey for Contributions {
+    fn key(&self) -> &'static str {
+        "contributions"
+    }
+
+    fn json_value(&self, i: usize, out: &mut String) {
+        out.push('[');
+        for (k, v) in self.0.row(i).iter().enumerate() {
+            let _ = write!(out, "{}{v}", if k == 0 { "" } else { "," });
+        }
+        out.push(']');
+    }
+
+    fn csv_field(&self, i: usize, out: &mut String) {
+        out.push_str("\"[");
+        for (k, v) in self.0.row(i).iter().enumerate() {
+            let _ = write!(out, "{}{v}", if k == 0 { "" } else { ", " });
+        }
+        out.push_str("]\"");
+    }
+}

@@ -1,0 +1,189 @@
+//! The `out_of_range` output key, for every kind trained here: per record, the features whose
+//! values lie outside what training saw. Training stores each numeric feature's smallest and
+//! largest value of the train split in the manifest (`training_ranges`); categorical features
+//! have their categories there already. A value below the smallest or above the largest, or a
+//! category training never held, is flagged; a missing value is not.
+//!
+//! Answers: JSON and JSON Lines records gain `"out_of_range": ["name", ...]` (empty when none);
+//! a CSV line gains one last field, the names joined by `;` (empty when none).
+
+use super::added_keys::{AddedKey, WithKey};
+use super::Predictions;
+use crate::artifact::Manifest;
+use crate::data::categories;
+use crate::data::Dataset;
+use ndarray::ArrayView2;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// The output key's name.
+pub const KEY: &str = "out_of_range";
+
+/// Each numeric feature's smallest and largest value in `d` (features without any value and
+/// categorical ones are left out), by name.
+pub fn training_ranges(d: &Dataset) -> BTreeMap<String, [f32; 2]> {
+    let mut ranges = BTreeMap::new();
+    for (k, name) in d.feature_names.iter().enumerate() {
+        if d.encoding.feature(k).is_some() {
+            continue;
+        }
+        let (lo, hi) = d
+            .features
+            .column(k)
+            .iter()
+            .filter(|v| !v.is_nan())
+            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        if lo <= hi {
+            ranges.insert(name.clone(), [lo, hi]);
+        }
+    }
+    ranges
+}
+
+/// What a model's training saw, per feature in model order.
+#[derive(Debug, Clone)]
+pub struct TrainingRanges {
+    names: Vec<String>,
+    ranges: Vec<Option<[f32; 2]>>,
+}
+
+impl TrainingRanges {
+    /// From a manifest, when it holds training ranges (models trained by this build).
+    pub fn of(manifest: &Manifest) -> Option<Self> {
+        if manifest.training_ranges.is_empty() {
+            return None;
+        }
+        Some(Self {
+            names: manifest.feature_names.clone(),
+            ranges: manifest
+                .feature_names
+                .iter()
+                .map(|n| manifest.training_ranges.get(n).copied())
+                .collect(),
+        })
+    }
+
+    /// Per record of `x` (model order), the indices of its features outside what training saw.
+    pub fn flags(&self, x: ArrayView2<f32>) -> Vec<Vec<u32>> {
+        x.rows()
+            .into_iter()
+            .map(|row| {
+                row.iter()
+                    .zip(&self.ranges)
+                    .enumerate()
+                    .filter(|(_, (&v, range))| {
+                        categories::is_unseen(v) || range.is_some_and(|[lo, hi]| v < lo || v > hi)
+                    })
+                    .map(|(k, _)| k as u32)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Wraps predictions of the records `x` so that each answer holds its flags.
+    pub fn flag(&self, inner: Box<dyn Predictions>, x: ArrayView2<f32>) -> WithKey {
+        WithKey::new(
+            inner,
+            Box::new(Flags {
+                flags: self.flags(x),
+                names: self.names.clone(),
+            }),
+        )
+    }
+}
+
+/// The flags of a batch of records.
+struct Flags {
+    flags: Vec<Vec<u32>>,
+    names: Vec<String>,
+}
+
+impl AddedKey for Flags {
+    fn key(&self) -> &'static str {
+        KEY
+    }
+
+    fn json_value(&self, i: usize, out: &mut String) {
+        out.push('[');
+        for (n, &k) in self.flags[i].iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::Value::from(self.names[k as usize].as_str()).to_string());
+        }
+        out.push(']');
+    }
+
+    fn csv_field(&self, i: usize, out: &mut String) {
+        let joined: Vec<&str> = self.flags[i]
+            .iter()
+            .map(|&k| self.names[k as usize].as_str())
+            .collect();
+        let field = joined.join(";");
+        if field.contains([',', '"', '\n', '\r']) {
+            let _ = write!(out, "\"{}\"", field.replace('"', "\"\""));
+        } else {
+            out.push_str(&field);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::tabular::TabularPredictions;
+    use ndarray::{arr2, Array1};
+
+    #[test]
+    fn values_beyond_training_and_unseen_categories_are_flagged() {
+        let d = Dataset {
+            features: arr2(&[[1.0, 0.0, 5.0], [3.0, 1.0, f32::NAN]]),
+            targets: vec![Array1::zeros(2)],
+            feature_names: vec!["iops".into(), "city".into(), "b,\"q\"".into()],
+            encoding: categories::Encoding {
+                features: vec![
+                    None,
+                    Some(categories::Categories::new(vec!["a".into(), "b".into()])),
+                ],
+                classes: None,
+            },
+            weights: None,
+            absent_is_zero: false,
+            query_ids: None,
+        };
+        let ranges = training_ranges(&d);
+        assert_eq!(ranges["iops"], [1.0, 3.0]);
+        assert!(!ranges.contains_key("city"));
+        let mut manifest = crate::artifact::tests::manifest_of(&d.feature_names);
+        manifest.training_ranges = ranges;
+        let t = TrainingRanges::of(&manifest).unwrap();
+        let x = arr2(&[
+            [2.0, 1.0, 5.0],
+            [150_000.0, categories::UNSEEN, 4.0],
+            [f32::NAN, f32::NAN, 6.0],
+        ]);
+        assert_eq!(t.flags(x.view()), vec![vec![], vec![0, 1, 2], vec![2]]);
+        let p = t.flag(
+            Box::new(TabularPredictions {
+                values: arr2(&[[0.5], [0.25], [1.0]]),
+                classification: false,
+                class_names: None,
+            }),
+            x.view(),
+        );
+        let mut json = String::new();
+        p.json_record(1, &mut json);
+        assert_eq!(
+            json,
+            r#"{"score":0.25,"out_of_range":["iops","city","b,\"q\""]}"#
+        );
+        let mut csv = String::new();
+        p.csv_record(1, &mut csv);
+        assert_eq!(csv, r#"0.25,"iops;city;b,""q""""#);
+        csv.clear();
+        p.csv_record(0, &mut csv);
+        assert_eq!(csv, "0.5,");
+    }
+}
