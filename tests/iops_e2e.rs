@@ -261,12 +261,7 @@ fn out_of_range_names_what_training_never_saw() {
         &[],
         &[("X-Amzn-SageMaker-Custom-Attributes", "output=contributions")],
     );
-    let phi: Vec<f64> = explained["contributions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_f64().unwrap())
-        .collect();
+    let phi = e2e::floats(&explained["contributions"]);
     assert_eq!(phi.len(), 5 * 26, "{explained}");
     let score = explained["performance_score"].as_f64().unwrap();
     let unclipped: f64 = phi[4 * 26..].iter().sum();

@@ -461,3 +461,12 @@ pub fn check_readme_metric_regexes(heading: &str, log: &str) -> usize {
     }
     checked
 }
+
+/// A JSON answer's list of numbers (e.g. a record's `contributions`).
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|c| c.as_f64().unwrap())
+        .collect()
+}

@@ -496,12 +496,7 @@ fn fire_contributions_sum_to_the_ensemble_probability_in_every_format() {
     assert_eq!(records.len(), 300);
     let mut spread = 0f64;
     for r in records {
-        let phi: Vec<f64> = r["contributions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_f64().unwrap())
-            .collect();
+        let phi = e2e::floats(&r["contributions"]);
         assert_eq!(phi.len(), 19, "18 features and the bias");
         let p = r["ensemble_probability"].as_f64().unwrap();
         let sum: f64 = phi.iter().sum();

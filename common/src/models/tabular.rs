@@ -983,6 +983,26 @@ mod tests {
         (x, y)
     }
 
+    /// Fits `candidate` with the test settings, no weights.
+    fn fit_rows(
+        candidate: Candidate,
+        task: Task,
+        x: ArrayView2<f32>,
+        y: &Array1<f32>,
+        validation: Option<(ArrayView2<f32>, &Array1<f32>)>,
+        categories: &[usize],
+    ) -> TabularModel {
+        let rows = TrainRows {
+            x,
+            y,
+            weights: None,
+            validation,
+            absent_is_zero: false,
+            categories,
+        };
+        fit(candidate, task, &params(), &rows, &mut |_| Ok(())).unwrap()
+    }
+
     #[test]
     fn a_categorical_feature_is_learned_by_every_candidate() {
         // y = effect of the category of x0 (codes 0..4) + x1; x0 missing now and then.
@@ -1004,21 +1024,14 @@ mod tests {
         let (x, y) = data(800, 5);
         let (vx, vy) = data(200, 6);
         for candidate in Candidate::ALL {
-            let m = fit(
+            let m = fit_rows(
                 candidate,
                 Task::Regression,
-                &params(),
-                &TrainRows {
-                    x: x.view(),
-                    y: &y,
-                    weights: None,
-                    validation: Some((vx.view(), &vy)),
-                    absent_is_zero: false,
-                    categories: &[4, 0],
-                },
-                &mut |_| Ok(()),
-            )
-            .unwrap();
+                x.view(),
+                &y,
+                Some((vx.view(), &vy)),
+                &[4, 0],
+            );
             let p = m.predict(vx.view());
             let known: Vec<usize> = (0..200).filter(|&i| !vx[[i, 0]].is_nan()).collect();
             let rmse = (known
@@ -1082,21 +1095,14 @@ mod tests {
         let (x, y) = regression(600, 1);
         let (vx, vy) = regression(200, 2);
         for candidate in Candidate::ALL {
-            let m = fit(
+            let m = fit_rows(
                 candidate,
                 Task::Regression,
-                &params(),
-                &TrainRows {
-                    x: x.view(),
-                    y: &y,
-                    weights: None,
-                    validation: Some((vx.view(), &vy)),
-                    absent_is_zero: false,
-                    categories: &[],
-                },
-                &mut |_| Ok(()),
-            )
-            .unwrap();
+                x.view(),
+                &y,
+                Some((vx.view(), &vy)),
+                &[],
+            );
             let p = m.predict(vx.view());
             let rmse = (p
                 .column(0)
@@ -1111,21 +1117,7 @@ mod tests {
             assert_eq!(TabularModel::from_bytes(&m.to_bytes().unwrap()).unwrap(), m);
         }
         // Least squares recovers the coefficients.
-        let m = fit(
-            Candidate::Linear,
-            Task::Regression,
-            &params(),
-            &TrainRows {
-                x: x.view(),
-                y: &y,
-                weights: None,
-                validation: None,
-                absent_is_zero: false,
-                categories: &[],
-            },
-            &mut |_| Ok(()),
-        )
-        .unwrap();
+        let m = fit_rows(Candidate::Linear, Task::Regression, x.view(), &y, None, &[]);
         let p = m.predict(ndarray::arr2(&[[1.0f32, 1.0, 5.0]]).view());
         assert!((p[[0, 0]] - 1.05).abs() < 0.05, "{p:?}");
     }
@@ -1148,21 +1140,7 @@ mod tests {
                 (Task::Binary, &binary),
                 (Task::MultiClass { num_class: 3 }, &classes),
             ] {
-                let m = fit(
-                    candidate,
-                    task,
-                    &params(),
-                    &TrainRows {
-                        x: x.view(),
-                        y: labels,
-                        weights: None,
-                        validation: None,
-                        absent_is_zero: false,
-                        categories: &[],
-                    },
-                    &mut |_| Ok(()),
-                )
-                .unwrap();
+                let m = fit_rows(candidate, task, x.view(), labels, None, &[]);
                 let p = m.predict(x.view());
                 assert_eq!(p.ncols(), task.outputs());
                 assert!(
