@@ -110,6 +110,9 @@ impl LoadedModel {
         });
         // Everything served is in memory now; an unpacked archive is not needed any more.
         if scratch.exists() {
+            if let Ok(model) = &loaded {
+                model.model.prepare_explanations();
+            }
             if let Err(e) = std::fs::remove_dir_all(&scratch) {
                 tracing::warn!(path = %scratch.display(), error = %e, "cannot remove the unpacked model.tar.gz");
             }

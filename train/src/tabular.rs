@@ -109,13 +109,16 @@ pub fn train(
         // to serve.
         let scored = splits.validation.len() + splits.test.as_ref().map_or(0, Dataset::len);
         let kept = splits.train.len().min(t.params.knn_sample_size as usize);
+        let encoded_values = encoded_width.saturating_mul(splits.train.len());
         if matches!(candidate, Candidate::Linear | Candidate::Knn)
             && !categories.is_empty()
-            && encoded_width > tabular::MAX_ONE_HOT_WIDTH
+            && (encoded_width > tabular::MAX_ONE_HOT_WIDTH
+                || encoded_values > tabular::MAX_ONE_HOT_VALUES)
         {
             let why = format!(
-                "the categorical features one-hot encoded make {encoded_width} columns, over the {} this candidate takes",
-                tabular::MAX_ONE_HOT_WIDTH
+                "the categorical features one-hot encoded make {encoded_width} columns ({encoded_values} values for the train split), over the {} columns or {} values this candidate takes",
+                tabular::MAX_ONE_HOT_WIDTH,
+                tabular::MAX_ONE_HOT_VALUES
             );
             if t.candidates.len() == 1 || t.serve_model == Some(candidate) {
                 return Err(Error::Data(format!("{}: {why}", candidate.name())));

@@ -123,9 +123,13 @@ impl Categories {
 pub struct CategoryBuilder {
     since_row: usize,
     seen: Categories,
-    /// Values that were numbers, and that were text.
+    /// Values that were numbers, that were text, and text that is a number with a decimal
+    /// comma.
     numbers: usize,
     texts: usize,
+    decimal_commas: usize,
+    /// Whether more names came than [`MAX_CATEGORIES`] (the later ones are not kept).
+    too_many: bool,
     /// The first text value and where it was read.
     first_text: Option<(String, String)>,
 }
@@ -134,7 +138,12 @@ pub struct CategoryBuilder {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NotCategories {
     /// More names than [`MAX_CATEGORIES`]: an identifier or free text.
-    TooMany(usize),
+    TooMany,
+    /// Numbers written with a decimal comma (`2,5`): a numeric column in a locale's format.
+    DecimalCommas {
+        /// The first such value, and where it was read.
+        first: (String, String),
+    },
     /// Mostly numbers, with some text: a numeric column with bad values.
     MostlyNumbers {
         /// How many values were numbers.
@@ -154,6 +163,8 @@ impl CategoryBuilder {
             seen: Categories::default(),
             numbers: 0,
             texts: 0,
+            decimal_commas: 0,
+            too_many: false,
             first_text: None,
         }
     }
@@ -162,6 +173,11 @@ impl CategoryBuilder {
     pub fn code(&mut self, name: &str) -> u32 {
         if let Some(c) = self.seen.code(name) {
             return c;
+        }
+        if self.seen.len() >= MAX_CATEGORIES {
+            // An identifier column: counted as such, its names not kept.
+            self.too_many = true;
+            return 0;
         }
         let c = self.seen.names.len() as u32;
         self.seen.names.push(name.to_owned());
@@ -182,6 +198,9 @@ impl CategoryBuilder {
             }
             Err(_) => {
                 self.texts += 1;
+                if text.contains(',') && text.replacen(',', ".", 1).parse::<f64>().is_ok() {
+                    self.decimal_commas += 1;
+                }
                 if self.first_text.is_none() {
                     self.first_text = Some((text.chars().take(40).collect(), at()));
                 }
@@ -205,6 +224,11 @@ impl CategoryBuilder {
                 **v = self.code(&number_name(**v)) as f32;
             }
         }
+        if self.texts > 0 && self.decimal_commas == self.texts {
+            return Err(NotCategories::DecimalCommas {
+                first: self.first_text.take().unwrap_or_default(),
+            });
+        }
         if self.numbers > self.texts {
             return Err(NotCategories::MostlyNumbers {
                 numbers: self.numbers,
@@ -212,8 +236,8 @@ impl CategoryBuilder {
                 first: self.first_text.take().unwrap_or_default(),
             });
         }
-        if self.seen.len() > MAX_CATEGORIES {
-            return Err(NotCategories::TooMany(self.seen.len()));
+        if self.too_many {
+            return Err(NotCategories::TooMany);
         }
         let mut order: Vec<u32> = (0..self.seen.len() as u32).collect();
         order.sort_by(|&a, &b| self.seen.names[a as usize].cmp(&self.seen.names[b as usize]));
@@ -223,7 +247,7 @@ impl CategoryBuilder {
         }
         for v in values {
             if !v.is_nan() {
-                *v = sorted_code[*v as usize] as f32;
+                *v = sorted_code.get(*v as usize).map_or(f32::NAN, |&c| c as f32);
             }
         }
         let names = order
@@ -281,6 +305,30 @@ mod tests {
         assert!(missing.is_nan() && !is_unseen(missing));
     }
 
+    /// A builder fed far more names than it keeps stays at the cap.
+    fn b_len_is_bounded() -> bool {
+        let mut b = CategoryBuilder::new(0);
+        for i in 0..3 * MAX_CATEGORIES {
+            b.value_of_text(&format!("id{i}"), String::new);
+        }
+        b.seen.len() == MAX_CATEGORIES
+    }
+
+    #[test]
+    fn decimal_commas_are_numbers_in_the_wrong_format() {
+        let mut b = CategoryBuilder::new(0);
+        let mut column = vec![
+            b.value_of_text("2,5", || "f line 1".into()),
+            b.value_of_text("3,75", || "f line 2".into()),
+        ];
+        assert_eq!(
+            b.finish(column.iter_mut()),
+            Err(NotCategories::DecimalCommas {
+                first: ("2,5".into(), "f line 1".into())
+            })
+        );
+    }
+
     #[test]
     fn a_builder_names_earlier_numbers_and_sorts() {
         // Rows 0 and 1 were read as numbers; from row 2 the column held text.
@@ -300,10 +348,8 @@ mod tests {
         let mut column: Vec<f32> = (0..=MAX_CATEGORIES)
             .map(|i| b.value_of_text(&format!("id{i}"), at))
             .collect();
-        assert_eq!(
-            b.finish(column.iter_mut()),
-            Err(NotCategories::TooMany(MAX_CATEGORIES + 1))
-        );
+        assert_eq!(b.finish(column.iter_mut()), Err(NotCategories::TooMany));
+        assert!(b_len_is_bounded());
         // More numbers than text is a numeric column with bad values.
         let mut b = CategoryBuilder::new(2);
         let mut column = vec![1.0, 2.0, b.value_of_text("oops", at)];

@@ -179,6 +179,9 @@ impl Table {
     /// text.
     fn label_of_text(&mut self, text: &str) -> Result<f32, String> {
         let row = self.rows();
+        if categories::is_missing(text) {
+            return Err("the label is missing".into());
+        }
         if let TextColumns::Given { .. } = self.text {
             if let Some(classes) = &self.encoding.classes {
                 let name = categories::name_of(text);
@@ -189,9 +192,6 @@ impl Table {
                     )
                 });
             }
-        }
-        if categories::is_missing(text) {
-            return Err("the label is missing".into());
         }
         let at = || format!("{} line {}", self.source, self.line);
         match (&mut self.text, number::parse(text)) {
@@ -271,6 +271,17 @@ impl Table {
             )));
         }
         Ok(())
+    }
+
+    /// Whether any column holds text: categorical features or class names, learned so far or
+    /// given by the train channel.
+    fn has_text(&self) -> bool {
+        match &self.text {
+            TextColumns::Learn { features, label } => !features.is_empty() || label.is_some(),
+            TextColumns::Given { .. } => {
+                self.encoding.has_categorical() || self.encoding.classes.is_some()
+            }
+        }
     }
 
     /// Whether feature `k` is known to hold categories.
@@ -455,6 +466,7 @@ pub fn load_channel(
         None => Table::default(),
     };
     let list = files::data_files(dir, channel)?;
+    let mut numbers_only = None;
     for file in &list {
         stop()?;
         let (mut reader, name) = files::open(dir, file)?;
@@ -480,6 +492,16 @@ pub fn load_channel(
             parse(reader, format, options, &name, &mut table)?;
         }
         tracing::info!(channel, file = %name, ?format, rows_so_far = table.rows(), width = table.width, "loaded data file");
+        if !matches!(format, TabularFormat::Csv | TabularFormat::JsonLines) {
+            numbers_only.get_or_insert(name);
+        }
+    }
+    // Text columns are coded from names: a format of numbers alone would put raw numbers where
+    // codes belong.
+    if let Some(file) = numbers_only.filter(|_| table.has_text()) {
+        return Err(Error::Data(format!(
+            "channel '{channel}': {file} holds numbers only, but the table has text columns or text labels (read from CSV or JSON Lines, or the train channel's); give every file of a table with text as CSV or JSON Lines"
+        )));
     }
     if table.rows() == 0 {
         return Err(Error::Data(format!(
@@ -555,9 +577,12 @@ pub fn parse(
 /// Why a text column of the train channel is not categorical, in one phrase.
 fn not_categories(name: &str, e: NotCategories) -> String {
     match e {
-        NotCategories::TooMany(n) => format!(
-            "{name} holds {n} different texts, more than the {} categories a column may have (an identifier or free text: drop it)",
+        NotCategories::TooMany => format!(
+            "{name} holds more than the {} different texts a categorical column may have (an identifier or free text: drop it)",
             categories::MAX_CATEGORIES
+        ),
+        NotCategories::DecimalCommas { first: (value, at) } => format!(
+            "{name} holds numbers with decimal commas, first \"{value}\" ({at}); write them with a decimal point, or set csv_delimiter if the comma separates fields"
         ),
         NotCategories::MostlyNumbers {
             numbers,
@@ -570,10 +595,13 @@ fn not_categories(name: &str, e: NotCategories) -> String {
 }
 
 /// Whether a CSV file's first line is a header: it names the label column, or none of its
-/// fields is a number (a data row of a table with text columns has numbers in it too).
+/// fields is a number or a missing marker (a data row of a table with text columns has numbers
+/// or missing values in it too; an empty field is a header's unnamed index column).
 fn is_header(fields: &[&str], options: &TabularOptions) -> bool {
     let texts = || fields.iter().map(|f| number::unquote(f));
-    texts().any(|t| t == options.label_column) || texts().all(|t| t.parse::<f64>().is_err())
+    texts().any(|t| t == options.label_column)
+        || texts()
+            .all(|t| t.parse::<f64>().is_err() && (t.is_empty() || !categories::is_missing(t)))
 }
 
 /// The feature columns of a file that hold values other than numbers, gathered over the whole
@@ -1031,8 +1059,13 @@ mod tests {
             &mut t,
         )
         .unwrap();
-        t.finish_text("train").unwrap();
-        assert_eq!(t.encoding.feature(0).unwrap().names(), ["2,5"]);
+        let e = t.finish_text("train").unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "column 'f0' holds numbers with decimal commas, first \"2,5\" (e.csv line 1)"
+            ),
+            "{e}"
+        );
         let mut t = Table::default();
         parse(
             "1;2\n".as_bytes(),
@@ -1067,6 +1100,24 @@ mod tests {
         parse(text.as_bytes(), format, &opts(false), "v", &mut t)?;
         t.finish_text("validation")?;
         Ok(t)
+    }
+
+    #[test]
+    fn a_channel_with_text_takes_no_file_of_numbers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = dir.path().join("train");
+        std::fs::create_dir_all(&train).unwrap();
+        std::fs::write(train.join("a.csv"), "price,city\nhigh,paris\nlow,lyon\n").unwrap();
+        std::fs::write(train.join("b.libsvm"), "1 0:94110\n").unwrap();
+        let e = load_channel(dir.path(), "train", None, &opts(false), None, &|| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "b.libsvm holds numbers only, but the table has text columns or text labels"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

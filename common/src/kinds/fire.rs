@@ -5,7 +5,7 @@
 //! feature-name drift broke the original system once, so they live here and nowhere else.
 //! The ensemble itself (members, weights, fitting) is [`crate::models::ensemble`].
 
-use super::{first_non_finite, Model, Predictions};
+use super::{first_non_finite, Deferred, Model, Predictions};
 use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
 use crate::data::{Schema, Target, TargetKind};
 use crate::error::{Error, Result};
@@ -105,12 +105,7 @@ impl FireEnsemble {
                 // XGBoost's own models are in the artifact for XGBoost tooling only.
                 PayloadFormat::XgboostUbj => continue,
                 PayloadFormat::CompiledTrees => {
-                    // From XGBoost's own files where the artifact has them: they keep the node
-                    // covers explanations need.
-                    let trees = match super::trees_with_covers(dir, manifest, &p.name)? {
-                        Some(trees) => trees,
-                        None => TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)?,
-                    };
+                    let trees = TreeModel::from_bytes(&manifest.read_payload(dir, p)?, n_features)?;
                     if trees.link != Link::Logistic || trees.n_groups() != 1 {
                         return Err(Error::Artifact(format!(
                             "member '{}' is not a binary classifier (one logistic output)",
@@ -160,6 +155,10 @@ pub struct FireModel {
     ensemble: FireEnsemble,
     members: Vec<&'static str>,
     schema: Schema,
+    /// The same ensemble with its trees read from XGBoost's files, which keep the node covers
+    /// explanations need (built on the first explanation: they take longer to read than the
+    /// compiled trees); `None` when the artifact has none.
+    explainer: Deferred<FireEnsemble>,
 }
 
 impl FireModel {
@@ -167,10 +166,48 @@ impl FireModel {
     pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self> {
         let ensemble = FireEnsemble::load(dir, manifest)?;
         let members = ensemble.members.iter().map(|(m, _)| m.name()).collect();
+        // Read and compiled on the first explanation.
+        let parts: Vec<(Member, Option<LogisticModel>)> = ensemble
+            .members
+            .iter()
+            .map(|(member, model)| match model {
+                MemberModel::Logistic(m) => (*member, Some(m.clone())),
+                MemberModel::Trees { .. } => (*member, None),
+            })
+            .collect();
+        let (dir, manifest) = (dir.to_path_buf(), manifest.clone());
+        let (weights, threshold) = (ensemble.weights.clone(), ensemble.threshold);
+        let explainer = Deferred::new(move || {
+            let members = parts
+                .into_iter()
+                .map(|(member, logistic)| {
+                    let model = match logistic {
+                        Some(m) => MemberModel::Logistic(m),
+                        None => MemberModel::Trees {
+                            trees: super::trees_with_covers(&dir, &manifest, member.name())?,
+                            xgboost_models: Vec::new(),
+                        },
+                    };
+                    Some((member, model))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(FireEnsemble {
+                members,
+                weights,
+                threshold,
+            })
+        });
         Ok(Self {
             ensemble,
             members,
             schema: schema(),
+            explainer,
+        })
+    }
+
+    fn explainer(&self) -> std::result::Result<&FireEnsemble, String> {
+        self.explainer.get().ok_or_else(|| {
+            "the artifact holds no readable XGBoost files of the tree members, whose node covers explanations need".into()
         })
     }
 }
@@ -199,7 +236,7 @@ impl Model for FireModel {
     }
 
     fn contributions_per_row(&self) -> std::result::Result<usize, String> {
-        for (member, model) in &self.ensemble.members {
+        for (member, model) in &self.explainer()?.members {
             if let MemberModel::Trees { trees, .. } = model {
                 trees
                     .can_explain()
@@ -212,7 +249,7 @@ impl Model for FireModel {
     /// The ensemble probability's contributions ([`FireEnsemble::contributions`]): the 18
     /// features in model order, then the bias.
     fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
-        self.ensemble.contributions(x)
+        self.explainer()?.contributions(x)
     }
 }
 

@@ -15,7 +15,7 @@
 //! | `capacity_utilization` | `min(total_iops / 15000, 1)` (15,000 IOPS of device capacity) |
 //! | `efficiency_ratio` | `bandwidth_mbps / max(total_iops, 1)` (MB/s per IO: the mean transfer size) |
 
-use super::{first_non_finite, Model, Predictions};
+use super::{first_non_finite, Deferred, Model, Predictions};
 use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
 use crate::data::{Derived, Schema, Target, TargetKind};
 use crate::error::{Error, Result};
@@ -155,6 +155,10 @@ pub struct IopsModel {
     pub regressor: Option<TreeModel>,
     /// The request features (the derived five may be left out).
     schema: Schema,
+    /// The models again, read from XGBoost's files, which keep the node covers explanations
+    /// need (built on the first explanation), in answer order; `None` when not loaded from an
+    /// artifact.
+    explainer: Option<Deferred<Vec<TreeModel>>>,
 }
 
 /// Predictions for a batch of rows. Answers: JSON `{"risk_level", "risk_class",
@@ -210,17 +214,13 @@ impl IopsModel {
             classifier,
             regressor,
             schema,
+            explainer: None,
         })
     }
 
     /// Loads the compiled trees a manifest lists.
     pub fn load(dir: &std::path::Path, manifest: &Manifest) -> Result<Self> {
         let read = |name: &str| -> Result<Option<TreeModel>> {
-            // From XGBoost's own files where the artifact has them: they keep the node covers
-            // explanations need.
-            if let Some(trees) = super::trees_with_covers(dir, manifest, name)? {
-                return Ok(Some(trees));
-            }
             manifest
                 .payloads
                 .iter()
@@ -231,7 +231,32 @@ impl IopsModel {
                 })
                 .transpose()
         };
-        Self::new(read(CLASSIFIER)?, read(REGRESSOR)?)
+        let mut model = Self::new(read(CLASSIFIER)?, read(REGRESSOR)?)?;
+        // Read and compiled on the first explanation.
+        let names: Vec<&str> = [
+            (CLASSIFIER, &model.classifier),
+            (REGRESSOR, &model.regressor),
+        ]
+        .into_iter()
+        .filter(|(_, m)| m.is_some())
+        .map(|(name, _)| name)
+        .collect();
+        let (dir, manifest) = (dir.to_path_buf(), manifest.clone());
+        model.explainer = Some(Deferred::new(move || {
+            names
+                .iter()
+                .map(|name| super::trees_with_covers(&dir, &manifest, name))
+                .collect()
+        }));
+        Ok(model)
+    }
+
+    fn explainer(&self) -> std::result::Result<&[TreeModel], String> {
+        self.explainer
+            .as_ref()
+            .and_then(Deferred::get)
+            .map(Vec::as_slice)
+            .ok_or_else(|| "the artifact holds no readable XGBoost files of the models, whose node covers explanations need".into())
     }
 
     /// Predicts every row.
@@ -280,7 +305,7 @@ impl Model for IopsModel {
 
     fn contributions_per_row(&self) -> std::result::Result<usize, String> {
         let mut per_row = 0;
-        for trees in [&self.classifier, &self.regressor].into_iter().flatten() {
+        for trees in self.explainer()? {
             trees.can_explain()?;
             per_row += trees.contributions_per_row();
         }
@@ -291,9 +316,9 @@ impl Model for IopsModel {
     /// features then the bias), then the regressor's score before clipping to [0, 100] (26
     /// more); a model not in the artifact leaves its blocks out.
     fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {
-        let blocks = [&self.classifier, &self.regressor]
-            .into_iter()
-            .flatten()
+        let blocks = self
+            .explainer()?
+            .iter()
             .map(|t| t.contributions(x))
             .collect::<std::result::Result<Vec<_>, String>>()?;
         let views: Vec<_> = blocks.iter().map(Array2::view).collect();

@@ -97,8 +97,13 @@ pub trait Model: Send + Sync {
     fn schema(&self) -> &Schema;
     /// Predicts every row of `x` (a full-width matrix in [`Model::schema`]'s order).
     fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>>;
-    /// Bytes the model's arrays hold (what a multi-model endpoint charges it).
+    /// Bytes the model's arrays hold (what a multi-model endpoint charges it); the copy of the
+    /// trees a first explanation builds ([`Deferred`]) is not counted.
     fn memory_bytes(&self) -> usize;
+    /// Reads now what explanations need (before an unpacked archive's files are removed).
+    fn prepare_explanations(&self) {
+        let _ = self.contributions_per_row();
+    }
     /// Contribution values per record ([`Model::contributions`]), or why the model has no
     /// explanations; asked before any is computed.
     fn contributions_per_row(&self) -> std::result::Result<usize, String> {
@@ -113,29 +118,61 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// The trees named `name` from the artifact's XGBoost UBJSON payloads (the parts of a forest
-/// averaged, as training combined them), which keep the node covers explanations need; `None`
-/// when it holds none (then the compiled trees serve, unexplained).
-pub(crate) fn trees_with_covers(
-    dir: &Path,
-    manifest: &Manifest,
-    name: &str,
-) -> Result<Option<TreeModel>> {
-    let files = manifest
-        .payloads
-        .iter()
-        .filter(|p| p.name == name && p.format == PayloadFormat::XgboostUbj)
-        .map(|p| manifest.read_payload(dir, p))
-        .collect::<Result<Vec<_>>>()?;
-    if files.is_empty() {
-        return Ok(None);
+/// The trees of the member or model `name` read from the artifact's XGBoost UBJSON files (the
+/// parts of a forest averaged, as training combined them), which keep the node covers
+/// explanations need; `None` when it holds none or they cannot be read (logged): the model is
+/// then served unexplained, as before explanations existed.
+pub(crate) fn trees_with_covers(dir: &Path, manifest: &Manifest, name: &str) -> Option<TreeModel> {
+    let read = || -> Result<Option<TreeModel>> {
+        let files = manifest
+            .payloads
+            .iter()
+            .filter(|p| p.name == name && p.format == PayloadFormat::XgboostUbj)
+            .map(|p| manifest.read_payload(dir, p))
+            .collect::<Result<Vec<_>>>()?;
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let trees = TreeModel::from_xgboost_files(&files)?;
+        trees
+            .check(manifest.feature_names.len())
+            .map_err(Error::Artifact)?;
+        Ok(Some(trees))
+    };
+    read().unwrap_or_else(|e| {
+        tracing::warn!(member = name, error = %e, "XGBoost's files of this model cannot be read: it is served without explanations");
+        None
+    })
+}
+
+/// A value built when first asked for, not when the model is loaded: the trees explanations
+/// need take longer to read than the ones predictions need (a fire ensemble's: 10-20 ms more
+/// before `/ping` answers, measured), and most endpoints never explain. Concurrent askers
+/// wait for the one building it. A model loaded from an archive builds it before the unpacked
+/// files are removed ([`Model::prepare_explanations`]).
+pub struct Deferred<T> {
+    value: std::sync::OnceLock<Option<T>>,
+    build: std::sync::Mutex<Option<Box<dyn FnOnce() -> Option<T> + Send>>>,
+}
+
+impl<T> Deferred<T> {
+    /// A value `build` makes on first use.
+    pub fn new(build: impl FnOnce() -> Option<T> + Send + 'static) -> Self {
+        Self {
+            value: std::sync::OnceLock::new(),
+            build: std::sync::Mutex::new(Some(Box::new(build))),
+        }
     }
-    let trees = TreeModel::from_xgboost_files(&files)
-        .map_err(|e| Error::Artifact(format!("member '{name}': {e}")))?;
-    trees
-        .check(manifest.feature_names.len())
-        .map_err(|e| Error::Artifact(format!("member '{name}': {e}")))?;
-    Ok(Some(trees))
+
+    /// The value, built now if it is the first ask (`None` when it could not be).
+    pub fn get(&self) -> Option<&T> {
+        self.value
+            .get_or_init(|| {
+                let build = self.build.lock().ok().and_then(|mut b| b.take());
+                build.and_then(|b| b())
+            })
+            .as_ref()
+    }
 }
 
 /// A batch of predictions that can be written record by record; each kind shapes its own

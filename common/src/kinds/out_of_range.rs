@@ -50,9 +50,10 @@ pub struct TrainingRanges {
 }
 
 impl TrainingRanges {
-    /// From a manifest, when it holds training ranges (models trained by this build).
+    /// From a manifest, when it holds training ranges or categories (models trained by this
+    /// build).
     pub fn of(manifest: &Manifest) -> Option<Self> {
-        if manifest.training_ranges.is_empty() {
+        if manifest.training_ranges.is_empty() && manifest.categories.is_empty() {
             return None;
         }
         Some(Self {

@@ -377,12 +377,17 @@ fn serde_bytes_vec<'de, D: serde::Deserializer<'de>>(
             Ok(out)
         }
     }
-    d.deserialize_byte_buf(Bytes)
+    // As a sequence, read a byte at a time: a length a file forges allocates nothing.
+    d.deserialize_seq(Bytes)
 }
 
 /// Most columns the one-hot encoding of the categorical features may have for the linear model
 /// and k-NN; past it they are left out of the comparison.
 pub const MAX_ONE_HOT_WIDTH: usize = 1_000;
+
+/// Most values the one-hot encoded train split may hold for the linear model and k-NN (800 MB
+/// as float32; the linear fit keeps a float64 copy besides); past it they are left out.
+pub const MAX_ONE_HOT_VALUES: usize = 200_000_000;
 
 /// Columns of the one-hot encoding of features with `categories` categories each (0: numeric).
 pub fn one_hot_width(categories: &[usize]) -> usize {
@@ -418,6 +423,25 @@ impl OneHot {
                 }
                 to[into + n] = from[block + wide];
             }
+        }
+        out
+    }
+
+    /// `f` of the encoded rows of `x`, a chunk of rows at a time (so a request of many short
+    /// rows never holds all of them encoded, up to 1,000 columns each), `columns` per row.
+    fn in_chunks(
+        &self,
+        x: ArrayView2<f32>,
+        columns: usize,
+        f: impl Fn(ArrayView2<f32>) -> Array2<f32>,
+    ) -> Array2<f32> {
+        const ROWS: usize = 4096;
+        let mut out = Array2::zeros((x.nrows(), columns));
+        for start in (0..x.nrows()).step_by(ROWS) {
+            let end = (start + ROWS).min(x.nrows());
+            let wide = self.expand(x.slice(ndarray::s![start..end, ..]));
+            out.slice_mut(ndarray::s![start..end, ..])
+                .assign(&f(wide.view()));
         }
         out
     }
@@ -605,13 +629,14 @@ impl TabularModel {
             Predictor::LeastSquares(m) => m.contributions(x),
             Predictor::Logistic(m) => m.contributions(x),
             Predictor::OneHot(one_hot, m) => {
-                let wide = one_hot.expand(x);
-                let phi = match m {
-                    Encoded::LeastSquares(m) => m.contributions(wide.view()),
-                    Encoded::Logistic(m) => m.contributions(wide.view()),
-                    Encoded::Knn(_) => unreachable!("refused above"),
-                };
-                one_hot.fold(phi.view(), self.task.outputs())
+                one_hot.in_chunks(x, self.task.outputs() * (self.n_features + 1), |wide| {
+                    let phi = match m {
+                        Encoded::LeastSquares(m) => m.contributions(wide),
+                        Encoded::Logistic(m) => m.contributions(wide),
+                        Encoded::Knn(_) => unreachable!("refused above"),
+                    };
+                    one_hot.fold(phi.view(), self.task.outputs())
+                })
             }
             Predictor::Knn(_) | Predictor::Trees(_) => unreachable!("refused above"),
         })
@@ -623,7 +648,9 @@ impl Predictor {
         match self {
             Predictor::Trees(t) => t.predict(x),
             Predictor::XgboostTrees(t) => t.trees.predict(x),
-            Predictor::OneHot(one_hot, m) => m.predict(task, one_hot.expand(x).view()),
+            Predictor::OneHot(one_hot, m) => {
+                one_hot.in_chunks(x, task.outputs(), |wide| m.predict(task, wide))
+            }
             Predictor::LeastSquares(m) => m.predict(x).insert_axis(Axis(1)),
             Predictor::Logistic(m) => m.predict(x),
             Predictor::Knn(k) => k.predict(x, task),
@@ -984,13 +1011,13 @@ mod tests {
     }
 
     /// Fits `candidate` with the test settings, no weights.
-    fn fit_rows(
+    fn fit_rows<'a>(
         candidate: Candidate,
         task: Task,
-        x: ArrayView2<f32>,
-        y: &Array1<f32>,
-        validation: Option<(ArrayView2<f32>, &Array1<f32>)>,
-        categories: &[usize],
+        x: ArrayView2<'a, f32>,
+        y: &'a Array1<f32>,
+        validation: Option<(ArrayView2<'a, f32>, &'a Array1<f32>)>,
+        categories: &'a [usize],
     ) -> TabularModel {
         let rows = TrainRows {
             x,
