@@ -37,6 +37,13 @@ pub struct PayloadFile {
     pub weight: Option<f64>,
 }
 
+impl PayloadFile {
+    /// The file's bytes, from the model directory `dir`.
+    pub fn read(&self, dir: &Path) -> Result<Vec<u8>> {
+        read_model_file(dir, &self.file)
+    }
+}
+
 /// How a payload file is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -205,7 +212,7 @@ impl Manifest {
 
     /// Reads one payload file's bytes.
     pub fn read_payload(&self, dir: &Path, payload: &PayloadFile) -> Result<Vec<u8>> {
-        read_model_file(dir, &payload.file)
+        payload.read(dir)
     }
 }
 

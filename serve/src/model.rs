@@ -87,6 +87,11 @@ impl LoadedModel {
                 .map(|a| AddedKeys { rest: None, ..a })
                 .unwrap_or_default();
             let ranges = TrainingRanges::of(&manifest);
+            // Held as `ranges` from here (a multi-model endpoint holds thousands of manifests).
+            let manifest = Manifest {
+                training_ranges: Default::default(),
+                ..manifest
+            };
             if added_by_default.out_of_range && ranges.is_none() {
                 return Err(Error::Config(no_ranges("SAGEMAKER_INFERENCE_OUTPUT")));
             }
@@ -211,7 +216,8 @@ impl LoadedModel {
                 .ranges
                 .as_ref()
                 .ok_or_else(|| ServeError::BadRequest(no_ranges("custom attribute output")))?;
-            answer = Box::new(ranges.flag(answer, x.view()));
+            let names = &self.model.schema().feature_names;
+            answer = Box::new(ranges.flag(answer, x.view(), names));
         }
         Ok(reply(answer.as_ref()))
     }
@@ -254,7 +260,7 @@ impl LoadedModel {
 /// Why `out_of_range` cannot be answered.
 fn no_ranges(asked_by: &str) -> String {
     format!(
-        "{asked_by}: {} needs the training ranges the manifest of a model trained by this build holds; this model has none (trained elsewhere, or by an earlier build)",
+        "{asked_by}: {} needs the training ranges the manifest of a model trained by this build holds; this model has none (trained elsewhere, by an earlier build, or on more than 10,000 features)",
         out_of_range::KEY
     )
 }

@@ -167,24 +167,31 @@ impl FireModel {
         let ensemble = FireEnsemble::load(dir, manifest)?;
         let members = ensemble.members.iter().map(|(m, _)| m.name()).collect();
         // Read and compiled on the first explanation.
-        let parts: Vec<(Member, Option<LogisticModel>)> = ensemble
+        let parts: Vec<(Member, Option<LogisticModel>, Vec<PayloadFile>)> = ensemble
             .members
             .iter()
             .map(|(member, model)| match model {
-                MemberModel::Logistic(m) => (*member, Some(m.clone())),
-                MemberModel::Trees { .. } => (*member, None),
+                MemberModel::Logistic(m) => (*member, Some(m.clone()), Vec::new()),
+                MemberModel::Trees { .. } => {
+                    (*member, None, super::xgboost_files(manifest, member.name()))
+                }
             })
             .collect();
-        let (dir, manifest) = (dir.to_path_buf(), manifest.clone());
+        let (dir, n_features) = (dir.to_path_buf(), manifest.feature_names.len());
         let (weights, threshold) = (ensemble.weights.clone(), ensemble.threshold);
         let explainer = Deferred::new(move || {
             let members = parts
                 .into_iter()
-                .map(|(member, logistic)| {
+                .map(|(member, logistic, files)| {
                     let model = match logistic {
                         Some(m) => MemberModel::Logistic(m),
                         None => MemberModel::Trees {
-                            trees: super::trees_with_covers(&dir, &manifest, member.name())?,
+                            trees: super::trees_with_covers(
+                                &dir,
+                                &files,
+                                n_features,
+                                member.name(),
+                            )?,
                             xgboost_models: Vec::new(),
                         },
                     };

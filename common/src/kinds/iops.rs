@@ -233,19 +233,19 @@ impl IopsModel {
         };
         let mut model = Self::new(read(CLASSIFIER)?, read(REGRESSOR)?)?;
         // Read and compiled on the first explanation.
-        let names: Vec<&str> = [
+        let files: Vec<(&str, Vec<PayloadFile>)> = [
             (CLASSIFIER, &model.classifier),
             (REGRESSOR, &model.regressor),
         ]
         .into_iter()
         .filter(|(_, m)| m.is_some())
-        .map(|(name, _)| name)
+        .map(|(name, _)| (name, super::xgboost_files(manifest, name)))
         .collect();
-        let (dir, manifest) = (dir.to_path_buf(), manifest.clone());
+        let (dir, n_features) = (dir.to_path_buf(), manifest.feature_names.len());
         model.explainer = Some(Deferred::new(move || {
-            names
+            files
                 .iter()
-                .map(|name| super::trees_with_covers(&dir, &manifest, name))
+                .map(|(name, files)| super::trees_with_covers(&dir, files, n_features, name))
                 .collect()
         }));
         Ok(model)

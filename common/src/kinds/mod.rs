@@ -13,7 +13,7 @@ pub mod out_of_range;
 pub mod tabular;
 pub mod xgboost;
 
-use crate::artifact::{Manifest, PayloadFormat};
+use crate::artifact::{Manifest, PayloadFile, PayloadFormat};
 use crate::data::Schema;
 use crate::error::{Error, Result};
 use crate::models::trees::TreeModel;
@@ -118,25 +118,36 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// The trees of the member or model `name` read from the artifact's XGBoost UBJSON files (the
-/// parts of a forest averaged, as training combined them), which keep the node covers
-/// explanations need; `None` when it holds none or they cannot be read (logged): the model is
-/// then served unexplained, as before explanations existed.
-pub(crate) fn trees_with_covers(dir: &Path, manifest: &Manifest, name: &str) -> Option<TreeModel> {
+/// The artifact's XGBoost UBJSON files of the member or model `name` (the parts of a forest),
+/// which keep the node covers explanations need.
+pub(crate) fn xgboost_files(manifest: &Manifest, name: &str) -> Vec<PayloadFile> {
+    manifest
+        .payloads
+        .iter()
+        .filter(|p| p.name == name && p.format == PayloadFormat::XgboostUbj)
+        .cloned()
+        .collect()
+}
+
+/// The trees of `files` ([`xgboost_files`]) read from `dir` (the parts of a forest averaged, as
+/// training combined them), checked to take `n_features`; `None` when there are none or they
+/// cannot be read (logged): the model is then served unexplained, as before explanations.
+pub(crate) fn trees_with_covers(
+    dir: &Path,
+    files: &[PayloadFile],
+    n_features: usize,
+    name: &str,
+) -> Option<TreeModel> {
     let read = || -> Result<Option<TreeModel>> {
-        let files = manifest
-            .payloads
-            .iter()
-            .filter(|p| p.name == name && p.format == PayloadFormat::XgboostUbj)
-            .map(|p| manifest.read_payload(dir, p))
-            .collect::<Result<Vec<_>>>()?;
         if files.is_empty() {
             return Ok(None);
         }
-        let trees = TreeModel::from_xgboost_files(&files)?;
-        trees
-            .check(manifest.feature_names.len())
-            .map_err(Error::Artifact)?;
+        let bytes = files
+            .iter()
+            .map(|p| p.read(dir))
+            .collect::<Result<Vec<_>>>()?;
+        let trees = TreeModel::from_xgboost_files(&bytes)?;
+        trees.check(n_features).map_err(Error::Artifact)?;
         Ok(Some(trees))
     };
     read().unwrap_or_else(|e| {

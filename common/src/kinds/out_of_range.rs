@@ -19,10 +19,21 @@ use std::fmt::Write;
 /// The output key's name.
 pub const KEY: &str = "out_of_range";
 
+/// Most features whose ranges a manifest keeps (a wide sparse libsvm table would make the
+/// manifest megabytes long; such models answer no `out_of_range`).
+pub const MAX_RANGED_FEATURES: usize = 10_000;
+
 /// Each numeric feature's smallest and largest value in `d` (features without any value and
-/// categorical ones are left out), by name.
+/// categorical ones are left out), by name; none past [`MAX_RANGED_FEATURES`] features.
 pub fn training_ranges(d: &Dataset) -> BTreeMap<String, [f32; 2]> {
     let mut ranges = BTreeMap::new();
+    if d.feature_names.len() > MAX_RANGED_FEATURES {
+        tracing::info!(
+            features = d.feature_names.len(),
+            "too many features to keep their training ranges: the model answers no out_of_range"
+        );
+        return ranges;
+    }
     for (k, name) in d.feature_names.iter().enumerate() {
         if d.encoding.feature(k).is_some() {
             continue;
@@ -42,10 +53,10 @@ pub fn training_ranges(d: &Dataset) -> BTreeMap<String, [f32; 2]> {
     ranges
 }
 
-/// What a model's training saw, per feature in model order.
+/// What a model's training saw, per feature in model order (a few bytes a feature: a
+/// multi-model endpoint holds thousands).
 #[derive(Debug, Clone)]
 pub struct TrainingRanges {
-    names: Vec<String>,
     ranges: Vec<Option<[f32; 2]>>,
 }
 
@@ -57,7 +68,6 @@ impl TrainingRanges {
             return None;
         }
         Some(Self {
-            names: manifest.feature_names.clone(),
             ranges: manifest
                 .feature_names
                 .iter()
@@ -83,13 +93,19 @@ impl TrainingRanges {
             .collect()
     }
 
-    /// Wraps predictions of the records `x` so that each answer holds its flags.
-    pub fn flag(&self, inner: Box<dyn Predictions>, x: ArrayView2<f32>) -> WithKey {
+    /// Wraps predictions of the records `x` (features named `names`, model order) so that each
+    /// answer holds its flags.
+    pub fn flag(
+        &self,
+        inner: Box<dyn Predictions>,
+        x: ArrayView2<f32>,
+        names: &[String],
+    ) -> WithKey {
         WithKey::new(
             inner,
             Box::new(Flags {
                 flags: self.flags(x),
-                names: self.names.clone(),
+                names: names.to_vec(),
             }),
         )
     }
@@ -173,6 +189,7 @@ mod tests {
                 class_names: None,
             }),
             x.view(),
+            &d.feature_names,
         );
         let mut json = String::new();
         p.json_record(1, &mut json);
