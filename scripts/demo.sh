@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on built-in sample data: generate data with the original generators, train the fire
-# ensemble, the IOPS models, the generic tabular candidates and a built-in XGBoost job (both on
-# datasets/ California housing) into local /opt/ml trees, serve each, send sample requests.
+# ensemble, the IOPS models, the generic tabular candidates (on datasets/ California housing, and
+# on the raw housing.csv with its text column, asked for explanations) and a built-in XGBoost job
+# into local /opt/ml trees, serve each, send sample requests.
 #   bash scripts/demo.sh            (DEMO_DIR=... keeps the tree there; DEMO_PORT=... picks the port)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,6 +58,10 @@ echo "== POST /invocations: one reading as JSON (sample-payloads/fire-single.jso
 ask application/json application/json fire-single.json
 echo "== POST /invocations: five readings as CSV, answer as CSV (label,probability,member probabilities)"
 ask text/csv text/csv fire-batch.csv
+echo "== the same, asking why (output=contributions: the 18 features' shares of the probability, then the bias)"
+curl -sf -H 'Content-Type: text/csv' -H 'X-Amzn-SageMaker-Custom-Attributes: output=contributions,out_of_range' \
+  --data-binary @sample-payloads/fire-single.csv "localhost:$port/invocations"
+echo
 stop_server
 
 iops="$root/iops"
@@ -84,6 +89,21 @@ echo "== serve the winner on port $port"
 start_server "$tab"
 echo "== POST /invocations: five block groups as CSV, one with a missing value (sample-payloads/housing-batch.csv)"
 ask text/csv application/json housing-batch.csv
+stop_server
+
+raw="$root/raw-table"
+prepare "$raw" '{"model_kind": "tabular", "label_column": "median_house_value"}'
+cp datasets/housing.csv.gz "$raw/input/data/train/"
+echo "== train on a raw table as it is: housing.csv with a header, empty fields and the text column ocean_proximity"
+train_in "$raw" '^metric: validation:[a-z_]+:rmse='
+python3 -c 'import json, sys; print("categories read:", json.load(open(sys.argv[1]))["categories"])' "$raw/model/manifest.json"
+echo "== serve it on port $port"
+start_server "$raw"
+echo "== POST /invocations: rows as the file has them, the last with a category and an income training never saw,"
+echo "   asking for explanations and out-of-range flags (output=contributions,out_of_range)"
+curl -sf -H 'Content-Type: text/csv' -H 'X-Amzn-SageMaker-Custom-Attributes: output=contributions,out_of_range' \
+  --data-binary @sample-payloads/raw-housing-batch.csv "localhost:$port/invocations"
+echo
 stop_server
 
 xgb="$root/builtin-xgboost"
@@ -122,4 +142,4 @@ done
 echo "DELETE /models/fire -> $(curl -s -X DELETE "localhost:$port/models/fire")"
 stop_server
 
-echo "== done: models and outputs in $root (fire), $iops (IOPS), $tab (tabular), $xgb (built-in XGBoost), $mme (multi-model)"
+echo "== done: models and outputs in $root (fire), $iops (IOPS), $tab (tabular), $raw (raw table), $xgb (built-in XGBoost), $mme (multi-model)"

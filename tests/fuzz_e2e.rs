@@ -164,6 +164,17 @@ fn no_infinity(values: impl IntoIterator<Item = f32>) -> Result<(), String> {
 fn schemas() -> Vec<Schema> {
     let mut tabular = common::kinds::fire::schema();
     tabular.allow_missing = true;
+    // A tabular model with text columns: the first and the last feature are categorical.
+    let mut categorical = tabular.clone();
+    let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
+    categorical.categories = vec![None; categorical.feature_names.len()];
+    categorical.categories[0] = Some(common::data::categories::Categories::new(names(&[
+        "1.5", "INLAND", "NEAR BAY",
+    ])));
+    *categorical.categories.last_mut().unwrap() =
+        Some(common::data::categories::Categories::new(names(&[
+            "a", "b",
+        ])));
     vec![
         common::kinds::fire::schema(),
         common::kinds::iops::schema(common::kinds::iops::Models {
@@ -171,6 +182,7 @@ fn schemas() -> Vec<Schema> {
             regressor: true,
         }),
         tabular,
+        categorical,
     ]
 }
 

@@ -66,7 +66,11 @@ impl LoadedModel {
     /// Loads `model/` (or the `model.tar.gz` in it, unpacked under the system temp directory and
     /// removed once loaded; the model directory itself is only read).
     pub fn load(opt_ml: &OptMl) -> Result<Self> {
-        Self::load_from(&opt_ml.model_dir())
+        let loaded = Self::load_from(&opt_ml.model_dir())?;
+        // The endpoint's one model: the files explanations need are read now, while `serve` may
+        // still run as root (it gives root up once loaded); a multi-model endpoint keeps root.
+        loaded.model.preload_explanations();
+        Ok(loaded)
     }
 
     /// Loads the model in `model_dir` (a model directory, or one holding `model.tar.gz`).
@@ -116,7 +120,7 @@ impl LoadedModel {
         // Everything served is in memory now; an unpacked archive is not needed any more.
         if scratch.exists() {
             if let Ok(model) = &loaded {
-                model.model.prepare_explanations();
+                model.model.preload_explanations();
             }
             if let Err(e) = std::fs::remove_dir_all(&scratch) {
                 tracing::warn!(path = %scratch.display(), error = %e, "cannot remove the unpacked model.tar.gz");

@@ -5,7 +5,7 @@
 //! feature-name drift broke the original system once, so they live here and nowhere else.
 //! The ensemble itself (members, weights, fitting) is [`crate::models::ensemble`].
 
-use super::{first_non_finite, Deferred, Model, Predictions};
+use super::{first_non_finite, Deferred, Model, Predictions, XgboostFiles};
 use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
 use crate::data::{Schema, Target, TargetKind};
 use crate::error::{Error, Result};
@@ -16,6 +16,7 @@ use ndarray::{Array2, ArrayView2};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The 18 features in model order: 15 thermal (FLIR) then 3 gas (SCD41 CO2).
 pub const FEATURE_NAMES: [&str; 18] = [
@@ -159,6 +160,8 @@ pub struct FireModel {
     /// explanations need (built on the first explanation: they take longer to read than the
     /// compiled trees); `None` when the artifact has none.
     explainer: Deferred<FireEnsemble>,
+    /// The tree members' XGBoost files the explainer reads.
+    files: Vec<Arc<XgboostFiles>>,
 }
 
 impl FireModel {
@@ -166,18 +169,20 @@ impl FireModel {
     pub fn load(dir: &Path, manifest: &Manifest) -> Result<Self> {
         let ensemble = FireEnsemble::load(dir, manifest)?;
         let members = ensemble.members.iter().map(|(m, _)| m.name()).collect();
-        // Read and compiled on the first explanation.
-        let parts: Vec<(Member, Option<LogisticModel>, Vec<PayloadFile>)> = ensemble
+        // Read and compiled on the first explanation (read earlier by `preload_explanations`).
+        let parts: Vec<(Member, Option<LogisticModel>, Option<Arc<XgboostFiles>>)> = ensemble
             .members
             .iter()
             .map(|(member, model)| match model {
-                MemberModel::Logistic(m) => (*member, Some(m.clone()), Vec::new()),
-                MemberModel::Trees { .. } => {
-                    (*member, None, super::xgboost_files(manifest, member.name()))
-                }
+                MemberModel::Logistic(m) => (*member, Some(m.clone()), None),
+                MemberModel::Trees { .. } => (
+                    *member,
+                    None,
+                    Some(XgboostFiles::of(dir, manifest, member.name())),
+                ),
             })
             .collect();
-        let (dir, n_features) = (dir.to_path_buf(), manifest.feature_names.len());
+        let files = parts.iter().filter_map(|p| p.2.clone()).collect();
         let (weights, threshold) = (ensemble.weights.clone(), ensemble.threshold);
         let explainer = Deferred::new(move || {
             let members = parts
@@ -186,12 +191,7 @@ impl FireModel {
                     let model = match logistic {
                         Some(m) => MemberModel::Logistic(m),
                         None => MemberModel::Trees {
-                            trees: super::trees_with_covers(
-                                &dir,
-                                &files,
-                                n_features,
-                                member.name(),
-                            )?,
+                            trees: files?.trees()?,
                             xgboost_models: Vec::new(),
                         },
                     };
@@ -209,6 +209,7 @@ impl FireModel {
             members,
             schema: schema(),
             explainer,
+            files,
         })
     }
 
@@ -240,6 +241,12 @@ impl Model for FireModel {
             .iter()
             .map(|(_, m)| m.memory_bytes())
             .sum()
+    }
+
+    fn preload_explanations(&self) {
+        for f in &self.files {
+            f.preload();
+        }
     }
 
     fn contributions_per_row(&self) -> std::result::Result<usize, String> {

@@ -15,13 +15,14 @@
 //! | `capacity_utilization` | `min(total_iops / 15000, 1)` (15,000 IOPS of device capacity) |
 //! | `efficiency_ratio` | `bandwidth_mbps / max(total_iops, 1)` (MB/s per IO: the mean transfer size) |
 
-use super::{first_non_finite, Deferred, Model, Predictions};
+use super::{first_non_finite, Deferred, Model, Predictions, XgboostFiles};
 use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
 use crate::data::{Derived, Schema, Target, TargetKind};
 use crate::error::{Error, Result};
 use crate::models::trees::{Link, TreeModel};
 use ndarray::{Array2, ArrayView2};
 use std::fmt::Write;
+use std::sync::Arc;
 
 /// The 25 features in model order: the generator's 20 raw fields, then the derived five.
 pub const FEATURE_NAMES: [&str; 25] = [
@@ -159,6 +160,8 @@ pub struct IopsModel {
     /// need (built on the first explanation), in answer order; `None` when not loaded from an
     /// artifact.
     explainer: Option<Deferred<Vec<TreeModel>>>,
+    /// The XGBoost files the explainer reads.
+    files: Vec<Arc<XgboostFiles>>,
 }
 
 /// Predictions for a batch of rows. Answers: JSON `{"risk_level", "risk_class",
@@ -215,6 +218,7 @@ impl IopsModel {
             regressor,
             schema,
             explainer: None,
+            files: Vec::new(),
         })
     }
 
@@ -233,20 +237,17 @@ impl IopsModel {
         };
         let mut model = Self::new(read(CLASSIFIER)?, read(REGRESSOR)?)?;
         // Read and compiled on the first explanation.
-        let files: Vec<(&str, Vec<PayloadFile>)> = [
+        model.files = [
             (CLASSIFIER, &model.classifier),
             (REGRESSOR, &model.regressor),
         ]
         .into_iter()
         .filter(|(_, m)| m.is_some())
-        .map(|(name, _)| (name, super::xgboost_files(manifest, name)))
+        .map(|(name, _)| XgboostFiles::of(dir, manifest, name))
         .collect();
-        let (dir, n_features) = (dir.to_path_buf(), manifest.feature_names.len());
+        let files = model.files.clone();
         model.explainer = Some(Deferred::new(move || {
-            files
-                .iter()
-                .map(|(name, files)| super::trees_with_covers(&dir, files, n_features, name))
-                .collect()
+            files.iter().map(|f| f.trees()).collect()
         }));
         Ok(model)
     }
@@ -301,6 +302,12 @@ impl Model for IopsModel {
 
     fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>> {
         Ok(Box::new(IopsModel::predict(self, x)))
+    }
+
+    fn preload_explanations(&self) {
+        for f in &self.files {
+            f.preload();
+        }
     }
 
     fn contributions_per_row(&self) -> std::result::Result<usize, String> {

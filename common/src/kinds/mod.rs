@@ -100,10 +100,9 @@ pub trait Model: Send + Sync {
     /// Bytes the model's arrays hold (what a multi-model endpoint charges it); the copy of the
     /// trees a first explanation builds ([`Deferred`]) is not counted.
     fn memory_bytes(&self) -> usize;
-    /// Reads now what explanations need (before an unpacked archive's files are removed).
-    fn prepare_explanations(&self) {
-        let _ = self.contributions_per_row();
-    }
+    /// Reads now the files explanations need (before an unpacked archive's files are removed,
+    /// or `serve` gives up root); they are compiled on the first explanation.
+    fn preload_explanations(&self) {}
     /// Contribution values per record ([`Model::contributions`]), or why the model has no
     /// explanations; asked before any is computed.
     fn contributions_per_row(&self) -> std::result::Result<usize, String> {
@@ -118,49 +117,79 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// The artifact's XGBoost UBJSON files of the member or model `name` (the parts of a forest),
-/// which keep the node covers explanations need.
-pub(crate) fn xgboost_files(manifest: &Manifest, name: &str) -> Vec<PayloadFile> {
-    manifest
-        .payloads
-        .iter()
-        .filter(|p| p.name == name && p.format == PayloadFormat::XgboostUbj)
-        .cloned()
-        .collect()
+/// The artifact's XGBoost UBJSON files of a member or model (the parts of a forest), which
+/// keep the node covers explanations need: read when first needed, or earlier with
+/// [`XgboostFiles::preload`] (before `serve` gives up root, which may leave it unable to read
+/// them).
+pub(crate) struct XgboostFiles {
+    dir: std::path::PathBuf,
+    name: String,
+    n_features: usize,
+    files: Vec<PayloadFile>,
+    preloaded: std::sync::Mutex<Option<Vec<Vec<u8>>>>,
 }
 
-/// The trees of `files` ([`xgboost_files`]) read from `dir` (the parts of a forest averaged, as
-/// training combined them), checked to take `n_features`; `None` when there are none or they
-/// cannot be read (logged): the model is then served unexplained, as before explanations.
-pub(crate) fn trees_with_covers(
-    dir: &Path,
-    files: &[PayloadFile],
-    n_features: usize,
-    name: &str,
-) -> Option<TreeModel> {
-    let read = || -> Result<Option<TreeModel>> {
-        if files.is_empty() {
-            return Ok(None);
+impl XgboostFiles {
+    /// The files of `name` in the artifact of `manifest` in `dir`.
+    pub(crate) fn of(dir: &Path, manifest: &Manifest, name: &str) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            dir: dir.to_path_buf(),
+            name: name.to_owned(),
+            n_features: manifest.feature_names.len(),
+            files: manifest
+                .payloads
+                .iter()
+                .filter(|p| p.name == name && p.format == PayloadFormat::XgboostUbj)
+                .cloned()
+                .collect(),
+            preloaded: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn read(&self) -> Result<Vec<Vec<u8>>> {
+        self.files.iter().map(|p| p.read(&self.dir)).collect()
+    }
+
+    /// Reads the files now, to compile them later (logged when they cannot be read); once.
+    pub(crate) fn preload(&self) {
+        if self.preloaded.lock().is_ok_and(|p| p.is_some()) {
+            return;
         }
-        let bytes = files
-            .iter()
-            .map(|p| p.read(dir))
-            .collect::<Result<Vec<_>>>()?;
-        let trees = TreeModel::from_xgboost_files(&bytes)?;
-        trees.check(n_features).map_err(Error::Artifact)?;
-        Ok(Some(trees))
-    };
-    read().unwrap_or_else(|e| {
-        tracing::warn!(member = name, error = %e, "XGBoost's files of this model cannot be read: it is served without explanations");
-        None
-    })
+        match self.read() {
+            Ok(bytes) => {
+                if let Ok(mut held) = self.preloaded.lock() {
+                    *held = Some(bytes);
+                }
+            }
+            Err(e) => self.unreadable(&e),
+        }
+    }
+
+    fn unreadable(&self, e: &Error) {
+        tracing::warn!(member = %self.name, error = %e, "XGBoost's files of this model cannot be read: it is served without explanations");
+    }
+
+    /// The trees (the parts of a forest averaged, as training combined them), checked to take
+    /// the model's features; `None` when there are no files or they cannot be read (logged):
+    /// the model is then served unexplained, as before explanations existed.
+    pub(crate) fn trees(&self) -> Option<TreeModel> {
+        if self.files.is_empty() {
+            return None;
+        }
+        let preloaded = self.preloaded.lock().ok().and_then(|mut p| p.take());
+        let trees = preloaded.map_or_else(|| self.read(), Ok).and_then(|bytes| {
+            let trees = TreeModel::from_xgboost_files(&bytes)?;
+            trees.check(self.n_features).map_err(Error::Artifact)?;
+            Ok(trees)
+        });
+        trees.map_err(|e| self.unreadable(&e)).ok()
+    }
 }
 
 /// A value built when first asked for, not when the model is loaded: the trees explanations
-/// need take longer to read than the ones predictions need (a fire ensemble's: 10-20 ms more
-/// before `/ping` answers, measured), and most endpoints never explain. Concurrent askers
-/// wait for the one building it. A model loaded from an archive builds it before the unpacked
-/// files are removed ([`Model::prepare_explanations`]).
+/// need take longer to compile than the ones predictions need (a fire ensemble's: about 50 ms),
+/// and most endpoints never explain. Concurrent askers
+/// wait for the one building it.
 pub struct Deferred<T> {
     value: std::sync::OnceLock<Option<T>>,
     build: std::sync::Mutex<Option<Box<dyn FnOnce() -> Option<T> + Send>>>,
