@@ -473,7 +473,13 @@ fn transform_command_splits_a_file_and_assembles_the_answers_in_order() {
 
 #[test]
 fn fire_contributions_sum_to_the_ensemble_probability_in_every_format() {
-    let s = trained();
+    // A model only root may read (as `mktemp -d` makes it): `serve`, started as root, gives
+    // root up once loaded, so what explanations need must have been read by then.
+    let s = Sandbox::new();
+    train_small_fire_model(&s, 3000);
+    use std::os::unix::fs::PermissionsExt;
+    let root = s.opt_ml.root();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
     let server = Server::ready(&s.opt_ml, &[]);
     let body = csv_rows(300, 77);
     let ask = |accept: &str| {
