@@ -29,6 +29,26 @@ fn json(s: &Sandbox, name: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(s.opt_ml.output_data_dir().join(name)).unwrap()).unwrap()
 }
 
+/// The served model of a trained sandbox, with its manifest.
+fn served_model(s: &Sandbox) -> (Manifest, TabularModel) {
+    let dir = s.opt_ml.model_dir();
+    let m = Manifest::load(&dir).unwrap();
+    let model = TabularModel::from_bytes(&m.read_payload(&dir, &m.payloads[0]).unwrap()).unwrap();
+    (m, model)
+}
+
+/// One value per line of a CSV answer to a CSV `body` (regression scores).
+fn csv_scores(server: &Server, body: &str) -> Vec<f32> {
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "text/csv"), ("Accept", "text/csv")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text().lines().map(|l| l.parse().unwrap()).collect()
+}
+
 fn train(s: &Sandbox) -> String {
     let out = s.run_train();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -176,18 +196,9 @@ fn served_predictions_equal_the_trained_model_and_missing_values_are_accepted() 
         .map(|l| format!("{}\n", l.split_once(',').unwrap().1))
         .collect();
     body.push_str(",41,,1.02,322,2.55,37.88,-122.23\n");
-    let r = server.request(
-        "POST",
-        "/invocations",
-        &[("Content-Type", "text/csv"), ("Accept", "text/csv")],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let served: Vec<f32> = r.text().lines().map(|l| l.parse().unwrap()).collect();
+    let served = csv_scores(&server, &body);
     assert_eq!(served.len(), 501);
-    let dir = s.opt_ml.model_dir();
-    let m = Manifest::load(&dir).unwrap();
-    let model = TabularModel::from_bytes(&m.read_payload(&dir, &m.payloads[0]).unwrap()).unwrap();
+    let (_, model) = served_model(s);
     let rows: Vec<f32> = body
         .lines()
         .flat_map(|l| {
@@ -505,9 +516,7 @@ fn raw_housing() -> Vec<Vec<String>> {
 /// A served model's own predictions of `rows` (feature values as text, in manifest order),
 /// categorical features coded by the manifest's categories (an unknown name is missing).
 fn predict_text_rows(s: &Sandbox, rows: &[Vec<String>]) -> ndarray::Array2<f32> {
-    let dir = s.opt_ml.model_dir();
-    let m = Manifest::load(&dir).unwrap();
-    let model = TabularModel::from_bytes(&m.read_payload(&dir, &m.payloads[0]).unwrap()).unwrap();
+    let (m, model) = served_model(s);
     let n = m.feature_names.len();
     let values: Vec<f32> = rows
         .iter()
@@ -562,14 +571,7 @@ fn raw_housing_csv_trains_with_its_text_column_and_serves_it_by_name() {
         .collect();
     let body: String = rows.iter().map(|r| r.join(",") + "\n").collect();
     let server = Server::ready(&s.opt_ml, &[]);
-    let r = server.request(
-        "POST",
-        "/invocations",
-        &[("Content-Type", "text/csv"), ("Accept", "text/csv")],
-        body.as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let served: Vec<f32> = r.text().lines().map(|l| l.parse().unwrap()).collect();
+    let served = csv_scores(&server, &body);
     let want = predict_text_rows(&s, &rows);
     assert_eq!(served.len(), 300);
     for (i, v) in served.iter().enumerate() {

@@ -140,6 +140,7 @@ impl Table {
     /// category's code; `None` for text in a column a later channel must read as numbers.
     fn feature_value(&mut self, k: usize, text: &str) -> Option<f32> {
         let row = self.rows();
+        let at = || format!("{} line {}", self.source, self.line);
         match &mut self.text {
             TextColumns::Given { unseen } => {
                 if let Some(c) = self.encoding.feature(k) {
@@ -152,9 +153,7 @@ impl Table {
             }
             TextColumns::Learn { features, .. } => {
                 if let Some(b) = features.get_mut(&k) {
-                    return Some(
-                        b.value_of_text(text, || format!("{} line {}", self.source, self.line)),
-                    );
+                    return Some(b.value_of_text(text, at));
                 }
             }
         }
@@ -169,7 +168,7 @@ impl Table {
                 features
                     .entry(k)
                     .or_insert_with(|| CategoryBuilder::new(row))
-                    .value_of_text(text, || format!("{} line {}", self.source, self.line)),
+                    .value_of_text(text, at),
             ),
             _ => None,
         }

@@ -204,7 +204,7 @@ impl Encoded {
 
     fn predict(&self, task: Task, x: ArrayView2<f32>) -> Array2<f32> {
         match self {
-            Self::LeastSquares(m) => m.predict(x).insert_axis(Axis(1)),
+            Self::LeastSquares(m) => m.predict_outputs(x),
             Self::Logistic(m) => m.predict(x),
             Self::Knn(k) => k.predict(x, task),
         }
@@ -213,8 +213,8 @@ impl Encoded {
     fn memory_bytes(&self, n_features: usize) -> usize {
         match self {
             Self::Knn(k) => k.memory_bytes(n_features),
-            Self::LeastSquares(_) => 32 * n_features,
-            Self::Logistic(m) => 32 * n_features * (m.models.len() + 1),
+            Self::LeastSquares(_) => LeastSquares::memory_bytes(n_features),
+            Self::Logistic(m) => m.memory_bytes(n_features),
         }
     }
 
@@ -253,6 +253,11 @@ struct Logistic {
 }
 
 impl Logistic {
+    /// Its coefficients and imputation means, counted as 32 bytes per feature and model.
+    fn memory_bytes(&self, n_features: usize) -> usize {
+        32 * n_features * (self.models.len() + 1)
+    }
+
     fn fit(rows: &TrainRows, task: Task, c: f64) -> Result<Self> {
         let imputer = Imputer::fit(rows.x, rows.absent_is_zero);
         let x = imputer.apply(rows.x);
@@ -651,7 +656,7 @@ impl Predictor {
             Predictor::OneHot(one_hot, m) => {
                 one_hot.in_chunks(x, task.outputs(), |wide| m.predict(task, wide))
             }
-            Predictor::LeastSquares(m) => m.predict(x).insert_axis(Axis(1)),
+            Predictor::LeastSquares(m) => m.predict_outputs(x),
             Predictor::Logistic(m) => m.predict(x),
             Predictor::Knn(k) => k.predict(x, task),
         }
@@ -665,8 +670,8 @@ impl Predictor {
                 4 * one_hot.categories.len() + m.memory_bytes(one_hot.width())
             }
             Predictor::Knn(k) => k.memory_bytes(n_features),
-            Predictor::LeastSquares(_) => 32 * n_features,
-            Predictor::Logistic(m) => 32 * n_features * (m.models.len() + 1),
+            Predictor::LeastSquares(_) => LeastSquares::memory_bytes(n_features),
+            Predictor::Logistic(m) => m.memory_bytes(n_features),
         }
     }
 
@@ -789,6 +794,16 @@ struct LeastSquares {
 }
 
 impl LeastSquares {
+    /// Its few coefficients, counted as 32 bytes per feature.
+    fn memory_bytes(n_features: usize) -> usize {
+        32 * n_features
+    }
+
+    /// Predictions as a one-column matrix (the tabular output shape).
+    fn predict_outputs(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        self.predict(x).insert_axis(Axis(1))
+    }
+
     fn check(&self, n: usize) -> std::result::Result<(), String> {
         self.standardizer.check(n)?;
         width_is(n, "the coefficients", self.coefficients.len())
