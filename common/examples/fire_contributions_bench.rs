@@ -48,7 +48,15 @@ fn time(f: &mut dyn FnMut()) -> f64 {
 fn main() {
     let (train, validation) = (dataset(1, 100_000), dataset(2, 20_000));
     let params = EnsembleParams::default();
-    let mut ensemble = params.fit(train, &validation, &mut Quiet).unwrap().ensemble;
+    let mut ensemble = params
+        .fit(
+            train,
+            &validation,
+            &mut Quiet,
+            &common::collective::World::single(),
+        )
+        .unwrap()
+        .ensemble;
     // As `serve` loads them: the trees from XGBoost's files, with their node covers.
     for (_, model) in &mut ensemble.members {
         if let MemberModel::Trees {

@@ -38,6 +38,9 @@ pub enum Error {
     /// A model artifact is missing, corrupt or of an unknown format.
     #[error("Model artifact error: {0}")]
     Artifact(String),
+    /// The hosts of a multi-host job could not find or keep reaching each other.
+    #[error("Distributed training error: {0}")]
+    Collective(String),
     /// The job was asked to stop (SIGTERM) before it finished.
     #[error("Stopped: {0}")]
     Stopped(String),

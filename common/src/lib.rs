@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod artifact;
+pub mod collective;
 pub mod contain;
 pub mod data;
 pub mod datagen;

@@ -500,6 +500,9 @@ pub struct ChannelConfig {
     /// `File`, `FastFile` or `Pipe`.
     #[serde(rename = "TrainingInputMode", default)]
     pub input_mode: Option<String>,
+    /// `FullyReplicated` (every host gets every file) or `ShardedByS3Key` (each its own files).
+    #[serde(rename = "S3DistributionType", default)]
+    pub distribution: Option<String>,
 }
 
 /// Reads `inputdataconfig.json` leniently; a missing file means no declared channels.
@@ -522,14 +525,6 @@ impl ResourceConfig {
     /// Reads `resourceconfig.json` leniently; a missing file means a single host.
     pub fn load(opt_ml: &OptMl) -> Result<Self> {
         read_optional_json(&opt_ml.resource_config_file())
-    }
-
-    /// Whether this host writes the model: the first host in sorted order, or the only one.
-    pub fn is_leader(&self) -> bool {
-        let Some(me) = &self.current_host else {
-            return true;
-        };
-        self.hosts.iter().min().is_none_or(|first| first == me)
     }
 }
 
@@ -732,16 +727,5 @@ mod tests {
                 .contains("Extraneous hyperparameter found: num_round"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn leader_is_first_sorted_host() {
-        let rc = |me: &str| ResourceConfig {
-            current_host: Some(me.into()),
-            hosts: vec!["algo-2".into(), "algo-1".into()],
-        };
-        assert!(rc("algo-1").is_leader());
-        assert!(!rc("algo-2").is_leader());
-        assert!(ResourceConfig::default().is_leader());
     }
 }

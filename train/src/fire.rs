@@ -1,43 +1,39 @@
 //! Training the fire detector's ensemble from the job's channels.
 
-use crate::config::{ChannelConfig, TrainConfig};
 use crate::report::{self, Evaluation, SplitMetrics};
-use crate::splits;
+use crate::splits::{self, total_rows};
 use crate::stop::StopFlag;
+use crate::Job;
+use common::collective::World;
 use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::{fire, ModelKind};
 use common::metrics::BinaryMetrics;
 use common::models::ensemble::{EnsembleParams, FireEnsemble, Progress};
-use common::opt_ml::OptMl;
 use common::{Error, Result};
 use std::collections::BTreeMap;
 
-/// Loads, splits, fits, evaluates and saves; returns the evaluation.
-pub fn train(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
-    params: &EnsembleParams,
-    channels: &BTreeMap<String, ChannelConfig>,
-    stop: &StopFlag,
-) -> Result<Evaluation> {
+/// Loads, splits, fits, evaluates and saves (the leader); returns the evaluation.
+pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
+    let world = job.world;
+    let both_classes = |d: &Dataset, what: &str| require_both_classes(d, what, world);
     let splits = splits::load(
-        opt_ml,
-        &config.split,
-        channels,
+        job,
         splits::Reader::Schema(&fire::schema()),
         true,
-        &require_both_classes,
-        stop,
+        &both_classes,
     )?;
     tracing::info!(
         fire_rate = format!("{:.4}", splits.train.positive_rate()),
         "train split"
     );
-    let rows = splits.rows();
-    let ranges = training_ranges(&splits.train);
-    let mut progress = LogProgress { stop };
-    let outcome = params.fit(splits.train, &splits.validation, &mut progress)?;
+    let rows = total_rows(&splits, world)?;
+    let ranges = training_ranges(&splits.train, world)?;
+    let mut progress = LogProgress {
+        stop: job.stop,
+        print: world.is_leader(),
+    };
+    let outcome = params.fit(splits.train, &splits.validation, &mut progress, world)?;
     for (member, seconds) in &outcome.fit_seconds {
         tracing::info!(
             member = member.name(),
@@ -47,11 +43,11 @@ pub fn train(
     }
     tracing::info!(peak_mib = common::peak_memory_mib(), "all members fitted");
     let ensemble = &outcome.ensemble;
-    let validation = evaluate(ensemble, &splits.validation)?;
+    let validation = evaluate(ensemble, &splits.validation, world)?;
     let test = splits
         .test
         .as_ref()
-        .map(|t| evaluate(ensemble, t))
+        .map(|t| evaluate(ensemble, t, world))
         .transpose()?;
     let evaluation = Evaluation {
         evaluated_on: if test.is_some() { "test" } else { "validation" },
@@ -63,23 +59,26 @@ pub fn train(
         test,
         fit_seconds: report::by_name(&outcome.fit_seconds),
     };
-    for line in report::metric_lines("validation", &evaluation.validation) {
-        println!("{line}");
-    }
-    if let Some(t) = &evaluation.test {
-        for line in report::metric_lines("test", t) {
+    job.stop.check()?;
+    if world.is_leader() {
+        for line in report::metric_lines("validation", &evaluation.validation) {
             println!("{line}");
         }
+        if let Some(t) = &evaluation.test {
+            for line in report::metric_lines("test", t) {
+                println!("{line}");
+            }
+        }
+        save_model(job, ensemble, &evaluation, ranges)?;
+        report::write_evaluation(job.opt_ml, &evaluation)?;
     }
-    stop.check()?;
-    save_model(opt_ml, config, ensemble, &evaluation, ranges)?;
-    report::write_evaluation(opt_ml, &evaluation)?;
     Ok(evaluation)
 }
 
-/// Prints boosting rounds in XGBoost's format and answers SIGTERM.
+/// Prints boosting rounds in XGBoost's format (on the leader) and answers SIGTERM.
 struct LogProgress<'a> {
     stop: &'a StopFlag,
+    print: bool,
 }
 
 impl Progress for LogProgress<'_> {
@@ -87,44 +86,54 @@ impl Progress for LogProgress<'_> {
         self.stop.check()
     }
     fn boosting_round(&mut self, line: &str) {
-        println!("{line}");
+        if self.print {
+            println!("{line}");
+        }
     }
 }
 
-fn evaluate(ensemble: &FireEnsemble, data: &Dataset) -> Result<SplitMetrics> {
+/// Metrics over every host's rows of a split.
+fn evaluate(ensemble: &FireEnsemble, data: &Dataset, world: &World) -> Result<SplitMetrics> {
     let p = ensemble.predict(data.features.view())?;
-    let labels = data.labels().as_slice().expect("contiguous labels");
+    let labels = world.gather(data.labels().as_slice().expect("contiguous labels"))?;
     let members = p
         .members
         .iter()
         .map(|(m, q)| {
-            (
+            Ok((
                 m.name(),
-                BinaryMetrics::compute(labels, q, ensemble.threshold),
-            )
+                BinaryMetrics::compute(&labels, &world.gather(q)?, ensemble.threshold),
+            ))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(SplitMetrics {
         members,
-        ensemble: BinaryMetrics::compute(labels, &p.ensemble, ensemble.threshold),
+        ensemble: BinaryMetrics::compute(&labels, &world.gather(&p.ensemble)?, ensemble.threshold),
     })
 }
 
-fn require_both_classes(d: &Dataset, what: &str) -> Result<()> {
-    let rate = d.positive_rate();
-    if rate == 0.0 || rate == 1.0 {
-        let only = if rate == 0.0 { 0 } else { 1 };
+/// Both classes among every host's rows (a host may hold only one).
+fn require_both_classes(d: &Dataset, what: &str, world: &World) -> Result<()> {
+    let positives = d.labels().iter().filter(|&&y| y == 1.0).count();
+    let mut counts = [d.len() as f64, positives as f64];
+    world.sum(&mut counts)?;
+    let [rows, positives] = counts;
+    if positives == 0.0 || positives == rows {
+        let only = if positives == 0.0 { 0 } else { 1 };
+        let on = if world.is_distributed() {
+            " on every host"
+        } else {
+            ""
+        };
         return Err(Error::Data(format!(
-            "the {what} data holds only label {only} ({} rows); the fire detector needs examples of both 0 and 1",
-            d.len()
+            "the {what} data holds only label {only} ({rows} rows{on}); the fire detector needs examples of both 0 and 1"
         )));
     }
     Ok(())
 }
 
 fn save_model(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
+    job: &Job,
     ensemble: &FireEnsemble,
     evaluation: &Evaluation,
     ranges: BTreeMap<String, [f32; 2]>,
@@ -134,7 +143,7 @@ fn save_model(
         fire::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         evaluation,
         &evaluation.rows,
-        &config.hyperparameters,
+        &job.config.hyperparameters,
         ranges,
     )?;
     let payloads = fire::payloads(ensemble, &mut manifest)?;
@@ -142,5 +151,5 @@ fn save_model(
     manifest
         .library_versions
         .insert("linfa-logistic".into(), "0.8".into());
-    report::write_model(opt_ml, manifest, payloads)
+    report::write_model(job.opt_ml, manifest, payloads)
 }

@@ -1,18 +1,19 @@
 //! Training the storage IOPS models: the risk-level classifier and the performance-score
 //! regressor, each an XGBoost model with early stopping on the validation split.
 
-use crate::config::{ChannelConfig, IopsParams, TrainConfig};
+use crate::config::IopsParams;
 use crate::report;
-use crate::splits::{self, Splits};
-use crate::stop::StopFlag;
+use crate::splits::{self, total_rows, Splits};
+use crate::Job;
+use common::collective::World;
 use common::data::Dataset;
 use common::kinds::iops::{self, IopsModel, CLASSIFIER, REGRESSOR};
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::ModelKind;
 use common::metrics::{MultiClassMetrics, RegressionMetrics};
 use common::models::boosted::{self, Boosted, FitData, Objective};
-use common::opt_ml::OptMl;
-use common::Result;
+use common::{Error, Result};
+use ndarray::Array2;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -72,22 +73,14 @@ pub struct IopsEvaluation {
 }
 
 /// Loads, splits, fits both models, evaluates and saves; returns the evaluation.
-pub fn train(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
-    params: &IopsParams,
-    channels: &BTreeMap<String, ChannelConfig>,
-    stop: &StopFlag,
-) -> Result<IopsEvaluation> {
+pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
+    let (stop, world) = (job.stop, job.world);
     let models = params.models;
     let splits = splits::load(
-        opt_ml,
-        &config.split,
-        channels,
+        job,
         splits::Reader::Schema(&iops::schema(models)),
         models.classifier,
         &|_, _| Ok(()),
-        stop,
     )?;
     // Targets are in schema order: the classifier's label first when it is trained.
     let score_target = usize::from(models.classifier);
@@ -107,7 +100,9 @@ pub fn train(
                 categories: &[],
             },
             &mut |log| {
-                println!("{}", log.line);
+                if world.is_leader() {
+                    println!("{}", log.line);
+                }
                 stop.check()
             },
         )?;
@@ -139,16 +134,19 @@ pub fn train(
         classifier.as_ref(),
         regressor.as_ref(),
         score_target,
-    );
-    for (split, lines) in metric_lines(&evaluation) {
-        for line in lines {
-            println!("metric: {split}:{line}");
-        }
-    }
+        world,
+    )?;
+    let ranges = training_ranges(&splits.train, world)?;
     stop.check()?;
-    let ranges = training_ranges(&splits.train);
-    save_model(opt_ml, config, classifier, regressor, &evaluation, ranges)?;
-    report::write_evaluation(opt_ml, &evaluation)?;
+    if world.is_leader() {
+        for (split, lines) in metric_lines(&evaluation) {
+            for line in lines {
+                println!("metric: {split}:{line}");
+            }
+        }
+        save_model(job, classifier, regressor, &evaluation, ranges)?;
+        report::write_evaluation(job.opt_ml, &evaluation)?;
+    }
     Ok(evaluation)
 }
 
@@ -158,33 +156,48 @@ fn evaluate(
     classifier: Option<&(Boosted, f64)>,
     regressor: Option<&(Boosted, f64)>,
     score_target: usize,
-) -> IopsEvaluation {
-    let on = |d: &Dataset| {
+    world: &World,
+) -> Result<IopsEvaluation> {
+    // Metrics over every host's rows: predictions and labels gathered.
+    let on = |d: &Dataset| -> Result<_> {
         let p = model.predict(d.features.view());
-        let class = p.probabilities.map(|probs| {
-            MultiClassMetrics::compute(d.targets[0].as_slice().unwrap(), probs.view())
-        });
+        let target = |t: usize| world.gather(d.targets[t].as_slice().expect("contiguous"));
+        let class = p
+            .probabilities
+            .map(|probs| -> Result<_> {
+                let probs = world.gather(probs.as_slice().expect("standard layout"))?;
+                let probs = Array2::from_shape_vec((probs.len() / 4, 4), probs)
+                    .map_err(|e| Error::Fit(format!("gathered probabilities: {e}")))?;
+                Ok(MultiClassMetrics::compute(&target(0)?, probs.view()))
+            })
+            .transpose()?;
         let score = p
             .scores
-            .map(|s| RegressionMetrics::compute(d.targets[score_target].as_slice().unwrap(), &s));
-        (class, score)
+            .map(|s| -> Result<_> {
+                Ok(RegressionMetrics::compute(
+                    &target(score_target)?,
+                    &world.gather(&s)?,
+                ))
+            })
+            .transpose()?;
+        Ok((class, score))
     };
-    let (v_class, v_score) = on(&splits.validation);
-    let (t_class, t_score) = splits.test.as_ref().map(on).unzip();
-    IopsEvaluation {
+    let (v_class, v_score) = on(&splits.validation)?;
+    let (t_class, t_score) = splits.test.as_ref().map(on).transpose()?.unzip();
+    Ok(IopsEvaluation {
         evaluated_on: if splits.test.is_some() {
             "test"
         } else {
             "validation"
         },
-        rows: splits.rows(),
+        rows: total_rows(splits, world)?,
         risk_levels: iops::RISK_LEVELS,
         classifier: classifier.map(|c| {
             ModelReport::new(c, v_class.expect("classifier predicted"), t_class.flatten())
         }),
         regressor: regressor
             .map(|r| ModelReport::new(r, v_score.expect("regressor predicted"), t_score.flatten())),
-    }
+    })
 }
 
 /// `(split, ["classifier:accuracy=...", ...])` for the validation and test splits.
@@ -219,8 +232,7 @@ fn metric_lines(e: &IopsEvaluation) -> Vec<(&'static str, Vec<String>)> {
 }
 
 fn save_model(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
+    job: &Job,
     classifier: Option<(Boosted, f64)>,
     regressor: Option<(Boosted, f64)>,
     evaluation: &IopsEvaluation,
@@ -238,8 +250,8 @@ fn save_model(
         iops::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         evaluation,
         &evaluation.rows,
-        &config.hyperparameters,
+        &job.config.hyperparameters,
         ranges,
     )?;
-    report::write_model(opt_ml, manifest, payloads)
+    report::write_model(job.opt_ml, manifest, payloads)
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod datagen_cli;
+pub mod distributed;
 pub mod fire;
 pub mod iops;
 pub mod outcome;
@@ -16,10 +17,14 @@ pub mod tabular;
 pub mod xgboost;
 pub mod xgboost_hyperparameters;
 
+use common::collective::World;
 use common::hyperparams::Hyperparameters;
 use common::opt_ml::OptMl;
 use common::Result;
 use config::{ModelConfig, ResourceConfig, TrainConfig};
+use distributed::Cluster;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use stop::StopFlag;
 
 /// What a successful run did.
@@ -27,8 +32,8 @@ use stop::StopFlag;
 pub enum Summary {
     /// The model was trained and written; its evaluation (`evaluation.json`).
     Trained(Box<serde_json::Value>),
-    /// This host is not the leader of a multi-host job, so it wrote nothing.
-    NotLeader,
+    /// This host trained with the others of a multi-host job; the first host wrote the model.
+    Worker,
 }
 
 /// Runs one training job against the `/opt/ml` tree at `opt_ml`.
@@ -40,29 +45,69 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
     }
     let channels = config::input_data_config(opt_ml)?;
     let resources = ResourceConfig::load(opt_ml)?;
-    if !resources.is_leader() {
-        tracing::info!(
-            host = resources.current_host.as_deref().unwrap_or(""),
-            hosts = ?resources.hosts,
-            "not the leader host (first of the sorted hosts): distributed training is not supported, so this host writes no model"
-        );
-        return Ok(Summary::NotLeader);
-    }
+    let settings = distributed::Settings::from_env()?;
+    // The version probe trains a tiny booster: on several hosts that would be a collective step
+    // only one host takes, so it runs before joining.
+    let _ = common::models::xgboost::library_version();
+    let failed_root = opt_ml.clone();
+    let on_lost: distributed::OnLostHost = Arc::new(move |reason: &str| {
+        outcome::write_failure(&failed_root, reason);
+        outcome::exit_now(1)
+    });
+    let cluster = Cluster::join(&resources, &settings, on_lost)?;
     tracing::info!(model_kind = %config.model_kind, root = %opt_ml.root().display(), "training");
-    let evaluation = match &config.model {
-        ModelConfig::Fire(params) => {
-            serde_json::to_value(fire::train(opt_ml, &config, params, &channels, stop)?)
+    let job = Job {
+        opt_ml,
+        config: &config,
+        channels: &channels,
+        stop,
+        world: &cluster.world,
+    };
+    let evaluation = match train_model(&job) {
+        Ok(e) => e,
+        Err(e) if cluster.world.is_distributed() => {
+            // Leaving the communicator (also XGBoost's own clean-up at exit) talks to hosts
+            // that may be gone and waits up to the collective timeout: a failed host writes its
+            // reason, answers the others' probes a little longer, and ends at once.
+            outcome::write_failure(opt_ml, &cluster.explain(e).to_string());
+            std::thread::sleep(distributed::LIVENESS_GRACE);
+            outcome::exit_now(1)
         }
-        ModelConfig::Iops(params) => {
-            serde_json::to_value(iops::train(opt_ml, &config, params, &channels, stop)?)
-        }
-        ModelConfig::Tabular(t) => {
-            serde_json::to_value(tabular::train(opt_ml, &config, t, &channels, stop)?)
-        }
-        ModelConfig::Xgboost(params) => {
-            serde_json::to_value(xgboost::train(opt_ml, &config, params, &channels, stop)?)
-        }
+        Err(e) => return Err(e),
+    };
+    let leader = cluster.world.is_leader();
+    let hosts = cluster.hosts.len();
+    cluster.finish()?;
+    if hosts > 1 {
+        tracing::info!(hosts, "every host finished");
     }
-    .map_err(|e| common::Error::Fit(e.to_string()))?;
-    Ok(Summary::Trained(Box::new(evaluation)))
+    Ok(if leader {
+        Summary::Trained(Box::new(evaluation))
+    } else {
+        Summary::Worker
+    })
+}
+
+/// What every model kind's training gets.
+pub struct Job<'a> {
+    /// The `/opt/ml` tree.
+    pub opt_ml: &'a OptMl,
+    /// The decoded hyperparameters.
+    pub config: &'a TrainConfig,
+    /// `inputdataconfig.json`'s channels.
+    pub channels: &'a BTreeMap<String, config::ChannelConfig>,
+    /// Raised by SIGTERM.
+    pub stop: &'a StopFlag,
+    /// The hosts training together (one for most jobs); only the leader writes.
+    pub world: &'a World,
+}
+
+fn train_model(job: &Job) -> Result<serde_json::Value> {
+    match &job.config.model {
+        ModelConfig::Fire(params) => serde_json::to_value(fire::train(job, params)?),
+        ModelConfig::Iops(params) => serde_json::to_value(iops::train(job, params)?),
+        ModelConfig::Tabular(t) => serde_json::to_value(tabular::train(job, t)?),
+        ModelConfig::Xgboost(params) => serde_json::to_value(xgboost::train(job, params)?),
+    }
+    .map_err(|e| common::Error::Fit(e.to_string()))
 }

@@ -87,8 +87,8 @@ pub fn install_panic_hook(opt_ml: &OptMl) {
 /// Ends the process at once, without exit handlers: other threads (XGBoost's, OpenMP's) may
 /// still be running, and C++ static destructors must not run under them.
 #[allow(unsafe_code)]
-fn exit_now(code: i32) -> ! {
-    use std::io::Write;
+pub fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: _exit takes a plain status and never returns; nothing of ours is used after it.
     unsafe { libc::_exit(code) }

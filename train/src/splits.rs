@@ -2,7 +2,8 @@
 //! channels, and what is held out of `train` when they are absent.
 
 use crate::config::{ChannelConfig, SplitConfig};
-use crate::stop::StopFlag;
+use crate::{distributed, Job};
+use common::collective::World;
 use common::data::categories::Encoding;
 use common::data::tabular::{self, TabularOptions, TrainColumns};
 use common::data::{self, Dataset, Schema};
@@ -30,6 +31,17 @@ impl Splits {
             ("test", self.test.as_ref().map_or(0, Dataset::len)),
         ])
     }
+}
+
+/// Rows per split over every host, for reports and the manifest.
+pub fn total_rows(splits: &Splits, world: &World) -> Result<BTreeMap<&'static str, usize>> {
+    let mut rows = splits.rows();
+    let mut counts: Vec<f64> = rows.values().map(|&n| n as f64).collect();
+    world.sum(&mut counts)?;
+    for (n, total) in rows.values_mut().zip(counts) {
+        *n = total as usize;
+    }
+    Ok(rows)
 }
 
 /// What the channels after `train` must match: its width, its CSV header's feature names, and
@@ -114,16 +126,30 @@ pub struct Channels {
 
 /// Loads every channel with `reader`; later channels are matched to `train`'s columns. `check`
 /// runs on the `train` channel.
-pub fn load_channels(
-    opt_ml: &OptMl,
-    channels: &BTreeMap<String, ChannelConfig>,
-    reader: Reader,
-    check: RowCheck,
-    stop: &StopFlag,
-) -> Result<Channels> {
+///
+/// On several hosts each host keeps its share of a channel every host holds alike
+/// (`FullyReplicated`), and all of a channel whose files are its own (`ShardedByS3Key`).
+pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Channels> {
+    let Job {
+        opt_ml,
+        channels,
+        stop,
+        world,
+        ..
+    } = *job;
     let poll = || stop.check();
-    let load = |name: &str, content_type: Option<&str>, like: Option<&Columns>| {
-        reader.load(&opt_ml.channel_dir(name), name, content_type, like, &poll)
+    let load = |name: &str, content_type: Option<&str>, like: Option<&Columns>| -> Result<_> {
+        let (rows, columns) =
+            reader.load(&opt_ml.channel_dir(name), name, content_type, like, &poll)?;
+        let rows = if distributed::is_replicated(channels.get(name)) {
+            distributed::share(rows, world)
+        } else {
+            rows
+        };
+        if world.is_distributed() {
+            tracing::info!(channel = name, rows = rows.len(), "this host's rows");
+        }
+        Ok((rows, columns))
     };
     for name in channels
         .keys()
@@ -155,17 +181,9 @@ pub fn load_channels(
 /// Loads every channel with `reader` and splits. Held-out splits are stratified by the first
 /// target when `stratify` is set (classification), else drawn at random. `check` runs on the
 /// whole `train` channel and again on the train split.
-pub fn load(
-    opt_ml: &OptMl,
-    config: &SplitConfig,
-    channels: &BTreeMap<String, ChannelConfig>,
-    reader: Reader,
-    stratify: bool,
-    check: RowCheck,
-    stop: &StopFlag,
-) -> Result<Splits> {
-    let channels = load_channels(opt_ml, channels, reader, check, stop)?;
-    split(channels, config, stratify, check)
+pub fn load(job: &Job, reader: Reader, stratify: bool, check: RowCheck) -> Result<Splits> {
+    let channels = load_channels(job, reader, check)?;
+    split(channels, &job.config.split, stratify, check)
 }
 
 /// Splits the channels: the `validation` (and `test`) channel when given, else rows held out of

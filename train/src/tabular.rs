@@ -1,16 +1,17 @@
 //! Generic tabular training: every candidate fitted on the same rows, compared on ONE metric on
 //! the validation split, the winner (or the chosen candidate) saved for `serve`.
 
-use crate::config::{ChannelConfig, TabularConfig, TrainConfig, SELECTION_METRICS};
+use crate::config::{TabularConfig, SELECTION_METRICS};
 use crate::report;
-use crate::splits::{self, Reader};
-use crate::stop::StopFlag;
+use crate::splits::{self, total_rows, Reader};
+use crate::Job;
+use common::collective::World;
+use common::data::categories::Categories;
 use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::{self, ModelKind};
 use common::metrics::{roc_auc, MultiClassMetrics, RegressionMetrics};
 use common::models::tabular::{self, Candidate, TabularModel, Task, TrainRows};
-use common::opt_ml::OptMl;
 use common::{Error, Result};
 use ndarray::Array2;
 use serde::Serialize;
@@ -67,20 +68,13 @@ pub struct Comparison {
 }
 
 /// Loads, fits every candidate, compares, saves the served model; returns the comparison.
-pub fn train(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
-    t: &TabularConfig,
-    channels: &BTreeMap<String, ChannelConfig>,
-    stop: &StopFlag,
-) -> Result<Comparison> {
-    let channels = splits::load_channels(
-        opt_ml,
-        channels,
-        Reader::Tabular(&t.options),
-        &|_, _| Ok(()),
-        stop,
-    )?;
+///
+/// On several hosts the XGBoost and random-forest candidates train across them; the linear
+/// model and k-NN are left out (see the README).
+pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
+    let (stop, world) = (job.stop, job.world);
+    let channels = splits::load_channels(job, Reader::Tabular(&t.options), &|_, _| Ok(()))?;
+    same_columns_everywhere(&channels.train, world)?;
     // Text labels are class names: they decide the task when no objective does.
     let classes = channels.train.encoding.classes.as_ref();
     let t = &t.for_labels(classes.map(|c| c.names()))?;
@@ -90,7 +84,12 @@ pub fn train(
             .map_err(|m| Error::Data(format!("{what}: {m}")))
     };
     check(&channels.train, "train channel")?;
-    let splits = splits::split(channels, &config.split, task != Task::Regression, &check)?;
+    let splits = splits::split(
+        channels,
+        &job.config.split,
+        task != Task::Regression,
+        &check,
+    )?;
     let width = splits.train.features.ncols();
     let categories = if splits.train.encoding.has_categorical() {
         splits.train.encoding.cardinalities(width)
@@ -127,6 +126,18 @@ pub fn train(
             skipped.insert(candidate.name(), why);
             continue;
         }
+        if world.is_distributed() && matches!(candidate, Candidate::Linear | Candidate::Knn) {
+            let why = "not trained across several hosts (only the XGBoost and random-forest candidates are)".to_string();
+            if t.candidates.len() == 1 || t.serve_model == Some(candidate) {
+                return Err(Error::Config(format!(
+                    "{}: {why}; train it on one host",
+                    candidate.name()
+                )));
+            }
+            tracing::warn!(candidate = candidate.name(), "left out: {why}");
+            skipped.insert(candidate.name(), why);
+            continue;
+        }
         if candidate == Candidate::Knn
             && t.candidates.len() > 1
             && t.serve_model != Some(Candidate::Knn)
@@ -158,21 +169,25 @@ pub fn train(
                 categories: &categories,
             },
             &mut |log| {
-                println!("{}", log.line);
+                if world.is_leader() {
+                    println!("{}", log.line);
+                }
                 stop.check()
             },
         )?;
         let fit_seconds = start.elapsed().as_secs_f64();
         let start = std::time::Instant::now();
-        let score = |d: &Dataset| {
-            scores(
-                task,
-                d.labels().as_slice().unwrap(),
-                &model.predict(d.features.view()),
-            )
+        let score = |d: &Dataset| -> Result<Scores> {
+            let p = model.predict(d.features.view());
+            let labels = world.gather(d.labels().as_slice().expect("contiguous labels"))?;
+            let p = world.gather(p.as_slice().expect("standard layout"))?;
+            let outputs = model_outputs(task);
+            let p = Array2::from_shape_vec((p.len() / outputs, outputs), p)
+                .map_err(|e| Error::Fit(format!("gathered predictions: {e}")))?;
+            Ok(scores(task, &labels, &p))
         };
-        let validation = score(&splits.validation);
-        let test = splits.test.as_ref().map(score);
+        let validation = score(&splits.validation)?;
+        let test = splits.test.as_ref().map(score).transpose()?;
         let report = CandidateReport {
             fit_seconds,
             score_seconds: start.elapsed().as_secs_f64(),
@@ -245,17 +260,20 @@ pub fn train(
         },
         best_model: best.name(),
         served_model: served.name(),
-        rows: splits.rows(),
+        rows: total_rows(&splits, world)?,
         candidates: reports.iter().map(|(c, r)| (c.name(), r.clone())).collect(),
         skipped,
     };
-    for line in metric_lines(&comparison) {
-        println!("{line}");
-    }
+    let ranges = training_ranges(&splits.train, world)?;
     stop.check()?;
-    save_model(opt_ml, config, &served_model, &splits.train, &comparison)?;
-    report::write_output_json(opt_ml, "model_comparison.json", &comparison)?;
-    report::write_evaluation(opt_ml, &comparison)?;
+    if world.is_leader() {
+        for line in metric_lines(&comparison) {
+            println!("{line}");
+        }
+        save_model(job, &served_model, &splits.train, ranges, &comparison)?;
+        report::write_output_json(job.opt_ml, "model_comparison.json", &comparison)?;
+        report::write_evaluation(job.opt_ml, &comparison)?;
+    }
     tracing::info!(
         best = best.name(),
         served = served.name(),
@@ -381,11 +399,53 @@ fn metric_lines(c: &Comparison) -> Vec<String> {
     out
 }
 
+/// The number of values the model predicts per row.
+fn model_outputs(task: Task) -> usize {
+    match task {
+        Task::MultiClass { num_class } => num_class as usize,
+        _ => 1,
+    }
+}
+
+/// On several hosts, the same columns on every host: the width, and the names and codes of
+/// text columns and text labels (each host codes what its own files hold, so sharded files
+/// with different names would give the same code different meanings).
+fn same_columns_everywhere(train: &Dataset, world: &World) -> Result<()> {
+    if !world.is_distributed() {
+        return Ok(());
+    }
+    let e = &train.encoding;
+    let names = |c: Option<&Categories>| c.map(|c| c.names().join("\u{1f}")).unwrap_or_default();
+    let described = format!(
+        "{}|{}|{}",
+        train.features.ncols(),
+        (0..e.features.len())
+            .map(|k| names(e.feature(k)))
+            .collect::<Vec<_>>()
+            .join("\u{1e}"),
+        names(e.classes.as_ref())
+    );
+    // FNV-1a of the description, split into two exact f64 halves; equal iff max == -min.
+    let hash = described.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let halves = [(hash >> 32) as f64, (hash & 0xffff_ffff) as f64];
+    let mut m = [halves[0], halves[1], -halves[0], -halves[1]];
+    world.max(&mut m)?;
+    if m[0] != -m[2] || m[1] != -m[3] {
+        return Err(Error::Data(format!(
+            "the hosts' train channels differ in their columns: their widths, or the names in their text columns or text labels (this host: {} columns); with text columns on several hosts use S3DistributionType=FullyReplicated, so every host codes the same names",
+            train.features.ncols()
+        )));
+    }
+    Ok(())
+}
+
 fn save_model(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
+    job: &Job,
     model: &TabularModel,
     train: &Dataset,
+    ranges: BTreeMap<String, [f32; 2]>,
     comparison: &Comparison,
 ) -> Result<()> {
     let mut manifest = report::manifest(
@@ -393,13 +453,13 @@ fn save_model(
         train.feature_names.clone(),
         comparison,
         &comparison.rows,
-        &config.hyperparameters,
-        training_ranges(train),
+        &job.config.hyperparameters,
+        ranges,
     )?;
     manifest.set_encoding(&train.encoding);
     // Trees are kept in XGBoost's format since version 2: older builds refuse the model.
     manifest.format_version = common::artifact::READS_UP_TO;
-    report::write_model(opt_ml, manifest, kinds::tabular::payloads(model)?)
+    report::write_model(job.opt_ml, manifest, kinds::tabular::payloads(model)?)
 }
 
 #[cfg(test)]

@@ -12,19 +12,19 @@
 //! from XGBoost's predictions, as the built-in does: classes from the margin (`> 0` for one
 //! output, the largest for several), values from the prediction.
 
-use crate::config::{ChannelConfig, TrainConfig};
 use crate::report;
 use crate::splits::{self, Reader};
 use crate::stop::StopFlag;
 use crate::xgboost_hyperparameters::BuiltinParams;
+use crate::Job;
 use common::artifact::{self, PayloadFile, PayloadFormat};
+use common::collective::World;
 use common::data::tabular::TabularOptions;
 use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::ModelKind;
 use common::metrics::{label_metric, RegressionMetrics};
 use common::models::xgboost::{self, RoundLog};
-use common::opt_ml::OptMl;
 use common::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -60,32 +60,30 @@ pub struct Evaluation {
 
 /// Trains, writes the model (manifest, payload and the `xgboost-model` copy), returns the
 /// evaluation.
-pub fn train(
-    opt_ml: &OptMl,
-    config: &TrainConfig,
-    params: &BuiltinParams,
-    channels: &BTreeMap<String, ChannelConfig>,
-    stop: &StopFlag,
-) -> Result<Evaluation> {
+///
+/// On several hosts every host trains on its rows through XGBoost's collective (XGBoost's
+/// metrics are over all hosts' rows; ours are computed on gathered predictions), a SIGTERM on
+/// any host stops every host after the same round, and the first host writes.
+pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
+    let (opt_ml, stop, world) = (job.opt_ml, job.stop, job.world);
     let options = TabularOptions {
         label_column: "label".into(),
         csv_weights: params.csv_weights,
         // Detected per file, as the built-in sniffs it.
         delimiter: None,
     };
-    let mut data = splits::load_channels(
-        opt_ml,
-        channels,
-        Reader::Tabular(&options),
-        &refuse_text,
-        stop,
-    )?;
+    let mut data = splits::load_channels(job, Reader::Tabular(&options), &refuse_text)?;
     let feature_names = data.train.feature_names.clone();
-    let ranges = training_ranges(&data.train);
+    let ranges = training_ranges(&data.train, world)?;
     let has_test = data.test.is_some();
     let mut rows = BTreeMap::from([("train", data.train.len())]);
     rows.extend(data.validation.as_ref().map(|d| ("validation", d.len())));
     rows.extend(data.test.as_ref().map(|d| ("test", d.len())));
+    let mut counts: Vec<f64> = rows.values().map(|&n| n as f64).collect();
+    world.sum(&mut counts)?;
+    for (n, total) in rows.values_mut().zip(counts) {
+        *n = total as usize;
+    }
     // Every channel is checked and handed to XGBoost before the first round; the rows are then
     // XGBoost's alone (only the labels are kept, for the metrics computed here).
     let mut sets: Vec<(&'static str, &mut Dataset)> = vec![("train", &mut data.train)];
@@ -120,7 +118,7 @@ pub fn train(
     let mut logs: Vec<RoundLog> = Vec::new();
     let mut partial = false;
     for round in 0..params.num_round {
-        if let Err(stopped) = stop.check() {
+        if let Err(stopped) = agreed_stop(stop, world) {
             if params.save_model_on_termination && round > 0 {
                 tracing::warn!(
                     rounds = round,
@@ -134,12 +132,14 @@ pub fn train(
         booster.update(&matrices[0], round as i32)?;
         let mut log = xgboost::evaluate(&booster, &evals, round, &xgb_params)?;
         for ((m, name), (_, y)) in evals.iter().zip(&labels) {
-            for (metric, value) in custom_scores(&booster, m, y, &custom)? {
+            for (metric, value) in custom_scores(&booster, m, y, &custom, world)? {
                 log.push(name, &metric, value);
             }
         }
-        println!("{}", log.line);
-        if params.save_model_on_termination {
+        if world.is_leader() {
+            println!("{}", log.line);
+        }
+        if params.save_model_on_termination && world.is_leader() {
             // As the built-in: a stop in the middle of a long round still leaves the rounds
             // before it (XGBoost's own file; the manifest comes with the complete model).
             artifact::write_atomic(
@@ -178,7 +178,7 @@ pub fn train(
     if let (Some(m), false) = (&test, partial) {
         let y = &labels.last().expect("test labels").1;
         let mut log = xgboost::evaluate(&booster, &[(m, "test")], best_iteration, &xgb_params)?;
-        for (metric, value) in custom_scores(&booster, m, y, &custom)? {
+        for (metric, value) in custom_scores(&booster, m, y, &custom, world)? {
             log.push("test", &metric, value);
         }
         scores.insert(
@@ -196,6 +196,9 @@ pub fn train(
         rows,
         scores,
     };
+    if !world.is_leader() {
+        return Ok(evaluation);
+    }
     for (set, s) in &evaluation.scores {
         for (metric, value) in s.iter().filter(|(_, v)| v.is_finite()) {
             println!("metric: {set}:{metric}={value:.6}");
@@ -206,7 +209,7 @@ pub fn train(
         feature_names,
         &evaluation,
         &evaluation.rows,
-        &config.hyperparameters,
+        &job.config.hyperparameters,
         ranges,
     )?;
     let bytes = booster.save_buffer(true)?;
@@ -420,16 +423,26 @@ fn split_metrics(metrics: &[String]) -> (Vec<String>, Vec<String>) {
 
 /// The metrics computed here, on one set with labels `labels`: classes from the margins
 /// (`> 0` for one output per row, else the largest), values from the predictions.
+/// The metrics XGBoost does not compute, over every host's rows (predictions and labels
+/// gathered).
 fn custom_scores(
     booster: &Booster,
     m: &DMatrix,
     labels: &[f32],
     custom: &[String],
+    world: &World,
 ) -> Result<Vec<(String, f64)>> {
     if custom.is_empty() {
         return Ok(Vec::new());
     }
-    let margins = booster.predict_margin(m)?;
+    let gathered;
+    let labels = if world.is_distributed() {
+        gathered = world.gather(labels)?;
+        &gathered[..]
+    } else {
+        labels
+    };
+    let margins = world.gather(&booster.predict_margin(m)?)?;
     let outputs = margins.len() / labels.len().max(1);
     let classes: Vec<f32> = if outputs <= 1 {
         margins
@@ -449,7 +462,7 @@ fn custom_scores(
             "mse" | "r2" => {
                 let p = match &values {
                     Some(p) => p,
-                    None => values.insert(booster.predict(m)?),
+                    None => values.insert(world.gather(&booster.predict(m)?)?),
                 };
                 let r = RegressionMetrics::compute(labels, p);
                 if name == "mse" {
@@ -463,6 +476,19 @@ fn custom_scores(
         out.push((name.clone(), value));
     }
     Ok(out)
+}
+
+/// `Err(Stopped)` once any host has received SIGTERM: on several hosts all agree each round,
+/// so all stop after the same round.
+fn agreed_stop(stop: &StopFlag, world: &World) -> Result<()> {
+    if world.is_distributed() {
+        let mut raised = [f64::from(u8::from(stop.check().is_err()))];
+        world.max(&mut raised)?;
+        if raised[0] > 0.0 {
+            stop.raise();
+        }
+    }
+    stop.check()
 }
 
 /// The built-in algorithm reads numbers only: a text column or text label is refused, naming

@@ -10,8 +10,10 @@
 use super::added_keys::{AddedKey, WithKey};
 use super::Predictions;
 use crate::artifact::Manifest;
+use crate::collective::World;
 use crate::data::categories;
 use crate::data::Dataset;
+use crate::error::Result;
 use ndarray::ArrayView2;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -24,33 +26,34 @@ pub const KEY: &str = "out_of_range";
 pub const MAX_RANGED_FEATURES: usize = 10_000;
 
 /// Each numeric feature's smallest and largest value in `d` (features without any value and
-/// categorical ones are left out), by name; none past [`MAX_RANGED_FEATURES`] features.
-pub fn training_ranges(d: &Dataset) -> BTreeMap<String, [f32; 2]> {
+/// categorical ones are left out), by name; none past [`MAX_RANGED_FEATURES`] features. On
+/// several hosts, over every host's rows.
+pub fn training_ranges(d: &Dataset, world: &World) -> Result<BTreeMap<String, [f32; 2]>> {
     let mut ranges = BTreeMap::new();
     if d.feature_names.len() > MAX_RANGED_FEATURES {
         tracing::info!(
             features = d.feature_names.len(),
             "too many features to keep their training ranges: the model answers no out_of_range"
         );
-        return ranges;
+        return Ok(ranges);
     }
+    // Per feature `-min` and `max`, so that one maximum over the hosts gives both.
+    let width = d.feature_names.len();
+    let mut bounds = vec![f64::NEG_INFINITY; 2 * width];
+    for k in 0..width {
+        for &v in d.features.column(k).iter().filter(|v| !v.is_nan()) {
+            bounds[k] = bounds[k].max(-f64::from(v));
+            bounds[width + k] = bounds[width + k].max(f64::from(v));
+        }
+    }
+    world.max(&mut bounds)?;
     for (k, name) in d.feature_names.iter().enumerate() {
-        if d.encoding.feature(k).is_some() {
-            continue;
-        }
-        let (lo, hi) = d
-            .features
-            .column(k)
-            .iter()
-            .filter(|v| !v.is_nan())
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        if lo <= hi {
-            ranges.insert(name.clone(), [lo, hi]);
+        let (lo, hi) = (-bounds[k], bounds[width + k]);
+        if d.encoding.feature(k).is_none() && lo <= hi {
+            ranges.insert(name.clone(), [lo as f32, hi as f32]);
         }
     }
-    ranges
+    Ok(ranges)
 }
 
 /// What a model's training saw, per feature in model order (a few bytes a feature: a
@@ -170,7 +173,7 @@ mod tests {
             absent_is_zero: false,
             query_ids: None,
         };
-        let ranges = training_ranges(&d);
+        let ranges = training_ranges(&d, &World::single()).unwrap();
         assert_eq!(ranges["iops"], [1.0, 3.0]);
         assert!(!ranges.contains_key("city"));
         let mut manifest = crate::artifact::tests::manifest_of(&d.feature_names);

@@ -9,6 +9,7 @@
 use super::logistic::{LogisticModel, LogisticParams};
 use super::trees::TreeModel;
 use super::xgboost::{self, XgbParams};
+use crate::collective::World;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::metrics::BinaryMetrics;
@@ -456,11 +457,16 @@ impl EnsembleParams {
     /// The logistic regression is fitted first, before XGBoost's matrices exist, so the two
     /// never hold their working memory at the same time; `train` is dropped once XGBoost has
     /// its own copy, and the validation matrix exists only while boosting needs it.
+    ///
+    /// On several hosts (`world`) each passes its own rows: XGBoost trains the tree members
+    /// across the hosts, the logistic regression sums its loss over them, and the weights come
+    /// from every host's validation rows.
     pub fn fit(
         &self,
         train: Dataset,
         validation: &Dataset,
         progress: &mut dyn Progress,
+        world: &World,
     ) -> Result<FitOutcome> {
         let mut order = self.members.clone();
         order.sort_by_key(|m| *m != Member::LogisticRegression);
@@ -477,7 +483,7 @@ impl EnsembleParams {
                 let t = train
                     .as_ref()
                     .expect("the logistic regression is fitted first");
-                MemberModel::Logistic(self.logistic.fit(t.features.view(), t.labels())?)
+                MemberModel::Logistic(self.logistic.fit(t.features.view(), t.labels(), world)?)
             } else {
                 if dtrain.is_none() {
                     // From here on only XGBoost's copy of the training rows is needed.
@@ -505,11 +511,9 @@ impl EnsembleParams {
                 }
             };
             fit_seconds.insert(member, start.elapsed().as_secs_f64());
-            let p = model.predict(validation.features.view())?;
-            scores.insert(
-                member,
-                BinaryMetrics::compute(validation.labels().as_slice().unwrap(), &p, self.threshold),
-            );
+            let p = world.gather(&model.predict(validation.features.view())?)?;
+            let labels = world.gather(validation.labels().as_slice().expect("contiguous"))?;
+            scores.insert(member, BinaryMetrics::compute(&labels, &p, self.threshold));
             fitted.insert(member, model);
         }
         let members = self

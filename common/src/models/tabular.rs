@@ -13,6 +13,7 @@ use super::ensemble::ForestParams;
 use super::logistic::{LogisticModel, LogisticParams};
 use super::trees::TreeModel;
 use super::xgboost::{self, RoundLog, XgbParams};
+use crate::collective::World;
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -265,11 +266,13 @@ impl Logistic {
             c,
             max_iterations: 1000,
         };
+        // One host: training leaves this candidate out on several.
+        let one = World::single();
         let models = match task {
             Task::MultiClass { num_class } => (0..num_class)
-                .map(|c| params.fit(x.view(), &rows.y.mapv(|y| f32::from(y == c as f32))))
+                .map(|c| params.fit(x.view(), &rows.y.mapv(|y| f32::from(y == c as f32)), &one))
                 .collect::<Result<Vec<_>>>()?,
-            _ => vec![params.fit(x.view(), rows.y)?],
+            _ => vec![params.fit(x.view(), rows.y, &one)?],
         };
         Ok(Self { imputer, models })
     }
