@@ -5,6 +5,7 @@ mod fuzz_e2e;
 mod hostile_e2e;
 mod iops_e2e;
 mod mme_e2e;
+mod multihost_e2e;
 mod serve_e2e;
 mod tabular_e2e;
 mod train_e2e;

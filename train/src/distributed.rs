@@ -155,7 +155,8 @@ impl Cluster {
             tracker_port: settings.tracker_port,
             task_id: me.clone(),
             timeout: settings.collective_timeout,
-            retries: 3,
+            // One attempt per call: the retries (and their bound) are `retry_until`'s.
+            retries: 1,
         };
         let world = retry_until(deadline, "joining the other hosts", || World::join(&config))
             .map_err(|e| {
@@ -370,14 +371,14 @@ fn resolve(host: &str, deadline: Instant) -> Result<String> {
     })
 }
 
-/// Runs `attempt` until it succeeds or `deadline` passes, waiting 1, 2, 4, ... up to 30 s
+/// Runs `attempt` until it succeeds or `deadline` passes, waiting 0.5, 1, 2, ... up to 30 s
 /// between attempts; each failed attempt is logged once.
 fn retry_until<T>(
     deadline: Instant,
     what: &str,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
-    let mut wait = Duration::from_secs(1);
+    let mut wait = Duration::from_millis(500);
     for n in 1.. {
         match attempt() {
             Ok(v) => return Ok(v),
@@ -386,7 +387,7 @@ fn retry_until<T>(
                 if now + wait > deadline {
                     return Err(e);
                 }
-                tracing::warn!(attempt = n, retry_in_s = wait.as_secs(), error = %e, "{what}: retrying");
+                tracing::warn!(attempt = n, retry_in_s = wait.as_secs_f32(), error = %e, "{what}: retrying");
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(30));
             }
@@ -482,11 +483,11 @@ mod tests {
     fn retries_stop_at_the_deadline_with_the_last_error() {
         let start = Instant::now();
         let mut n = 0;
-        let r: Result<()> = retry_until(start + Duration::from_millis(1500), "test", || {
+        let r: Result<()> = retry_until(start + Duration::from_millis(1700), "test", || {
             n += 1;
             Err(Error::Collective(format!("attempt {n}")))
         });
-        assert_eq!(n, 2, "one wait of 1 s fits, the next of 2 s does not");
-        assert!(r.unwrap_err().to_string().contains("attempt 2"));
+        assert_eq!(n, 3, "waits of 0.5 s and 1 s fit, the next of 2 s does not");
+        assert!(r.unwrap_err().to_string().contains("attempt 3"));
     }
 }
