@@ -390,52 +390,218 @@ fn docker_stop_during_training_and_during_load_exits_within_5_s() {
     assert!(took < Duration::from_secs(5), "stop took {took:?}");
 }
 
-#[test]
-fn two_hosts_on_a_user_network_only_the_leader_writes_a_model() {
-    let Some(image) = image() else { return };
-    let id = std::process::id();
-    let network = format!("sagemaker-test-{id}");
-    docker_ok(&["network", "create", &network]);
-    struct Network(String);
-    impl Drop for Network {
-        fn drop(&mut self) {
-            let _ = docker(&["network", "rm", &self.0]);
+/// A user-defined Docker network, removed when dropped.
+struct Network(String);
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = docker(&["network", "rm", &self.0]);
+    }
+}
+
+/// `algo-1` .. `algo-N` training on one user-defined network, as SageMaker runs a multi-host
+/// job: each with its own `/opt/ml` (`setup` writes its channels) and `resourceconfig.json`.
+struct Cluster {
+    hosts: Vec<(String, Sandbox, Container)>,
+    network: Network,
+}
+
+impl Cluster {
+    fn train(
+        image: &str,
+        n: usize,
+        hyperparameters: &str,
+        setup: impl Fn(usize, &Sandbox),
+    ) -> Self {
+        let id = format!("{}-{}", std::process::id(), unique());
+        let network = Network(format!("sagemaker-test-{id}"));
+        docker_ok(&["network", "create", &network.0]);
+        let names: Vec<String> = (1..=n).map(|i| format!("algo-{i}")).collect();
+        let hosts = names
+            .iter()
+            .enumerate()
+            .map(|(k, host)| {
+                let s = writable_sandbox();
+                s.config("hyperparameters.json", hyperparameters);
+                s.config(
+                    "resourceconfig.json",
+                    &format!(
+                        r#"{{"current_host": "{host}", "hosts": {names:?}, "network_interface_name": "eth0"}}"#
+                    ),
+                );
+                setup(k, &s);
+                chmod_all(&s);
+                let c = Container::run(&[
+                    "--name",
+                    &format!("{host}-{id}"),
+                    "--hostname",
+                    host,
+                    "--network",
+                    &network.0,
+                    "--network-alias",
+                    host,
+                    "-v",
+                    &mount(&s),
+                    image,
+                    "train",
+                ]);
+                (host.clone(), s, c)
+            })
+            .collect();
+        Self { hosts, network }
+    }
+
+    /// Waits until every host has joined the others.
+    fn wait_joined(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self
+            .hosts
+            .iter()
+            .all(|(_, _, c)| c.logs().contains("joined the hosts"))
+        {
+            assert!(Instant::now() < deadline, "{}", self.hosts[0].2.logs());
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
-    let _network = Network(network.clone());
-    let hosts = ["algo-1", "algo-2"];
-    let mut runs = Vec::new();
-    for host in hosts {
-        let s = writable_sandbox();
-        s.config("hyperparameters.json", &format!("{{{SMALL_MODELS}}}"));
+
+    /// Waits for every container; their exit codes and how long the last took from `since`.
+    fn wait_all(&self, since: Instant) -> (Vec<i64>, Duration) {
+        let codes = self.hosts.iter().map(|(_, _, c)| c.wait_exit()).collect();
+        (codes, since.elapsed())
+    }
+}
+
+/// A number not used before by this process (names of parallel tests' networks).
+fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Three containers train together: the fire ensemble with each host's own files
+/// (ShardedByS3Key), then tabular XGBoost on California housing with every host holding the
+/// whole file (FullyReplicated: each takes every third row). Every host trains and exits 0;
+/// only algo-1 writes, counting every host's rows.
+#[test]
+fn three_hosts_on_a_user_network_train_together_and_the_first_writes() {
+    let Some(image) = image() else { return };
+    let hp = format!(r#"{{"nthread": "1", {SMALL_MODELS}}}"#);
+    let fire = Cluster::train(&image, 3, &hp, |k, s| {
         s.config(
-            "resourceconfig.json",
-            &format!(r#"{{"current_host": "{host}", "hosts": ["algo-1", "algo-2"], "network_interface_name": "eth0"}}"#),
+            "inputdataconfig.json",
+            r#"{"train": {"S3DistributionType": "ShardedByS3Key"}}"#,
         );
-        s.data_file("train", "fire.json", &fire_bytes(2000, 7, Layout::Json));
-        chmod_all(&s);
-        let c = Container::run(&[
-            "--name",
-            &format!("{host}-{id}"),
-            "--hostname",
-            host,
-            "--network",
-            &network,
-            "--network-alias",
-            host,
-            "-v",
-            &mount(&s),
-            &image,
+        s.data_file(
             "train",
-        ]);
-        runs.push((host, s, c));
-    }
-    for (host, s, c) in &runs {
-        assert_eq!(c.wait_exit(), 0, "{host}: {}", c.logs());
+            "fire.json",
+            &fire_bytes(2000, 7 + k as u64, Layout::Json),
+        );
+    });
+    let (codes, _) = fire.wait_all(Instant::now());
+    for ((host, s, c), code) in fire.hosts.iter().zip(codes) {
+        let log = c.logs();
+        assert_eq!(code, 0, "{host}: {log}");
+        assert!(
+            log.contains("joined the hosts") && log.contains("every host finished"),
+            "{host}: {log}"
+        );
+        assert!(
+            log.contains(r#"this host's rows channel="train" rows=2000"#),
+            "{host}: {log}"
+        );
         let has_model = s.opt_ml.model_dir().join("manifest.json").exists();
-        assert_eq!(has_model, *host == "algo-1", "{host}");
+        assert_eq!(has_model, host == "algo-1", "{host}");
     }
-    assert!(runs[1].2.logs().contains("not the leader host"));
+    let manifest = Manifest::load(&fire.hosts[0].1.opt_ml.model_dir()).unwrap();
+    assert_eq!(
+        manifest.rows.values().sum::<usize>(),
+        6000,
+        "{:?}",
+        manifest.rows
+    );
+
+    let housing = Cluster::train(
+        &image,
+        3,
+        r#"{"model_kind": "tabular", "candidates": "xgboost", "nthread": "1"}"#,
+        |_, s| {
+            s.data_file("train", "housing.csv.gz", &housing_csv());
+        },
+    );
+    let (codes, _) = housing.wait_all(Instant::now());
+    for ((host, _, c), code) in housing.hosts.iter().zip(codes) {
+        assert_eq!(code, 0, "{host}: {}", c.logs());
+    }
+    let first = &housing.hosts[0].1;
+    let manifest = Manifest::load(&first.opt_ml.model_dir()).unwrap();
+    assert_eq!(
+        manifest.rows.values().sum::<usize>(),
+        20_640,
+        "{:?}",
+        manifest.rows
+    );
+    let comparison: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(first.opt_ml.output_data_dir().join("evaluation.json")).unwrap(),
+    )
+    .unwrap();
+    let rmse = comparison["candidates"]["xgboost"]["validation"]["rmse"]
+        .as_f64()
+        .unwrap();
+    assert!(rmse < 0.55, "validation RMSE {rmse} over all hosts' rows");
+}
+
+/// A host killed (`docker kill`) or cut off from the network (`docker network disconnect`)
+/// while training: every host exits non-zero in well under a minute, each failure file naming
+/// the lost host (the cut-off host names the others).
+#[test]
+fn a_host_killed_or_cut_off_fails_every_host_in_time_naming_it() {
+    let Some(image) = image() else { return };
+    let hp = r#"{"nthread": "1", "rf_num_trees": "3000", "gb_num_round": "20"}"#;
+    for cut_off in [false, true] {
+        let cluster = Cluster::train(&image, 3, hp, |_, s| {
+            s.data_file("train", "fire.json", &fire_bytes(20_000, 3, Layout::Json));
+        });
+        cluster.wait_joined();
+        std::thread::sleep(Duration::from_secs(2));
+        let (lost, _, victim) = &cluster.hosts[if cut_off { 1 } else { 2 }];
+        if cut_off {
+            docker_ok(&["network", "disconnect", &cluster.network.0, &victim.0]);
+        } else {
+            docker_ok(&["kill", &victim.0]);
+        }
+        let (codes, took) = cluster.wait_all(Instant::now());
+        let what = if cut_off { "cut off" } else { "killed" };
+        assert!(
+            took < Duration::from_secs(60),
+            "{what} {lost}: the others took {took:?}"
+        );
+        for ((host, s, c), code) in cluster.hosts.iter().zip(codes) {
+            assert_ne!(code, 0, "{what} {lost}: {host} exited 0: {}", c.logs());
+            if host == lost && !cut_off {
+                continue;
+            }
+            let reason = s
+                .failure_reason()
+                .unwrap_or_else(|| panic!("{host}: no failure file: {}", c.logs()));
+            assert!(
+                reason.starts_with("Distributed training error"),
+                "{host}: {reason}"
+            );
+            if host != lost {
+                assert!(
+                    reason.contains(lost.as_str()),
+                    "{what} {lost}: {host}: {reason}"
+                );
+            }
+        }
+        let first = &cluster.hosts[0].1;
+        assert!(!first.opt_ml.model_dir().join("manifest.json").exists());
+        let reasons: Vec<String> = cluster
+            .hosts
+            .iter()
+            .filter_map(|(_, s, _)| s.failure_reason())
+            .collect();
+        println!("{what} {lost}: every host stopped within {took:.1?}: {reasons:?}");
+    }
 }
 
 /// The SageMaker Python SDK's local-mode mounts (measured with SDK 2.257.7): `input/` (config
@@ -700,6 +866,7 @@ fn sagemaker_sdk_v2_local_mode_fits_deploys_predicts_and_transforms() {
         "deploy",
         "transform",
         "builtin-xgboost",
+        "fit-two-hosts",
         "failing-fit",
         "offline",
         "cleanup",

@@ -342,13 +342,13 @@ def make_session(container_root, serving_port):
     return session
 
 
-def make_estimator(image, session, output_dir, hyperparameters):
+def make_estimator(image, session, output_dir, hyperparameters, instance_count=1):
     from sagemaker.estimator import Estimator
 
     return Estimator(
         image_uri=image,
         role=ROLE,
-        instance_count=1,
+        instance_count=instance_count,
         instance_type="local",
         output_path="file://" + output_dir,
         hyperparameters=hyperparameters,
@@ -401,6 +401,24 @@ def step_fit(image, session, train_dir, validation_dir, output_dir):
     return estimator, (
         "%s; model.tar.gz: %d files incl. manifest.json (fire_ensemble, the README's 18 features); "
         "output.tar.gz: %s" % (estimator.model_data, len(members), ", ".join(out_members)))
+
+
+def step_fit_two_hosts(image, session, train_dir, validation_dir, output_dir):
+    """instance_count=2: both containers train through XGBoost's collective, the first writes
+    the one model, and neither exits before the other (local mode stops all at the first exit)."""
+    estimator = make_estimator(image, session, output_dir, dict(HYPERPARAMETERS, nthread=1),
+                               instance_count=2)
+    with deadline(FIT_TIMEOUT, "Estimator.fit (2 instances)"):
+        estimator.fit(channels(train_dir, validation_dir), wait=True, logs=True)
+    model_tar = os.path.join(output_dir, "model.tar.gz")
+    check(os.path.isfile(model_tar), "no model.tar.gz in %s (found: %s)" % (output_dir, sorted(os.listdir(output_dir))))
+    members = tar_members(model_tar)
+    check(members.count("manifest.json") == 1, "model.tar.gz: %s" % sorted(members))
+    manifest = json.loads(read_member(model_tar, "manifest.json"))
+    rows = manifest.get("rows") or {}
+    check(sum(rows.values()) == TRAIN_ROWS + VALIDATION_ROWS,
+          "the model counts %s rows, the channels hold %d" % (rows, TRAIN_ROWS + VALIDATION_ROWS))
+    return None, "model.tar.gz with one manifest.json, rows %s over both hosts" % rows
 
 
 BUILTIN_HYPERPARAMETERS = {
@@ -757,14 +775,17 @@ def run_steps(image, scratch, guard, cleaner, started):
                 os.path.join(scratch, "out-transform"), len(rows))
             run("builtin-xgboost", step_builtin_xgboost, image, session,
                 os.path.join(data, "raw", "transform-labelled.csv"), os.path.join(scratch, "out-builtin"))
+            run("fit-two-hosts", step_fit_two_hosts, image, session, train_dir, validation_dir,
+                os.path.join(scratch, "out-two-hosts"))
         else:
             skipped("deploy", "no model")
             skipped("transform", "no model")
             skipped("builtin-xgboost", "no data")
+            skipped("fit-two-hosts", "no data")
         run("failing-fit", step_failing_fit, image, scratch, train_dir, validation_dir,
             os.path.join(scratch, "out-failing"), serving_port, guard)
     else:
-        for step in ("fit", "deploy", "transform", "builtin-xgboost", "failing-fit"):
+        for step in ("fit", "deploy", "transform", "builtin-xgboost", "fit-two-hosts", "failing-fit"):
             skipped(step, "no data")
 
     def step_offline():
