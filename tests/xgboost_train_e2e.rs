@@ -261,6 +261,80 @@ fn save_model_on_termination_keeps_the_rounds_finished_at_sigterm() {
     }
 }
 
+/// A job killed mid-training (SIGKILL, as a reclaimed spot instance) and started again with the
+/// same checkpoint directory resumes from its newest checkpoint and ends with the model of an
+/// uninterrupted run: the same predictions (no row or column sampling, so XGBoost's rounds are
+/// deterministic; with sampling the resumed rounds draw other samples).
+#[test]
+fn a_killed_job_resumes_from_its_checkpoints_to_the_uninterrupted_model() {
+    let (x, reg, _, _) = data(20_000);
+    let train = labelled_csv(&x, &reg);
+    let hp = r#"{"model_kind": "xgboost", "num_round": "40", "max_depth": "8", "nthread": "1"}"#;
+    let job = |checkpoints: &std::path::Path| {
+        let s = Sandbox::new();
+        s.config("hyperparameters.json", hp).config(
+            "checkpointconfig.json",
+            &format!(r#"{{"LocalPath": "{}", "S3Uri": "s3://bucket/ck"}}"#, checkpoints.display()),
+        );
+        s.data_file("train", "part-0", train.as_bytes());
+        s
+    };
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = job(whole_dir.path());
+    let out = whole.run_train();
+    assert!(out.status.success(), "{}", e2e::text(&out.stderr));
+    let names = |d: &std::path::Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    // Every round's checkpoint stays until S3 has it (no uploader here).
+    assert_eq!(names(whole_dir.path()).len(), 40);
+
+    let dir = tempfile::tempdir().unwrap();
+    let killed = job(dir.path());
+    let mut child = killed
+        .train_command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in std::io::BufRead::lines(stdout) {
+        if line.unwrap().starts_with("[10]") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = names(dir.path());
+    assert!(left.len() >= 10 && left.len() < 40, "{left:?}");
+    assert!(left.iter().all(|n| !n.ends_with(".sagemaker-ignore")), "{left:?}");
+    assert!(!killed.opt_ml.model_dir().join("manifest.json").exists());
+
+    let out = killed.run_train();
+    let log = e2e::text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let newest = left.len() - 1;
+    assert!(log.contains(&format!("Resuming from iteration {newest}")), "{log}");
+    let stdout = e2e::text(&out.stdout);
+    assert!(stdout.starts_with(&format!("[{}]", newest + 1)), "{stdout}");
+    assert_eq!(evaluation(&killed)["rounds_run"], 40);
+    let d = xgb_util::dmatrix(x.view(), None).unwrap();
+    let want = saved_booster(&whole).predict(&d).unwrap();
+    let got = saved_booster(&killed).predict(&d).unwrap();
+    let worst = want
+        .iter()
+        .zip(&got)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-6, "resumed model differs by up to {worst}");
+    assert_eq!(evaluation(&killed)["scores"], evaluation(&whole)["scores"]);
+}
+
 /// Writes `rows.csv` (label first, no header) as the files users write: Parquet by pandas
 /// (snappy and zstd halves, nulls for missing values) with the XGBoost 1.x venv's pandas, and
 /// RecordIO-protobuf by the SageMaker SDK (dense and sparse), when those Pythons are provisioned.

@@ -264,6 +264,42 @@ impl World {
         Ok(all)
     }
 
+    /// The first host's bytes, on every host (what others pass is ignored).
+    #[allow(unsafe_code)]
+    pub fn broadcast(&self, bytes: Vec<u8>) -> Result<Vec<u8>> {
+        if !self.joined {
+            return Ok(bytes);
+        }
+        let mut len = [if self.is_leader() {
+            bytes.len() as f64
+        } else {
+            0.0
+        }];
+        self.max(&mut len)?;
+        let mut buffer = if self.is_leader() {
+            bytes
+        } else {
+            vec![0u8; len[0] as usize]
+        };
+        if buffer.is_empty() {
+            return Ok(buffer);
+        }
+        // SAFETY: the buffer holds `buffer.len()` bytes (the same length on every host), valid
+        // and exclusively borrowed for the call; the communicator is initialised on this
+        // thread.
+        check(
+            unsafe {
+                xgboost_sys::XGCommunicatorBroadcast(
+                    buffer.as_mut_ptr().cast::<c_void>(),
+                    buffer.len(),
+                    0,
+                )
+            },
+            "broadcasting from the first host",
+        )?;
+        Ok(buffer)
+    }
+
     /// Returns once every host has called it.
     pub fn barrier(&self) -> Result<()> {
         self.sum(&mut [1.0])
@@ -323,6 +359,8 @@ mod tests {
                         w.sum(&mut v).unwrap();
                         // Rank r holds r + 1 values equal to r.
                         let g = w.gather(&vec![r as f32; r + 1]).unwrap();
+                        let b = w.broadcast(format!("from {r}").into_bytes()).unwrap();
+                        assert_eq!(b, b"from 0");
                         w.barrier().unwrap();
                         (r, v, g)
                     })

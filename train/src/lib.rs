@@ -4,6 +4,7 @@
 //! model the `model_kind` hyperparameter names, and writes `/opt/ml/model` and
 //! `/opt/ml/output/data/evaluation.json`. `main.rs` turns an error into `/opt/ml/output/failure`.
 
+pub mod checkpoints;
 pub mod config;
 pub mod datagen_cli;
 pub mod distributed;

@@ -12,6 +12,7 @@
 //! from XGBoost's predictions, as the built-in does: classes from the margin (`> 0` for one
 //! output, the largest for several), values from the prediction.
 
+use crate::checkpoints::Checkpoints;
 use crate::report;
 use crate::splits::{self, Reader};
 use crate::stop::StopFlag;
@@ -110,16 +111,28 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
         xgb_params = xgb_params.set("eval_metric", m);
     }
 
-    let mut booster = xgboost::new_booster(&xgb_params, &matrices.iter().collect::<Vec<_>>())?;
+    let checkpoints = Checkpoints::from_config(opt_ml)?;
+    let resume = resume_point(checkpoints.as_ref(), world)?;
+    let (mut booster, start) = match &resume {
+        None => (
+            xgboost::new_booster(&xgb_params, &matrices.iter().collect::<Vec<_>>())?,
+            0,
+        ),
+        Some((iteration, model)) => {
+            tracing::info!(iteration, "Resuming from iteration {iteration}");
+            (xgboost::resume_booster(&xgb_params, model)?, iteration + 1)
+        }
+    };
+    drop(resume);
     let mut early = params
         .early_stopping_rounds
         .filter(|_| evals.len() > 1)
         .map(|patience| EarlyStopping::new(patience, params.stop_metric.clone()));
     let mut logs: Vec<RoundLog> = Vec::new();
     let mut partial = false;
-    for round in 0..params.num_round {
+    for round in start..params.num_round {
         if let Err(stopped) = agreed_stop(stop, world) {
-            if params.save_model_on_termination && round > 0 {
+            if params.save_model_on_termination && round > start {
                 tracing::warn!(
                     rounds = round,
                     "SIGTERM: saving the rounds finished so far (save_model_on_termination)"
@@ -147,6 +160,11 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
                 &booster.save_buffer(true)?,
             )?;
         }
+        if let (Some(c), true) = (&checkpoints, world.is_leader()) {
+            if (round + 1) % params.checkpoint_interval == 0 || round + 1 == params.num_round {
+                c.save(round, &booster.save_buffer(true)?)?;
+            }
+        }
         let go_on = match &mut early {
             Some(e) => e.observe(&log)?,
             None => true,
@@ -156,7 +174,7 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
             break;
         }
     }
-    let rounds_run = logs.len() as u32;
+    let rounds_run = start + logs.len() as u32;
     let best_iteration = early
         .as_ref()
         .and_then(EarlyStopping::best_round)
@@ -165,11 +183,21 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
         booster = booster.slice(0, best_iteration as i32 + 1)?;
     }
 
+    // The kept round's scores: from its log, or (a round before a resume) evaluated again.
+    let kept_log = match logs.iter().position(|l| l.round == best_iteration) {
+        Some(i) => logs.swap_remove(i),
+        None => {
+            let mut log = xgboost::evaluate(&booster, &evals, best_iteration, &xgb_params)?;
+            for ((m, name), (_, y)) in evals.iter().zip(&labels) {
+                for (metric, value) in custom_scores(&booster, m, y, &custom, world)? {
+                    log.push(name, &metric, value);
+                }
+            }
+            log
+        }
+    };
     let mut scores: BTreeMap<String, Scores> = BTreeMap::new();
-    for (set, metric, value) in logs
-        .get(best_iteration as usize)
-        .map_or(&[][..], |l| &l.scores)
-    {
+    for (set, metric, value) in &kept_log.scores {
         scores
             .entry(set.clone())
             .or_default()
@@ -476,6 +504,34 @@ fn custom_scores(
         out.push((name.clone(), value));
     }
     Ok(out)
+}
+
+/// Where training goes on from: the newest usable checkpoint of the first host (sent to every
+/// host), as its iteration and XGBoost model.
+fn resume_point(
+    checkpoints: Option<&Checkpoints>,
+    world: &World,
+) -> Result<Option<(u32, Vec<u8>)>> {
+    let mine = match checkpoints {
+        Some(c) if world.is_leader() => c.latest(|bytes| {
+            Booster::load_buffer(bytes)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })?,
+        _ => None,
+    };
+    if !world.is_distributed() {
+        return Ok(mine);
+    }
+    // Sent as the iteration's 4 bytes and the model; nothing when there is none.
+    let sent = mine.map_or_else(Vec::new, |(i, model)| {
+        [i.to_le_bytes().to_vec(), model].concat()
+    });
+    let got = world.broadcast(sent)?;
+    Ok((got.len() > 4).then(|| {
+        let iteration = u32::from_le_bytes(got[..4].try_into().expect("4 bytes"));
+        (iteration, got[4..].to_vec())
+    }))
 }
 
 /// `Err(Stopped)` once any host has received SIGTERM: on several hosts all agree each round,

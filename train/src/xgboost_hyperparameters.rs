@@ -137,7 +137,7 @@ const fn open(a: f64) -> Bound {
 }
 
 /// Every name the built-in accepts, in its order.
-const SPECS: [(&str, Kind); 53] = [
+const SPECS: [(&str, Kind); 54] = [
     ("num_round", Kind::Int(closed(1.0), INF)),
     ("csv_weights", Kind::Int(closed(0.0), closed(1.0))),
     ("early_stopping_rounds", Kind::Int(closed(1.0), INF)),
@@ -190,6 +190,8 @@ const SPECS: [(&str, Kind); 53] = [
     ("seed", Kind::Int(open(-2147483648.0), open(2147483647.0))),
     ("num_parallel_tree", Kind::Int(closed(1.0), INF)),
     ("save_model_on_termination", Kind::Choice(TRUE_FALSE)),
+    // Ours: write a checkpoint every this many rounds (the built-in writes every round).
+    ("checkpoint_interval", Kind::Int(closed(1.0), INF)),
     (
         "aft_loss_distribution",
         Kind::Choice(&["normal", "logistic", "extreme"]),
@@ -206,8 +208,9 @@ const SPECS: [(&str, Kind); 53] = [
 ];
 
 /// Names the container consumes itself; everything else validated goes to XGBoost.
-const CONSUMED: [&str; 8] = [
+const CONSUMED: [&str; 9] = [
     "num_round",
+    "checkpoint_interval",
     "csv_weights",
     "early_stopping_rounds",
     "eval_metric",
@@ -238,6 +241,8 @@ pub struct BuiltinParams {
     pub stop_metric: Option<String>,
     /// Write the rounds finished so far when the job is stopped.
     pub save_model_on_termination: bool,
+    /// Rounds between two checkpoints (with `checkpointconfig.json`).
+    pub checkpoint_interval: u32,
     /// What XGBoost itself receives, in the user's order (metrics not included).
     pub xgboost: XgbParams,
 }
@@ -313,6 +318,7 @@ impl BuiltinParams {
             stop_metric,
             save_model_on_termination: get("save_model_on_termination")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            checkpoint_interval: int("checkpoint_interval").map_or(1, |n| n as u32),
             xgboost,
         })
     }

@@ -67,6 +67,17 @@ pub fn new_booster(params: &XgbParams, cache: &[&DMatrix]) -> Result<Booster> {
     Ok(booster)
 }
 
+/// A booster that goes on training from `model` (an XGBoost model file, which keeps no training
+/// parameters: `params` are set again, as in [`new_booster`]).
+pub fn resume_booster(params: &XgbParams, model: &[u8]) -> Result<Booster> {
+    let mut booster = Booster::load_buffer(model)?;
+    booster.set_param("boost_from_average", "1")?;
+    for (k, v) in &params.0 {
+        booster.set_param(k, v)?;
+    }
+    Ok(booster)
+}
+
 /// One boosting round's evaluation: XGBoost's own log line and the scores in it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoundLog {
