@@ -28,9 +28,8 @@ make() {
   head -1 "$work/$name.csv" > "$work/header"
   tail -n +2 "$work/$name.csv" > "$work/body"
   local n; n=$(wc -l < "$work/body")
-  head -n $((n * 70 / 100)) "$work/body" > "$work/train"
-  tail -n +$((n * 70 / 100 + 1)) "$work/body" | head -n $((n * 15 / 100)) > "$work/validation"
-  tail -n +$((n * 85 / 100 + 1)) "$work/body" > "$work/test"
+  awk -v a=$((n * 70 / 100)) -v b=$((n * 85 / 100)) -v w="$work" \
+    '{ print > (w "/" (NR <= a ? "train" : NR <= b ? "validation" : "test")) }' "$work/body"
   for split in train validation test; do
     split -n l/3 -d "$work/$split" "$work/part"
     for k in 0 1 2; do cat "$work/header" "$work/part0$k" > "$work/$name-$split$k.csv"; done
@@ -39,7 +38,7 @@ make() {
 }
 
 # Bytes received on loopback (what was sent there, once).
-lo_bytes() { awk '/^ *lo:/ {sub(/^ *lo:/, ""); printf "%d\n", $1}' /proc/net/dev; }
+lo_bytes() { awk '/^ *lo:/ {sub(/^ *lo:/, ""); printf "%.0f\n", $1}' /proc/net/dev; }
 
 # run NAME DATA HOSTS HYPERPARAMETERS: every host gets its shards of DATA's three channels
 # (host i of n: shards i, i+n, ...).

@@ -222,3 +222,71 @@ fn a_killed_host_fails_every_host_naming_it() {
     }
     assert!(!three[0].opt_ml.model_dir().join("manifest.json").exists());
 }
+
+/// Libsvm rows of `n` features where feature `k` is `(row * 7 + k * 3) % 10`, label their sum
+/// over the first three; the last feature index present is `n - 1`.
+fn libsvm(rows: std::ops::Range<usize>, n: usize) -> String {
+    rows.map(|r| {
+        let v: Vec<usize> = (0..n).map(|k| (r * 7 + k * 3) % 10).collect();
+        let label: usize = v.iter().take(3).sum();
+        let entries: Vec<String> = v
+            .iter()
+            .enumerate()
+            .map(|(k, x)| format!("{k}:{x}"))
+            .collect();
+        format!("{label} {}\n", entries.join(" "))
+    })
+    .collect()
+}
+
+/// The built-in algorithm on two hosts whose sharded libsvm files reach different feature
+/// indexes: the hosts agree on the wider width first (else their collectives would differ in
+/// length), XGBoost's metrics and ours (`mse`, computed from gathered predictions) are over both
+/// hosts' rows, early stopping stops both after the same round, and the result is the
+/// single host's on the same rows.
+#[test]
+fn two_hosts_train_the_builtin_algorithm_on_libsvm_files_of_different_widths() {
+    let hp = r#"{"model_kind": "xgboost", "num_round": "30", "max_depth": "4", "eval_metric": "rmse,mse", "early_stopping_rounds": "5", "nthread": "1"}"#;
+    let sharded = r#"{"train": {"S3DistributionType": "ShardedByS3Key"}, "validation": {"S3DistributionType": "ShardedByS3Key"}}"#;
+    let parts = [
+        (libsvm(0..3000, 6), libsvm(3000..3600, 6)),
+        (libsvm(4000..7000, 8), libsvm(7000..7600, 8)),
+    ];
+
+    let one = Sandbox::new();
+    one.config("hyperparameters.json", hp);
+    for (k, (train, validation)) in parts.iter().enumerate() {
+        one.data_file("train", &format!("part-{k}"), train.as_bytes());
+        one.data_file("validation", &format!("part-{k}"), validation.as_bytes());
+    }
+    let single = one.run_train();
+    assert!(single.status.success(), "{}", text(&single.stderr));
+
+    let two = hosts(2);
+    for (s, (train, validation)) in two.iter().zip(&parts) {
+        s.config("hyperparameters.json", hp)
+            .config("inputdataconfig.json", sharded);
+        s.data_file("train", "part", train.as_bytes());
+        s.data_file("validation", "part", validation.as_bytes());
+    }
+    let outputs = finish(start(&two, two_free_ports()));
+    for (k, o) in outputs.iter().enumerate() {
+        assert!(o.status.success(), "host {}: {}", k + 1, log(&two[k]));
+    }
+    let (a, b) = (evaluation(&one), evaluation(&two[0]));
+    assert_eq!(a["rows"], b["rows"]);
+    let score = |e: &serde_json::Value, m: &str| e["scores"]["validation"][m].as_f64().unwrap();
+    for m in ["rmse", "mse"] {
+        let (x, y) = (score(&a, m), score(&b, m));
+        assert!(
+            (x - y).abs() <= 0.02 * x.abs().max(1e-3),
+            "{m}: one host {x}, two hosts {y}"
+        );
+    }
+    // Both hosts logged the same number of rounds' worth of training (the leader prints them).
+    let rounds = text(&outputs[0].stdout)
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .count();
+    assert_eq!(rounds as u64, b["rounds_run"].as_u64().unwrap());
+}

@@ -8,7 +8,9 @@
 //! host (or no `resourceconfig.json`) starts no tracker and opens no port.
 
 use crate::config::{ChannelConfig, ResourceConfig};
+use crate::stop::StopFlag;
 use common::collective::{JoinConfig, Tracker, World};
+use common::data::categories::Categories;
 use common::data::Dataset;
 use common::{Error, Result};
 use std::net::ToSocketAddrs;
@@ -58,11 +60,15 @@ impl Settings {
             DEFAULT_TRACKER_PORT.into(),
         )?;
         Ok(Self {
-            tracker_port: u16::try_from(port).map_err(|_| {
-                Error::Config(format!(
-                    "SAGEMAKER_TABULAR_TRACKER_PORT={port} is not a port"
-                ))
-            })?,
+            // The next port is the liveness port, so the last one is refused too.
+            tracker_port: u16::try_from(port)
+                .ok()
+                .filter(|&p| p < u16::MAX)
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "SAGEMAKER_TABULAR_TRACKER_PORT={port} is not a port below 65535"
+                    ))
+                })?,
             host_wait: Duration::from_secs(number(
                 "SAGEMAKER_TABULAR_HOST_WAIT_SECONDS",
                 DEFAULT_HOST_WAIT.as_secs(),
@@ -112,6 +118,7 @@ impl Cluster {
     pub fn join(
         resources: &ResourceConfig,
         settings: &Settings,
+        stop: &StopFlag,
         on_lost: OnLostHost,
     ) -> Result<Self> {
         let mut hosts = resources.hosts.clone();
@@ -134,7 +141,7 @@ impl Cluster {
         let deadline = Instant::now() + settings.host_wait;
         let first = &hosts[0];
         let liveness_port = settings.tracker_port.wrapping_add(1);
-        answer_while_alive(&resolve(&me, deadline)?, liveness_port)?;
+        answer_while_alive(&resolve(&me, deadline, stop)?, liveness_port)?;
         let tracker = if my_rank == 0 {
             tracing::info!(
                 port = settings.tracker_port,
@@ -149,16 +156,18 @@ impl Cluster {
         } else {
             None
         };
-        let address = resolve(first, deadline)?;
+        let address = resolve(first, deadline, stop)?;
         let config = JoinConfig {
             tracker_address: address.clone(),
             tracker_port: settings.tracker_port,
             task_id: me.clone(),
             timeout: settings.collective_timeout,
-            // One attempt per call: the retries (and their bound) are `retry_until`'s.
-            retries: 1,
+            // Also the attempts on each peer while the hosts connect to each other.
+            retries: 3,
         };
-        let world = retry_until(deadline, "joining the other hosts", || World::join(&config))
+        let world = retry_until(deadline, stop, "joining the other hosts", || {
+            World::join(&config)
+        })
             .map_err(|e| {
                 Error::Collective(format!(
                     "host {me} could not join the hosts {hosts:?} through the tracker on {first} ({address}:{}) within {} s: {e}",
@@ -167,12 +176,13 @@ impl Cluster {
                 ))
             })?;
         if world.size() != hosts.len() || world.rank() != my_rank {
-            return Err(Error::Collective(format!(
-                "host {me} joined as rank {} of {}, expected rank {my_rank} of {}",
+            // Leaving the communicator would wait on the others: fail at once.
+            on_lost(&format!(
+                "Distributed training error: host {me} joined as rank {} of {}, expected rank {my_rank} of {}",
                 world.rank(),
                 world.size(),
                 hosts.len()
-            )));
+            ));
         }
         tracing::info!(host = %me, rank = my_rank, hosts = ?hosts, "joined the hosts: every host trains, the first writes the model");
         let watching = Arc::new(AtomicBool::new(true));
@@ -199,18 +209,18 @@ impl Cluster {
     }
 
     /// Waits for every host (so none exits before the model is written: SDK local mode stops
-    /// every container once one exits), then leaves the communicator and, on the first host,
-    /// waits for the tracker.
+    /// every container once one exits); past it, the others may exit at any moment, so they are
+    /// no longer watched.
+    pub fn barrier(&self) -> Result<()> {
+        self.world.barrier()?;
+        self.watching.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Leaves the communicator after [`Cluster::barrier`] and, on the first host, waits for the
+    /// tracker.
     pub fn finish(self) -> Result<()> {
-        let Self {
-            world,
-            tracker,
-            watching,
-            ..
-        } = self;
-        world.barrier()?;
-        // Past the barrier the others may exit at any moment.
-        watching.store(false, Ordering::SeqCst);
+        let Self { world, tracker, .. } = self;
         drop(world);
         if let Some(tracker) = tracker {
             tracker.wait()?;
@@ -320,9 +330,14 @@ fn watch(peer: String, port: u16, watching: Arc<AtomicBool>, on_lost: OnLostHost
     });
 }
 
-/// Accepts (and closes) connections on this host's `address` and `port` for the rest of the
-/// process's life.
+/// Accepts (and closes) connections on `port` for the rest of the process's life: on every
+/// interface, or only on `address` when this host's name is a loopback address (hosts on one
+/// machine, as in the tests; a name resolving to 127.0.1.1 would not do on a real cluster).
 fn answer_while_alive(address: &str, port: u16) -> Result<()> {
+    let loopback = address
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|a| a.is_loopback());
+    let address = if loopback { address } else { "0.0.0.0" };
     let listener = std::net::TcpListener::bind((address, port)).map_err(|e| {
         Error::Collective(format!("cannot listen on {address}:{port} (liveness): {e}"))
     })?;
@@ -360,8 +375,8 @@ fn looks_like_a_lost_peer(message: &str) -> bool {
 
 /// The first address of `host`, retried with backoff until `deadline` (names of SageMaker's
 /// hosts may take a while to appear in DNS).
-fn resolve(host: &str, deadline: Instant) -> Result<String> {
-    retry_until(deadline, &format!("resolving host {host}"), || {
+fn resolve(host: &str, deadline: Instant, stop: &StopFlag) -> Result<String> {
+    retry_until(deadline, stop, &format!("resolving host {host}"), || {
         (host, 0)
             .to_socket_addrs()
             .map_err(|e| Error::Collective(format!("cannot resolve host {host}: {e}")))?
@@ -371,10 +386,11 @@ fn resolve(host: &str, deadline: Instant) -> Result<String> {
     })
 }
 
-/// Runs `attempt` until it succeeds or `deadline` passes, waiting 0.5, 1, 2, ... up to 30 s
-/// between attempts; each failed attempt is logged once.
+/// Runs `attempt` until it succeeds, `deadline` passes or SIGTERM arrives, waiting 0.5, 1, 2,
+/// ... up to 30 s between attempts; each failed attempt is logged once.
 fn retry_until<T>(
     deadline: Instant,
+    stop: &StopFlag,
     what: &str,
     mut attempt: impl FnMut() -> Result<T>,
 ) -> Result<T> {
@@ -383,8 +399,8 @@ fn retry_until<T>(
         match attempt() {
             Ok(v) => return Ok(v),
             Err(e) => {
-                let now = Instant::now();
-                if now + wait > deadline {
+                stop.check()?;
+                if Instant::now() + wait > deadline {
                     return Err(e);
                 }
                 tracing::warn!(attempt = n, retry_in_s = wait.as_secs_f32(), error = %e, "{what}: retrying");
@@ -394,6 +410,62 @@ fn retry_until<T>(
         }
     }
     unreachable!("the loop returns")
+}
+
+/// On several hosts, the same columns on every host, before the later channels are matched to
+/// them: the widest host's width (narrower libsvm rows widened with absent entries; rows of
+/// fixed width must agree), then the same names, text columns and text labels (each host codes
+/// what its own files hold, so sharded files with other names would give a code other meanings).
+/// Every host takes the same decision from the same sums, so all fail alike or none.
+pub fn agree_on_columns(train: &mut Dataset, world: &World) -> Result<()> {
+    if !world.is_distributed() {
+        return Ok(());
+    }
+    let width = train.features.ncols() as f64;
+    let mut m = [width, -width, f64::from(u8::from(!train.absent_is_zero))];
+    world.max(&mut m)?;
+    let (widest, narrowest, fixed) = (m[0] as usize, -m[1] as usize, m[2] > 0.0);
+    if widest != narrowest {
+        if fixed {
+            return Err(Error::Data(format!(
+                "the hosts' train channels have from {narrowest} to {widest} columns (this host {}); every host's files need the same columns",
+                train.features.ncols()
+            )));
+        }
+        let old = train.features.ncols();
+        let mut wider = ndarray::Array2::from_elem((train.len(), widest), f32::NAN);
+        wider
+            .slice_mut(ndarray::s![.., ..old])
+            .assign(&train.features);
+        train.features = wider;
+        train
+            .feature_names
+            .extend((old..widest).map(|k| format!("f{k}")));
+    }
+    let e = &train.encoding;
+    let names = |c: Option<&Categories>| c.map(|c| c.names().join("\u{1f}")).unwrap_or_default();
+    let described = format!(
+        "{}|{}|{}",
+        train.feature_names.join("\u{1f}"),
+        (0..e.features.len())
+            .map(|k| names(e.feature(k)))
+            .collect::<Vec<_>>()
+            .join("\u{1e}"),
+        names(e.classes.as_ref())
+    );
+    // FNV-1a of the description, in two exact halves; the same everywhere iff max == -min.
+    let hash = described.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let halves = [(hash >> 32) as f64, (hash & 0xffff_ffff) as f64];
+    let mut m = [halves[0], halves[1], -halves[0], -halves[1]];
+    world.max(&mut m)?;
+    if m[0] != -m[2] || m[1] != -m[3] {
+        return Err(Error::Data(
+            "the hosts' train channels differ in their column names, the names in their text columns, or their text labels; with text columns on several hosts use S3DistributionType=FullyReplicated, so every host codes the same names".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether each host reads all of the channel's files (`FullyReplicated`, SageMaker's default),
@@ -452,16 +524,27 @@ mod tests {
                 current_host: Some("algo-1".into()),
                 hosts,
             };
-            let c = Cluster::join(&resources, &settings, Arc::new(|_: &str| ())).unwrap();
+            let c = Cluster::join(
+                &resources,
+                &settings,
+                &StopFlag::default(),
+                Arc::new(|_: &str| ()),
+            )
+            .unwrap();
             assert!(!c.world.is_distributed() && c.world.is_leader() && c.tracker.is_none());
         }
         let stranger = ResourceConfig {
             current_host: Some("algo-9".into()),
             hosts: vec!["algo-1".into(), "algo-2".into()],
         };
-        let e = Cluster::join(&stranger, &settings, Arc::new(|_: &str| ()))
-            .err()
-            .unwrap();
+        let e = Cluster::join(
+            &stranger,
+            &settings,
+            &StopFlag::default(),
+            Arc::new(|_: &str| ()),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("not among the hosts"), "{e}");
     }
 
@@ -483,7 +566,8 @@ mod tests {
     fn retries_stop_at_the_deadline_with_the_last_error() {
         let start = Instant::now();
         let mut n = 0;
-        let r: Result<()> = retry_until(start + Duration::from_millis(1700), "test", || {
+        let stop = StopFlag::default();
+        let r: Result<()> = retry_until(start + Duration::from_millis(1700), &stop, "test", || {
             n += 1;
             Err(Error::Collective(format!("attempt {n}")))
         });

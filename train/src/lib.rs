@@ -51,11 +51,17 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
     // only one host takes, so it runs before joining.
     let _ = common::models::xgboost::library_version();
     let failed_root = opt_ml.clone();
+    let stopped = stop.clone();
     let on_lost: distributed::OnLostHost = Arc::new(move |reason: &str| {
-        outcome::write_failure(&failed_root, reason);
+        // SageMaker stops every host at once: a peer gone after SIGTERM is not the cause.
+        let reason = stopped
+            .check()
+            .err()
+            .map_or(reason.to_owned(), |e| e.to_string());
+        outcome::write_failure(&failed_root, &reason);
         outcome::exit_now(1)
     });
-    let cluster = Cluster::join(&resources, &settings, on_lost)?;
+    let cluster = Cluster::join(&resources, &settings, stop, on_lost)?;
     tracing::info!(model_kind = %config.model_kind, root = %opt_ml.root().display(), "training");
     let job = Job {
         opt_ml,
@@ -66,18 +72,14 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
     };
     let evaluation = match train_model(&job) {
         Ok(e) => e,
-        Err(e) if cluster.world.is_distributed() => {
-            // Leaving the communicator (also XGBoost's own clean-up at exit) talks to hosts
-            // that may be gone and waits up to the collective timeout: a failed host writes its
-            // reason, answers the others' probes a little longer, and ends at once.
-            outcome::write_failure(opt_ml, &cluster.explain(e).to_string());
-            std::thread::sleep(distributed::LIVENESS_GRACE);
-            outcome::exit_now(1)
-        }
+        Err(e) if cluster.world.is_distributed() => fail_now(opt_ml, &cluster, stop, e),
         Err(e) => return Err(e),
     };
     let leader = cluster.world.is_leader();
     let hosts = cluster.hosts.len();
+    if let Err(e) = cluster.barrier() {
+        fail_now(opt_ml, &cluster, stop, e);
+    }
     cluster.finish()?;
     if hosts > 1 {
         tracing::info!(hosts, "every host finished");
@@ -87,6 +89,20 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
     } else {
         Summary::Worker
     })
+}
+
+/// Ends a host of a multi-host job that failed. Leaving the communicator (also XGBoost's own
+/// clean-up at exit) talks to hosts that may be gone and waits up to the collective timeout, so
+/// the host writes its reason (SIGTERM's, when it was stopped), answers the others' probes a
+/// little longer, and ends at once.
+fn fail_now(opt_ml: &OptMl, cluster: &Cluster, stop: &StopFlag, e: common::Error) -> ! {
+    let e = match stop.check() {
+        Err(stopped) => stopped,
+        Ok(()) => cluster.explain(e),
+    };
+    outcome::write_failure(opt_ml, &e.to_string());
+    std::thread::sleep(distributed::LIVENESS_GRACE);
+    outcome::exit_now(1)
 }
 
 /// What every model kind's training gets.

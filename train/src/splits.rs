@@ -36,12 +36,18 @@ impl Splits {
 /// Rows per split over every host, for reports and the manifest.
 pub fn total_rows(splits: &Splits, world: &World) -> Result<BTreeMap<&'static str, usize>> {
     let mut rows = splits.rows();
+    sum_over_hosts(&mut rows, world)?;
+    Ok(rows)
+}
+
+/// Each count summed over every host, in place.
+pub fn sum_over_hosts(rows: &mut BTreeMap<&'static str, usize>, world: &World) -> Result<()> {
     let mut counts: Vec<f64> = rows.values().map(|&n| n as f64).collect();
     world.sum(&mut counts)?;
     for (n, total) in rows.values_mut().zip(counts) {
         *n = total as usize;
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// What the channels after `train` must match: its width, its CSV header's feature names, and
@@ -164,7 +170,12 @@ pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Chann
                 opt_ml.data_dir().display()
             ))
         })?;
-    let (train, columns) = load(train_name, train_ct, None)?;
+    let (mut train, mut columns) = load(train_name, train_ct, None)?;
+    if let Reader::Tabular(_) = reader {
+        distributed::agree_on_columns(&mut train, world)?;
+        columns.width = train.features.ncols();
+        columns.header = columns.header.map(|_| train.feature_names.clone());
+    }
     check(&train, train_name)?;
     let later = |name: &'static str| {
         channel(opt_ml, channels, &[name])?
@@ -183,7 +194,7 @@ pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Chann
 /// whole `train` channel and again on the train split.
 pub fn load(job: &Job, reader: Reader, stratify: bool, check: RowCheck) -> Result<Splits> {
     let channels = load_channels(job, reader, check)?;
-    split(channels, &job.config.split, stratify, check)
+    split(channels, &job.config.split, stratify, check, job.world)
 }
 
 /// Splits the channels: the `validation` (and `test`) channel when given, else rows held out of
@@ -193,6 +204,7 @@ pub fn split(
     config: &SplitConfig,
     stratify: bool,
     check: RowCheck,
+    world: &World,
 ) -> Result<Splits> {
     let Channels {
         train: all,
@@ -223,7 +235,10 @@ pub fn split(
                 test_fraction,
                 config.seed,
             );
-            let held_test = (!ix.test.is_empty()).then(|| all.select(&ix.test));
+            // Decided for all hosts alike: a host with few rows may hold none of it.
+            let mut held = [f64::from(u8::from(!ix.test.is_empty()))];
+            world.max(&mut held)?;
+            let held_test = (held[0] > 0.0).then(|| all.select(&ix.test));
             Splits {
                 train: all.select(&ix.train),
                 validation: all.select(&ix.validation),

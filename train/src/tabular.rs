@@ -5,8 +5,6 @@ use crate::config::{TabularConfig, SELECTION_METRICS};
 use crate::report;
 use crate::splits::{self, total_rows, Reader};
 use crate::Job;
-use common::collective::World;
-use common::data::categories::Categories;
 use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::{self, ModelKind};
@@ -74,7 +72,6 @@ pub struct Comparison {
 pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
     let (stop, world) = (job.stop, job.world);
     let channels = splits::load_channels(job, Reader::Tabular(&t.options), &|_, _| Ok(()))?;
-    same_columns_everywhere(&channels.train, world)?;
     // Text labels are class names: they decide the task when no objective does.
     let classes = channels.train.encoding.classes.as_ref();
     let t = &t.for_labels(classes.map(|c| c.names()))?;
@@ -89,6 +86,7 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
         &job.config.split,
         task != Task::Regression,
         &check,
+        world,
     )?;
     let width = splits.train.features.ncols();
     let categories = if splits.train.encoding.has_categorical() {
@@ -181,7 +179,7 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
             let p = model.predict(d.features.view());
             let labels = world.gather(d.labels().as_slice().expect("contiguous labels"))?;
             let p = world.gather(p.as_slice().expect("standard layout"))?;
-            let outputs = model_outputs(task);
+            let outputs = task.outputs();
             let p = Array2::from_shape_vec((p.len() / outputs, outputs), p)
                 .map_err(|e| Error::Fit(format!("gathered predictions: {e}")))?;
             Ok(scores(task, &labels, &p))
@@ -397,48 +395,6 @@ fn metric_lines(c: &Comparison) -> Vec<String> {
         }
     }
     out
-}
-
-/// The number of values the model predicts per row.
-fn model_outputs(task: Task) -> usize {
-    match task {
-        Task::MultiClass { num_class } => num_class as usize,
-        _ => 1,
-    }
-}
-
-/// On several hosts, the same columns on every host: the width, and the names and codes of
-/// text columns and text labels (each host codes what its own files hold, so sharded files
-/// with different names would give the same code different meanings).
-fn same_columns_everywhere(train: &Dataset, world: &World) -> Result<()> {
-    if !world.is_distributed() {
-        return Ok(());
-    }
-    let e = &train.encoding;
-    let names = |c: Option<&Categories>| c.map(|c| c.names().join("\u{1f}")).unwrap_or_default();
-    let described = format!(
-        "{}|{}|{}",
-        train.features.ncols(),
-        (0..e.features.len())
-            .map(|k| names(e.feature(k)))
-            .collect::<Vec<_>>()
-            .join("\u{1e}"),
-        names(e.classes.as_ref())
-    );
-    // FNV-1a of the description, split into two exact f64 halves; equal iff max == -min.
-    let hash = described.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let halves = [(hash >> 32) as f64, (hash & 0xffff_ffff) as f64];
-    let mut m = [halves[0], halves[1], -halves[0], -halves[1]];
-    world.max(&mut m)?;
-    if m[0] != -m[2] || m[1] != -m[3] {
-        return Err(Error::Data(format!(
-            "the hosts' train channels differ in their columns: their widths, or the names in their text columns or text labels (this host: {} columns); with text columns on several hosts use S3DistributionType=FullyReplicated, so every host codes the same names",
-            train.features.ncols()
-        )));
-    }
-    Ok(())
 }
 
 fn save_model(

@@ -80,11 +80,7 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
     let mut rows = BTreeMap::from([("train", data.train.len())]);
     rows.extend(data.validation.as_ref().map(|d| ("validation", d.len())));
     rows.extend(data.test.as_ref().map(|d| ("test", d.len())));
-    let mut counts: Vec<f64> = rows.values().map(|&n| n as f64).collect();
-    world.sum(&mut counts)?;
-    for (n, total) in rows.values_mut().zip(counts) {
-        *n = total as usize;
-    }
+    splits::sum_over_hosts(&mut rows, world)?;
     // Every channel is checked and handed to XGBoost before the first round; the rows are then
     // XGBoost's alone (only the labels are kept, for the metrics computed here).
     let mut sets: Vec<(&'static str, &mut Dataset)> = vec![("train", &mut data.train)];
@@ -120,14 +116,26 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
         ),
         Some((iteration, model)) => {
             tracing::info!(iteration, "Resuming from iteration {iteration}");
-            (xgboost::resume_booster(&xgb_params, model)?, iteration + 1)
+            let mut b = xgboost::resume_booster(&xgb_params, model)?;
+            // A checkpoint past num_round (a job restarted with fewer rounds) is cut to it.
+            if *iteration + 1 > params.num_round {
+                b = b.slice(0, params.num_round as i32)?;
+            }
+            (b, (iteration + 1).min(params.num_round))
         }
     };
-    drop(resume);
     let mut early = params
         .early_stopping_rounds
         .filter(|_| evals.len() > 1)
         .map(|patience| EarlyStopping::new(patience, params.stop_metric.clone()));
+    if let (Some(e), true) = (&mut early, resume.is_some()) {
+        // The best round before the checkpoint, which it carries.
+        e.best = booster.get_attribute(BEST_ATTRIBUTE)?.and_then(|v| {
+            let (round, score) = v.split_once(' ')?;
+            Some((round.parse().ok()?, score.parse().ok()?))
+        });
+    }
+    drop(resume);
     let mut logs: Vec<RoundLog> = Vec::new();
     let mut partial = false;
     for round in start..params.num_round {
@@ -160,15 +168,18 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
                 &booster.save_buffer(true)?,
             )?;
         }
-        if let (Some(c), true) = (&checkpoints, world.is_leader()) {
-            if (round + 1) % params.checkpoint_interval == 0 || round + 1 == params.num_round {
-                c.save(round, &booster.save_buffer(true)?)?;
-            }
-        }
         let go_on = match &mut early {
             Some(e) => e.observe(&log)?,
             None => true,
         };
+        if let (Some(c), true) = (&checkpoints, world.is_leader()) {
+            if (round + 1) % params.checkpoint_interval == 0 || round + 1 == params.num_round {
+                if let Some((best, score)) = early.as_ref().and_then(|e| e.best) {
+                    booster.set_attribute(BEST_ATTRIBUTE, &format!("{best} {score}"))?;
+                }
+                c.save(round, &booster.save_buffer(true)?)?;
+            }
+        }
         logs.push(log);
         if !go_on {
             break;
@@ -505,6 +516,9 @@ fn custom_scores(
     }
     Ok(out)
 }
+
+/// The booster attribute a checkpoint keeps early stopping's best round and score in.
+const BEST_ATTRIBUTE: &str = "sagemaker_best_round_and_score";
 
 /// Where training goes on from: the newest usable checkpoint of the first host (sent to every
 /// host), as its iteration and XGBoost model.

@@ -105,17 +105,30 @@ impl LogisticParams {
         world: &World,
     ) -> Result<LogisticModel> {
         let n = x.ncols();
-        // Mean, then the standard deviation around it (two passes, as ndarray's).
-        let mut sums = x.mapv(f64::from).sum_axis(Axis(0)).to_vec();
-        sums.push(x.nrows() as f64);
+        // Mean, then the standard deviation around it (two passes, as ndarray's), straight from
+        // the f32 rows: the standardised rows are the one f64 copy held.
+        let mut sums = vec![0.0f64; n + 1];
+        for row in x.rows() {
+            for (s, &v) in sums.iter_mut().zip(row) {
+                *s += f64::from(v);
+            }
+        }
+        sums[n] = x.nrows() as f64;
         world.sum(&mut sums)?;
         let rows = sums[n];
         if rows == 0.0 {
             return Err(Error::Fit("no training rows".into()));
         }
         let mean = Array1::from_iter(sums[..n].iter().map(|s| s / rows));
-        let z: Array2<f64> = x.mapv(f64::from) - &mean;
-        let mut squares = z.mapv(|v| v * v).sum_axis(Axis(0)).to_vec();
+        let mut z = Array2::<f64>::zeros(x.dim());
+        let mut squares = vec![0.0f64; n];
+        for (mut to, from) in z.rows_mut().into_iter().zip(x.rows()) {
+            for k in 0..n {
+                let d = f64::from(from[k]) - mean[k];
+                to[k] = d;
+                squares[k] += d * d;
+            }
+        }
         world.sum(&mut squares)?;
         let scale = Array1::from_iter(squares.iter().map(|s| {
             let sd = (s / rows).sqrt();
@@ -125,7 +138,7 @@ impl LogisticParams {
                 1.0
             }
         }));
-        let z = z / &scale;
+        z /= &scale;
         let problem = SummedLoss {
             z,
             sign: y.mapv(|v| if v == 1.0 { 1.0 } else { -1.0 }),
