@@ -171,17 +171,44 @@ fn accepts_every_client_encoding_reserved_keys_and_minimal_configs() {
     assert_eq!(m.hyperparameters["gb_num_round"], "10");
 }
 
+/// A host whose first host never resolves, or never starts its tracker, fails once the wait
+/// bound has passed, naming that host (the SageMaker default bound is 15 minutes).
 #[test]
-fn non_leader_host_writes_no_model_and_exits_cleanly() {
-    let s = Sandbox::new();
-    s.config(
-        "resourceconfig.json",
-        r#"{"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]}"#,
-    );
-    s.fire_file("train", "data.json", 500, 6, Layout::Json);
-    let out = s.run_train();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(!s.opt_ml.model_dir().join("manifest.json").exists());
+fn a_host_that_cannot_reach_the_first_host_fails_after_the_wait_naming_it() {
+    for (hosts, names) in [
+        // "0-..." sorts first: this host waits on a name that never resolves.
+        (
+            r#"["0-unresolvable.invalid", "127.0.0.2"]"#,
+            "0-unresolvable.invalid",
+        ),
+        // Resolves, but nothing listens on the tracker port.
+        (r#"["127.0.0.1", "127.0.0.2"]"#, "127.0.0.1"),
+    ] {
+        let s = Sandbox::new();
+        s.config(
+            "resourceconfig.json",
+            &format!(r#"{{"current_host": "127.0.0.2", "hosts": {hosts}}}"#),
+        );
+        s.fire_file("train", "data.json", 500, 6, Layout::Json);
+        let port = e2e::free_port().to_string();
+        let started = std::time::Instant::now();
+        let out = s
+            .train_command()
+            .env("SAGEMAKER_TABULAR_HOST_WAIT_SECONDS", "3")
+            .env("SAGEMAKER_TABULAR_TRACKER_PORT", &port)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+        let reason = s.failure_reason().unwrap();
+        assert!(reason.starts_with("Distributed training error"), "{reason}");
+        assert!(reason.contains(names), "{reason}");
+        assert!(!s.opt_ml.model_dir().join("manifest.json").exists());
+    }
 }
 
 #[test]

@@ -91,17 +91,28 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
         matrices.push(matrix(d, name, params)?);
         d.features = ndarray::Array2::zeros((0, 0));
     }
+    // Our own metrics' labels: every host's, gathered once (none are needed without them).
+    let (native, custom) = split_metrics(&params.eval_metrics);
     let labels: Vec<(&str, Vec<f32>)> = sets
         .iter()
-        .map(|(n, d)| (*n, d.labels().to_vec()))
-        .collect();
+        .map(|(n, d)| {
+            let y = d.labels().as_slice().expect("contiguous labels");
+            Ok((
+                *n,
+                if custom.is_empty() {
+                    Vec::new()
+                } else {
+                    world.gather(y)?
+                },
+            ))
+        })
+        .collect::<Result<_>>()?;
     let test = has_test.then(|| matrices.pop().expect("the test matrix"));
     let evals: Vec<(&DMatrix, &str)> = matrices
         .iter()
         .zip(&labels)
         .map(|(m, l)| (m, l.0))
         .collect();
-    let (native, custom) = split_metrics(&params.eval_metrics);
     let mut xgb_params = params.xgboost.clone();
     for m in &native {
         xgb_params = xgb_params.set("eval_metric", m);
@@ -460,10 +471,9 @@ fn split_metrics(metrics: &[String]) -> (Vec<String>, Vec<String>) {
         .partition(|m| !CUSTOM.contains(&m.as_str()))
 }
 
-/// The metrics computed here, on one set with labels `labels`: classes from the margins
-/// (`> 0` for one output per row, else the largest), values from the predictions.
-/// The metrics XGBoost does not compute, over every host's rows (predictions and labels
-/// gathered).
+/// The metrics XGBoost does not compute, on one set with every host's `labels`: classes from
+/// the margins (`> 0` for one output per row, else the largest), values from the predictions,
+/// both gathered from every host.
 fn custom_scores(
     booster: &Booster,
     m: &DMatrix,
@@ -474,13 +484,6 @@ fn custom_scores(
     if custom.is_empty() {
         return Ok(Vec::new());
     }
-    let gathered;
-    let labels = if world.is_distributed() {
-        gathered = world.gather(labels)?;
-        &gathered[..]
-    } else {
-        labels
-    };
     let margins = world.gather(&booster.predict_margin(m)?)?;
     let outputs = margins.len() / labels.len().max(1);
     let classes: Vec<f32> = if outputs <= 1 {
