@@ -290,3 +290,45 @@ fn two_hosts_train_the_builtin_algorithm_on_libsvm_files_of_different_widths() {
         .count();
     assert_eq!(rounds as u64, b["rounds_run"].as_u64().unwrap());
 }
+
+/// The IOPS pair on three hosts, each with every row (FullyReplicated: each keeps a third):
+/// both models train across the hosts, the metrics count every host's rows, and the quality is
+/// one host's.
+#[test]
+fn three_hosts_train_the_iops_pair_from_replicated_files() {
+    use common::datagen::{self, iops as gen};
+    let all = gen::insights(&mut datagen::rng(4), 9_000);
+    let mut bytes = Vec::new();
+    gen::write(&all, gen::IopsLayout::JsonLines, &mut bytes).unwrap();
+    let hp = r#"{"model_kind": "iops", "nthread": "1"}"#;
+    let one = Sandbox::new();
+    one.config("hyperparameters.json", hp);
+    one.data_file("train", "insights.jsonl", &bytes);
+    let single = one.run_train();
+    assert!(single.status.success(), "{}", text(&single.stderr));
+
+    let three = hosts(3);
+    for s in &three {
+        s.config("hyperparameters.json", hp);
+        s.data_file("train", "insights.jsonl", &bytes);
+    }
+    let outputs = finish(start(&three, two_free_ports()));
+    for (k, o) in outputs.iter().enumerate() {
+        assert!(o.status.success(), "host {}: {}", k + 1, log(&three[k]));
+        assert!(log(&three[k]).contains(r#"this host's rows channel="train" rows=3000"#));
+    }
+    let (a, b) = (evaluation(&one), evaluation(&three[0]));
+    let total = |e: &serde_json::Value| {
+        e["rows"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(total(&b), 9_000);
+    let accuracy = |e: &serde_json::Value| e["classifier"]["test"]["accuracy"].as_f64().unwrap();
+    let rmse = |e: &serde_json::Value| e["regressor"]["test"]["rmse"].as_f64().unwrap();
+    assert!(accuracy(&b) >= accuracy(&a) - 0.01, "{a} / {b}");
+    assert!(rmse(&b) <= rmse(&a) * 1.05, "{a} / {b}");
+}
