@@ -278,3 +278,80 @@ fn default_fire_training_peak_memory_stays_bounded() {
     eprintln!("default fire training, 100,000 rows: peak {peak} MiB");
     assert!(peak <= 130, "training peaked at {peak} MiB (guard: 130)");
 }
+
+/// A fire job killed during boosting (SIGKILL, as when a spot instance is reclaimed) and started
+/// again with the same checkpoint directory goes on from its newest state (the logistic
+/// regression and forest parts as saved, boosting from its last saved round) and ends with the
+/// uninterrupted job's ensemble: the same weights and test metrics.
+#[test]
+fn a_killed_fire_job_resumes_from_its_checkpoints_to_the_uninterrupted_ensemble() {
+    let hp =
+        r#"{"rf_num_trees": "50", "rf_max_depth": "6", "gb_num_round": "200", "nthread": "1"}"#;
+    let job = |dir: &std::path::Path| {
+        let s = Sandbox::new();
+        s.config("hyperparameters.json", hp).config(
+            "checkpointconfig.json",
+            &format!(r#"{{"LocalPath": "{}"}}"#, dir.display()),
+        );
+        s.fire_file("train", "data.csv", 20_000, 4, Layout::CsvHeader);
+        s
+    };
+    let steps = |dir: &std::path::Path| -> Vec<u32> {
+        let mut v: Vec<u32> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_prefix("fire-checkpoint.")?.parse().ok()
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = job(whole_dir.path());
+    let out = whole.run_train();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The regression (1), two forest parts (2, 3), then every 10 boosting rounds.
+    let all = steps(whole_dir.path());
+    assert_eq!(&all[..4], &[1, 2, 3, 13]);
+    assert_eq!(all.last(), Some(&203));
+
+    let dir = tempfile::tempdir().unwrap();
+    let killed = job(dir.path());
+    let mut child = killed
+        .train_command()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in std::io::BufRead::lines(stdout) {
+        if line.unwrap().starts_with("[30]") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let newest = *steps(dir.path()).last().unwrap();
+    assert!((33..203).contains(&newest), "{:?}", steps(dir.path()));
+
+    let out = killed.run_train();
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("Resuming from iteration {newest}")),
+        "{log}"
+    );
+    let first_round = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        first_round.starts_with(&format!("[{}]", newest - 3)),
+        "{first_round}"
+    );
+    let (a, b) = (evaluation(&whole), evaluation(&killed));
+    assert_eq!(a["weights"], b["weights"]);
+    assert_eq!(a["test"], b["test"]);
+}

@@ -54,6 +54,7 @@ fn main() {
             &validation,
             &mut Quiet,
             &common::collective::World::single(),
+            Default::default(),
         )
         .unwrap()
         .ensemble;

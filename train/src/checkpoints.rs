@@ -1,4 +1,5 @@
-//! Checkpoints for managed spot training, as the built-in XGBoost algorithm keeps them.
+//! Checkpoints for managed spot training, as the built-in XGBoost algorithm keeps them (the
+//! fire ensemble's are kept the same way, as `fire-checkpoint.<step>`).
 //!
 //! They are on only when the job has a `checkpointconfig.json` (SageMaker writes it for jobs with
 //! a `CheckpointConfig`); its `LocalPath` (default `/opt/ml/checkpoints`) is the directory
@@ -8,13 +9,16 @@
 //! renamed, so a checkpoint is whole or absent. The newest five are kept; an older one is
 //! deleted only once the uploader's `<file>.sagemaker-uploaded` marker shows S3 has it.
 
+use common::collective::World;
 use common::opt_ml::OptMl;
 use common::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// Checkpoint file names: this prefix and the iteration.
+/// The built-in kind's checkpoint names: this prefix and the iteration.
 pub const PREFIX: &str = "xgboost-checkpoint.";
+/// The fire ensemble's: this prefix and the steps done (members, forest parts, rounds).
+pub const FIRE_PREFIX: &str = "fire-checkpoint.";
 /// Checkpoints kept (the built-in's number).
 pub const KEEP: usize = 5;
 
@@ -22,6 +26,7 @@ pub const KEEP: usize = 5;
 #[derive(Debug, Clone)]
 pub struct Checkpoints {
     dir: PathBuf,
+    prefix: &'static str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,8 +36,8 @@ struct CheckpointConfig {
 }
 
 impl Checkpoints {
-    /// The job's checkpoints, when `checkpointconfig.json` exists.
-    pub fn from_config(opt_ml: &OptMl) -> Result<Option<Self>> {
+    /// The job's checkpoints named `prefix<n>`, when `checkpointconfig.json` exists.
+    pub fn from_config(opt_ml: &OptMl, prefix: &'static str) -> Result<Option<Self>> {
         let path = opt_ml.config_dir().join("checkpointconfig.json");
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -49,12 +54,15 @@ impl Checkpoints {
             .local_path
             .filter(|p| !p.trim().is_empty())
             .map_or_else(|| opt_ml.root().join("checkpoints"), PathBuf::from);
-        Ok(Some(Self { dir }))
+        Ok(Some(Self { dir, prefix }))
     }
 
-    /// Checkpoints in `dir`.
-    pub fn at(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+    /// Checkpoints `prefix<n>` in `dir`.
+    pub fn at(dir: impl Into<PathBuf>, prefix: &'static str) -> Self {
+        Self {
+            dir: dir.into(),
+            prefix,
+        }
     }
 
     /// The directory.
@@ -73,7 +81,7 @@ impl Checkpoints {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
-                let n = name.strip_prefix(PREFIX)?;
+                let n = name.strip_prefix(self.prefix)?;
                 n.bytes()
                     .all(|b| b.is_ascii_digit())
                     .then(|| n.parse().ok())?
@@ -84,7 +92,7 @@ impl Checkpoints {
     }
 
     fn path(&self, iteration: u32) -> PathBuf {
-        self.dir.join(format!("{PREFIX}{iteration}"))
+        self.dir.join(format!("{}{iteration}", self.prefix))
     }
 
     /// The newest checkpoint `usable` accepts (XGBoost can load it), with its iteration; a
@@ -113,7 +121,7 @@ impl Checkpoints {
         let path = self.path(iteration);
         let partial = self
             .dir
-            .join(format!("{PREFIX}{iteration}.sagemaker-ignore"));
+            .join(format!("{}{iteration}.sagemaker-ignore", self.prefix));
         std::fs::write(&partial, model).map_err(|e| Error::io(&partial, e))?;
         std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))?;
         common::access::adopt_parent_owner(&path);
@@ -128,6 +136,31 @@ impl Checkpoints {
     }
 }
 
+/// Where training goes on from: the newest checkpoint of the first host that `usable` accepts
+/// (sent to every host), as its number and bytes.
+pub fn resume_point(
+    checkpoints: Option<&Checkpoints>,
+    world: &World,
+    usable: impl Fn(&[u8]) -> std::result::Result<(), String>,
+) -> Result<Option<(u32, Vec<u8>)>> {
+    let mine = match checkpoints {
+        Some(c) if world.is_leader() => c.latest(usable)?,
+        _ => None,
+    };
+    if !world.is_distributed() {
+        return Ok(mine);
+    }
+    // Sent as the number's 4 bytes and the checkpoint; nothing when there is none.
+    let sent = mine.map_or_else(Vec::new, |(i, bytes)| {
+        [i.to_le_bytes().to_vec(), bytes].concat()
+    });
+    let got = world.broadcast(sent)?;
+    Ok((got.len() > 4).then(|| {
+        let number = u32::from_le_bytes(got[..4].try_into().expect("4 bytes"));
+        (number, got[4..].to_vec())
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +168,7 @@ mod tests {
     #[test]
     fn written_whole_newest_first_old_ones_deleted_only_once_uploaded() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Checkpoints::at(dir.path());
+        let c = Checkpoints::at(dir.path(), PREFIX);
         assert_eq!(c.latest(|_| Ok(())).unwrap(), None);
         for i in 0..8u32 {
             c.save(i, &[i as u8]).unwrap();
@@ -172,16 +205,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let opt_ml = OptMl::at(dir.path());
         std::fs::create_dir_all(opt_ml.config_dir()).unwrap();
-        assert!(Checkpoints::from_config(&opt_ml).unwrap().is_none());
+        assert!(Checkpoints::from_config(&opt_ml, PREFIX).unwrap().is_none());
         std::fs::write(opt_ml.config_dir().join("checkpointconfig.json"), b"{}").unwrap();
-        let c = Checkpoints::from_config(&opt_ml).unwrap().unwrap();
+        let c = Checkpoints::from_config(&opt_ml, PREFIX).unwrap().unwrap();
         assert_eq!(c.dir(), dir.path().join("checkpoints"));
         std::fs::write(
             opt_ml.config_dir().join("checkpointconfig.json"),
             br#"{"LocalPath": "/somewhere/else", "S3Uri": "s3://b/k"}"#,
         )
         .unwrap();
-        let c = Checkpoints::from_config(&opt_ml).unwrap().unwrap();
+        let c = Checkpoints::from_config(&opt_ml, PREFIX).unwrap().unwrap();
         assert_eq!(c.dir(), Path::new("/somewhere/else"));
     }
 }

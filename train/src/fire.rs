@@ -1,5 +1,6 @@
 //! Training the fire detector's ensemble from the job's channels.
 
+use crate::checkpoints::{self, Checkpoints};
 use crate::report::{self, Evaluation, SplitMetrics};
 use crate::splits::{self, total_rows};
 use crate::stop::StopFlag;
@@ -9,7 +10,7 @@ use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::{fire, ModelKind};
 use common::metrics::BinaryMetrics;
-use common::models::ensemble::{EnsembleParams, FireEnsemble, Progress};
+use common::models::ensemble::{EnsembleParams, FireEnsemble, FitState, Progress};
 use common::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -29,11 +30,34 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
     );
     let rows = total_rows(&splits, world)?;
     let ranges = training_ranges(&splits.train, world)?;
+    let checkpoints = Checkpoints::from_config(job.opt_ml, checkpoints::FIRE_PREFIX)?;
+    let usable = |b: &[u8]| {
+        FitState::from_bytes(b)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let state = match checkpoints::resume_point(checkpoints.as_ref(), world, usable)? {
+        Some((steps, bytes)) => {
+            tracing::info!(
+                steps,
+                "Resuming from iteration {steps} (members, forest parts and boosting rounds done)"
+            );
+            FitState::from_bytes(&bytes)?
+        }
+        None => FitState::default(),
+    };
     let mut progress = LogProgress {
         stop: job.stop,
         print: world.is_leader(),
+        checkpoints: checkpoints.filter(|_| world.is_leader()),
     };
-    let outcome = params.fit(splits.train, &splits.validation, &mut progress, world)?;
+    let outcome = params.fit(
+        splits.train,
+        &splits.validation,
+        &mut progress,
+        world,
+        state,
+    )?;
     for (member, seconds) in &outcome.fit_seconds {
         tracing::info!(
             member = member.name(),
@@ -75,10 +99,12 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
     Ok(evaluation)
 }
 
-/// Prints boosting rounds in XGBoost's format (on the leader) and answers SIGTERM.
+/// Prints boosting rounds in XGBoost's format (on the leader), answers SIGTERM, and writes the
+/// fit's states as checkpoints (the leader, when the job has them).
 struct LogProgress<'a> {
     stop: &'a StopFlag,
     print: bool,
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Progress for LogProgress<'_> {
@@ -88,6 +114,15 @@ impl Progress for LogProgress<'_> {
     fn boosting_round(&mut self, line: &str) {
         if self.print {
             println!("{line}");
+        }
+    }
+    fn keeps_states(&self) -> bool {
+        self.checkpoints.is_some()
+    }
+    fn save(&mut self, state: &FitState) -> Result<()> {
+        match &self.checkpoints {
+            Some(c) => c.save(state.steps(), &state.to_bytes()?),
+            None => Ok(()),
         }
     }
 }

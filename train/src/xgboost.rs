@@ -12,7 +12,7 @@
 //! from XGBoost's predictions, as the built-in does: classes from the margin (`> 0` for one
 //! output, the largest for several), values from the prediction.
 
-use crate::checkpoints::Checkpoints;
+use crate::checkpoints::{self, Checkpoints};
 use crate::report;
 use crate::splits::{self, Reader};
 use crate::stop::StopFlag;
@@ -118,8 +118,12 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
         xgb_params = xgb_params.set("eval_metric", m);
     }
 
-    let checkpoints = Checkpoints::from_config(opt_ml)?;
-    let resume = resume_point(checkpoints.as_ref(), world)?;
+    let checkpoints = Checkpoints::from_config(opt_ml, crate::checkpoints::PREFIX)?;
+    let resume = checkpoints::resume_point(checkpoints.as_ref(), world, |bytes| {
+        Booster::load_buffer(bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })?;
     let (mut booster, start) = match &resume {
         None => (
             xgboost::new_booster(&xgb_params, &matrices.iter().collect::<Vec<_>>())?,
@@ -522,34 +526,6 @@ fn custom_scores(
 
 /// The booster attribute a checkpoint keeps early stopping's best round and score in.
 const BEST_ATTRIBUTE: &str = "sagemaker_best_round_and_score";
-
-/// Where training goes on from: the newest usable checkpoint of the first host (sent to every
-/// host), as its iteration and XGBoost model.
-fn resume_point(
-    checkpoints: Option<&Checkpoints>,
-    world: &World,
-) -> Result<Option<(u32, Vec<u8>)>> {
-    let mine = match checkpoints {
-        Some(c) if world.is_leader() => c.latest(|bytes| {
-            Booster::load_buffer(bytes)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })?,
-        _ => None,
-    };
-    if !world.is_distributed() {
-        return Ok(mine);
-    }
-    // Sent as the iteration's 4 bytes and the model; nothing when there is none.
-    let sent = mine.map_or_else(Vec::new, |(i, model)| {
-        [i.to_le_bytes().to_vec(), model].concat()
-    });
-    let got = world.broadcast(sent)?;
-    Ok((got.len() > 4).then(|| {
-        let iteration = u32::from_le_bytes(got[..4].try_into().expect("4 bytes"));
-        (iteration, got[4..].to_vec())
-    }))
-}
 
 /// `Err(Stopped)` once any host has received SIGTERM: on several hosts all agree each round,
 /// so all stop after the same round.

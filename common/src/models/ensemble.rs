@@ -252,6 +252,53 @@ pub trait Progress {
     fn checkpoint(&mut self) -> Result<()>;
     /// One boosting round's evaluation line in XGBoost's format.
     fn boosting_round(&mut self, line: &str);
+    /// Whether [`Progress::save`] keeps anything (encoding a state has a cost).
+    fn keeps_states(&self) -> bool {
+        false
+    }
+    /// What the fit has finished so far, after each member, forest part and
+    /// [`BOOSTING_STATE_ROUNDS`] boosting rounds, for checkpoints.
+    fn save(&mut self, _state: &FitState) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Boosting rounds between two saved states (a state holds every member finished so far).
+pub const BOOSTING_STATE_ROUNDS: u32 = 10;
+
+/// What a fit has finished: enough to go on from it ([`EnsembleParams::fit`] takes one) and
+/// reach the model of an uninterrupted fit (the forest parts have their own seeds, boosting
+/// samples no rows or columns by default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FitState {
+    /// The fitted logistic regression.
+    pub logistic: Option<LogisticModel>,
+    /// XGBoost's UBJSON model of each forest part finished.
+    pub forest_parts: Vec<Vec<u8>>,
+    /// Boosting: rounds finished and XGBoost's UBJSON model of them.
+    pub boosting: Option<(u32, Vec<u8>)>,
+}
+
+impl FitState {
+    /// Units of work done (a member, a part, a round): grows with every saved state.
+    pub fn steps(&self) -> u32 {
+        u32::from(self.logistic.is_some())
+            + self.forest_parts.len() as u32
+            + self.boosting.as_ref().map_or(0, |b| b.0)
+    }
+
+    /// The state as bytes (bincode).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard())
+            .map_err(|e| crate::error::Error::Fit(format!("encoding a fit state: {e}")))
+    }
+
+    /// A state written by [`FitState::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map(|(s, _)| s)
+            .map_err(|e| crate::error::Error::Fit(format!("a fit state is corrupt: {e}")))
+    }
 }
 
 /// Trees per forest part: XGBoost keeps per-tree working memory until the end of a boosting
@@ -429,27 +476,70 @@ impl EnsembleParams {
     }
 
     /// Fits the forest in parts of [`FOREST_PART_TREES`] trees, each with its own seed.
+    /// Parts in `state` are taken as they are.
     fn fit_forest(
         &self,
         dtrain: &xgb::DMatrix,
         n_features: usize,
         progress: &mut dyn Progress,
+        state: &mut FitState,
     ) -> Result<Vec<(Vec<u8>, TreeModel)>> {
         let mut parts = Vec::new();
         let mut left = self.forest.num_trees;
         while left > 0 {
             progress.checkpoint()?;
             let trees = left.min(FOREST_PART_TREES);
+            if let Some(saved) = state.forest_parts.get(parts.len()) {
+                parts.push(xgboost::export(&xgb::Booster::load_buffer(saved)?)?);
+                left -= trees;
+                continue;
+            }
             let seed = self.seed.wrapping_add(parts.len() as u64);
             let params = self.forest_params(n_features, trees, seed);
             let booster =
                 xgboost::train_rounds(&params, &[(dtrain, "train")], 1, &mut |_| Ok(true))?;
             // Exported and dropped at once: a live Booster keeps XGBoost's training caches, and
             // all 8 parts kept alive until the end peaked at 413 MiB on the 251K-row mix.
-            parts.push(xgboost::export(&booster)?);
+            let part = xgboost::export(&booster)?;
+            if progress.keeps_states() {
+                state.forest_parts.push(part.0.clone());
+                progress.save(state)?;
+            }
+            parts.push(part);
             left -= trees;
         }
         Ok(parts)
+    }
+
+    /// Boosting rounds, from those in `state` on.
+    fn fit_boosting(
+        &self,
+        evals: &[(&xgb::DMatrix, &str)],
+        progress: &mut dyn Progress,
+        state: &mut FitState,
+    ) -> Result<xgb::Booster> {
+        let params = self.boosting_params();
+        let (mut booster, start) = match &state.boosting {
+            Some((done, model)) => (xgboost::resume_booster(&params, model)?, *done),
+            None => {
+                let cache: Vec<&xgb::DMatrix> = evals.iter().map(|(m, _)| *m).collect();
+                (xgboost::new_booster(&params, &cache)?, 0)
+            }
+        };
+        for round in start..self.boosting.num_round {
+            booster.update(evals[0].0, round as i32)?;
+            let log = xgboost::evaluate(&booster, evals, round, &params)?;
+            progress.boosting_round(&log.line);
+            progress.checkpoint()?;
+            let done = round + 1;
+            if progress.keeps_states()
+                && (done % BOOSTING_STATE_ROUNDS == 0 || done == self.boosting.num_round)
+            {
+                state.boosting = Some((done, booster.save_buffer(true)?));
+                progress.save(state)?;
+            }
+        }
+        Ok(booster)
     }
 
     /// Fits every member on `train`, scores them on `validation`, and weights them.
@@ -461,12 +551,15 @@ impl EnsembleParams {
     /// On several hosts (`world`) each passes its own rows: XGBoost trains the tree members
     /// across the hosts, the logistic regression sums its loss over them, and the weights come
     /// from every host's validation rows.
+    ///
+    /// A `state` saved by an earlier fit of the same data (a checkpoint) is gone on from.
     pub fn fit(
         &self,
         train: Dataset,
         validation: &Dataset,
         progress: &mut dyn Progress,
         world: &World,
+        mut state: FitState,
     ) -> Result<FitOutcome> {
         let mut order = self.members.clone();
         order.sort_by_key(|m| *m != Member::LogisticRegression);
@@ -483,7 +576,18 @@ impl EnsembleParams {
                 let t = train
                     .as_ref()
                     .expect("the logistic regression is fitted first");
-                MemberModel::Logistic(self.logistic.fit(t.features.view(), t.labels(), world)?)
+                let fitted = match state.logistic.clone() {
+                    Some(saved) => saved,
+                    None => {
+                        let m = self.logistic.fit(t.features.view(), t.labels(), world)?;
+                        if progress.keeps_states() {
+                            state.logistic = Some(m.clone());
+                            progress.save(&state)?;
+                        }
+                        m
+                    }
+                };
+                MemberModel::Logistic(fitted)
             } else {
                 if dtrain.is_none() {
                     // From here on only XGBoost's copy of the training rows is needed.
@@ -492,21 +596,14 @@ impl EnsembleParams {
                 }
                 let dtrain = dtrain.as_ref().expect("built above");
                 if member == Member::RandomForest {
-                    MemberModel::from_exported(self.fit_forest(dtrain, n_features, progress)?)?
+                    MemberModel::from_exported(
+                        self.fit_forest(dtrain, n_features, progress, &mut state)?,
+                    )?
                 } else {
                     let dvalid =
                         xgboost::dmatrix(validation.features.view(), Some(validation.labels()))?;
                     let evals = [(dtrain, "train"), (&dvalid, "validation")];
-                    let mut on_round = |log: &xgboost::RoundLog| {
-                        progress.boosting_round(&log.line);
-                        progress.checkpoint().map(|()| true)
-                    };
-                    let booster = xgboost::train_rounds(
-                        &self.boosting_params(),
-                        &evals,
-                        self.boosting.num_round,
-                        &mut on_round,
-                    )?;
+                    let booster = self.fit_boosting(&evals, progress, &mut state)?;
                     MemberModel::from_exported(vec![xgboost::export(&booster)?])?
                 }
             };
