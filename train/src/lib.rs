@@ -58,8 +58,7 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
             .check()
             .err()
             .map_or(reason.to_owned(), |e| e.to_string());
-        outcome::write_failure(&failed_root, &reason);
-        outcome::exit_now(1)
+        outcome::fail_and_exit(&failed_root, &reason, std::time::Duration::ZERO)
     });
     let cluster = Cluster::join(&resources, &settings, stop, on_lost)?;
     tracing::info!(model_kind = %config.model_kind, root = %opt_ml.root().display(), "training");
@@ -100,9 +99,7 @@ fn fail_now(opt_ml: &OptMl, cluster: &Cluster, stop: &StopFlag, e: common::Error
         Err(stopped) => stopped,
         Ok(()) => cluster.explain(e),
     };
-    outcome::write_failure(opt_ml, &e.to_string());
-    std::thread::sleep(distributed::LIVENESS_GRACE);
-    outcome::exit_now(1)
+    outcome::fail_and_exit(opt_ml, &e.to_string(), distributed::LIVENESS_GRACE)
 }
 
 /// What every model kind's training gets.

@@ -74,20 +74,31 @@ pub fn install_panic_hook(opt_ml: &OptMl) {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        write_failure(
+        fail_and_exit(
             &opt_ml,
             &format!(
                 "Internal error: the training process panicked ({what}{place}); please report this"
             ),
+            std::time::Duration::ZERO,
         );
-        exit_now(1);
     }));
+}
+
+/// Writes the failure and ends the process after `linger`, one caller at a time: threads of a
+/// multi-host job may fail together (two peers lost at once), and an exit while another thread
+/// writes would leave the failure file empty.
+pub fn fail_and_exit(opt_ml: &OptMl, reason: &str, linger: std::time::Duration) -> ! {
+    static FAILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _only = FAILING.lock().unwrap_or_else(|e| e.into_inner());
+    write_failure(opt_ml, reason);
+    std::thread::sleep(linger);
+    exit_now(1)
 }
 
 /// Ends the process at once, without exit handlers: other threads (XGBoost's, OpenMP's) may
 /// still be running, and C++ static destructors must not run under them.
 #[allow(unsafe_code)]
-pub fn exit_now(code: i32) -> ! {
+fn exit_now(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // SAFETY: _exit takes a plain status and never returns; nothing of ours is used after it.
