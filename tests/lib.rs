@@ -80,6 +80,15 @@ impl Sandbox {
         &self,
         line_prefix: &str,
     ) -> (std::process::ExitStatus, std::time::Duration) {
+        self.train_signalled_at(line_prefix, "TERM")
+    }
+
+    /// [`Sandbox::train_stopped_at`] with another signal (`KILL`: a reclaimed spot instance).
+    pub fn train_signalled_at(
+        &self,
+        line_prefix: &str,
+        signal: &str,
+    ) -> (std::process::ExitStatus, std::time::Duration) {
         let mut child = self
             .train_command()
             .stdout(std::process::Stdio::piped())
@@ -101,7 +110,7 @@ impl Sandbox {
             .unwrap_or_else(|_| panic!("train never printed a line starting {line_prefix:?}"));
         let sent = std::time::Instant::now();
         Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
             .expect("kill");
         let status = child.wait().expect("wait for train");
@@ -118,6 +127,20 @@ impl Sandbox {
             .env("RUST_LOG", "info");
         c
     }
+}
+
+/// The numbers of the checkpoints `<prefix><n>` in `dir`, smallest first (other files, such as
+/// one left half-written as `.sagemaker-ignore`, are not checkpoints).
+pub fn checkpoint_numbers(dir: &Path, prefix: &str) -> Vec<u32> {
+    let mut numbers: Vec<u32> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().ok()?;
+            name.strip_prefix(prefix)?.parse().ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
 }
 
 /// Generated fire rows (generator rows plus a sixth as many demo rows) in `layout`.

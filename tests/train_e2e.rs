@@ -296,17 +296,7 @@ fn a_killed_fire_job_resumes_from_its_checkpoints_to_the_uninterrupted_ensemble(
         s.fire_file("train", "data.csv", 20_000, 4, Layout::CsvHeader);
         s
     };
-    let steps = |dir: &std::path::Path| -> Vec<u32> {
-        let mut v: Vec<u32> = std::fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| {
-                let name = e.unwrap().file_name().into_string().unwrap();
-                name.strip_prefix("fire-checkpoint.")?.parse().ok()
-            })
-            .collect();
-        v.sort_unstable();
-        v
-    };
+    let steps = |dir: &std::path::Path| e2e::checkpoint_numbers(dir, "fire-checkpoint.");
     let whole_dir = tempfile::tempdir().unwrap();
     let whole = job(whole_dir.path());
     let out = whole.run_train();
@@ -318,20 +308,8 @@ fn a_killed_fire_job_resumes_from_its_checkpoints_to_the_uninterrupted_ensemble(
 
     let dir = tempfile::tempdir().unwrap();
     let killed = job(dir.path());
-    let mut child = killed
-        .train_command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    for line in std::io::BufRead::lines(stdout) {
-        if line.unwrap().starts_with("[30]") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (status, _) = killed.train_signalled_at("[30]", "KILL");
+    assert!(!status.success());
     let newest = *steps(dir.path()).last().unwrap();
     assert!((33..203).contains(&newest), "{:?}", steps(dir.path()));
 

@@ -286,39 +286,16 @@ fn a_killed_job_resumes_from_its_checkpoints_to_the_uninterrupted_model() {
     let whole = job(whole_dir.path());
     let out = whole.run_train();
     assert!(out.status.success(), "{}", e2e::text(&out.stderr));
-    let names = |d: &std::path::Path| {
-        let mut n: Vec<String> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        n.sort();
-        n
-    };
-    // Every round's checkpoint stays until S3 has it (no uploader here).
-    assert_eq!(names(whole_dir.path()).len(), 60);
+    // Every round's checkpoint stays until S3 has it (no uploader here), and nothing else.
+    assert_eq!(std::fs::read_dir(whole_dir.path()).unwrap().count(), 60);
 
     let dir = tempfile::tempdir().unwrap();
     let killed = job(dir.path());
-    let mut child = killed
-        .train_command()
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    for line in std::io::BufRead::lines(stdout) {
-        if line.unwrap().starts_with("[5]") {
-            break;
-        }
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (status, _) = killed.train_signalled_at("[5]", "KILL");
+    assert!(!status.success());
     // Whole checkpoints only (a kill during a write leaves a `.sagemaker-ignore` file, which
     // the resumed job skips).
-    let left: Vec<u32> = names(dir.path())
-        .iter()
-        .filter_map(|n| n.strip_prefix("xgboost-checkpoint.")?.parse().ok())
-        .collect();
+    let left = e2e::checkpoint_numbers(dir.path(), "xgboost-checkpoint.");
     let newest = *left.iter().max().unwrap();
     assert!(left.len() >= 5 && (newest as usize) < 59, "{left:?}");
     assert!(!killed.opt_ml.model_dir().join("manifest.json").exists());

@@ -20,12 +20,11 @@ impl Progress for Quiet {
 
 fn dataset(seed: u64, n: usize) -> Dataset {
     let rows = common::datagen::fire_mix(seed, n, 0);
-    let x =
-        Array2::from_shape_vec((n, 18), rows.features.iter().map(|&v| v as f32).collect()).unwrap();
-    let mut sink = common::data::RowSink::default();
-    sink.features = x.into_raw_vec_and_offset().0;
-    sink.labels = rows.labels.iter().map(|&l| f32::from(l)).collect();
-    sink.rows = n;
+    let sink = common::data::RowSink {
+        features: rows.features.iter().map(|&v| v as f32).collect(),
+        labels: rows.labels.iter().map(|&l| f32::from(l)).collect(),
+        rows: n,
+    };
     let names = common::kinds::fire::FEATURE_NAMES
         .map(str::to_owned)
         .to_vec();

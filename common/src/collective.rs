@@ -242,6 +242,19 @@ impl World {
         self.allreduce(values, TYPE_F64, OP_MAX, "taking maxima over the hosts")
     }
 
+    /// Each value's smallest and largest over every host, `[min, max]` (one allreduce: the
+    /// maxima of the values and of their negations). Equal everywhere iff `min == max`.
+    pub fn min_max(&self, values: &[f64]) -> Result<Vec<[f64; 2]>> {
+        let n = values.len();
+        let mut both: Vec<f64> = values
+            .iter()
+            .map(|v| -v)
+            .chain(values.iter().copied())
+            .collect();
+        self.max(&mut both)?;
+        Ok((0..n).map(|k| [-both[k], both[n + k]]).collect())
+    }
+
     /// Every host's values one after another in rank order, on every host.
     pub fn gather(&self, local: &[f32]) -> Result<Vec<f32>> {
         if !self.joined {
@@ -330,6 +343,10 @@ mod tests {
         let mut v = [1.0, 2.0];
         w.sum(&mut v).unwrap();
         assert_eq!(v, [1.0, 2.0]);
+        assert_eq!(
+            w.min_max(&[3.0, -1.0]).unwrap(),
+            vec![[3.0, 3.0], [-1.0, -1.0]]
+        );
         assert_eq!(w.gather(&[3.0, 4.0]).unwrap(), vec![3.0, 4.0]);
         w.barrier().unwrap();
     }
@@ -357,6 +374,8 @@ mod tests {
                         let r = w.rank();
                         let mut v = vec![r as f64, 1.0];
                         w.sum(&mut v).unwrap();
+                        let m = w.min_max(&[r as f64, 5.0]).unwrap();
+                        assert_eq!(m, vec![[0.0, 2.0], [5.0, 5.0]]);
                         // Rank r holds r + 1 values equal to r.
                         let g = w.gather(&vec![r as f32; r + 1]).unwrap();
                         let b = w.broadcast(format!("from {r}").into_bytes()).unwrap();

@@ -421,10 +421,9 @@ pub fn agree_on_columns(train: &mut Dataset, world: &World) -> Result<()> {
     if !world.is_distributed() {
         return Ok(());
     }
-    let width = train.features.ncols() as f64;
-    let mut m = [width, -width, f64::from(u8::from(!train.absent_is_zero))];
-    world.max(&mut m)?;
-    let (widest, narrowest, fixed) = (m[0] as usize, -m[1] as usize, m[2] > 0.0);
+    let fixed_width = f64::from(u8::from(!train.absent_is_zero));
+    let m = world.min_max(&[train.features.ncols() as f64, fixed_width])?;
+    let (narrowest, widest, fixed) = (m[0][0] as usize, m[0][1] as usize, m[1][1] > 0.0);
     if widest != narrowest {
         if fixed {
             return Err(Error::Data(format!(
@@ -453,14 +452,12 @@ pub fn agree_on_columns(train: &mut Dataset, world: &World) -> Result<()> {
             .join("\u{1e}"),
         names(e.classes.as_ref())
     );
-    // FNV-1a of the description, in two exact halves; the same everywhere iff max == -min.
+    // FNV-1a of the description, in two halves a f64 holds exactly.
     let hash = described.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
     let halves = [(hash >> 32) as f64, (hash & 0xffff_ffff) as f64];
-    let mut m = [halves[0], halves[1], -halves[0], -halves[1]];
-    world.max(&mut m)?;
-    if m[0] != -m[2] || m[1] != -m[3] {
+    if world.min_max(&halves)?.iter().any(|[lo, hi]| lo != hi) {
         return Err(Error::Data(
             "the hosts' train channels differ in their column names, the names in their text columns, or their text labels; with text columns on several hosts use S3DistributionType=FullyReplicated, so every host codes the same names".into(),
         ));

@@ -53,11 +53,7 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
     let failed_root = opt_ml.clone();
     let stopped = stop.clone();
     let on_lost: distributed::OnLostHost = Arc::new(move |reason: &str| {
-        // SageMaker stops every host at once: a peer gone after SIGTERM is not the cause.
-        let reason = stopped
-            .check()
-            .err()
-            .map_or(reason.to_owned(), |e| e.to_string());
+        let reason = cause(&stopped, || reason.to_owned());
         outcome::fail_and_exit(&failed_root, &reason, std::time::Duration::ZERO)
     });
     let cluster = Cluster::join(&resources, &settings, stop, on_lost)?;
@@ -95,11 +91,14 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
 /// the host writes its reason (SIGTERM's, when it was stopped), answers the others' probes a
 /// little longer, and ends at once.
 fn fail_now(opt_ml: &OptMl, cluster: &Cluster, stop: &StopFlag, e: common::Error) -> ! {
-    let e = match stop.check() {
-        Err(stopped) => stopped,
-        Ok(()) => cluster.explain(e),
-    };
-    outcome::fail_and_exit(opt_ml, &e.to_string(), distributed::LIVENESS_GRACE)
+    let reason = cause(stop, || cluster.explain(e).to_string());
+    outcome::fail_and_exit(opt_ml, &reason, distributed::LIVENESS_GRACE)
+}
+
+/// A multi-host failure's reason: SIGTERM's once the job was stopped (SageMaker stops every
+/// host at once, so a peer gone then is not the cause), else `reason()`.
+fn cause(stop: &StopFlag, reason: impl FnOnce() -> String) -> String {
+    stop.check().err().map_or_else(reason, |e| e.to_string())
 }
 
 /// What every model kind's training gets.

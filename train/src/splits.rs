@@ -190,10 +190,9 @@ pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Chann
     // Every host must hold the same channels, or their steps would differ.
     let held =
         [channels.validation.is_some(), channels.test.is_some()].map(|h| f64::from(u8::from(h)));
-    let mut m = [held[0], held[1], -held[0], -held[1]];
-    world.max(&mut m)?;
+    let m = world.min_max(&held)?;
     for (k, name) in ["validation", "test"].into_iter().enumerate() {
-        if m[k] != -m[k + 2] {
+        if m[k][0] != m[k][1] {
             return Err(Error::Data(format!(
                 "channel '{name}' has files on some hosts only; with S3DistributionType=ShardedByS3Key give it at least as many files as hosts"
             )));

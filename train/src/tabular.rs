@@ -107,7 +107,10 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
         let scored = splits.validation.len() + splits.test.as_ref().map_or(0, Dataset::len);
         let kept = splits.train.len().min(t.params.knn_sample_size as usize);
         let encoded_values = encoded_width.saturating_mul(splits.train.len());
-        if matches!(candidate, Candidate::Linear | Candidate::Knn)
+        // Why this candidate cannot be fitted here, and the error when it is required (alone,
+        // or the one to serve); otherwise it is left out.
+        let linear_or_knn = matches!(candidate, Candidate::Linear | Candidate::Knn);
+        let cannot = if linear_or_knn
             && !categories.is_empty()
             && (encoded_width > tabular::MAX_ONE_HOT_WIDTH
                 || encoded_values > tabular::MAX_ONE_HOT_VALUES)
@@ -117,20 +120,19 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
                 tabular::MAX_ONE_HOT_WIDTH,
                 tabular::MAX_ONE_HOT_VALUES
             );
-            if t.candidates.len() == 1 || t.serve_model == Some(candidate) {
-                return Err(Error::Data(format!("{}: {why}", candidate.name())));
-            }
-            tracing::warn!(candidate = candidate.name(), "left out: {why}");
-            skipped.insert(candidate.name(), why);
-            continue;
-        }
-        if world.is_distributed() && matches!(candidate, Candidate::Linear | Candidate::Knn) {
+            let refusal = Error::Data(format!("{}: {why}", candidate.name()));
+            Some((why, refusal))
+        } else if world.is_distributed() && linear_or_knn {
             let why = "not trained across several hosts (only the XGBoost and random-forest candidates are)".to_string();
+            let refusal =
+                Error::Config(format!("{}: {why}; train it on one host", candidate.name()));
+            Some((why, refusal))
+        } else {
+            None
+        };
+        if let Some((why, refusal)) = cannot {
             if t.candidates.len() == 1 || t.serve_model == Some(candidate) {
-                return Err(Error::Config(format!(
-                    "{}: {why}; train it on one host",
-                    candidate.name()
-                )));
+                return Err(refusal);
             }
             tracing::warn!(candidate = candidate.name(), "left out: {why}");
             skipped.insert(candidate.name(), why);

@@ -25,7 +25,7 @@ use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::ModelKind;
 use common::metrics::{label_metric, RegressionMetrics};
-use common::models::xgboost::{self, RoundLog};
+use common::models::xgboost::{self, RoundLog, XgbParams};
 use common::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -166,12 +166,15 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
             return Err(stopped);
         }
         booster.update(&matrices[0], round as i32)?;
-        let mut log = xgboost::evaluate(&booster, &evals, round, &xgb_params)?;
-        for ((m, name), (_, y)) in evals.iter().zip(&labels) {
-            for (metric, value) in custom_scores(&booster, m, y, &custom, world)? {
-                log.push(name, &metric, value);
-            }
-        }
+        let log = round_log(
+            &booster,
+            &evals,
+            &labels,
+            round,
+            &xgb_params,
+            &custom,
+            world,
+        )?;
         if world.is_leader() {
             println!("{}", log.line);
         }
@@ -212,15 +215,15 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
     // The kept round's scores: from its log, or (a round before a resume) evaluated again.
     let kept_log = match logs.iter().position(|l| l.round == best_iteration) {
         Some(i) => logs.swap_remove(i),
-        None => {
-            let mut log = xgboost::evaluate(&booster, &evals, best_iteration, &xgb_params)?;
-            for ((m, name), (_, y)) in evals.iter().zip(&labels) {
-                for (metric, value) in custom_scores(&booster, m, y, &custom, world)? {
-                    log.push(name, &metric, value);
-                }
-            }
-            log
-        }
+        None => round_log(
+            &booster,
+            &evals,
+            &labels,
+            best_iteration,
+            &xgb_params,
+            &custom,
+            world,
+        )?,
     };
     let mut scores: BTreeMap<String, Scores> = BTreeMap::new();
     for (set, metric, value) in &kept_log.scores {
@@ -230,11 +233,16 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
             .insert(metric.clone(), *value);
     }
     if let (Some(m), false) = (&test, partial) {
-        let y = &labels.last().expect("test labels").1;
-        let mut log = xgboost::evaluate(&booster, &[(m, "test")], best_iteration, &xgb_params)?;
-        for (metric, value) in custom_scores(&booster, m, y, &custom, world)? {
-            log.push("test", &metric, value);
-        }
+        let y = std::slice::from_ref(labels.last().expect("test labels"));
+        let log = round_log(
+            &booster,
+            &[(m, "test")],
+            y,
+            best_iteration,
+            &xgb_params,
+            &custom,
+            world,
+        )?;
         scores.insert(
             "test".into(),
             log.scores.into_iter().map(|(_, m, v)| (m, v)).collect(),
@@ -473,6 +481,26 @@ fn split_metrics(metrics: &[String]) -> (Vec<String>, Vec<String>) {
         .iter()
         .cloned()
         .partition(|m| !CUSTOM.contains(&m.as_str()))
+}
+
+/// XGBoost's evaluation of `sets` after `round`, our own metrics appended (`labels`: each set's,
+/// in the same order).
+fn round_log(
+    booster: &Booster,
+    sets: &[(&DMatrix, &str)],
+    labels: &[(&str, Vec<f32>)],
+    round: u32,
+    params: &XgbParams,
+    custom: &[String],
+    world: &World,
+) -> Result<RoundLog> {
+    let mut log = xgboost::evaluate(booster, sets, round, params)?;
+    for ((m, name), (_, y)) in sets.iter().zip(labels) {
+        for (metric, value) in custom_scores(booster, m, y, custom, world)? {
+            log.push(name, &metric, value);
+        }
+    }
+    Ok(log)
 }
 
 /// The metrics XGBoost does not compute, on one set with every host's `labels`: classes from

@@ -37,18 +37,20 @@ pub fn training_ranges(d: &Dataset, world: &World) -> Result<BTreeMap<String, [f
         );
         return Ok(ranges);
     }
-    // Per feature `-min` and `max`, so that one maximum over the hosts gives both.
+    // Per feature this host's smallest and largest value (infinities when it has none), then
+    // the smallest of the smallest and the largest of the largest over the hosts.
     let width = d.feature_names.len();
-    let mut bounds = vec![f64::NEG_INFINITY; 2 * width];
+    let mut bounds = vec![f64::INFINITY; width];
+    bounds.resize(2 * width, f64::NEG_INFINITY);
     for k in 0..width {
         for &v in d.features.column(k).iter().filter(|v| !v.is_nan()) {
-            bounds[k] = bounds[k].max(-f64::from(v));
+            bounds[k] = bounds[k].min(f64::from(v));
             bounds[width + k] = bounds[width + k].max(f64::from(v));
         }
     }
-    world.max(&mut bounds)?;
+    let over_hosts = world.min_max(&bounds)?;
     for (k, name) in d.feature_names.iter().enumerate() {
-        let (lo, hi) = (-bounds[k], bounds[width + k]);
+        let (lo, hi) = (over_hosts[k][0], over_hosts[width + k][1]);
         if d.encoding.feature(k).is_none() && lo <= hi {
             ranges.insert(name.clone(), [lo as f32, hi as f32]);
         }

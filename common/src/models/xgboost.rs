@@ -59,18 +59,20 @@ pub fn mark_categorical(m: &mut DMatrix, categories: &[usize]) -> Result<()> {
 
 /// A booster with `params`, caching `cache` (the training matrix first) for fast evaluation.
 pub fn new_booster(params: &XgbParams, cache: &[&DMatrix]) -> Result<Booster> {
-    let mut booster = Booster::new_with_cached_dmats(&BoosterParameters::default(), cache)?;
-    booster.set_param("boost_from_average", "1")?;
-    for (k, v) in &params.0 {
-        booster.set_param(k, v)?;
-    }
-    Ok(booster)
+    configured(
+        Booster::new_with_cached_dmats(&BoosterParameters::default(), cache)?,
+        params,
+    )
 }
 
 /// A booster that goes on training from `model` (an XGBoost model file, which keeps no training
 /// parameters: `params` are set again, as in [`new_booster`]).
 pub fn resume_booster(params: &XgbParams, model: &[u8]) -> Result<Booster> {
-    let mut booster = Booster::load_buffer(model)?;
+    configured(Booster::load_buffer(model)?, params)
+}
+
+/// `booster` with XGBoost's intercept estimation back on, then `params` in order.
+fn configured(mut booster: Booster, params: &XgbParams) -> Result<Booster> {
     booster.set_param("boost_from_average", "1")?;
     for (k, v) in &params.0 {
         booster.set_param(k, v)?;
