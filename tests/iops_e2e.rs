@@ -353,3 +353,110 @@ fn headerless_csv_trains_one_model_and_names_the_fix_otherwise() {
     );
     assert!(!both.opt_ml.model_dir().join("manifest.json").exists());
 }
+
+/// An IOPS job killed (SIGKILL) while fitting the regressor and started again with the same
+/// checkpoint directory goes on from its newest checkpoint (the classifier whole, the
+/// regressor's rounds so far) and ends with the uninterrupted job's models (no row or column
+/// sampling: XGBoost does not keep its samplers' random state).
+#[test]
+fn a_killed_iops_job_resumes_from_its_checkpoints_to_the_uninterrupted_models() {
+    let job = |dir: &std::path::Path| {
+        let s = Sandbox::new();
+        s.config(
+            "hyperparameters.json",
+            r#"{"model_kind": "iops", "subsample": "1", "colsample_bytree": "1", "nthread": "1",
+                "early_stopping_rounds": "0", "num_round": "60"}"#,
+        )
+        .config(
+            "checkpointconfig.json",
+            &format!(r#"{{"LocalPath": "{}"}}"#, dir.display()),
+        );
+        s.data_file(
+            "train",
+            "insights.json",
+            &insights_bytes(4_000, 2, gen::IopsLayout::Json),
+        );
+        s
+    };
+    let numbers = |dir: &std::path::Path| e2e::checkpoint_numbers(dir, "iops-checkpoint.");
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = job(whole_dir.path());
+    let out = whole.run_train();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        numbers(whole_dir.path()).last(),
+        Some(&120),
+        "60 rounds each"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let killed = job(dir.path());
+    let (status, _) = killed.train_signalled_at("[20]\ttrain-rmse", "KILL");
+    assert!(!status.success());
+    let newest = *numbers(dir.path()).last().unwrap();
+    assert!((80..120).contains(&newest), "{:?}", numbers(dir.path()));
+    let out = killed.run_train();
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("Resuming from iteration {newest}")),
+        "{log}"
+    );
+    let first = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        first.starts_with(&format!("[{}]\ttrain-rmse", newest - 60)),
+        "{first}"
+    );
+    let (a, b) = (evaluation(&whole), evaluation(&killed));
+    assert_eq!(a["classifier"]["test"], b["classifier"]["test"]);
+    assert_eq!(a["regressor"]["test"], b["regressor"]["test"]);
+}
+
+/// With `save_model_on_termination`, SIGTERM while the classifier is fitted saves its rounds so
+/// far (the regressor is not begun), marked partial; the job exits 0 and the model serves.
+#[test]
+fn sigterm_with_save_model_on_termination_saves_the_rounds_so_far() {
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "iops", "num_round": "10000", "early_stopping_rounds": "0",
+            "save_model_on_termination": "true", "nthread": "1"}"#,
+    );
+    s.data_file(
+        "train",
+        "insights.json",
+        &insights_bytes(3_000, 3, gen::IopsLayout::Json),
+    );
+    let (status, _) = s.train_stopped_at("[3]\ttrain-merror");
+    assert!(status.success(), "{:?}", s.failure_reason());
+    let dir = s.opt_ml.model_dir();
+    let m = Manifest::load(&dir).unwrap();
+    let kept = m.partial.clone().expect("marked partial");
+    assert!(
+        kept.starts_with("risk_classifier ")
+            && kept.ends_with(" of 10000 rounds, performance_regressor not fitted"),
+        "{kept}"
+    );
+    let e = evaluation(&s);
+    assert_eq!(e["partial"], true);
+    assert!(e["regressor"].is_null() && e["classifier"]["test"]["accuracy"].is_number());
+    IopsModel::load(&dir, &m).expect("the partial model loads");
+    let server = Server::ready(&s.opt_ml, &[]);
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[("Content-Type", "application/json")],
+        &sample_payload("iops-insight.json"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("risk_class"), "{}", r.text());
+    assert!(
+        server.log().contains("saved on SIGTERM"),
+        "{}",
+        server.log()
+    );
+}

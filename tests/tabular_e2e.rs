@@ -779,3 +779,99 @@ fn linear_and_knn_take_text_columns_one_hot_and_linear_explains_them() {
     assert!((0..8).all(|k| (a[k] - b[k]).abs() < 1e-6), "{a:?} {b:?}");
     assert!((a[8] - b[8]).abs() > 1.0);
 }
+
+fn housing_job(hyperparameters: &str, checkpoints: Option<&Path>) -> Sandbox {
+    let s = Sandbox::new();
+    s.config("hyperparameters.json", hyperparameters);
+    if let Some(dir) = checkpoints {
+        s.config(
+            "checkpointconfig.json",
+            &format!(r#"{{"LocalPath": "{}"}}"#, dir.display()),
+        );
+    }
+    s.data_file(
+        "train",
+        "housing.csv.gz",
+        &dataset("california_housing_targetfirst.csv.gz"),
+    );
+    s
+}
+
+/// A tabular job killed (SIGKILL) during the XGBoost candidate's rounds and started again with
+/// the same checkpoint directory goes on from its newest checkpoint (the linear candidate
+/// fitted before it, the XGBoost rounds so far) and ends with the uninterrupted job's
+/// comparison.
+#[test]
+fn a_killed_tabular_job_resumes_from_its_checkpoints_to_the_uninterrupted_comparison() {
+    let hp = r#"{"model_kind": "tabular", "candidates": "linear,xgboost,random_forest",
+                 "num_round": "80", "early_stopping_rounds": "0", "subsample": "1",
+                 "colsample_bytree": "1", "rf_num_trees": "20", "nthread": "1"}"#;
+    let numbers = |dir: &Path| e2e::checkpoint_numbers(dir, "tabular-checkpoint.");
+    let whole_dir = tempfile::tempdir().unwrap();
+    let whole = housing_job(hp, Some(whole_dir.path()));
+    train(&whole);
+    // The linear candidate (1), 80 rounds (2..=81), XGBoost done (82), the forest (83).
+    assert_eq!(numbers(whole_dir.path()).last(), Some(&83));
+    let dir = tempfile::tempdir().unwrap();
+    let killed = housing_job(hp, Some(dir.path()));
+    let (status, _) = killed.train_signalled_at("[40]", "KILL");
+    assert!(!status.success());
+    let newest = *numbers(dir.path()).last().unwrap();
+    assert!((41..82).contains(&newest), "{:?}", numbers(dir.path()));
+    let out = killed.run_train();
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("Resuming from iteration {newest}")),
+        "{log}"
+    );
+    let first = text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(first.starts_with(&format!("[{}]", newest - 1)), "{first}");
+    let (a, b) = (
+        json(&whole, "evaluation.json"),
+        json(&killed, "evaluation.json"),
+    );
+    for c in ["linear", "xgboost", "random_forest"] {
+        assert_eq!(
+            a["candidates"][c]["validation"], b["candidates"][c]["validation"],
+            "{c}"
+        );
+        assert_eq!(
+            a["candidates"][c]["test"], b["candidates"][c]["test"],
+            "{c}"
+        );
+    }
+    assert_eq!(a["best_model"], b["best_model"]);
+}
+
+/// With `save_model_on_termination`, SIGTERM during the XGBoost candidate ends the comparison
+/// there: the candidates fitted so far (the XGBoost one with its rounds) are compared, the best
+/// served, marked partial; the job exits 0.
+#[test]
+fn sigterm_with_save_model_on_termination_compares_the_candidates_fitted_so_far() {
+    let s = housing_job(
+        r#"{"model_kind": "tabular", "candidates": "linear,xgboost,random_forest",
+            "num_round": "10000", "early_stopping_rounds": "0",
+            "save_model_on_termination": "true", "nthread": "1"}"#,
+        None,
+    );
+    let (status, _) = s.train_stopped_at("[5]");
+    assert!(status.success(), "{:?}", s.failure_reason());
+    let (m, model) = served_model(&s);
+    let kept = m.partial.clone().expect("marked partial");
+    assert!(
+        kept.starts_with("xgboost ")
+            && kept.ends_with(" of 10000 rounds, random_forest not fitted"),
+        "{kept}"
+    );
+    let e = json(&s, "evaluation.json");
+    assert_eq!(e["partial"], true);
+    let fitted: Vec<&String> = e["candidates"].as_object().unwrap().keys().collect();
+    assert_eq!(fitted, ["linear", "xgboost"]);
+    assert_eq!(e["served_model"], e["best_model"]);
+    assert_eq!(model.candidate.name(), e["served_model"].as_str().unwrap());
+}

@@ -333,3 +333,39 @@ fn a_killed_fire_job_resumes_from_its_checkpoints_to_the_uninterrupted_ensemble(
     assert_eq!(a["weights"], b["weights"]);
     assert_eq!(a["test"], b["test"]);
 }
+
+/// With `save_model_on_termination`, SIGTERM during boosting ends the fit there: the job exits
+/// 0 with the regression, the whole forest and the boosting rounds so far, marked partial in the
+/// manifest and the evaluation, and the model serves.
+#[test]
+fn sigterm_with_save_model_on_termination_saves_the_ensemble_as_it_stands() {
+    let s = Sandbox::new();
+    s.config(
+        "hyperparameters.json",
+        r#"{"rf_num_trees": "30", "rf_max_depth": "6", "gb_num_round": "10000",
+            "save_model_on_termination": "true", "nthread": "1"}"#,
+    );
+    s.fire_file("train", "data.csv", 5_000, 3, Layout::CsvHeader);
+    let (status, took) = s.train_stopped_at("[5]");
+    assert!(
+        status.success(),
+        "exit {status:?}: {:?}",
+        s.failure_reason()
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let dir = s.opt_ml.model_dir();
+    let m = Manifest::load(&dir).unwrap();
+    let kept = m.partial.clone().expect("marked partial");
+    assert!(
+        kept.starts_with("gradient_boosting ") && kept.ends_with(" of 10000 rounds"),
+        "{kept}"
+    );
+    let e = evaluation(&s);
+    assert_eq!(e["partial"], true);
+    assert_eq!(m.metrics["partial"], true);
+    assert_eq!(e["weights"].as_object().unwrap().len(), 3, "{e}");
+    let model = FireEnsemble::load(&dir, &m).expect("the partial model loads");
+    let x = ndarray::Array2::<f32>::zeros((1, 18));
+    let p = model.predict(x.view()).unwrap().ensemble[0];
+    assert!(p.is_finite() && (0.0..=1.0).contains(&p));
+}

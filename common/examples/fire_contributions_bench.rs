@@ -12,8 +12,8 @@ use std::time::Instant;
 
 struct Quiet;
 impl Progress for Quiet {
-    fn checkpoint(&mut self) -> common::Result<()> {
-        Ok(())
+    fn go_on(&mut self) -> common::Result<bool> {
+        Ok(true)
     }
     fn boosting_round(&mut self, _: &str) {}
 }

@@ -115,6 +115,11 @@ pub struct Manifest {
     /// `out_of_range` output key compares with).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub training_ranges: BTreeMap<String, [f32; 2]>,
+    /// What a model saved on SIGTERM before its fit was complete (`save_model_on_termination`)
+    /// holds, e.g. `random_forest 75 of 200 trees, gradient_boosting not fitted`; absent for a
+    /// complete model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 impl Manifest {
@@ -134,6 +139,7 @@ impl Manifest {
             categories: BTreeMap::new(),
             class_names: Vec::new(),
             training_ranges: BTreeMap::new(),
+            partial: None,
         }
     }
 

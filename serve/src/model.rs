@@ -90,6 +90,9 @@ impl LoadedModel {
                 .map(|k| AddedKeys::of(k, manifest.model_kind == ModelKind::Xgboost))
                 .map(|a| AddedKeys { rest: None, ..a })
                 .unwrap_or_default();
+            if let Some(kept) = &manifest.partial {
+                tracing::warn!(%kept, "this model was saved on SIGTERM before its fit was complete (save_model_on_termination); it holds only what was fitted");
+            }
             let ranges = TrainingRanges::of(&manifest);
             // Held as `ranges` from here (a multi-model endpoint holds thousands of manifests).
             let manifest = Manifest {

@@ -12,13 +12,18 @@
 use common::collective::World;
 use common::opt_ml::OptMl;
 use common::{Error, Result};
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The built-in kind's checkpoint names: this prefix and the iteration.
 pub const PREFIX: &str = "xgboost-checkpoint.";
 /// The fire ensemble's: this prefix and the steps done (members, forest parts, rounds).
 pub const FIRE_PREFIX: &str = "fire-checkpoint.";
+/// The IOPS pair's: this prefix and the two models' rounds done.
+pub const IOPS_PREFIX: &str = "iops-checkpoint.";
+/// The tabular candidates': this prefix and the steps done (candidates, boosting rounds).
+pub const TABULAR_PREFIX: &str = "tabular-checkpoint.";
 /// Checkpoints kept (the built-in's number).
 pub const KEEP: usize = 5;
 
@@ -159,6 +164,19 @@ pub fn resume_point(
         let number = u32::from_le_bytes(got[..4].try_into().expect("4 bytes"));
         (number, got[4..].to_vec())
     }))
+}
+
+/// A kind's fit state as checkpoint bytes (bincode).
+pub fn encode<T: Serialize>(state: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(state, bincode::config::standard())
+        .map_err(|e| Error::Fit(format!("encoding a checkpoint: {e}")))
+}
+
+/// A state written by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(s, _)| s)
+        .map_err(|e| Error::Fit(format!("a checkpoint is corrupt: {e}")))
 }
 
 #[cfg(test)]

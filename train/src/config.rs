@@ -96,6 +96,10 @@ pub struct TrainConfig {
     pub split: SplitConfig,
     /// The decoded hyperparameters, for the manifest.
     pub hyperparameters: BTreeMap<String, String>,
+    /// When checkpoints are kept: boosting rounds between two (`checkpoint_interval`).
+    pub checkpoint_interval: u32,
+    /// `save_model_on_termination`: on SIGTERM the model as it stands is saved, marked partial.
+    pub save_model_on_termination: bool,
 }
 
 const UNIT: Interval = Interval::left_open(0.0, 1.0);
@@ -117,15 +121,18 @@ impl TrainConfig {
             .collect();
         if model_kind == ModelKind::Xgboost {
             // The built-in's own names and rules, and nothing held out of `train`.
+            let params = BuiltinParams::from_hyperparameters(hp)?;
             return Ok(Self {
                 model_kind,
-                model: ModelConfig::Xgboost(BuiltinParams::from_hyperparameters(hp)?),
                 split: SplitConfig {
                     validation_fraction: 0.0,
                     test_fraction: 0.0,
                     seed: 0,
                 },
                 hyperparameters,
+                checkpoint_interval: params.checkpoint_interval,
+                save_model_on_termination: params.save_model_on_termination,
+                model: ModelConfig::Xgboost(params),
             });
         }
         let seed = r.u64("seed", 42, 0, u64::from(u32::MAX))?;
@@ -145,6 +152,14 @@ impl TrainConfig {
                 nthread,
             )?),
         };
+        // A fire state holds the forest (tens of MB): every 10 rounds by default.
+        let interval = if model_kind == ModelKind::FireEnsemble {
+            10
+        } else {
+            1
+        };
+        let checkpoint_interval = r.u64("checkpoint_interval", interval, 1, 1_000_000)? as u32;
+        let save_model_on_termination = r.bool("save_model_on_termination", false)?;
         let split = SplitConfig {
             validation_fraction: r.f64(
                 "validation_fraction",
@@ -160,6 +175,8 @@ impl TrainConfig {
             model,
             split,
             hyperparameters,
+            checkpoint_interval,
+            save_model_on_termination,
         })
     }
 }

@@ -3,7 +3,7 @@
 use crate::checkpoints::{self, Checkpoints};
 use crate::report::{self, Evaluation, SplitMetrics};
 use crate::splits::{self, total_rows};
-use crate::stop::StopFlag;
+use crate::stop::Termination;
 use crate::Job;
 use common::collective::World;
 use common::data::Dataset;
@@ -30,7 +30,7 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
     );
     let rows = total_rows(&splits, world)?;
     let ranges = training_ranges(&splits.train, world)?;
-    let checkpoints = Checkpoints::from_config(job.opt_ml, checkpoints::FIRE_PREFIX)?;
+    let checkpoints = job.checkpoints(checkpoints::FIRE_PREFIX)?;
     let usable = |b: &[u8]| {
         FitState::from_bytes(b)
             .map(|_| ())
@@ -47,9 +47,10 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
         None => FitState::default(),
     };
     let mut progress = LogProgress {
-        stop: job.stop,
+        termination: job.termination(),
         print: world.is_leader(),
         checkpoints: checkpoints.filter(|_| world.is_leader()),
+        interval: job.config.checkpoint_interval,
     };
     let outcome = params.fit(
         splits.train,
@@ -82,8 +83,13 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
         validation,
         test,
         fit_seconds: report::by_name(&outcome.fit_seconds),
+        partial: outcome.partial.is_some(),
     };
-    job.stop.check()?;
+    if let Some(kept) = &outcome.partial {
+        tracing::warn!(%kept, "saving the ensemble as it stands (partial)");
+    } else {
+        job.stop.check()?;
+    }
     if world.is_leader() {
         for line in report::metric_lines("validation", &evaluation.validation) {
             println!("{line}");
@@ -93,7 +99,7 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
                 println!("{line}");
             }
         }
-        save_model(job, ensemble, &evaluation, ranges)?;
+        save_model(job, ensemble, &evaluation, ranges, outcome.partial.clone())?;
         report::write_evaluation(job.opt_ml, &evaluation)?;
     }
     Ok(evaluation)
@@ -102,14 +108,18 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
 /// Prints boosting rounds in XGBoost's format (on the leader), answers SIGTERM, and writes the
 /// fit's states as checkpoints (the leader, when the job has them).
 struct LogProgress<'a> {
-    stop: &'a StopFlag,
+    termination: Termination<'a>,
     print: bool,
     checkpoints: Option<Checkpoints>,
+    interval: u32,
 }
 
 impl Progress for LogProgress<'_> {
-    fn checkpoint(&mut self) -> Result<()> {
-        self.stop.check()
+    fn go_on(&mut self) -> Result<bool> {
+        self.termination.go_on()
+    }
+    fn state_interval(&self) -> u32 {
+        self.interval
     }
     fn boosting_round(&mut self, line: &str) {
         if self.print {
@@ -172,6 +182,7 @@ fn save_model(
     ensemble: &FireEnsemble,
     evaluation: &Evaluation,
     ranges: BTreeMap<String, [f32; 2]>,
+    partial: Option<String>,
 ) -> Result<()> {
     let mut manifest = report::manifest(
         ModelKind::FireEnsemble,
@@ -183,6 +194,7 @@ fn save_model(
     )?;
     let payloads = fire::payloads(ensemble, &mut manifest)?;
     manifest.weighting = Some(evaluation.weighting.into());
+    manifest.partial = partial;
     manifest
         .library_versions
         .insert("linfa-logistic".into(), "0.8".into());

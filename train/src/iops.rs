@@ -1,8 +1,10 @@
 //! Training the storage IOPS models: the risk-level classifier and the performance-score
 //! regressor, each an XGBoost model with early stopping on the validation split.
 
+use crate::checkpoints;
 use crate::config::IopsParams;
 use crate::report;
+use crate::rounds::Rounds;
 use crate::splits::{self, total_rows, Splits};
 use crate::Job;
 use common::collective::World;
@@ -11,10 +13,10 @@ use common::kinds::iops::{self, IopsModel, CLASSIFIER, REGRESSOR};
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::ModelKind;
 use common::metrics::{MultiClassMetrics, RegressionMetrics};
-use common::models::boosted::{self, Boosted, FitData, Objective};
+use common::models::boosted::{self, BoostState, Boosted, FitData, Objective};
 use common::{Error, Result};
 use ndarray::Array2;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How one model's fit went and how it scores.
@@ -70,6 +72,9 @@ pub struct IopsEvaluation {
     /// The regressor's report, when trained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub regressor: Option<ModelReport<RegressionMetrics>>,
+    /// Whether the fit was ended by SIGTERM (`save_model_on_termination`); the manifest's
+    /// `partial` says what the models hold.
+    pub partial: bool,
 }
 
 /// Loads, splits, fits both models, evaluates and saves; returns the evaluation.
@@ -84,51 +89,81 @@ pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
     )?;
     // Targets are in schema order: the classifier's label first when it is trained.
     let score_target = usize::from(models.classifier);
-    let fit = |objective: Objective, target: usize| -> Result<(Boosted, f64)> {
-        let start = std::time::Instant::now();
-        let model = boosted::fit(
-            &params.boost,
-            objective,
-            FitData {
-                train: splits.train.features.view(),
-                train_labels: &splits.train.targets[target],
-                train_weights: None,
-                validation: Some((
-                    splits.validation.features.view(),
-                    &splits.validation.targets[target],
-                )),
-                categories: &[],
-            },
-            &mut |log| {
-                if world.is_leader() {
-                    println!("{}", log.line);
-                }
-                stop.check()
-            },
-        )?;
-        let seconds = start.elapsed().as_secs_f64();
-        tracing::info!(
-            objective = objective.name(),
-            rounds_run = model.rounds_run,
-            best_iteration = model.best_iteration,
-            seconds = format!("{seconds:.2}"),
-            "model fitted"
-        );
-        Ok((model, seconds))
+    let checkpoints = job.checkpoints(checkpoints::IOPS_PREFIX)?;
+    let usable = |b: &[u8]| {
+        checkpoints::decode::<IopsState>(b)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
+    let mut state: IopsState = match checkpoints::resume_point(checkpoints.as_ref(), world, usable)?
+    {
+        Some((rounds, bytes)) => {
+            tracing::info!(
+                rounds,
+                "Resuming from iteration {rounds} (the two models' rounds done)"
+            );
+            checkpoints::decode(&bytes)?
+        }
+        None => IopsState::default(),
+    };
+    let writer = checkpoints.as_ref().filter(|_| world.is_leader());
+    let mut fit =
+        |objective: Objective, target: usize, which: &'static str| -> Result<(Boosted, f64)> {
+            let start = std::time::Instant::now();
+            let resume = state.of(which).clone();
+            let mut fold = |s: &BoostState| {
+                *state.of(which) = Some(s.clone());
+                Ok((state.rounds(), checkpoints::encode(&state)?))
+            };
+            let mut hooks = Rounds {
+                termination: job.termination(),
+                print: world.is_leader(),
+                checkpoints: writer,
+                interval: job.config.checkpoint_interval,
+                fold: &mut fold,
+                ended_after: None,
+            };
+            let model = boosted::fit(
+                &params.boost,
+                objective,
+                FitData {
+                    train: splits.train.features.view(),
+                    train_labels: &splits.train.targets[target],
+                    train_weights: None,
+                    validation: Some((
+                        splits.validation.features.view(),
+                        &splits.validation.targets[target],
+                    )),
+                    categories: &[],
+                },
+                &mut hooks,
+                resume,
+            )?;
+            let seconds = start.elapsed().as_secs_f64();
+            tracing::info!(
+                objective = objective.name(),
+                rounds_run = model.rounds_run,
+                best_iteration = model.best_iteration,
+                seconds = format!("{seconds:.2}"),
+                "model fitted"
+            );
+            Ok((model, seconds))
+        };
     let classifier = models
         .classifier
-        .then(|| fit(Objective::MultiClass { num_class: 4 }, 0))
+        .then(|| fit(Objective::MultiClass { num_class: 4 }, 0, CLASSIFIER))
         .transpose()?;
-    let regressor = models
-        .regressor
-        .then(|| fit(Objective::SquaredError, score_target))
+    // A classifier ended by SIGTERM ends the job's fitting: the regressor is not begun.
+    let cut_short = classifier.as_ref().is_some_and(|(b, _)| b.interrupted);
+    let regressor = (models.regressor && !cut_short)
+        .then(|| fit(Objective::SquaredError, score_target, REGRESSOR))
         .transpose()?;
+    let partial = partial_fit(params, classifier.as_ref(), regressor.as_ref());
     let model = IopsModel::new(
         classifier.as_ref().map(|(b, _)| b.trees.clone()),
         regressor.as_ref().map(|(b, _)| b.trees.clone()),
     )?;
-    let evaluation = evaluate(
+    let mut evaluation = evaluate(
         &model,
         &splits,
         classifier.as_ref(),
@@ -136,15 +171,20 @@ pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
         score_target,
         world,
     )?;
+    evaluation.partial = partial.is_some();
     let ranges = training_ranges(&splits.train, world)?;
-    stop.check()?;
+    if let Some(kept) = &partial {
+        tracing::warn!(%kept, "saving the models as they stand (partial)");
+    } else {
+        stop.check()?;
+    }
     if world.is_leader() {
         for (split, lines) in metric_lines(&evaluation) {
             for line in lines {
                 println!("metric: {split}:{line}");
             }
         }
-        save_model(job, classifier, regressor, &evaluation, ranges)?;
+        save_model(job, classifier, regressor, &evaluation, ranges, partial)?;
         report::write_evaluation(job.opt_ml, &evaluation)?;
     }
     Ok(evaluation)
@@ -197,6 +237,7 @@ fn evaluate(
         }),
         regressor: regressor
             .map(|r| ModelReport::new(r, v_score.expect("regressor predicted"), t_score.flatten())),
+        partial: false,
     })
 }
 
@@ -237,6 +278,7 @@ fn save_model(
     regressor: Option<(Boosted, f64)>,
     evaluation: &IopsEvaluation,
     ranges: BTreeMap<String, [f32; 2]>,
+    partial: Option<String>,
 ) -> Result<()> {
     let models = [(CLASSIFIER, classifier), (REGRESSOR, regressor)];
     let payloads = iops::payloads(
@@ -245,7 +287,7 @@ fn save_model(
             .filter_map(|(name, m)| m.as_ref().map(|(b, _)| (*name, b.ubj.clone(), &b.trees)))
             .collect(),
     )?;
-    let manifest = report::manifest(
+    let mut manifest = report::manifest(
         ModelKind::Iops,
         iops::FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
         evaluation,
@@ -253,5 +295,59 @@ fn save_model(
         &job.config.hyperparameters,
         ranges,
     )?;
+    manifest.partial = partial;
     report::write_model(job.opt_ml, manifest, payloads)
+}
+
+/// What a fit ended by SIGTERM kept (`None` when nothing was cut short).
+fn partial_fit(
+    params: &IopsParams,
+    classifier: Option<&(Boosted, f64)>,
+    regressor: Option<&(Boosted, f64)>,
+) -> Option<String> {
+    let cut = |m: Option<&(Boosted, f64)>| m.is_some_and(|(b, _)| b.interrupted);
+    if !cut(classifier) && !cut(regressor) {
+        return None;
+    }
+    let num_round = params.boost.num_round;
+    let mut kept = Vec::new();
+    for (name, wanted, model) in [
+        (CLASSIFIER, params.models.classifier, classifier),
+        (REGRESSOR, params.models.regressor, regressor),
+    ] {
+        match model {
+            Some((b, _)) if b.interrupted => {
+                kept.push(format!("{name} {} of {num_round} rounds", b.rounds_run))
+            }
+            Some(_) => kept.push(format!("{name} complete")),
+            None if wanted => kept.push(format!("{name} not fitted")),
+            None => {}
+        }
+    }
+    Some(kept.join(", "))
+}
+
+/// The two models' fits so far: a checkpoint of the pair.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct IopsState {
+    classifier: Option<BoostState>,
+    regressor: Option<BoostState>,
+}
+
+impl IopsState {
+    fn of(&mut self, model: &str) -> &mut Option<BoostState> {
+        if model == CLASSIFIER {
+            &mut self.classifier
+        } else {
+            &mut self.regressor
+        }
+    }
+
+    /// Rounds done by both models: the checkpoint's number.
+    fn rounds(&self) -> u32 {
+        [&self.classifier, &self.regressor]
+            .iter()
+            .filter_map(|s| s.as_ref().map(|s| s.rounds))
+            .sum()
+    }
 }

@@ -12,6 +12,7 @@ pub mod fire;
 pub mod iops;
 pub mod outcome;
 pub mod report;
+pub mod rounds;
 pub mod splits;
 pub mod stop;
 pub mod tabular;
@@ -113,6 +114,22 @@ pub struct Job<'a> {
     pub stop: &'a StopFlag,
     /// The hosts training together (one for most jobs); only the leader writes.
     pub world: &'a World,
+}
+
+impl Job<'_> {
+    /// What the fit's safe points do once SIGTERM came (`save_model_on_termination`).
+    pub fn termination(&self) -> stop::Termination<'_> {
+        stop::Termination {
+            stop: self.stop,
+            world: self.world,
+            keep_partial: self.config.save_model_on_termination,
+        }
+    }
+
+    /// The job's checkpoints named `prefix<n>` (none without `checkpointconfig.json`).
+    pub fn checkpoints(&self, prefix: &'static str) -> Result<Option<checkpoints::Checkpoints>> {
+        checkpoints::Checkpoints::from_config(self.opt_ml, prefix)
+    }
 }
 
 fn train_model(job: &Job) -> Result<serde_json::Value> {

@@ -45,6 +45,9 @@ pub struct Evaluation {
     pub test: Option<SplitMetrics>,
     /// Seconds spent fitting each member.
     pub fit_seconds: BTreeMap<&'static str, f64>,
+    /// Whether the fit was ended by SIGTERM (`save_model_on_termination`); the manifest's
+    /// `partial` says what the model holds.
+    pub partial: bool,
 }
 
 /// The metric log lines of one split.

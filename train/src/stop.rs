@@ -4,6 +4,7 @@
 //! so a handler is always installed. It only sets a flag; training polls it at safe points
 //! (between files, between models, after every boosting round) and stops there.
 
+use common::collective::World;
 use common::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +36,54 @@ impl StopFlag {
             ))
         } else {
             Ok(())
+        }
+    }
+}
+
+impl StopFlag {
+    /// [`StopFlag::check`] agreed by every host (any host's flag raises every host's), for safe
+    /// points all hosts reach together: they then stop at the same step, not one of them in the
+    /// middle of a collective step the others wait in.
+    pub fn agreed(&self, world: &World) -> Result<()> {
+        if world.is_distributed() {
+            let mut raised = [f64::from(u8::from(self.check().is_err()))];
+            world.max(&mut raised)?;
+            if raised[0] > 0.0 {
+                self.raise();
+            }
+        }
+        self.check()
+    }
+}
+
+/// What a safe point of a fit does once SIGTERM came: with `save_model_on_termination` the fit
+/// ends there and the model is saved as it stands (marked partial); without it the job stops.
+#[derive(Clone, Copy)]
+pub struct Termination<'a> {
+    /// The SIGTERM flag.
+    pub stop: &'a StopFlag,
+    /// The hosts, which stop together.
+    pub world: &'a World,
+    /// `save_model_on_termination`.
+    pub keep_partial: bool,
+}
+
+impl Termination<'_> {
+    /// `Ok(true)` goes on; `Ok(false)` ends the fit keeping what is fitted; an error stops the
+    /// job. Every host must call it at the same steps.
+    pub fn go_on(&self) -> Result<bool> {
+        match self.stop.agreed(self.world) {
+            Ok(()) => Ok(true),
+            Err(_) if self.keep_partial => {
+                static LOGGED: std::sync::Once = std::sync::Once::new();
+                LOGGED.call_once(|| {
+                    tracing::warn!(
+                        "SIGTERM: ending the fit here and saving the model as it stands (save_model_on_termination)"
+                    )
+                });
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 }

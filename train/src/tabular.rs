@@ -1,14 +1,17 @@
 //! Generic tabular training: every candidate fitted on the same rows, compared on ONE metric on
 //! the validation split, the winner (or the chosen candidate) saved for `serve`.
 
+use crate::checkpoints;
 use crate::config::{TabularConfig, SELECTION_METRICS};
 use crate::report;
+use crate::rounds::Rounds;
 use crate::splits::{self, total_rows, Reader};
 use crate::Job;
 use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::{self, ModelKind};
 use common::metrics::{roc_auc, MultiClassMetrics, RegressionMetrics};
+use common::models::boosted::BoostState;
 use common::models::tabular::{self, Candidate, TabularModel, Task, TrainRows};
 use common::{Error, Result};
 use ndarray::Array2;
@@ -63,6 +66,20 @@ pub struct Comparison {
     /// Candidates left out, with the reason.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped: BTreeMap<&'static str, String>,
+    /// Whether the fit was ended by SIGTERM (`save_model_on_termination`); the manifest's
+    /// `partial` says what was fitted.
+    pub partial: bool,
+}
+
+/// The candidates' fits so far: a checkpoint.
+#[derive(Debug, Default, serde::Deserialize, Serialize)]
+struct TabularState {
+    /// The candidates fitted, in order: fit seconds and [`TabularModel::to_bytes`].
+    fitted: Vec<(Candidate, f64, Vec<u8>)>,
+    /// The XGBoost candidate's rounds so far, while it is fitted.
+    boosting: Option<BoostState>,
+    /// The checkpoint's number: one for each candidate fitted and each boosting round.
+    steps: u32,
 }
 
 /// Loads, fits every candidate, compares, saves the served model; returns the comparison.
@@ -99,8 +116,33 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
     let mut reports = BTreeMap::new();
     let mut models = BTreeMap::new();
     let mut skipped = BTreeMap::new();
+    let checkpoints = job.checkpoints(checkpoints::TABULAR_PREFIX)?;
+    let usable = |b: &[u8]| {
+        checkpoints::decode::<TabularState>(b)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let mut state: TabularState =
+        match checkpoints::resume_point(checkpoints.as_ref(), world, usable)? {
+            Some((steps, bytes)) => {
+                tracing::info!(
+                    steps,
+                    "Resuming from iteration {steps} (candidates and boosting rounds done)"
+                );
+                checkpoints::decode(&bytes)?
+            }
+            None => TabularState::default(),
+        };
+    let writer = checkpoints.as_ref().filter(|_| world.is_leader());
+    // What a fit ended by SIGTERM kept, candidate by candidate, once it was.
+    let mut partial: Option<Vec<String>> = None;
     for &candidate in &t.candidates {
-        stop.check()?;
+        if partial.is_some() || !job.termination().go_on()? {
+            partial
+                .get_or_insert_with(Vec::new)
+                .push(format!("{} not fitted", candidate.name()));
+            continue;
+        }
         // k-NN scores every held-out row against every kept training row: past a budget it
         // would dominate the job, so among other candidates it is left out, unless it is the one
         // to serve.
@@ -152,30 +194,56 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
                 continue;
             }
         }
-        let start = std::time::Instant::now();
-        let model = tabular::fit(
-            candidate,
-            task,
-            &t.params,
-            &TrainRows {
-                x: splits.train.features.view(),
-                y: splits.train.labels(),
-                weights: splits.train.weights.as_ref(),
-                validation: Some((
-                    splits.validation.features.view(),
-                    splits.validation.labels(),
-                )),
-                absent_is_zero: splits.train.absent_is_zero,
-                categories: &categories,
-            },
-            &mut |log| {
-                if world.is_leader() {
-                    println!("{}", log.line);
+        let rows = TrainRows {
+            x: splits.train.features.view(),
+            y: splits.train.labels(),
+            weights: splits.train.weights.as_ref(),
+            validation: Some((
+                splits.validation.features.view(),
+                splits.validation.labels(),
+            )),
+            absent_is_zero: splits.train.absent_is_zero,
+            categories: &categories,
+        };
+        let (model, fit_seconds) = match state.fitted.iter().find(|f| f.0 == candidate) {
+            Some((_, seconds, bytes)) => (TabularModel::from_bytes(bytes)?, *seconds),
+            None => {
+                let start = std::time::Instant::now();
+                let before = state.steps - state.boosting.as_ref().map_or(0, |b| b.rounds);
+                let resume = state
+                    .boosting
+                    .take()
+                    .filter(|_| candidate == Candidate::Xgboost);
+                let mut fold = |s: &BoostState| {
+                    state.boosting = Some(s.clone());
+                    state.steps = before + s.rounds;
+                    Ok((state.steps, checkpoints::encode(&state)?))
+                };
+                let mut hooks = Rounds {
+                    termination: job.termination(),
+                    print: world.is_leader(),
+                    checkpoints: writer,
+                    interval: job.config.checkpoint_interval,
+                    fold: &mut fold,
+                    ended_after: None,
+                };
+                let model = tabular::fit(candidate, task, &t.params, &rows, &mut hooks, resume)?;
+                let seconds = start.elapsed().as_secs_f64();
+                if let Some(rounds) = hooks.ended_after {
+                    let asked = t.params.boost.num_round;
+                    partial = Some(vec![format!(
+                        "{} {rounds} of {asked} rounds",
+                        candidate.name()
+                    )]);
+                } else if let Some(c) = writer {
+                    state.boosting = None;
+                    state.steps += 1;
+                    state.fitted.push((candidate, seconds, model.to_bytes()?));
+                    c.save(state.steps, &checkpoints::encode(&state)?)?;
                 }
-                stop.check()
-            },
-        )?;
-        let fit_seconds = start.elapsed().as_secs_f64();
+                (model, seconds)
+            }
+        };
         let start = std::time::Instant::now();
         let score = |d: &Dataset| -> Result<Scores> {
             let p = model.predict(d.features.view());
@@ -197,6 +265,11 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
         tracing::info!(candidate = candidate.name(), fit_seconds = format!("{fit_seconds:.2}"), score_seconds = format!("{:.2}", report.score_seconds), validation = ?report.validation, "candidate fitted");
         reports.insert(candidate, report);
         models.insert(candidate, model);
+    }
+    if reports.is_empty() && partial.is_some() {
+        return Err(Error::Stopped(
+            "the job received SIGTERM before any candidate was fitted; no model was written".into(),
+        ));
     }
     let (metric, larger_is_better) = selection(t.selection_metric);
     let (tie_break, tie_larger_is_better) = selection(second_metric(task, metric));
@@ -238,7 +311,11 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
     if !tied.is_empty() {
         tracing::info!(best = best.name(), tied = ?tied, metric, tie_break, "candidates tie on the selection metric: the second metric decides, then the candidates' order");
     }
-    let served = t.serve_model.unwrap_or(best);
+    // A candidate to serve that SIGTERM left unfitted gives way to the best fitted.
+    let served = t
+        .serve_model
+        .filter(|c| models.contains_key(c))
+        .unwrap_or(best);
     let served_model = models
         .remove(&served)
         .expect("the config keeps serve_model among the candidates");
@@ -263,14 +340,27 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
         rows: total_rows(&splits, world)?,
         candidates: reports.iter().map(|(c, r)| (c.name(), r.clone())).collect(),
         skipped,
+        partial: partial.is_some(),
     };
     let ranges = training_ranges(&splits.train, world)?;
-    stop.check()?;
+    let partial = partial.map(|kept| kept.join(", "));
+    if let Some(kept) = &partial {
+        tracing::warn!(%kept, "saving the candidates as they stand (partial)");
+    } else {
+        stop.check()?;
+    }
     if world.is_leader() {
         for line in metric_lines(&comparison) {
             println!("{line}");
         }
-        save_model(job, &served_model, &splits.train, ranges, &comparison)?;
+        save_model(
+            job,
+            &served_model,
+            &splits.train,
+            ranges,
+            &comparison,
+            partial,
+        )?;
         report::write_output_json(job.opt_ml, "model_comparison.json", &comparison)?;
         report::write_evaluation(job.opt_ml, &comparison)?;
     }
@@ -405,6 +495,7 @@ fn save_model(
     train: &Dataset,
     ranges: BTreeMap<String, [f32; 2]>,
     comparison: &Comparison,
+    partial: Option<String>,
 ) -> Result<()> {
     let mut manifest = report::manifest(
         ModelKind::Tabular,
@@ -415,6 +506,7 @@ fn save_model(
         ranges,
     )?;
     manifest.set_encoding(&train.encoding);
+    manifest.partial = partial;
     // Trees are kept in XGBoost's format since version 2: older builds refuse the model.
     manifest.format_version = common::artifact::READS_UP_TO;
     report::write_model(job.opt_ml, manifest, kinds::tabular::payloads(model)?)

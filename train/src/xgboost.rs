@@ -15,7 +15,6 @@
 use crate::checkpoints::{self, Checkpoints};
 use crate::report;
 use crate::splits::{self, Reader};
-use crate::stop::StopFlag;
 use crate::xgboost_hyperparameters::BuiltinParams;
 use crate::Job;
 use common::artifact::{self, PayloadFile, PayloadFormat};
@@ -154,7 +153,7 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
     let mut logs: Vec<RoundLog> = Vec::new();
     let mut partial = false;
     for round in start..params.num_round {
-        if let Err(stopped) = agreed_stop(stop, world) {
+        if let Err(stopped) = stop.agreed(world) {
             if params.save_model_on_termination && round > start {
                 tracing::warn!(
                     rounds = round,
@@ -266,7 +265,7 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
             println!("metric: {set}:{metric}={value:.6}");
         }
     }
-    let manifest = report::manifest(
+    let mut manifest = report::manifest(
         ModelKind::Xgboost,
         feature_names,
         &evaluation,
@@ -274,6 +273,12 @@ pub fn train(job: &Job, params: &BuiltinParams) -> Result<Evaluation> {
         &job.config.hyperparameters,
         ranges,
     )?;
+    if evaluation.partial {
+        manifest.partial = Some(format!(
+            "{} of {} rounds",
+            evaluation.rounds_run, evaluation.num_round
+        ));
+    }
     let bytes = booster.save_buffer(true)?;
     let payload = PayloadFile {
         name: MODEL_FILE.into(),
@@ -554,19 +559,6 @@ fn custom_scores(
 
 /// The booster attribute a checkpoint keeps early stopping's best round and score in.
 const BEST_ATTRIBUTE: &str = "sagemaker_best_round_and_score";
-
-/// `Err(Stopped)` once any host has received SIGTERM: on several hosts all agree each round,
-/// so all stop after the same round.
-fn agreed_stop(stop: &StopFlag, world: &World) -> Result<()> {
-    if world.is_distributed() {
-        let mut raised = [f64::from(u8::from(stop.check().is_err()))];
-        world.max(&mut raised)?;
-        if raised[0] > 0.0 {
-            stop.raise();
-        }
-    }
-    stop.check()
-}
 
 /// The built-in algorithm reads numbers only: a text column or text label is refused, naming
 /// it (`model_kind=tabular` reads them).

@@ -10,6 +10,8 @@ use super::trees::TreeModel;
 use super::xgboost::{self, RoundLog, XgbParams};
 use crate::error::Result;
 use ndarray::{Array1, ArrayView2};
+use serde::{Deserialize, Serialize};
+use xgb::DMatrix;
 
 /// What the model predicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,8 @@ pub struct Boosted {
     pub best_iteration: u32,
     /// The watched metric's validation value at the kept round, when there was validation.
     pub best_score: Option<f64>,
+    /// Whether the fit was ended early by its caller (SIGTERM with `save_model_on_termination`).
+    pub interrupted: bool,
 }
 
 /// Training data of one fit.
@@ -152,12 +156,49 @@ pub struct FitData<'a> {
     pub categories: &'a [usize],
 }
 
-/// Fits one model; `on_round` sees every round's log and may abandon training (SIGTERM).
+/// A boosted fit's progress, enough to go on from it (a checkpoint) and reach the model of an
+/// uninterrupted fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoostState {
+    /// Rounds finished.
+    pub rounds: u32,
+    /// XGBoost's UBJSON model of them (all rounds, not cut to the best).
+    pub model: Vec<u8>,
+    /// The watched metric on validation after each round (early stopping's memory).
+    pub scores: Vec<f64>,
+    /// Whether the fit had ended (early stopping or `num_round`).
+    pub finished: bool,
+}
+
+/// What a running fit tells its caller, and asks of it.
+pub trait RoundHooks {
+    /// After every round, its log: `Ok(true)` goes on, `Ok(false)` ends the fit with the rounds
+    /// so far (`save_model_on_termination`), an error abandons it (SIGTERM).
+    fn round(&mut self, log: &RoundLog) -> Result<bool>;
+    /// Whether to save the state after `rounds` rounds (`last`: the fit ends there).
+    fn saves_after(&self, _rounds: u32, _last: bool) -> bool {
+        false
+    }
+    /// Keeps a state (a checkpoint).
+    fn save(&mut self, _state: &BoostState) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(&RoundLog) -> Result<bool>> RoundHooks for F {
+    fn round(&mut self, log: &RoundLog) -> Result<bool> {
+        self(log)
+    }
+}
+
+/// Fits one model, from `resume` on when given (a state of the same fit); `hooks` see every
+/// round and may end the fit early.
 pub fn fit(
     params: &BoostParams,
     objective: Objective,
     data: FitData,
-    on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
+    hooks: &mut dyn RoundHooks,
+    resume: Option<BoostState>,
 ) -> Result<Boosted> {
     let mut dtrain = xgboost::dmatrix(data.train, Some(data.train_labels))?;
     xgboost::mark_categorical(&mut dtrain, data.categories)?;
@@ -178,31 +219,49 @@ pub fn fit(
     }
     let watched = *objective.eval_metrics().last().expect("a metric");
     let patience = params.early_stopping_rounds.filter(|_| dvalid.is_some());
-    let mut watched_scores: Vec<f64> = Vec::new();
-    let mut best: Option<(u32, f64)> = None;
-    let mut rounds_run = 0;
-    let mut step = |log: &RoundLog| -> Result<bool> {
-        on_round(log)?;
-        rounds_run = log.round + 1;
-        let Some(score) = log.score("validation", watched) else {
-            return Ok(true);
-        };
-        watched_scores.push(score);
-        if best.is_none_or(|(_, b)| score < b) {
-            best = Some((log.round, score));
+    let xgb_params = params.xgb_params(objective);
+    let (mut booster, mut state) = match resume {
+        Some(state) => (xgboost::resume_booster(&xgb_params, &state.model)?, state),
+        None => {
+            let cache: Vec<&DMatrix> = evals.iter().map(|(m, _)| *m).collect();
+            let state = BoostState {
+                rounds: 0,
+                model: Vec::new(),
+                scores: Vec::new(),
+                finished: false,
+            };
+            (xgboost::new_booster(&xgb_params, &cache)?, state)
         }
-        let since_best = log.round - best.map_or(0, |b| b.0);
-        Ok(patience.is_none_or(|p| since_best < p))
     };
-    let booster = xgboost::train_rounds(
-        &params.xgb_params(objective),
-        &evals,
-        params.num_round,
-        &mut step,
-    )?;
-    let best_iteration = match (patience, best) {
-        (Some(_), Some((round, _))) => round,
-        _ => rounds_run - 1,
+    let mut interrupted = false;
+    while !state.finished && state.rounds < params.num_round {
+        let round = state.rounds;
+        booster.update(&dtrain, round as i32)?;
+        let log = xgboost::evaluate(&booster, &evals, round, &xgb_params)?;
+        let go_on = hooks.round(&log)?;
+        state.rounds = round + 1;
+        if let Some(score) = log.score("validation", watched) {
+            state.scores.push(score);
+        }
+        let since_best = best_round(&state.scores).map_or(0, |b| round - b);
+        let ended = patience.is_some_and(|p| since_best >= p) || state.rounds == params.num_round;
+        state.finished = ended && go_on;
+        if hooks.saves_after(state.rounds, ended || !go_on) {
+            state.model = booster.save_buffer(true)?;
+            hooks.save(&state)?;
+        }
+        if !go_on {
+            interrupted = true;
+            break;
+        }
+        if ended {
+            break;
+        }
+    }
+    let rounds_run = state.rounds;
+    let best_iteration = match (patience, best_round(&state.scores)) {
+        (Some(_), Some(round)) => round,
+        _ => rounds_run.saturating_sub(1),
     };
     let kept = if best_iteration + 1 < rounds_run {
         booster.slice(0, best_iteration as i32 + 1)?
@@ -215,8 +274,20 @@ pub fn fit(
         ubj,
         rounds_run,
         best_iteration,
-        best_score: watched_scores.get(best_iteration as usize).copied(),
+        best_score: state.scores.get(best_iteration as usize).copied(),
+        interrupted,
     })
+}
+
+/// The round of the lowest score (the first of equals), as XGBoost's early stopping keeps it.
+fn best_round(scores: &[f64]) -> Option<u32> {
+    let mut best: Option<(u32, f64)> = None;
+    for (round, &score) in scores.iter().enumerate() {
+        if best.is_none_or(|(_, b)| score < b) {
+            best = Some((round as u32, score));
+        }
+    }
+    best.map(|(round, _)| round)
 }
 
 #[cfg(test)]
@@ -257,10 +328,11 @@ mod tests {
                 validation: Some((vx.view(), &vy)),
                 categories: &[],
             },
-            &mut |log| {
+            &mut |log: &RoundLog| {
                 lines.push(log.line.clone());
-                Ok(())
+                Ok(true)
             },
+            None,
         )
         .unwrap();
         assert!(m.rounds_run < 300, "stopped early");
@@ -302,15 +374,95 @@ mod tests {
                 validation: Some((x.view(), &classes)),
                 categories: &[],
             },
-            &mut |log| {
+            &mut |log: &RoundLog| {
                 let names: Vec<&str> = log.scores.iter().map(|s| s.1.as_str()).collect();
                 assert_eq!(names, ["merror", "mlogloss", "merror", "mlogloss"]);
-                Ok(())
+                Ok(true)
             },
+            None,
         )
         .unwrap();
         assert_eq!(m.trees.n_groups(), 4);
         let p = m.trees.predict(x.view());
         assert!(p.rows().into_iter().all(|r| (r.sum() - 1.0).abs() < 1e-5));
+    }
+
+    /// Keeps every state it is offered and ends the fit after `stop_after` rounds.
+    struct Keeper {
+        states: Vec<BoostState>,
+        stop_after: Option<u32>,
+    }
+
+    impl RoundHooks for Keeper {
+        fn round(&mut self, log: &RoundLog) -> Result<bool> {
+            Ok(self.stop_after != Some(log.round + 1))
+        }
+        fn saves_after(&self, _rounds: u32, _last: bool) -> bool {
+            true
+        }
+        fn save(&mut self, state: &BoostState) -> Result<()> {
+            self.states.push(state.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_fit_resumed_from_any_state_is_the_uninterrupted_fit() {
+        let (x, y) = data(400, 4);
+        let (vx, vy) = data(200, 5);
+        let params = BoostParams {
+            num_round: 60,
+            eta: 0.5,
+            max_depth: 6,
+            early_stopping_rounds: Some(5),
+            nthread: 1,
+            // No row or column sampling: XGBoost does not keep its samplers' random state, so
+            // resumed rounds would draw other samples.
+            colsample_bytree: 1.0,
+            subsample: 1.0,
+            ..BoostParams::default()
+        };
+        let rows = || FitData {
+            train: x.view(),
+            train_labels: &y,
+            train_weights: None,
+            validation: Some((vx.view(), &vy)),
+            categories: &[],
+        };
+        let mut whole = Keeper {
+            states: Vec::new(),
+            stop_after: None,
+        };
+        let m = fit(&params, Objective::SquaredError, rows(), &mut whole, None).unwrap();
+        assert!(!m.interrupted && m.rounds_run < 60, "stopped early");
+        assert!(whole.states.last().unwrap().finished);
+        // Ended by its caller after 4 rounds: those 4 rounds, marked.
+        let mut cut = Keeper {
+            states: Vec::new(),
+            stop_after: Some(4),
+        };
+        let partial = fit(&params, Objective::SquaredError, rows(), &mut cut, None).unwrap();
+        assert!(partial.interrupted && partial.rounds_run == 4);
+        assert!(!cut.states.last().unwrap().finished);
+        for from in [
+            cut.states[3].clone(),
+            whole.states[1].clone(),
+            whole.states.last().unwrap().clone(),
+        ] {
+            let mut go_on = |_: &RoundLog| Ok(true);
+            let r = fit(
+                &params,
+                Objective::SquaredError,
+                rows(),
+                &mut go_on,
+                Some(from),
+            )
+            .unwrap();
+            assert_eq!(
+                (r.rounds_run, r.best_iteration, r.best_score),
+                (m.rounds_run, m.best_iteration, m.best_score)
+            );
+            assert_eq!(r.trees.predict(vx.view()), m.trees.predict(vx.view()));
+        }
     }
 }

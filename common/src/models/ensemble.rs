@@ -248,23 +248,25 @@ impl Default for EnsembleParams {
 
 /// Callbacks from a running fit: progress lines and the chance to stop (SIGTERM).
 pub trait Progress {
-    /// Called at every safe point; an error stops the fit.
-    fn checkpoint(&mut self) -> Result<()>;
+    /// Called at every safe point: `Ok(false)` ends the fit keeping the members (forest parts,
+    /// boosting rounds) fitted so far, an error abandons it.
+    fn go_on(&mut self) -> Result<bool>;
     /// One boosting round's evaluation line in XGBoost's format.
     fn boosting_round(&mut self, line: &str);
     /// Whether [`Progress::save`] keeps anything (encoding a state has a cost).
     fn keeps_states(&self) -> bool {
         false
     }
+    /// Boosting rounds between two saved states (a state holds every member finished so far).
+    fn state_interval(&self) -> u32 {
+        10
+    }
     /// What the fit has finished so far, after each member, forest part and
-    /// [`BOOSTING_STATE_ROUNDS`] boosting rounds, for checkpoints.
+    /// [`Progress::state_interval`] boosting rounds, for checkpoints.
     fn save(&mut self, _state: &FitState) -> Result<()> {
         Ok(())
     }
 }
-
-/// Boosting rounds between two saved states (a state holds every member finished so far).
-pub const BOOSTING_STATE_ROUNDS: u32 = 10;
 
 /// What a fit has finished: enough to go on from it ([`EnsembleParams::fit`] takes one) and
 /// reach the model of an uninterrupted fit (the forest parts have their own seeds, boosting
@@ -442,6 +444,8 @@ pub struct FitOutcome {
     pub validation: BTreeMap<Member, BinaryMetrics>,
     /// Seconds spent fitting each member.
     pub fit_seconds: BTreeMap<Member, f64>,
+    /// What a fit ended early ([`Progress::go_on`]) kept, member by member (`None`: complete).
+    pub partial: Option<String>,
 }
 
 impl EnsembleParams {
@@ -475,19 +479,21 @@ impl EnsembleParams {
             .set("verbosity", 1)
     }
 
-    /// Fits the forest in parts of [`FOREST_PART_TREES`] trees, each with its own seed.
-    /// Parts in `state` are taken as they are.
+    /// Fits the forest in parts of [`FOREST_PART_TREES`] trees, each with its own seed, and
+    /// says whether it was ended early. Parts in `state` are taken as they are.
     fn fit_forest(
         &self,
         dtrain: &xgb::DMatrix,
         n_features: usize,
         progress: &mut dyn Progress,
         state: &mut FitState,
-    ) -> Result<Vec<(Vec<u8>, TreeModel)>> {
+    ) -> Result<(Vec<(Vec<u8>, TreeModel)>, bool)> {
         let mut parts = Vec::new();
         let mut left = self.forest.num_trees;
         while left > 0 {
-            progress.checkpoint()?;
+            if !progress.go_on()? {
+                return Ok((parts, true));
+            }
             let trees = left.min(FOREST_PART_TREES);
             if let Some(saved) = state.forest_parts.get(parts.len()) {
                 parts.push(xgboost::export(&xgb::Booster::load_buffer(saved)?)?);
@@ -508,16 +514,17 @@ impl EnsembleParams {
             parts.push(part);
             left -= trees;
         }
-        Ok(parts)
+        Ok((parts, false))
     }
 
-    /// Boosting rounds, from those in `state` on.
+    /// Boosting rounds, from those in `state` on; the booster, its rounds and whether it was
+    /// ended early.
     fn fit_boosting(
         &self,
         evals: &[(&xgb::DMatrix, &str)],
         progress: &mut dyn Progress,
         state: &mut FitState,
-    ) -> Result<xgb::Booster> {
+    ) -> Result<(xgb::Booster, u32, bool)> {
         let params = self.boosting_params();
         let (mut booster, start) = match &state.boosting {
             Some((done, model)) => (xgboost::resume_booster(&params, model)?, *done),
@@ -530,16 +537,19 @@ impl EnsembleParams {
             booster.update(evals[0].0, round as i32)?;
             let log = xgboost::evaluate(&booster, evals, round, &params)?;
             progress.boosting_round(&log.line);
-            progress.checkpoint()?;
+            let go_on = progress.go_on()?;
             let done = round + 1;
             if progress.keeps_states()
-                && (done % BOOSTING_STATE_ROUNDS == 0 || done == self.boosting.num_round)
+                && (done % progress.state_interval() == 0 || done == self.boosting.num_round)
             {
                 state.boosting = Some((done, booster.save_buffer(true)?));
                 progress.save(state)?;
             }
+            if !go_on {
+                return Ok((booster, done, true));
+            }
         }
-        Ok(booster)
+        Ok((booster, self.boosting.num_round.max(start), false))
     }
 
     /// Fits every member on `train`, scores them on `validation`, and weights them.
@@ -569,8 +579,15 @@ impl EnsembleParams {
         let mut fitted = BTreeMap::new();
         let mut scores = BTreeMap::new();
         let mut fit_seconds = BTreeMap::new();
+        // What each member kept when the fit was ended early, and whether it was.
+        let mut kept: Vec<String> = Vec::new();
+        let mut ended = false;
         for member in order {
-            progress.checkpoint()?;
+            if ended || !progress.go_on()? {
+                ended = true;
+                kept.push(format!("{} not fitted", member.name()));
+                continue;
+            }
             let start = Instant::now();
             let model = if member == Member::LogisticRegression {
                 let t = train
@@ -596,14 +613,32 @@ impl EnsembleParams {
                 }
                 let dtrain = dtrain.as_ref().expect("built above");
                 if member == Member::RandomForest {
-                    MemberModel::from_exported(
-                        self.fit_forest(dtrain, n_features, progress, &mut state)?,
-                    )?
+                    let (parts, cut) = self.fit_forest(dtrain, n_features, progress, &mut state)?;
+                    if cut {
+                        ended = true;
+                        let trees =
+                            (parts.len() as u32 * FOREST_PART_TREES).min(self.forest.num_trees);
+                        kept.push(format!(
+                            "random_forest {trees} of {} trees",
+                            self.forest.num_trees
+                        ));
+                        if parts.is_empty() {
+                            continue;
+                        }
+                    }
+                    MemberModel::from_exported(parts)?
                 } else {
                     let dvalid =
                         xgboost::dmatrix(validation.features.view(), Some(validation.labels()))?;
                     let evals = [(dtrain, "train"), (&dvalid, "validation")];
-                    let booster = self.fit_boosting(&evals, progress, &mut state)?;
+                    let (booster, rounds, cut) = self.fit_boosting(&evals, progress, &mut state)?;
+                    if cut {
+                        ended = true;
+                        kept.push(format!(
+                            "gradient_boosting {rounds} of {} rounds",
+                            self.boosting.num_round
+                        ));
+                    }
                     MemberModel::from_exported(vec![xgboost::export(&booster)?])?
                 }
             };
@@ -612,6 +647,12 @@ impl EnsembleParams {
             let labels = world.gather(validation.labels().as_slice().expect("contiguous"))?;
             scores.insert(member, BinaryMetrics::compute(&labels, &p, self.threshold));
             fitted.insert(member, model);
+        }
+        if fitted.is_empty() {
+            return Err(crate::error::Error::Stopped(
+                "the job received SIGTERM before any member was fitted; no model was written"
+                    .into(),
+            ));
         }
         let members = self
             .members
@@ -627,6 +668,7 @@ impl EnsembleParams {
             },
             validation: scores,
             fit_seconds,
+            partial: ended.then(|| kept.join(", ")),
         })
     }
 }
@@ -697,5 +739,67 @@ mod tests {
                 format!("\"{}\"", m.name())
             );
         }
+    }
+
+    /// Ends the fit at its `stop_at`-th safe point.
+    struct StopAt {
+        calls: u32,
+        stop_at: u32,
+    }
+
+    impl Progress for StopAt {
+        fn go_on(&mut self) -> Result<bool> {
+            self.calls += 1;
+            Ok(self.calls < self.stop_at)
+        }
+        fn boosting_round(&mut self, _: &str) {}
+    }
+
+    fn fire_rows(seed: u64, n: usize) -> Dataset {
+        let rows = crate::datagen::fire_mix(seed, n, 0);
+        let sink = crate::data::RowSink {
+            features: rows.features.iter().map(|&v| v as f32).collect(),
+            labels: rows.labels.iter().map(|&l| f32::from(l)).collect(),
+            rows: n,
+        };
+        let names = crate::kinds::fire::FEATURE_NAMES
+            .map(str::to_owned)
+            .to_vec();
+        Dataset::from_sink(sink, names, 1)
+    }
+
+    #[test]
+    fn a_fit_ended_early_keeps_what_it_fitted_and_nothing_fitted_is_an_error() {
+        let (train, validation) = (fire_rows(1, 2_000), fire_rows(2, 500));
+        let mut params = EnsembleParams {
+            nthread: 1,
+            ..EnsembleParams::default()
+        };
+        params.forest.num_trees = 60;
+        params.boosting.num_round = 20;
+        let fit = |stop_at| {
+            params.fit(
+                train.clone(),
+                &validation,
+                &mut StopAt { calls: 0, stop_at },
+                &World::single(),
+                FitState::default(),
+            )
+        };
+        // Safe points: each member's start (3), each forest part's (3), each boosting round.
+        assert!(matches!(fit(1), Err(crate::error::Error::Stopped(_))));
+        let forest_cut = fit(4).unwrap();
+        assert_eq!(
+            forest_cut.partial.as_deref(),
+            Some("random_forest 25 of 60 trees, gradient_boosting not fitted")
+        );
+        assert_eq!(forest_cut.ensemble.members.len(), 2);
+        let rounds_cut = fit(10).unwrap();
+        assert_eq!(
+            rounds_cut.partial.as_deref(),
+            Some("gradient_boosting 4 of 20 rounds")
+        );
+        assert_eq!(rounds_cut.ensemble.weights.len(), 3);
+        assert!(fit(u32::MAX).unwrap().partial.is_none());
     }
 }

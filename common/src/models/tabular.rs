@@ -8,11 +8,11 @@
 //! data came as libsvm, where an absent index means zero. Instance weights are
 //! used by both tree models and least squares; logistic regression and k-NN ignore them.
 
-use super::boosted::{self, BoostParams, FitData, Objective};
+use super::boosted::{self, BoostParams, BoostState, FitData, Objective, RoundHooks};
 use super::ensemble::ForestParams;
 use super::logistic::{LogisticModel, LogisticParams};
 use super::trees::TreeModel;
-use super::xgboost::{self, RoundLog, XgbParams};
+use super::xgboost::{self, XgbParams};
 use crate::collective::World;
 use crate::error::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -487,19 +487,21 @@ pub struct TrainRows<'a> {
     pub categories: &'a [usize],
 }
 
-/// Fits `candidate`; `on_round` sees XGBoost's round lines and may stop the fit (SIGTERM).
+/// Fits `candidate`; the XGBoost candidate's rounds go through `hooks` (round lines, SIGTERM,
+/// checkpoints) and start from `resume` when given.
 pub fn fit(
     candidate: Candidate,
     task: Task,
     p: &TabularParams,
     rows: &TrainRows,
-    on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
+    hooks: &mut dyn RoundHooks,
+    resume: Option<BoostState>,
 ) -> Result<TabularModel> {
     Ok(TabularModel {
         task,
         candidate,
         n_features: rows.x.ncols(),
-        predictor: fit_predictor(candidate, task, p, rows, on_round)?,
+        predictor: fit_predictor(candidate, task, p, rows, hooks, resume)?,
     })
 }
 
@@ -508,7 +510,8 @@ fn fit_predictor(
     task: Task,
     p: &TabularParams,
     rows: &TrainRows,
-    on_round: &mut dyn FnMut(&RoundLog) -> Result<()>,
+    hooks: &mut dyn RoundHooks,
+    resume: Option<BoostState>,
 ) -> Result<Predictor> {
     let categorical = rows.categories.iter().any(|&c| c > 0);
     Ok(match candidate {
@@ -523,7 +526,8 @@ fn fit_predictor(
                     validation: rows.validation,
                     categories: rows.categories,
                 },
-                on_round,
+                hooks,
+                resume,
             )?;
             Predictor::XgboostTrees(XgbTrees::new(fitted.ubj)?)
         }
@@ -1045,7 +1049,8 @@ mod tests {
             absent_is_zero: false,
             categories,
         };
-        fit(candidate, task, &params(), &rows, &mut |_| Ok(())).unwrap()
+        let mut go_on = |_: &crate::models::xgboost::RoundLog| Ok(true);
+        fit(candidate, task, &params(), &rows, &mut go_on, None).unwrap()
     }
 
     #[test]

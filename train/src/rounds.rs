@@ -1,0 +1,53 @@
+//! Boosting rounds as the IOPS pair and the tabular XGBoost candidate run them: XGBoost's round
+//! lines on the first host, SIGTERM at every round, and the kind's checkpoint after every
+//! `checkpoint_interval` rounds.
+
+use crate::checkpoints::Checkpoints;
+use crate::stop::Termination;
+use common::models::boosted::{BoostState, RoundHooks};
+use common::models::xgboost::RoundLog;
+use common::Result;
+
+/// A boosting state folded into the kind's own state: the checkpoint's number and bytes.
+pub type Fold<'a> = dyn FnMut(&BoostState) -> Result<(u32, Vec<u8>)> + 'a;
+
+/// [`RoundHooks`] of one boosted fit.
+pub struct Rounds<'a, 'b> {
+    /// SIGTERM, agreed by the hosts.
+    pub termination: Termination<'a>,
+    /// Whether this host prints the round lines (the first).
+    pub print: bool,
+    /// Where checkpoints go (the first host, when the job keeps them).
+    pub checkpoints: Option<&'a Checkpoints>,
+    /// Rounds between two checkpoints.
+    pub interval: u32,
+    /// Puts a state into the kind's checkpoint.
+    pub fold: &'b mut Fold<'a>,
+    /// The rounds done when SIGTERM ended the fit early (`save_model_on_termination`).
+    pub ended_after: Option<u32>,
+}
+
+impl RoundHooks for Rounds<'_, '_> {
+    fn round(&mut self, log: &RoundLog) -> Result<bool> {
+        if self.print {
+            println!("{}", log.line);
+        }
+        let go_on = self.termination.go_on()?;
+        if !go_on {
+            self.ended_after = Some(log.round + 1);
+        }
+        Ok(go_on)
+    }
+
+    fn saves_after(&self, rounds: u32, last: bool) -> bool {
+        self.checkpoints.is_some() && (last || rounds % self.interval == 0)
+    }
+
+    fn save(&mut self, state: &BoostState) -> Result<()> {
+        let (number, bytes) = (self.fold)(state)?;
+        match self.checkpoints {
+            Some(c) => c.save(number, &bytes),
+            None => Ok(()),
+        }
+    }
+}
