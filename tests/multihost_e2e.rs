@@ -332,3 +332,36 @@ fn three_hosts_train_the_iops_pair_from_replicated_files() {
     assert!(accuracy(&b) >= accuracy(&a) - 0.01, "{a} / {b}");
     assert!(rmse(&b) <= rmse(&a) * 1.05, "{a} / {b}");
 }
+
+/// A host whose shard of the train channel is empty (fewer files than hosts) fails every host
+/// alike, naming it and the fix, rather than leaving the others to lose it.
+#[test]
+fn a_host_without_rows_fails_every_host_naming_it() {
+    let (header, rows) = fire_csv(3_000, 12);
+    let hp = format!(r#"{{"model_kind": "fire_ensemble", "nthread": "1", {SMALL_MODELS}}}"#);
+    let three = hosts(3);
+    for (k, s) in three.iter().enumerate() {
+        s.config("hyperparameters.json", &hp).config(
+            "inputdataconfig.json",
+            r#"{"train": {"S3DistributionType": "ShardedByS3Key"}}"#,
+        );
+        if k < 2 {
+            s.data_file("train", "rows.csv", &every_nth(&header, &rows, k, 2));
+        } else {
+            std::fs::create_dir_all(s.opt_ml.channel_dir("train")).unwrap();
+        }
+    }
+    let started = Instant::now();
+    let outputs = finish(start(&three, two_free_ports()));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    for (k, o) in outputs.iter().enumerate() {
+        assert!(!o.status.success(), "host {}: {}", k + 1, log(&three[k]));
+        let reason = three[k].failure_reason().unwrap_or_default();
+        assert!(
+            reason.contains("host(s) 127.0.0.3 hold no rows of channel 'train'")
+                && reason.contains("at least as many files as hosts (3)"),
+            "host {}: {reason}",
+            k + 1
+        );
+    }
+}

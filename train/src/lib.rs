@@ -65,6 +65,7 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
         channels: &channels,
         stop,
         world: &cluster.world,
+        hosts: &cluster.hosts,
     };
     let evaluation = match train_model(&job) {
         Ok(e) => e,
@@ -114,6 +115,8 @@ pub struct Job<'a> {
     pub stop: &'a StopFlag,
     /// The hosts training together (one for most jobs); only the leader writes.
     pub world: &'a World,
+    /// Their sorted names, by rank (one name, or none, for a single host).
+    pub hosts: &'a [String],
 }
 
 impl Job<'_> {

@@ -141,6 +141,7 @@ pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Chann
         channels,
         stop,
         world,
+        hosts,
         ..
     } = *job;
     let poll = || stop.check();
@@ -170,7 +171,19 @@ pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Chann
                 opt_ml.data_dir().display()
             ))
         })?;
-    let (mut train, mut columns) = load(train_name, train_ct, None)?;
+    let loaded = load(train_name, train_ct, None);
+    if world.is_distributed() {
+        // An empty shard: no data files here (the load says so too, as this host's reason).
+        let no_files =
+            data::files::data_files(&opt_ml.channel_dir(train_name), train_name).is_err();
+        let here = match &loaded {
+            Ok((d, _)) => d.len() as f64,
+            Err(_) if no_files => 0.0,
+            Err(_) => -1.0,
+        };
+        every_host_has_rows(here, train_name, world, hosts)?;
+    }
+    let (mut train, mut columns) = loaded?;
     if let Reader::Tabular(_) = reader {
         distributed::agree_on_columns(&mut train, world)?;
         columns.width = train.features.ncols();
@@ -199,6 +212,40 @@ pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Chann
         }
     }
     Ok(channels)
+}
+
+/// On several hosts, fails every host alike when one holds no rows of the train channel (an
+/// empty shard) or could not read it (`here`: this host's rows, -1 when it could not read them):
+/// the hosts' steps would differ from there on. A host that could not read its rows goes on to
+/// its own error.
+fn every_host_has_rows(here: f64, channel: &str, world: &World, hosts: &[String]) -> Result<()> {
+    // Each host's row count in its own slot; summed, every host sees them all.
+    let mut rows = vec![0.0; world.size()];
+    rows[world.rank()] = here;
+    world.sum(&mut rows)?;
+    let name = |k: usize| hosts.get(k).cloned().unwrap_or_else(|| format!("rank {k}"));
+    let (mut empty, mut failed) = (Vec::new(), Vec::new());
+    for (k, &n) in rows.iter().enumerate() {
+        if n == 0.0 {
+            empty.push(name(k));
+        } else if n < 0.0 && k != world.rank() {
+            failed.push(name(k));
+        }
+    }
+    if !empty.is_empty() {
+        return Err(Error::Data(format!(
+            "host(s) {} hold no rows of channel '{channel}': with S3DistributionType=ShardedByS3Key each host trains on its own files, so give the channel at least as many files as hosts ({}), or use FullyReplicated (every host then takes its share of the rows); unlike the built-in algorithm, this container does not leave such hosts out",
+            empty.join(", "),
+            world.size()
+        )));
+    }
+    if !failed.is_empty() && here >= 0.0 {
+        return Err(Error::Data(format!(
+            "host(s) {} could not read channel '{channel}' (their failure files say why)",
+            failed.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Loads every channel with `reader` and splits. Held-out splits are stratified by the first
@@ -259,7 +306,10 @@ pub fn split(
         }
     };
     check(&splits.train, "train split")?;
-    if splits.validation.is_empty() {
+    // Over every host: a host with few rows may hold no validation rows of its own.
+    let mut validation_rows = [splits.validation.len() as f64];
+    world.sum(&mut validation_rows)?;
+    if validation_rows[0] == 0.0 {
         return Err(Error::Data(
             "the validation split is empty; provide more rows or a validation channel".into(),
         ));
