@@ -477,24 +477,72 @@ fn unique() -> usize {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Three containers train together: the fire ensemble with each host's own files
-/// (ShardedByS3Key), then tabular XGBoost on California housing with every host holding the
-/// whole file (FullyReplicated: each takes every third row). Every host trains and exits 0;
-/// only algo-1 writes, counting every host's rows.
+/// The 251K-row fire mix (200,000 generator rows and 51,000 demo rows), 70 / 15 / 15 % by
+/// position into train / validation / test, each cut into three files (CSV with the header):
+/// `[channel][file]`.
+fn fire_mix_files() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let mut all = Vec::new();
+    datagen::write_rows(
+        &datagen::fire_mix(7, 200_000, 51_000),
+        Layout::CsvHeader,
+        &mut all,
+    )
+    .unwrap();
+    let all = text(&all);
+    let mut lines = all.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let n = rows.len();
+    let (train, rest) = rows.split_at(n * 70 / 100);
+    let (validation, test) = rest.split_at(n * 15 / 100);
+    let thirds = |part: &[&str]| -> Vec<Vec<u8>> {
+        part.chunks(part.len().div_ceil(3))
+            .map(|c| format!("{header}\n{}\n", c.join("\n")).into_bytes())
+            .collect()
+    };
+    vec![
+        ("train", thirds(train)),
+        ("validation", thirds(validation)),
+        ("test", thirds(test)),
+    ]
+}
+
+/// The test AUC of the ensemble a job's first host wrote.
+fn ensemble_test_auc(s: &Sandbox) -> f64 {
+    let e: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(s.opt_ml.output_data_dir().join("evaluation.json")).unwrap(),
+    )
+    .unwrap();
+    e["test"]["ensemble"]["auc"].as_f64().unwrap()
+}
+
+/// Three containers train together: the fire ensemble on the 251K-row mix with each host's own
+/// files (ShardedByS3Key), as good as one container on the same rows (test AUC within 0.002);
+/// then tabular XGBoost on California housing with every host holding the whole file
+/// (FullyReplicated: each takes every third row). Every host trains and exits 0; only algo-1
+/// writes, counting every host's rows.
 #[test]
 fn three_hosts_on_a_user_network_train_together_and_the_first_writes() {
     let Some(image) = image() else { return };
-    let hp = format!(r#"{{"nthread": "1", {SMALL_MODELS}}}"#);
-    let fire = Cluster::train(&image, 3, &hp, |k, s| {
-        s.config(
-            "inputdataconfig.json",
-            r#"{"train": {"S3DistributionType": "ShardedByS3Key"}}"#,
-        );
-        s.data_file(
-            "train",
-            "fire.json",
-            &fire_bytes(2000, 7 + k as u64, Layout::Json),
-        );
+    let hp = r#"{"nthread": "1", "rf_num_trees": "100", "gb_num_round": "100"}"#;
+    let files = fire_mix_files();
+    let sharded = r#"{"train": {"S3DistributionType": "ShardedByS3Key"},
+        "validation": {"S3DistributionType": "ShardedByS3Key"},
+        "test": {"S3DistributionType": "ShardedByS3Key"}}"#;
+    let one = Cluster::train(&image, 1, hp, |_, s| {
+        for (channel, parts) in &files {
+            for (k, bytes) in parts.iter().enumerate() {
+                s.data_file(channel, &format!("part{k}.csv"), bytes);
+            }
+        }
+    });
+    let (codes, _) = one.wait_all(Instant::now());
+    assert_eq!(codes, [0], "{}", one.hosts[0].2.logs());
+    let fire = Cluster::train(&image, 3, hp, |k, s| {
+        s.config("inputdataconfig.json", sharded);
+        for (channel, parts) in &files {
+            s.data_file(channel, &format!("part{k}.csv"), &parts[k]);
+        }
     });
     let (codes, _) = fire.wait_all(Instant::now());
     for ((host, s, c), code) in fire.hosts.iter().zip(codes) {
@@ -505,7 +553,7 @@ fn three_hosts_on_a_user_network_train_together_and_the_first_writes() {
             "{host}: {log}"
         );
         assert!(
-            log.contains(r#"this host's rows channel="train" rows=2000"#),
+            log.contains(r#"this host's rows channel="train" rows=5856"#),
             "{host}: {log}"
         );
         let has_model = s.opt_ml.model_dir().join("manifest.json").exists();
@@ -514,9 +562,18 @@ fn three_hosts_on_a_user_network_train_together_and_the_first_writes() {
     let manifest = Manifest::load(&fire.hosts[0].1.opt_ml.model_dir()).unwrap();
     assert_eq!(
         manifest.rows.values().sum::<usize>(),
-        6000,
+        251_000,
         "{:?}",
         manifest.rows
+    );
+    let (single, three) = (
+        ensemble_test_auc(&one.hosts[0].1),
+        ensemble_test_auc(&fire.hosts[0].1),
+    );
+    eprintln!("251K fire mix in containers, test AUC: one host {single}, three hosts {three}");
+    assert!(
+        (single - three).abs() < 0.002,
+        "test AUC: one host {single}, three hosts {three}"
     );
 
     let housing = Cluster::train(
