@@ -365,7 +365,8 @@ fn a_killed_iops_job_resumes_from_its_checkpoints_to_the_uninterrupted_models() 
         s.config(
             "hyperparameters.json",
             r#"{"model_kind": "iops", "subsample": "1", "colsample_bytree": "1", "nthread": "1",
-                "early_stopping_rounds": "0", "num_round": "60"}"#,
+                "early_stopping_rounds": "0", "num_round": "400",
+                "checkpoint_interval": "20"}"#,
         )
         .config(
             "checkpointconfig.json",
@@ -385,8 +386,8 @@ fn a_killed_iops_job_resumes_from_its_checkpoints_to_the_uninterrupted_models() 
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         numbers(whole_dir.path()).last(),
-        Some(&120),
-        "60 rounds each"
+        Some(&800),
+        "400 rounds each"
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -394,7 +395,7 @@ fn a_killed_iops_job_resumes_from_its_checkpoints_to_the_uninterrupted_models() 
     let (status, _) = killed.train_signalled_at("[20]\ttrain-rmse", "KILL");
     assert!(!status.success());
     let newest = *numbers(dir.path()).last().unwrap();
-    assert!((80..120).contains(&newest), "{:?}", numbers(dir.path()));
+    assert!((420..800).contains(&newest), "{:?}", numbers(dir.path()));
     let out = killed.run_train();
     let log = text(&out.stderr);
     assert!(out.status.success(), "{log}");
@@ -408,7 +409,7 @@ fn a_killed_iops_job_resumes_from_its_checkpoints_to_the_uninterrupted_models() 
         .unwrap_or_default()
         .to_owned();
     assert!(
-        first.starts_with(&format!("[{}]\ttrain-rmse", newest - 60)),
+        first.starts_with(&format!("[{}]\ttrain-rmse", newest - 400)),
         "{first}"
     );
     let (a, b) = (evaluation(&whole), evaluation(&killed));

@@ -365,3 +365,45 @@ fn a_host_without_rows_fails_every_host_naming_it() {
         );
     }
 }
+
+/// A host that dies after reaching the tracker but before every host has joined: XGBoost's
+/// tracker then throws in a thread of its own and aborts the first host. Every host still
+/// ends with exit 1 and a failure file (the abort is turned into one), not a bare abort.
+#[test]
+fn a_host_dying_while_the_hosts_join_leaves_every_host_a_failure_file() {
+    let (header, rows) = fire_csv(2_000, 13);
+    let hp = format!(r#"{{"model_kind": "fire_ensemble", "nthread": "1", {SMALL_MODELS}}}"#);
+    let three = hosts(3);
+    for s in &three {
+        s.config("hyperparameters.json", &hp);
+        s.data_file("train", "rows.csv", &every_nth(&header, &rows, 0, 1));
+    }
+    let port = two_free_ports();
+    let spawn = |s: &Sandbox| {
+        s.train_command()
+            .env("SAGEMAKER_TABULAR_TRACKER_PORT", port.to_string())
+            .env("SAGEMAKER_TABULAR_HOST_WAIT_SECONDS", "10")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log_path(s)).unwrap())
+            .spawn()
+            .expect("spawn train")
+    };
+    let mut first = spawn(&three[0]);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut third = spawn(&three[2]);
+    // Time to reach the tracker and wait there for the second host.
+    std::thread::sleep(Duration::from_secs(2));
+    third.kill().unwrap();
+    third.wait().unwrap();
+    let mut second = spawn(&three[1]);
+    for (k, child) in [(0, &mut first), (1, &mut second)] {
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "host {}: {}", k + 1, log(&three[k]));
+        let reason = three[k].failure_reason().unwrap_or_default();
+        assert!(
+            reason.contains("Distributed training error"),
+            "host {}: {reason}",
+            k + 1
+        );
+    }
+}

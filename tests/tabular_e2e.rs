@@ -804,20 +804,22 @@ fn housing_job(hyperparameters: &str, checkpoints: Option<&Path>) -> Sandbox {
 #[test]
 fn a_killed_tabular_job_resumes_from_its_checkpoints_to_the_uninterrupted_comparison() {
     let hp = r#"{"model_kind": "tabular", "candidates": "linear,xgboost,random_forest",
-                 "num_round": "80", "early_stopping_rounds": "0", "subsample": "1",
-                 "colsample_bytree": "1", "rf_num_trees": "20", "nthread": "1"}"#;
+                 "num_round": "300", "early_stopping_rounds": "0", "subsample": "1",
+                 "colsample_bytree": "1", "rf_num_trees": "20", "nthread": "1",
+                 "checkpoint_interval": "10"}"#;
     let numbers = |dir: &Path| e2e::checkpoint_numbers(dir, "tabular-checkpoint.");
     let whole_dir = tempfile::tempdir().unwrap();
     let whole = housing_job(hp, Some(whole_dir.path()));
     train(&whole);
-    // The linear candidate (1), 80 rounds (2..=81), XGBoost done (82), the forest (83).
-    assert_eq!(numbers(whole_dir.path()).last(), Some(&83));
+    // The linear candidate (1), every 10th of 300 rounds (11..=301), XGBoost done (302), the
+    // forest (303).
+    assert_eq!(numbers(whole_dir.path()).last(), Some(&303));
     let dir = tempfile::tempdir().unwrap();
     let killed = housing_job(hp, Some(dir.path()));
     let (status, _) = killed.train_signalled_at("[40]", "KILL");
     assert!(!status.success());
     let newest = *numbers(dir.path()).last().unwrap();
-    assert!((41..82).contains(&newest), "{:?}", numbers(dir.path()));
+    assert!((41..302).contains(&newest), "{:?}", numbers(dir.path()));
     let out = killed.run_train();
     let log = text(&out.stderr);
     assert!(out.status.success(), "{log}");
@@ -855,7 +857,7 @@ fn a_killed_tabular_job_resumes_from_its_checkpoints_to_the_uninterrupted_compar
 fn sigterm_with_save_model_on_termination_compares_the_candidates_fitted_so_far() {
     let s = housing_job(
         r#"{"model_kind": "tabular", "candidates": "linear,xgboost,random_forest",
-            "num_round": "10000", "early_stopping_rounds": "0",
+            "num_round": "10000", "early_stopping_rounds": "0", "serve_model": "random_forest",
             "save_model_on_termination": "true", "nthread": "1"}"#,
         None,
     );
@@ -872,6 +874,7 @@ fn sigterm_with_save_model_on_termination_compares_the_candidates_fitted_so_far(
     assert_eq!(e["partial"], true);
     let fitted: Vec<&String> = e["candidates"].as_object().unwrap().keys().collect();
     assert_eq!(fitted, ["linear", "xgboost"]);
+    // The forest, to be served, was not fitted: the best one fitted is.
     assert_eq!(e["served_model"], e["best_model"]);
     assert_eq!(model.candidate.name(), e["served_model"].as_str().unwrap());
 }

@@ -1,5 +1,6 @@
 //! Checkpoints for managed spot training, as the built-in XGBoost algorithm keeps them (the
-//! fire ensemble's are kept the same way, as `fire-checkpoint.<step>`).
+//! other kinds' are kept the same way: `fire-checkpoint.<steps>`, `iops-checkpoint.<rounds>`,
+//! `tabular-checkpoint.<steps>`, each a bincode state of the fit; numbers only grow).
 //!
 //! They are on only when the job has a `checkpointconfig.json` (SageMaker writes it for jobs with
 //! a `CheckpointConfig`); its `LocalPath` (default `/opt/ml/checkpoints`) is the directory

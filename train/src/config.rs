@@ -152,13 +152,9 @@ impl TrainConfig {
                 nthread,
             )?),
         };
-        // A fire state holds the forest (tens of MB): every 10 rounds by default.
-        let interval = if model_kind == ModelKind::FireEnsemble {
-            10
-        } else {
-            1
-        };
-        let checkpoint_interval = r.u64("checkpoint_interval", interval, 1, 1_000_000)? as u32;
+        // A checkpoint holds the whole state (a fire state the forest, tens of MB; an IOPS or
+        // tabular one the models finished before): every 10 rounds by default.
+        let checkpoint_interval = r.u64("checkpoint_interval", 10, 1, 1_000_000)? as u32;
         let save_model_on_termination = r.bool("save_model_on_termination", false)?;
         let split = SplitConfig {
             validation_fraction: r.f64(

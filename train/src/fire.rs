@@ -88,7 +88,8 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
     if let Some(kept) = &outcome.partial {
         tracing::warn!(%kept, "saving the ensemble as it stands (partial)");
     } else {
-        job.stop.check()?;
+        // SIGTERM past the last round: stop, or save the complete ensemble.
+        job.termination().go_on()?;
     }
     if world.is_leader() {
         for line in report::metric_lines("validation", &evaluation.validation) {

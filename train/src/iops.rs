@@ -79,7 +79,7 @@ pub struct IopsEvaluation {
 
 /// Loads, splits, fits both models, evaluates and saves; returns the evaluation.
 pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
-    let (stop, world) = (job.stop, job.world);
+    let world = job.world;
     let models = params.models;
     let splits = splits::load(
         job,
@@ -153,9 +153,14 @@ pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
         .classifier
         .then(|| fit(Objective::MultiClass { num_class: 4 }, 0, CLASSIFIER))
         .transpose()?;
-    // A classifier ended by SIGTERM ends the job's fitting: the regressor is not begun.
-    let cut_short = classifier.as_ref().is_some_and(|(b, _)| b.interrupted);
-    let regressor = (models.regressor && !cut_short)
+    // A classifier ended by SIGTERM ends the job's fitting, and so does SIGTERM between the two:
+    // the regressor is not begun.
+    let begin_regressor = match &classifier {
+        Some((b, _)) if b.interrupted => false,
+        Some(_) if models.regressor => job.termination().go_on()?,
+        _ => true,
+    };
+    let regressor = (models.regressor && begin_regressor)
         .then(|| fit(Objective::SquaredError, score_target, REGRESSOR))
         .transpose()?;
     let partial = partial_fit(params, classifier.as_ref(), regressor.as_ref());
@@ -176,7 +181,8 @@ pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
     if let Some(kept) = &partial {
         tracing::warn!(%kept, "saving the models as they stand (partial)");
     } else {
-        stop.check()?;
+        // SIGTERM past the last round: stop, or save the complete models.
+        job.termination().go_on()?;
     }
     if world.is_leader() {
         for (split, lines) in metric_lines(&evaluation) {
@@ -306,7 +312,8 @@ fn partial_fit(
     regressor: Option<&(Boosted, f64)>,
 ) -> Option<String> {
     let cut = |m: Option<&(Boosted, f64)>| m.is_some_and(|(b, _)| b.interrupted);
-    if !cut(classifier) && !cut(regressor) {
+    let missing = params.models.regressor && regressor.is_none();
+    if !cut(classifier) && !cut(regressor) && !missing {
         return None;
     }
     let num_round = params.boost.num_round;

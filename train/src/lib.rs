@@ -57,6 +57,9 @@ pub fn run(opt_ml: &OptMl, stop: &StopFlag) -> Result<Summary> {
         let reason = cause(&stopped, || reason.to_owned());
         outcome::fail_and_exit(&failed_root, &reason, std::time::Duration::ZERO)
     });
+    if resources.hosts.len() > 1 {
+        outcome::fail_on_abort(opt_ml);
+    }
     let cluster = Cluster::join(&resources, &settings, stop, on_lost)?;
     tracing::info!(model_kind = %config.model_kind, root = %opt_ml.root().display(), "training");
     let job = Job {

@@ -95,6 +95,61 @@ pub fn fail_and_exit(opt_ml: &OptMl, reason: &str, linger: std::time::Duration) 
     exit_now(1)
 }
 
+/// The failure file and reason an abort writes ([`fail_on_abort`]).
+static ABORT_FAILURE: std::sync::OnceLock<(std::ffi::CString, Vec<u8>)> =
+    std::sync::OnceLock::new();
+
+/// Makes an abort a failed job with a reason, like any other. XGBoost's tracker runs in a thread
+/// of its own, and a host that breaks off while the hosts join makes it throw there, which ends
+/// the process through `abort` (measured: exit 134, no failure file). A failure already written
+/// (a panic, a failed host) is kept.
+pub fn fail_on_abort(opt_ml: &OptMl) {
+    let path = opt_ml.failure_file();
+    if let Some(dir) = path.parent() {
+        let _ = access::create_dir_all(dir);
+    }
+    let reason = failure_reason(
+        "Distributed training error: XGBoost's collective aborted this host, most likely because a host broke off while the hosts were joining (XGBoost's own words are in the log above); the other hosts fail too",
+    );
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    if ABORT_FAILURE
+        .set((path, format!("{reason}\n").into_bytes()))
+        .is_err()
+    {
+        return;
+    }
+    let handler: extern "C" fn(libc::c_int) = on_abort;
+    // SAFETY: the handler only makes async-signal-safe calls (open, write, close, _exit) on
+    // data prepared above.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGABRT, handler as libc::sighandler_t);
+    }
+}
+
+extern "C" fn on_abort(_: libc::c_int) {
+    #[allow(unsafe_code)]
+    // SAFETY: async-signal-safe calls only, on bytes that live as long as the process.
+    unsafe {
+        if let Some((path, text)) = ABORT_FAILURE.get() {
+            let fd = libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                0o644,
+            );
+            if fd >= 0 {
+                libc::write(fd, text.as_ptr().cast(), text.len());
+                libc::fsync(fd);
+                libc::close(fd);
+            }
+            libc::write(2, text.as_ptr().cast(), text.len());
+        }
+        libc::_exit(1);
+    }
+}
+
 /// Ends the process at once, without exit handlers: other threads (XGBoost's, OpenMP's) may
 /// still be running, and C++ static destructors must not run under them.
 #[allow(unsafe_code)]

@@ -32,11 +32,11 @@ impl RoundHooks for Rounds<'_, '_> {
         if self.print {
             println!("{}", log.line);
         }
-        let go_on = self.termination.go_on()?;
-        if !go_on {
-            self.ended_after = Some(log.round + 1);
-        }
-        Ok(go_on)
+        self.termination.go_on()
+    }
+
+    fn ended_early(&mut self, rounds: u32) {
+        self.ended_after = Some(rounds);
     }
 
     fn saves_after(&self, rounds: u32, last: bool) -> bool {

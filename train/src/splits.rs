@@ -174,8 +174,8 @@ pub fn load_channels(job: &Job, reader: Reader, check: RowCheck) -> Result<Chann
     let loaded = load(train_name, train_ct, None);
     if world.is_distributed() {
         // An empty shard: no data files here (the load says so too, as this host's reason).
-        let no_files =
-            data::files::data_files(&opt_ml.channel_dir(train_name), train_name).is_err();
+        let no_files = data::files::listed(&opt_ml.channel_dir(train_name))
+            .is_ok_and(|files| files.is_empty());
         let here = match &loaded {
             Ok((d, _)) => d.len() as f64,
             Err(_) if no_files => 0.0,
@@ -223,6 +223,9 @@ fn every_host_has_rows(here: f64, channel: &str, world: &World, hosts: &[String]
     let mut rows = vec![0.0; world.size()];
     rows[world.rank()] = here;
     world.sum(&mut rows)?;
+    if here < 0.0 {
+        return Ok(()); // this host's own error says why
+    }
     let name = |k: usize| hosts.get(k).cloned().unwrap_or_else(|| format!("rank {k}"));
     let (mut empty, mut failed) = (Vec::new(), Vec::new());
     for (k, &n) in rows.iter().enumerate() {
@@ -234,12 +237,12 @@ fn every_host_has_rows(here: f64, channel: &str, world: &World, hosts: &[String]
     }
     if !empty.is_empty() {
         return Err(Error::Data(format!(
-            "host(s) {} hold no rows of channel '{channel}': with S3DistributionType=ShardedByS3Key each host trains on its own files, so give the channel at least as many files as hosts ({}), or use FullyReplicated (every host then takes its share of the rows); unlike the built-in algorithm, this container does not leave such hosts out",
+            "host(s) {} hold no rows of channel '{channel}': with S3DistributionType=ShardedByS3Key each host trains on its own files, so give the channel at least as many files as hosts ({}), or use FullyReplicated (every host then takes its share of the rows, which needs at least as many rows as hosts); unlike the built-in algorithm, this container does not leave such hosts out",
             empty.join(", "),
             world.size()
         )));
     }
-    if !failed.is_empty() && here >= 0.0 {
+    if !failed.is_empty() {
         return Err(Error::Data(format!(
             "host(s) {} could not read channel '{channel}' (their failure files say why)",
             failed.join(", ")

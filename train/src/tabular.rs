@@ -87,7 +87,7 @@ struct TabularState {
 /// On several hosts the XGBoost and random-forest candidates train across them; the linear
 /// model and k-NN are left out (see the README).
 pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
-    let (stop, world) = (job.stop, job.world);
+    let world = job.world;
     let channels = splits::load_channels(job, Reader::Tabular(&t.options), &|_, _| Ok(()))?;
     // Text labels are class names: they decide the task when no objective does.
     let classes = channels.train.encoding.classes.as_ref();
@@ -137,12 +137,6 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
     // What a fit ended by SIGTERM kept, candidate by candidate, once it was.
     let mut partial: Option<Vec<String>> = None;
     for &candidate in &t.candidates {
-        if partial.is_some() || !job.termination().go_on()? {
-            partial
-                .get_or_insert_with(Vec::new)
-                .push(format!("{} not fitted", candidate.name()));
-            continue;
-        }
         // k-NN scores every held-out row against every kept training row: past a budget it
         // would dominate the job, so among other candidates it is left out, unless it is the one
         // to serve.
@@ -193,6 +187,12 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
                 skipped.insert(candidate.name(), why);
                 continue;
             }
+        }
+        if partial.is_some() || !job.termination().go_on()? {
+            partial
+                .get_or_insert_with(Vec::new)
+                .push(format!("{} not fitted", candidate.name()));
+            continue;
         }
         let rows = TrainRows {
             x: splits.train.features.view(),
@@ -347,7 +347,8 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
     if let Some(kept) = &partial {
         tracing::warn!(%kept, "saving the candidates as they stand (partial)");
     } else {
-        stop.check()?;
+        // SIGTERM past the last safe point: stop, or save the complete comparison.
+        job.termination().go_on()?;
     }
     if world.is_leader() {
         for line in metric_lines(&comparison) {

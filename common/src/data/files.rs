@@ -28,15 +28,21 @@ pub fn data_files(dir: &Path, channel: &str) -> Result<Vec<PathBuf>> {
         }
         Err(e) => return Err(Error::io(dir, e)),
     }
-    let mut out = Vec::new();
-    walk(dir, &mut out, &mut Vec::new())?;
-    out.sort();
+    let out = listed(dir)?;
     if out.is_empty() {
         return Err(Error::Config(format!(
             "Channel '{channel}' is empty: no data files in {} (files starting with '.' or '_' are skipped)",
             dir.display()
         )));
     }
+    Ok(out)
+}
+
+/// The data files below the directory `dir`, recursively, in sorted path order (none: empty).
+pub fn listed(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    walk(dir, &mut out, &mut Vec::new())?;
+    out.sort();
     Ok(out)
 }
 

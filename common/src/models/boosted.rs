@@ -183,6 +183,8 @@ pub trait RoundHooks {
     fn save(&mut self, _state: &BoostState) -> Result<()> {
         Ok(())
     }
+    /// The fit was ended by [`RoundHooks::round`] after `rounds` rounds, short of its end.
+    fn ended_early(&mut self, _rounds: u32) {}
 }
 
 impl<F: FnMut(&RoundLog) -> Result<bool>> RoundHooks for F {
@@ -245,16 +247,18 @@ pub fn fit(
         }
         let since_best = best_round(&state.scores).map_or(0, |b| round - b);
         let ended = patience.is_some_and(|p| since_best >= p) || state.rounds == params.num_round;
-        state.finished = ended && go_on;
+        // A stop asked in the round the fit ends anyway is no interruption.
+        state.finished = ended;
         if hooks.saves_after(state.rounds, ended || !go_on) {
             state.model = booster.save_buffer(true)?;
             hooks.save(&state)?;
         }
-        if !go_on {
-            interrupted = true;
+        if ended {
             break;
         }
-        if ended {
+        if !go_on {
+            interrupted = true;
+            hooks.ended_early(state.rounds);
             break;
         }
     }
@@ -444,6 +448,14 @@ mod tests {
         let partial = fit(&params, Objective::SquaredError, rows(), &mut cut, None).unwrap();
         assert!(partial.interrupted && partial.rounds_run == 4);
         assert!(!cut.states.last().unwrap().finished);
+        // Asked to stop in the very round early stopping ends the fit: a whole fit.
+        let mut at_end = Keeper {
+            states: Vec::new(),
+            stop_after: Some(m.rounds_run),
+        };
+        let ended = fit(&params, Objective::SquaredError, rows(), &mut at_end, None).unwrap();
+        assert!(!ended.interrupted && ended.rounds_run == m.rounds_run);
+        assert!(at_end.states.last().unwrap().finished);
         for from in [
             cut.states[3].clone(),
             whole.states[1].clone(),

@@ -545,7 +545,7 @@ impl EnsembleParams {
                 state.boosting = Some((done, booster.save_buffer(true)?));
                 progress.save(state)?;
             }
-            if !go_on {
+            if !go_on && done < self.boosting.num_round {
                 return Ok((booster, done, true));
             }
         }
