@@ -502,8 +502,7 @@ impl EnsembleParams {
             }
             let seed = self.seed.wrapping_add(parts.len() as u64);
             let params = self.forest_params(n_features, trees, seed);
-            let booster =
-                xgboost::train_rounds(&params, &[(dtrain, "train")], 1, &mut |_| Ok(true))?;
+            let booster = xgboost::fit_one_round(&params, dtrain)?;
             // Exported and dropped at once: a live Booster keeps XGBoost's training caches, and
             // all 8 parts kept alive until the end peaked at 413 MiB on the 251K-row mix.
             let part = xgboost::export(&booster)?;

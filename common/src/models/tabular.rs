@@ -576,7 +576,7 @@ fn fit_forest(task: Task, p: &TabularParams, rows: &TrainRows) -> Result<Vec<u8>
     if let Some(w) = rows.weights {
         dtrain.set_weights(w.as_slice().expect("contiguous weights"))?;
     }
-    let booster = xgboost::train_rounds(&params, &[(&dtrain, "train")], 1, &mut |_| Ok(true))?;
+    let booster = xgboost::fit_one_round(&params, &dtrain)?;
     Ok(booster.save_buffer(true)?)
 }
 

@@ -122,6 +122,14 @@ pub fn train_rounds(
     Ok(booster)
 }
 
+/// One round on `dtrain` and nothing else: a forest (`num_parallel_tree` trees), whose round
+/// needs no evaluation (XGBoost would predict every training row with the new trees for it).
+pub fn fit_one_round(params: &XgbParams, dtrain: &DMatrix) -> Result<Booster> {
+    let mut booster = new_booster(params, &[dtrain])?;
+    booster.update(dtrain, 0)?;
+    Ok(booster)
+}
+
 /// XGBoost's evaluation of every set after `round`, metrics in the order `eval_metric` lists
 /// them in `params` (as XGBoost prints them).
 pub fn evaluate(
@@ -164,7 +172,7 @@ impl RoundLog {
 /// tooling) and the compiled trees that `train` and `serve` predict with.
 pub fn export(booster: &Booster) -> Result<(Vec<u8>, TreeModel)> {
     let ubj = booster.save_buffer(true)?;
-    let mut trees = TreeModel::from_xgboost_json(&booster.save_buffer(false)?)?;
+    let mut trees = TreeModel::from_xgboost_files(&[&ubj])?;
     // Stored as compiled trees, which keep no covers.
     trees.drop_covers();
     Ok((ubj, trees))
