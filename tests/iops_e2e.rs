@@ -392,22 +392,9 @@ fn a_killed_iops_job_resumes_from_its_checkpoints_to_the_uninterrupted_models() 
 
     let dir = tempfile::tempdir().unwrap();
     let killed = job(dir.path());
-    let (status, _) = killed.train_signalled_at("[20]\ttrain-rmse", "KILL");
-    assert!(!status.success());
-    let newest = *numbers(dir.path()).last().unwrap();
-    assert!((420..800).contains(&newest), "{:?}", numbers(dir.path()));
-    let out = killed.run_train();
-    let log = text(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    assert!(
-        log.contains(&format!("Resuming from iteration {newest}")),
-        "{log}"
-    );
-    let first = text(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let (newest, first) =
+        killed.killed_and_resumed("[20]\ttrain-rmse", dir.path(), "iops-checkpoint.");
+    assert!((420..800).contains(&newest), "{newest}");
     assert!(
         first.starts_with(&format!("[{}]\ttrain-rmse", newest - 400)),
         "{first}"

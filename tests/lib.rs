@@ -127,6 +127,30 @@ impl Sandbox {
             .env("RUST_LOG", "info");
         c
     }
+
+    /// Kills this job (SIGKILL, as a reclaimed spot instance) once it prints a line starting
+    /// `line`, checks it left checkpoints `<prefix><n>` in `dir` and that running it again
+    /// resumes from the newest; returns that number and the resumed run's first stdout line.
+    pub fn killed_and_resumed(&self, line: &str, dir: &Path, prefix: &str) -> (u32, String) {
+        let (status, _) = self.train_signalled_at(line, "KILL");
+        assert!(!status.success(), "the job ended before it was killed");
+        let newest = *checkpoint_numbers(dir, prefix)
+            .last()
+            .expect("checkpoints before the kill");
+        let out = self.run_train();
+        let log = text(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        assert!(
+            log.contains(&format!("Resuming from iteration {newest}")),
+            "{log}"
+        );
+        let first = text(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        (newest, first)
+    }
 }
 
 /// The numbers of the checkpoints `<prefix><n>` in `dir`, smallest first (other files, such as

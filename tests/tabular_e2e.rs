@@ -816,22 +816,8 @@ fn a_killed_tabular_job_resumes_from_its_checkpoints_to_the_uninterrupted_compar
     assert_eq!(numbers(whole_dir.path()).last(), Some(&303));
     let dir = tempfile::tempdir().unwrap();
     let killed = housing_job(hp, Some(dir.path()));
-    let (status, _) = killed.train_signalled_at("[40]", "KILL");
-    assert!(!status.success());
-    let newest = *numbers(dir.path()).last().unwrap();
-    assert!((41..302).contains(&newest), "{:?}", numbers(dir.path()));
-    let out = killed.run_train();
-    let log = text(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    assert!(
-        log.contains(&format!("Resuming from iteration {newest}")),
-        "{log}"
-    );
-    let first = text(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let (newest, first) = killed.killed_and_resumed("[40]", dir.path(), "tabular-checkpoint.");
+    assert!((41..302).contains(&newest), "{newest}");
     assert!(first.starts_with(&format!("[{}]", newest - 1)), "{first}");
     let (a, b) = (
         json(&whole, "evaluation.json"),

@@ -308,23 +308,8 @@ fn a_killed_fire_job_resumes_from_its_checkpoints_to_the_uninterrupted_ensemble(
 
     let dir = tempfile::tempdir().unwrap();
     let killed = job(dir.path());
-    let (status, _) = killed.train_signalled_at("[30]", "KILL");
-    assert!(!status.success());
-    let newest = *steps(dir.path()).last().unwrap();
-    assert!((33..203).contains(&newest), "{:?}", steps(dir.path()));
-
-    let out = killed.run_train();
-    let log = text(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    assert!(
-        log.contains(&format!("Resuming from iteration {newest}")),
-        "{log}"
-    );
-    let first_round = text(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let (newest, first_round) = killed.killed_and_resumed("[30]", dir.path(), "fire-checkpoint.");
+    assert!((33..203).contains(&newest), "{newest}");
     assert!(
         first_round.starts_with(&format!("[{}]", newest - 3)),
         "{first_round}"

@@ -167,6 +167,27 @@ pub fn resume_point(
     }))
 }
 
+/// Where a kind's fit goes on from: the state in the newest checkpoint `prefix<n>` that
+/// `decode` reads (logged as `Resuming from iteration n (what n counts)`), else the default;
+/// with the checkpoints this host writes (the first host's, when the job keeps them).
+pub fn resume<T: Default>(
+    job: &crate::Job,
+    prefix: &'static str,
+    counts: &str,
+    decode: impl Fn(&[u8]) -> Result<T>,
+) -> Result<(Option<Checkpoints>, T)> {
+    let checkpoints = job.checkpoints(prefix)?;
+    let usable = |b: &[u8]| decode(b).map(|_| ()).map_err(|e| e.to_string());
+    let state = match resume_point(checkpoints.as_ref(), job.world, usable)? {
+        Some((n, bytes)) => {
+            tracing::info!(n, "Resuming from iteration {n} ({counts})");
+            decode(&bytes)?
+        }
+        None => T::default(),
+    };
+    Ok((checkpoints.filter(|_| job.world.is_leader()), state))
+}
+
 /// A kind's fit state as checkpoint bytes (bincode).
 pub fn encode<T: Serialize>(state: &T) -> Result<Vec<u8>> {
     bincode::serde::encode_to_vec(state, bincode::config::standard())

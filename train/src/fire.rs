@@ -30,26 +30,16 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
     );
     let rows = total_rows(&splits, world)?;
     let ranges = training_ranges(&splits.train, world)?;
-    let checkpoints = job.checkpoints(checkpoints::FIRE_PREFIX)?;
-    let usable = |b: &[u8]| {
-        FitState::from_bytes(b)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let state = match checkpoints::resume_point(checkpoints.as_ref(), world, usable)? {
-        Some((steps, bytes)) => {
-            tracing::info!(
-                steps,
-                "Resuming from iteration {steps} (members, forest parts and boosting rounds done)"
-            );
-            FitState::from_bytes(&bytes)?
-        }
-        None => FitState::default(),
-    };
+    let (checkpoints, state) = checkpoints::resume(
+        job,
+        checkpoints::FIRE_PREFIX,
+        "members, forest parts and boosting rounds done",
+        FitState::from_bytes,
+    )?;
     let mut progress = LogProgress {
         termination: job.termination(),
         print: world.is_leader(),
-        checkpoints: checkpoints.filter(|_| world.is_leader()),
+        checkpoints,
         interval: job.config.checkpoint_interval,
     };
     let outcome = params.fit(

@@ -89,24 +89,13 @@ pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
     )?;
     // Targets are in schema order: the classifier's label first when it is trained.
     let score_target = usize::from(models.classifier);
-    let checkpoints = job.checkpoints(checkpoints::IOPS_PREFIX)?;
-    let usable = |b: &[u8]| {
-        checkpoints::decode::<IopsState>(b)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let mut state: IopsState = match checkpoints::resume_point(checkpoints.as_ref(), world, usable)?
-    {
-        Some((rounds, bytes)) => {
-            tracing::info!(
-                rounds,
-                "Resuming from iteration {rounds} (the two models' rounds done)"
-            );
-            checkpoints::decode(&bytes)?
-        }
-        None => IopsState::default(),
-    };
-    let writer = checkpoints.as_ref().filter(|_| world.is_leader());
+    let (checkpoints, mut state) = checkpoints::resume(
+        job,
+        checkpoints::IOPS_PREFIX,
+        "the two models' rounds done",
+        checkpoints::decode::<IopsState>,
+    )?;
+    let writer = checkpoints.as_ref();
     let mut fit =
         |objective: Objective, target: usize, which: &'static str| -> Result<(Boosted, f64)> {
             let start = std::time::Instant::now();
@@ -115,14 +104,7 @@ pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
                 *state.of(which) = Some(s.clone());
                 Ok((state.rounds(), checkpoints::encode(&state)?))
             };
-            let mut hooks = Rounds {
-                termination: job.termination(),
-                print: world.is_leader(),
-                checkpoints: writer,
-                interval: job.config.checkpoint_interval,
-                fold: &mut fold,
-                ended_after: None,
-            };
+            let mut hooks = Rounds::of(job, writer, &mut fold);
             let model = boosted::fit(
                 &params.boost,
                 objective,

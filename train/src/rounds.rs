@@ -27,6 +27,24 @@ pub struct Rounds<'a, 'b> {
     pub ended_after: Option<u32>,
 }
 
+impl<'a, 'b> Rounds<'a, 'b> {
+    /// The hooks of one of `job`'s boosted fits, writing to `checkpoints` (this host's).
+    pub fn of(
+        job: &'a crate::Job,
+        checkpoints: Option<&'a Checkpoints>,
+        fold: &'b mut Fold<'a>,
+    ) -> Self {
+        Self {
+            termination: job.termination(),
+            print: job.world.is_leader(),
+            checkpoints,
+            interval: job.config.checkpoint_interval,
+            fold,
+            ended_after: None,
+        }
+    }
+}
+
 impl RoundHooks for Rounds<'_, '_> {
     fn round(&mut self, log: &RoundLog) -> Result<bool> {
         if self.print {

@@ -116,24 +116,13 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
     let mut reports = BTreeMap::new();
     let mut models = BTreeMap::new();
     let mut skipped = BTreeMap::new();
-    let checkpoints = job.checkpoints(checkpoints::TABULAR_PREFIX)?;
-    let usable = |b: &[u8]| {
-        checkpoints::decode::<TabularState>(b)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let mut state: TabularState =
-        match checkpoints::resume_point(checkpoints.as_ref(), world, usable)? {
-            Some((steps, bytes)) => {
-                tracing::info!(
-                    steps,
-                    "Resuming from iteration {steps} (candidates and boosting rounds done)"
-                );
-                checkpoints::decode(&bytes)?
-            }
-            None => TabularState::default(),
-        };
-    let writer = checkpoints.as_ref().filter(|_| world.is_leader());
+    let (checkpoints, mut state) = checkpoints::resume(
+        job,
+        checkpoints::TABULAR_PREFIX,
+        "candidates and boosting rounds done",
+        checkpoints::decode::<TabularState>,
+    )?;
+    let writer = checkpoints.as_ref();
     // What a fit ended by SIGTERM kept, candidate by candidate, once it was.
     let mut partial: Option<Vec<String>> = None;
     for &candidate in &t.candidates {
@@ -219,14 +208,7 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
                     state.steps = before + s.rounds;
                     Ok((state.steps, checkpoints::encode(&state)?))
                 };
-                let mut hooks = Rounds {
-                    termination: job.termination(),
-                    print: world.is_leader(),
-                    checkpoints: writer,
-                    interval: job.config.checkpoint_interval,
-                    fold: &mut fold,
-                    ended_after: None,
-                };
+                let mut hooks = Rounds::of(job, writer, &mut fold);
                 let model = tabular::fit(candidate, task, &t.params, &rows, &mut hooks, resume)?;
                 let seconds = start.elapsed().as_secs_f64();
                 if let Some(rounds) = hooks.ended_after {

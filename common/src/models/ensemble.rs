@@ -303,6 +303,9 @@ impl FitState {
     }
 }
 
+/// A forest part as XGBoost's UBJSON model and compiled trees ([`xgboost::export`]).
+type ExportedPart = (Vec<u8>, TreeModel);
+
 /// Trees per forest part: XGBoost keeps per-tree working memory until the end of a boosting
 /// round, so one 200-tree round peaks about 200 MB higher than 8 rounds of 25 trees in
 /// separate boosters; parts also give SIGTERM a safe point every few seconds.
@@ -487,7 +490,7 @@ impl EnsembleParams {
         n_features: usize,
         progress: &mut dyn Progress,
         state: &mut FitState,
-    ) -> Result<(Vec<(Vec<u8>, TreeModel)>, bool)> {
+    ) -> Result<(Vec<ExportedPart>, bool)> {
         let mut parts = Vec::new();
         let mut left = self.forest.num_trees;
         while left > 0 {
