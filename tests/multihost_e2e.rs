@@ -407,3 +407,51 @@ fn a_host_dying_while_the_hosts_join_leaves_every_host_a_failure_file() {
         );
     }
 }
+
+/// SIGTERM reaching one host of two during boosting, with `save_model_on_termination`: the
+/// hosts agree at the next round, both stop there and exit 0, and the first writes the ensemble
+/// as it stands, marked partial (no host is left waiting in a collective step).
+#[test]
+fn sigterm_on_one_host_stops_both_at_the_same_round_and_the_first_saves() {
+    let (header, rows) = fire_csv(6_000, 14);
+    let two = hosts(2);
+    for (k, s) in two.iter().enumerate() {
+        s.config(
+            "hyperparameters.json",
+            r#"{"model_kind": "fire_ensemble", "nthread": "1", "rf_num_trees": "25",
+                "rf_max_depth": "6", "gb_num_round": "10000", "save_model_on_termination": "true"}"#,
+        )
+        .config(
+            "inputdataconfig.json",
+            r#"{"train": {"S3DistributionType": "ShardedByS3Key"}}"#,
+        );
+        s.data_file("train", "rows.csv", &every_nth(&header, &rows, k, 2));
+    }
+    let mut children = start(&two, two_free_ports());
+    // The first host prints the rounds; the signal goes to the second.
+    let stdout = children[0].stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.starts_with("[20]"))),
+        "no round 20: {}",
+        log(&two[0])
+    );
+    Command::new("kill")
+        .args(["-TERM", &children[1].id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let outputs = finish(children);
+    for (k, o) in outputs.iter().enumerate() {
+        assert!(o.status.success(), "host {}: {}", k + 1, log(&two[k]));
+    }
+    let manifest = common::artifact::Manifest::load(&two[0].opt_ml.model_dir()).unwrap();
+    let kept = manifest.partial.expect("marked partial");
+    assert!(kept.starts_with("gradient_boosting "), "{kept}");
+    assert!(
+        rest.iter().any(|l| l.starts_with("metric: test:auc=")),
+        "{rest:?}"
+    );
+    assert!(evaluation(&two[0])["partial"] == true);
+    assert!(!two[1].opt_ml.model_dir().join("manifest.json").exists());
+}
