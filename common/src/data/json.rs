@@ -14,7 +14,7 @@ use super::{RowSink, Schema};
 use crate::error::{Error, Result};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 /// Parses every JSON value in `reader` into `sink`; `source` names the file in errors.
 ///
@@ -22,16 +22,39 @@ use std::io::BufRead;
 /// a `BufReader` it owns: std reads such a reader byte by byte from its buffer, where any other
 /// reader costs a `read` call per byte (the 147 MB fire mix: 1.5 s before).
 pub fn parse(
-    reader: impl BufRead,
+    mut reader: impl BufRead,
     schema: &Schema,
     source: &str,
     sink: &mut RowSink,
+) -> Result<()> {
+    let mut head = Vec::new();
+    if samples_array_opens(&mut reader, &mut head).map_err(|e| Error::io(source, e))? {
+        let lines = head.iter().filter(|&&b| b == b'\n').count();
+        return split::parse_samples(reader, lines, schema, source, sink);
+    }
+    parse_values(
+        head.as_slice().chain(reader),
+        schema,
+        source,
+        sink,
+        Position::default(),
+    )
+}
+
+/// Parses every JSON value of `reader` (which starts at `at` in the file) into `sink` with the
+/// serde visitors.
+fn parse_values(
+    reader: impl Read,
+    schema: &Schema,
+    source: &str,
+    sink: &mut RowSink,
+    at: Position,
 ) -> Result<()> {
     let mut ctx = Ctx {
         schema,
         sink,
         row: Row::new(schema.feature_names.len(), schema.targets.len()),
-        records: 0,
+        records: at.records,
     };
     let mut de =
         serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 20, reader));
@@ -39,22 +62,263 @@ pub fn parse(
     while de.end().is_err() {
         TopSeed(&mut ctx)
             .deserialize(&mut de)
-            .map_err(|e| located(source, &e))?;
+            .map_err(|e| located(source, &e, at.lines))?;
     }
     Ok(())
 }
 
-/// Turns a serde_json error into a data error naming the file and the line.
-fn located(source: &str, e: &serde_json::Error) -> Error {
+/// Where a piece of a file starts: newlines and records before it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Position {
+    lines: usize,
+    records: usize,
+}
+
+/// Turns a serde_json error into a data error naming the file and the line (`lines_before`
+/// the parsed piece).
+fn located(source: &str, e: &serde_json::Error, lines_before: usize) -> Error {
     let text = e.to_string();
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(m, _)| m);
     Error::Data(format!(
         "{source}: line {} column {}: {message}",
-        e.line(),
+        lines_before + e.line(),
         e.column()
     ))
+}
+
+/// Whether `reader` starts with the original layout's `{"samples": [` (whitespace allowed
+/// between the tokens); the bytes read are kept in `head` either way.
+fn samples_array_opens(reader: &mut impl BufRead, head: &mut Vec<u8>) -> std::io::Result<bool> {
+    const TOKENS: [&[u8]; 4] = [b"{", b"\"samples\"", b":", b"["];
+    for token in TOKENS {
+        let mut matched = 0;
+        while matched < token.len() {
+            let Some(&b) = reader.fill_buf()?.first() else {
+                return Ok(false);
+            };
+            if matched == 0 && b.is_ascii_whitespace() {
+                head.push(b);
+                reader.consume(1);
+                continue;
+            }
+            if b != token[matched] {
+                return Ok(false);
+            }
+            head.push(b);
+            reader.consume(1);
+            matched += 1;
+        }
+    }
+    Ok(true)
+}
+
+/// The original layout's samples array parsed on every core: the array is cut at commas
+/// between samples into batches of a few MB (a scanner that follows strings and nesting finds
+/// them), each batch is parsed by the same visitors from memory (serde_json reads a slice
+/// several times faster than a stream), and the batches' rows are appended in file order.
+/// What follows the array (the demo layout's `"features"`, more values) is parsed as usual.
+mod split {
+    use super::{located, parse_values, Ctx, Position, Row, RowSink, SamplesSeed, Schema};
+    use crate::error::{Error, Result};
+    use serde::de::DeserializeSeed;
+    use std::io::{BufRead, Read};
+    use std::sync::mpsc;
+
+    /// Bytes of samples per batch (a few hundred in unit tests, so they cut many batches).
+    const BATCH_BYTES: usize = if cfg!(test) { 300 } else { 4 << 20 };
+
+    /// A batch of whole samples, comma-separated, and where it starts.
+    struct Batch {
+        index: usize,
+        at: Position,
+        bytes: Vec<u8>,
+    }
+
+    /// Follows strings and nesting through the array's bytes.
+    #[derive(Default)]
+    struct Scanner {
+        depth: usize,
+        in_string: bool,
+        escaped: bool,
+        lines: usize,
+        records: usize,
+    }
+
+    /// What a byte of the array is to the scanner.
+    enum Seen {
+        /// A comma between two samples.
+        Separator,
+        /// The `]` closing the array.
+        End,
+        Other,
+    }
+
+    impl Scanner {
+        fn step(&mut self, b: u8) -> Seen {
+            if b == b'\n' {
+                self.lines += 1;
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                return Seen::Other;
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => {
+                    if self.depth == 0 {
+                        self.records += 1;
+                    }
+                    self.depth += 1;
+                }
+                b'}' | b']' if self.depth > 0 => self.depth -= 1,
+                b']' => return Seen::End,
+                b',' if self.depth == 0 => return Seen::Separator,
+                _ => {}
+            }
+            Seen::Other
+        }
+    }
+
+    /// Parses the samples after `{"samples": [` (already read, over `lines` newlines) and the
+    /// rest of `reader`.
+    pub(super) fn parse_samples(
+        mut reader: impl BufRead,
+        lines: usize,
+        schema: &Schema,
+        source: &str,
+        sink: &mut RowSink,
+    ) -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let (batches_tx, batches_rx) = mpsc::sync_channel::<Batch>(threads);
+        let batches_rx = std::sync::Mutex::new(batches_rx);
+        let (rows_tx, rows_rx) = mpsc::channel::<(usize, Result<RowSink>)>();
+        let scanned = std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (batches_rx, rows_tx) = (&batches_rx, rows_tx.clone());
+                s.spawn(move || loop {
+                    let next = batches_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok(batch)) = next else { break };
+                    // A panic is this batch's error, not a worker gone with the scanner
+                    // waiting on it.
+                    let rows = crate::contain::contained(|| parse_batch(&batch, schema, source))
+                        .unwrap_or_else(|why| {
+                            Err(Error::Data(format!("{source}: parsing failed: {why}")))
+                        });
+                    let _ = rows_tx.send((batch.index, rows));
+                });
+            }
+            drop(rows_tx);
+            let scanned = scan(&mut reader, lines, &batches_tx, source);
+            drop(batches_tx);
+            scanned
+        })?;
+        let mut parsed: Vec<(usize, Result<RowSink>)> = rows_rx.into_iter().collect();
+        parsed.sort_by_key(|(index, _)| *index);
+        for (_, rows) in parsed {
+            let rows = rows?;
+            sink.features.extend_from_slice(&rows.features);
+            sink.labels.extend_from_slice(&rows.labels);
+            sink.rows += rows.rows;
+        }
+        // The object the array was in, and anything after it, as the rest of a file.
+        let rest = b"{\"samples\":[]".chain(reader);
+        parse_values(rest, schema, source, sink, scanned)
+    }
+
+    /// Cuts the array into batches until its `]`; returns where the rest of the file starts.
+    fn scan(
+        reader: &mut impl BufRead,
+        lines: usize,
+        batches: &mpsc::SyncSender<Batch>,
+        source: &str,
+    ) -> Result<Position> {
+        let mut scanner = Scanner {
+            lines,
+            ..Scanner::default()
+        };
+        let mut batch = Batch {
+            index: 0,
+            at: Position { lines, records: 0 },
+            bytes: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
+        };
+        let send = |batch: &mut Batch, scanner: &Scanner| {
+            let next = Batch {
+                index: batch.index + 1,
+                at: Position {
+                    lines: scanner.lines,
+                    records: scanner.records,
+                },
+                bytes: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
+            };
+            let full = std::mem::replace(batch, next);
+            // A closed channel means a worker ended; its error is reported in order.
+            let _ = batches.send(full);
+        };
+        loop {
+            let block = reader.fill_buf().map_err(|e| Error::io(source, e))?;
+            if block.is_empty() {
+                // The file ends inside the array: the batch parse names the error.
+                send(&mut batch, &scanner);
+                return Ok(Position {
+                    lines: scanner.lines,
+                    records: scanner.records,
+                });
+            }
+            // Bytes are copied a run at a time: from `start` to a cut, or to the block's end.
+            let (mut start, mut used, mut ended) = (0, block.len(), false);
+            for (i, &b) in block.iter().enumerate() {
+                match scanner.step(b) {
+                    Seen::Separator if batch.bytes.len() + (i - start) >= BATCH_BYTES => {
+                        batch.bytes.extend_from_slice(&block[start..i]);
+                        send(&mut batch, &scanner);
+                        start = i + 1;
+                    }
+                    Seen::End => {
+                        (used, ended) = (i + 1, true);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let run_end = if ended { used - 1 } else { used };
+            batch.bytes.extend_from_slice(&block[start..run_end]);
+            reader.consume(used);
+            if ended {
+                let at = Position {
+                    lines: scanner.lines,
+                    records: scanner.records,
+                };
+                send(&mut batch, &scanner);
+                return Ok(at);
+            }
+        }
+    }
+
+    /// The rows of one batch, parsed from memory as the array `[batch]`.
+    fn parse_batch(batch: &Batch, schema: &Schema, source: &str) -> Result<RowSink> {
+        let mut rows = RowSink::default();
+        let mut ctx = Ctx {
+            schema,
+            sink: &mut rows,
+            row: Row::new(schema.feature_names.len(), schema.targets.len()),
+            records: batch.at.records,
+        };
+        let bytes: Vec<u8> = [b"[".as_slice(), &batch.bytes, b"]"].concat();
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        SamplesSeed(&mut ctx)
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(|e| located(source, &e, batch.at.lines))?;
+        Ok(rows)
+    }
 }
 
 /// Parsing state shared by the visitors.
@@ -414,5 +678,92 @@ impl<'de> de::Deserialize<'de> for LabelValue {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows or the error, through the parallel path when the text starts with the
+    /// samples array.
+    fn parsed(text: &str) -> std::result::Result<RowSink, String> {
+        let mut sink = RowSink::default();
+        parse(
+            text.as_bytes(),
+            &crate::kinds::fire::schema(),
+            "f.json",
+            &mut sink,
+        )
+        .map(|()| sink)
+        .map_err(|e| e.to_string())
+    }
+
+    /// The same through the stream path alone.
+    fn streamed(text: &str) -> std::result::Result<RowSink, String> {
+        let mut sink = RowSink::default();
+        let schema = crate::kinds::fire::schema();
+        parse_values(
+            text.as_bytes(),
+            &schema,
+            "f.json",
+            &mut sink,
+            Position::default(),
+        )
+        .map(|()| sink)
+        .map_err(|e| e.to_string())
+    }
+
+    fn sample(i: usize, extra: &str) -> String {
+        let features: Vec<String> = crate::kinds::fire::FEATURE_NAMES
+            .iter()
+            .enumerate()
+            .map(|(k, n)| format!("\"{n}\": {}.{k}", i * 3 + k))
+            .collect();
+        format!(
+            "{{\"id\": \"s{i}\"{extra}, \"features\": {{{}}},\n  \"label\": {}}}",
+            features.join(", "),
+            i % 2
+        )
+    }
+
+    #[test]
+    fn the_samples_array_in_batches_gives_the_stream_parsers_rows() {
+        // Strings holding brackets, commas and escaped quotes; nested objects; pretty-printing;
+        // the demo layout's names after the array; more values after the object.
+        let tricky = [
+            r#", "note": "a \"]},{\" b""#,
+            r#", "meta": {"x": [1, {"y": "[,]"}]}"#,
+            "",
+        ];
+        let samples: Vec<String> = (0..40).map(|i| sample(i, tricky[i % 3])).collect();
+        let text = format!(
+            "\n {{ \"samples\" :\n [\n{}\n ],\n \"features\": [\"t_mean\"]}}\n{}\n",
+            samples.join(",\n"),
+            sample(40, "")
+        );
+        let (fast, slow) = (parsed(&text).unwrap(), streamed(&text).unwrap());
+        assert_eq!(fast.rows, 41);
+        assert_eq!((fast.features, fast.labels), (slow.features, slow.labels));
+    }
+
+    #[test]
+    fn errors_name_the_same_line_and_sample_as_the_stream_parser() {
+        let mut samples: Vec<String> = (0..30).map(|i| sample(i, "")).collect();
+        samples[23] = samples[23].replace("\"label\": 1", "\"label\": 7");
+        let text = format!("{{\"samples\": [\n{}\n]}}", samples.join(",\n"));
+        let (fast, slow) = (parsed(&text).unwrap_err(), streamed(&text).unwrap_err());
+        assert!(
+            fast.contains("sample 24") && fast.contains("line 49"),
+            "{fast}"
+        );
+        assert_eq!(fast, slow);
+        // Cut short (inside a sample, after the array, before the object's end): an error
+        // with its place, never the rows read so far.
+        let whole = format!("{{\"samples\": [{}]}}", samples[..3].join(","));
+        for cut in [whole.len() - 2, whole.len() - 1, whole.len() / 2] {
+            let e = parsed(&whole[..cut]).unwrap_err();
+            assert!(e.contains("f.json: line "), "{cut}: {e}");
+        }
     }
 }
