@@ -1,4 +1,5 @@
-//! JSON and JSON Lines training data, parsed as a stream.
+//! JSON and JSON Lines training data: the original layout's samples array in batches on every
+//! core, anything else as a stream.
 //!
 //! Accepted shapes, freely mixed in one file as consecutive JSON values:
 //! - the original layout `{"samples": [{"features": {...}, "label": 0}, ...]}`, with or without
@@ -18,9 +19,10 @@ use std::io::{BufRead, Read};
 
 /// Parses every JSON value in `reader` into `sink`; `source` names the file in errors.
 ///
-/// One deserializer reads all the values, so its line numbers are the file's. It reads through
-/// a `BufReader` it owns: std reads such a reader byte by byte from its buffer, where any other
-/// reader costs a `read` call per byte (the 147 MB fire mix: 1.5 s before).
+/// A file that starts `{"samples": [` has that array parsed in batches on every core
+/// ([`split`]); everything else is read by one deserializer through a `BufReader` it owns (std
+/// reads such a reader byte by byte from its buffer, where any other reader costs a `read` call
+/// per byte). Errors name the file's line and column either way.
 pub fn parse(
     mut reader: impl BufRead,
     schema: &Schema,
@@ -30,15 +32,16 @@ pub fn parse(
     let mut head = Vec::new();
     if samples_array_opens(&mut reader, &mut head).map_err(|e| Error::io(source, e))? {
         let lines = head.iter().filter(|&&b| b == b'\n').count();
-        return split::parse_samples(reader, lines, schema, source, sink);
+        let column = head.iter().rev().take_while(|&&b| b != b'\n').count();
+        let at = Position {
+            lines,
+            column,
+            records: 0,
+        };
+        return split::parse_samples(reader, at, schema, source, sink);
     }
-    parse_values(
-        head.as_slice().chain(reader),
-        schema,
-        source,
-        sink,
-        Position::default(),
-    )
+    let start = (Position::default(), 0);
+    parse_values(head.as_slice().chain(reader), schema, source, sink, start)
 }
 
 /// Parses every JSON value of `reader` (which starts at `at` in the file) into `sink` with the
@@ -48,7 +51,7 @@ fn parse_values(
     schema: &Schema,
     source: &str,
     sink: &mut RowSink,
-    at: Position,
+    (at, prefix): (Position, usize),
 ) -> Result<()> {
     let mut ctx = Ctx {
         schema,
@@ -62,30 +65,40 @@ fn parse_values(
     while de.end().is_err() {
         TopSeed(&mut ctx)
             .deserialize(&mut de)
-            .map_err(|e| located(source, &e, at.lines))?;
+            .map_err(|e| located(source, &e, at, prefix))?;
     }
     Ok(())
 }
 
-/// Where a piece of a file starts: newlines and records before it.
+/// Where a piece of a file starts: newlines, bytes on its line and records before it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Position {
     lines: usize,
+    column: usize,
     records: usize,
 }
 
-/// Turns a serde_json error into a data error naming the file and the line (`lines_before`
-/// the parsed piece).
-fn located(source: &str, e: &serde_json::Error, lines_before: usize) -> Error {
+/// Turns a serde_json error into a data error naming the file's line and column, for a piece
+/// that starts at `at` and was parsed behind `prefix` bytes of its own.
+fn located(source: &str, e: &serde_json::Error, at: Position, prefix: usize) -> Error {
     let text = e.to_string();
     let message = text
         .rsplit_once(" at line ")
         .map_or(text.as_str(), |(m, _)| m);
-    Error::Data(format!(
-        "{source}: line {} column {}: {message}",
-        lines_before + e.line(),
+    let column = if e.line() <= 1 {
+        (at.column + e.column()).saturating_sub(prefix)
+    } else {
         e.column()
+    };
+    Error::Data(format!(
+        "{source}: line {} column {column}: {message}",
+        at.lines + e.line().max(1)
     ))
+}
+
+/// JSON's whitespace (not `is_ascii_whitespace`, which also takes a form feed).
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// Whether `reader` starts with the original layout's `{"samples": [` (whitespace allowed
@@ -98,7 +111,7 @@ fn samples_array_opens(reader: &mut impl BufRead, head: &mut Vec<u8>) -> std::io
             let Some(&b) = reader.fill_buf()?.first() else {
                 return Ok(false);
             };
-            if matched == 0 && b.is_ascii_whitespace() {
+            if matched == 0 && is_json_space(b) {
                 head.push(b);
                 reader.consume(1);
                 continue;
@@ -119,8 +132,12 @@ fn samples_array_opens(reader: &mut impl BufRead, head: &mut Vec<u8>) -> std::io
 /// them), each batch is parsed by the same visitors from memory (serde_json reads a slice
 /// several times faster than a stream), and the batches' rows are appended in file order.
 /// What follows the array (the demo layout's `"features"`, more values) is parsed as usual.
+/// Every byte of the array is in one batch and parsed strictly; what the cuts drop (the comma
+/// between batches) is checked by the scanner: a batch of whitespace alone is an error.
 mod split {
-    use super::{located, parse_values, Ctx, Position, Row, RowSink, SamplesSeed, Schema};
+    use super::{
+        is_json_space, located, parse_values, Ctx, Position, Row, RowSink, SamplesSeed, Schema,
+    };
     use crate::error::{Error, Result};
     use serde::de::DeserializeSeed;
     use std::io::{BufRead, Read};
@@ -129,11 +146,32 @@ mod split {
     /// Bytes of samples per batch (a few hundred in unit tests, so they cut many batches).
     const BATCH_BYTES: usize = if cfg!(test) { 300 } else { 4 << 20 };
 
+    /// A batch past this many bytes holds no cut: the array is malformed (a brace or a quote
+    /// out of place), and the batch is parsed at once to say where, rather than the whole file
+    /// read into memory.
+    const MAX_BATCH_BYTES: usize = 16 * BATCH_BYTES;
+
     /// A batch of whole samples, comma-separated, and where it starts.
     struct Batch {
         index: usize,
         at: Position,
+        /// `[`, the samples and `]` (none when the file ended inside the array).
         bytes: Vec<u8>,
+        /// Whether it holds anything but whitespace.
+        content: bool,
+    }
+
+    impl Batch {
+        fn new(index: usize, at: Position) -> Self {
+            let mut bytes = Vec::with_capacity(if index == 0 { 64 << 10 } else { BATCH_BYTES });
+            bytes.push(b'[');
+            Self {
+                index,
+                at,
+                bytes,
+                content: false,
+            }
+        }
     }
 
     /// Follows strings and nesting through the array's bytes.
@@ -142,8 +180,7 @@ mod split {
         depth: usize,
         in_string: bool,
         escaped: bool,
-        lines: usize,
-        records: usize,
+        at: Position,
     }
 
     /// What a byte of the array is to the scanner.
@@ -158,7 +195,10 @@ mod split {
     impl Scanner {
         fn step(&mut self, b: u8) -> Seen {
             if b == b'\n' {
-                self.lines += 1;
+                self.at.lines += 1;
+                self.at.column = 0;
+            } else {
+                self.at.column += 1;
             }
             if self.in_string {
                 if self.escaped {
@@ -174,7 +214,7 @@ mod split {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => {
                     if self.depth == 0 {
-                        self.records += 1;
+                        self.at.records += 1;
                     }
                     self.depth += 1;
                 }
@@ -187,11 +227,11 @@ mod split {
         }
     }
 
-    /// Parses the samples after `{"samples": [` (already read, over `lines` newlines) and the
-    /// rest of `reader`.
+    /// Parses the samples after `{"samples": [` (already read; the samples start at `at`) and
+    /// the rest of `reader`.
     pub(super) fn parse_samples(
         mut reader: impl BufRead,
-        lines: usize,
+        at: Position,
         schema: &Schema,
         source: &str,
         sink: &mut RowSink,
@@ -206,79 +246,76 @@ mod split {
                 s.spawn(move || loop {
                     let next = batches_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok(batch)) = next else { break };
-                    // A panic is this batch's error, not a worker gone with the scanner
-                    // waiting on it.
-                    let rows = crate::contain::contained(|| parse_batch(&batch, schema, source))
-                        .unwrap_or_else(|why| {
-                            Err(Error::Data(format!("{source}: parsing failed: {why}")))
-                        });
-                    let _ = rows_tx.send((batch.index, rows));
+                    let _ = rows_tx.send((batch.index, parse_contained(&batch, schema, source)));
                 });
             }
             drop(rows_tx);
-            let scanned = scan(&mut reader, lines, &batches_tx, source);
+            let scanned = scan(&mut reader, at, &batches_tx, schema, source);
             drop(batches_tx);
             scanned
-        })?;
+        });
         let mut parsed: Vec<(usize, Result<RowSink>)> = rows_rx.into_iter().collect();
         parsed.sort_by_key(|(index, _)| *index);
+        let mut batches = Vec::with_capacity(parsed.len());
         for (_, rows) in parsed {
-            let rows = rows?;
-            sink.features.extend_from_slice(&rows.features);
-            sink.labels.extend_from_slice(&rows.labels);
-            sink.rows += rows.rows;
+            batches.push(rows?); // the first error in file order
         }
+        let rest_at = scanned?;
+        sink.append_all(batches);
         // The object the array was in, and anything after it, as the rest of a file.
-        let rest = b"{\"samples\":[]".chain(reader);
-        parse_values(rest, schema, source, sink, scanned)
+        const REST: &[u8] = b"{\"samples\":[]";
+        parse_values(
+            REST.chain(reader),
+            schema,
+            source,
+            sink,
+            (rest_at, REST.len()),
+        )
     }
 
     /// Cuts the array into batches until its `]`; returns where the rest of the file starts.
     fn scan(
         reader: &mut impl BufRead,
-        lines: usize,
+        at: Position,
         batches: &mpsc::SyncSender<Batch>,
+        schema: &Schema,
         source: &str,
     ) -> Result<Position> {
         let mut scanner = Scanner {
-            lines,
+            at,
             ..Scanner::default()
         };
-        let mut batch = Batch {
-            index: 0,
-            at: Position { lines, records: 0 },
-            bytes: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
-        };
-        let send = |batch: &mut Batch, scanner: &Scanner| {
-            let next = Batch {
-                index: batch.index + 1,
-                at: Position {
-                    lines: scanner.lines,
-                    records: scanner.records,
-                },
-                bytes: Vec::with_capacity(BATCH_BYTES + (64 << 10)),
-            };
-            let full = std::mem::replace(batch, next);
-            // A closed channel means a worker ended; its error is reported in order.
-            let _ = batches.send(full);
+        let mut batch = Batch::new(0, at);
+        let missing_sample = |scanner: &Scanner| {
+            Error::Data(format!(
+                "{source}: line {} column {}: expected a sample before ',' or ']' (a comma too many)",
+                scanner.at.lines + 1,
+                scanner.at.column
+            ))
         };
         loop {
             let block = reader.fill_buf().map_err(|e| Error::io(source, e))?;
             if block.is_empty() {
-                // The file ends inside the array: the batch parse names the error.
-                send(&mut batch, &scanner);
-                return Ok(Position {
-                    lines: scanner.lines,
-                    records: scanner.records,
-                });
+                // The file ends inside the array: parsed as it is, the batch says where.
+                let _ = batches.send(batch);
+                return Ok(scanner.at);
             }
             // Bytes are copied a run at a time: from `start` to a cut, or to the block's end.
             let (mut start, mut used, mut ended) = (0, block.len(), false);
             for (i, &b) in block.iter().enumerate() {
-                match scanner.step(b) {
+                let seen = scanner.step(b);
+                if !is_json_space(b) && matches!(seen, Seen::Other) {
+                    batch.content = true;
+                }
+                match seen {
                     Seen::Separator if batch.bytes.len() + (i - start) >= BATCH_BYTES => {
+                        if !batch.content {
+                            return Err(missing_sample(&scanner));
+                        }
                         batch.bytes.extend_from_slice(&block[start..i]);
-                        send(&mut batch, &scanner);
+                        batch.bytes.push(b']');
+                        let next = Batch::new(batch.index + 1, scanner.at);
+                        let _ = batches.send(std::mem::replace(&mut batch, next));
                         start = i + 1;
                     }
                     Seen::End => {
@@ -292,17 +329,34 @@ mod split {
             batch.bytes.extend_from_slice(&block[start..run_end]);
             reader.consume(used);
             if ended {
-                let at = Position {
-                    lines: scanner.lines,
-                    records: scanner.records,
-                };
-                send(&mut batch, &scanner);
-                return Ok(at);
+                // `[]` is an empty array; after a cut, an empty last batch was a comma too many.
+                if !batch.content && batch.index > 0 {
+                    return Err(missing_sample(&scanner));
+                }
+                batch.bytes.push(b']');
+                let _ = batches.send(batch);
+                return Ok(scanner.at);
+            }
+            if batch.bytes.len() > MAX_BATCH_BYTES {
+                // No cut for this long: malformed. Parsed now, the batch names the place.
+                parse_batch(&batch, schema, source)?;
+                return Err(Error::Data(format!(
+                    "{source}: line {}: a sample over {} MB, or a brace or quote out of place",
+                    batch.at.lines + 1,
+                    MAX_BATCH_BYTES >> 20
+                )));
             }
         }
     }
 
-    /// The rows of one batch, parsed from memory as the array `[batch]`.
+    /// [`parse_batch`], with a panic made this batch's error (a worker gone would leave the
+    /// scanner waiting on it).
+    fn parse_contained(batch: &Batch, schema: &Schema, source: &str) -> Result<RowSink> {
+        crate::contain::contained(|| parse_batch(batch, schema, source))
+            .unwrap_or_else(|why| Err(Error::Data(format!("{source}: parsing failed: {why}"))))
+    }
+
+    /// The rows of one batch, parsed from memory as the array it holds.
     fn parse_batch(batch: &Batch, schema: &Schema, source: &str) -> Result<RowSink> {
         let mut rows = RowSink::default();
         let mut ctx = Ctx {
@@ -311,12 +365,11 @@ mod split {
             row: Row::new(schema.feature_names.len(), schema.targets.len()),
             records: batch.at.records,
         };
-        let bytes: Vec<u8> = [b"[".as_slice(), &batch.bytes, b"]"].concat();
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let mut de = serde_json::Deserializer::from_slice(&batch.bytes);
         SamplesSeed(&mut ctx)
             .deserialize(&mut de)
             .and_then(|()| de.end())
-            .map_err(|e| located(source, &e, batch.at.lines))?;
+            .map_err(|e| located(source, &e, batch.at, 1))?;
         Ok(rows)
     }
 }
@@ -708,7 +761,7 @@ mod tests {
             &schema,
             "f.json",
             &mut sink,
-            Position::default(),
+            (Position::default(), 0),
         )
         .map(|()| sink)
         .map_err(|e| e.to_string())
@@ -745,6 +798,44 @@ mod tests {
         let (fast, slow) = (parsed(&text).unwrap(), streamed(&text).unwrap());
         assert_eq!(fast.rows, 41);
         assert_eq!((fast.features, fast.labels), (slow.features, slow.labels));
+    }
+
+    #[test]
+    fn what_the_stream_parser_refuses_the_batches_refuse_too() {
+        let samples: Vec<String> = (0..6).map(|i| sample(i, "")).collect();
+        let one_line: Vec<String> = samples.iter().map(|s| s.replace('\n', " ")).collect();
+        let cases = [
+            // A comma too many where a cut falls (samples of about 450 bytes, batches of 300).
+            format!("{{\"samples\": [{}, ]}}", samples[..2].join(", ")),
+            format!("{{\"samples\": [{},\n\n,{}]}}", samples[0], samples[1]),
+            format!("{{\"samples\": [{}]}}", samples.join(",,")),
+            // A form feed is not JSON whitespace.
+            format!("\x0c{{\"samples\": [{}]}}", samples[0]),
+            // A sample that is not an object, a label out of range on one long line.
+            format!("{{\"samples\": [{}, 5]}}", samples[0]),
+            format!(
+                "{{\"samples\": [{}]}}",
+                one_line.join(", ").replace("\"label\": 1", "\"label\": 7")
+            ),
+        ];
+        for text in &cases {
+            let slow = streamed(text).map(|r| r.rows);
+            let fast = parsed(text).map(|r| r.rows);
+            assert!(
+                slow.is_err() && fast.is_err(),
+                "{text:.80}: {fast:?} / {slow:?}"
+            );
+        }
+        // Errors on one long line (`json.dump` writes one) name the same column.
+        let text = &cases[5];
+        assert_eq!(parsed(text).unwrap_err(), streamed(text).unwrap_err());
+        // An empty array, and one sample.
+        assert_eq!(parsed("{\"samples\": []}").unwrap().rows, 0);
+        let text = format!("{{\"samples\": [{}]}}", samples[0]);
+        assert_eq!(
+            parsed(&text).unwrap().features,
+            streamed(&text).unwrap().features
+        );
     }
 
     #[test]

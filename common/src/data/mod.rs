@@ -174,6 +174,19 @@ pub struct RowSink {
 }
 
 impl RowSink {
+    /// Appends the rows of `parts`, in order.
+    pub fn append_all(&mut self, parts: Vec<RowSink>) {
+        self.features
+            .reserve(parts.iter().map(|p| p.features.len()).sum());
+        self.labels
+            .reserve(parts.iter().map(|p| p.labels.len()).sum());
+        for part in parts {
+            self.features.extend_from_slice(&part.features);
+            self.labels.extend_from_slice(&part.labels);
+            self.rows += part.rows;
+        }
+    }
+
     /// Number of rows collected.
     pub fn len(&self) -> usize {
         self.rows
