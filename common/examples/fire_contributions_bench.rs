@@ -5,7 +5,7 @@
 //! forest parts and the boosting model; one thread, then all cores), in process, min of 3 runs;
 //! and checks each tree member's explanation equals XGBoost's.
 //! usage: cargo run --release -p common --example fire_contributions_bench
-use common::data::Dataset;
+use common::datagen::fire_dataset;
 use common::models::ensemble::{EnsembleParams, MemberModel, Progress};
 use ndarray::{s, Array2, ArrayView2};
 use std::time::Instant;
@@ -16,19 +16,6 @@ impl Progress for Quiet {
         Ok(true)
     }
     fn boosting_round(&mut self, _: &str) {}
-}
-
-fn dataset(seed: u64, n: usize) -> Dataset {
-    let rows = common::datagen::fire_mix(seed, n, 0);
-    let sink = common::data::RowSink {
-        features: rows.features.iter().map(|&v| v as f32).collect(),
-        labels: rows.labels.iter().map(|&l| f32::from(l)).collect(),
-        rows: n,
-    };
-    let names = common::kinds::fire::FEATURE_NAMES
-        .map(str::to_owned)
-        .to_vec();
-    Dataset::from_sink(sink, names, 1)
 }
 
 /// Rows explained (depth-10 forest trees make TreeSHAP cost milliseconds a row).
@@ -45,7 +32,7 @@ fn time(f: &mut dyn FnMut()) -> f64 {
 }
 
 fn main() {
-    let (train, validation) = (dataset(1, 100_000), dataset(2, 20_000));
+    let (train, validation) = (fire_dataset(1, 100_000), fire_dataset(2, 20_000));
     let params = EnsembleParams::default();
     let mut ensemble = params
         .fit(

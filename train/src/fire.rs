@@ -75,12 +75,8 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
         fit_seconds: report::by_name(&outcome.fit_seconds),
         partial: outcome.partial.is_some(),
     };
-    if let Some(kept) = &outcome.partial {
-        tracing::warn!(%kept, "saving the ensemble as it stands (partial)");
-    } else {
-        // SIGTERM past the last round: stop, or save the complete ensemble.
-        job.termination().go_on()?;
-    }
+    job.termination()
+        .before_saving(outcome.partial.as_deref())?;
     if world.is_leader() {
         for line in report::metric_lines("validation", &evaluation.validation) {
             println!("{line}");

@@ -160,12 +160,7 @@ pub fn train(job: &Job, params: &IopsParams) -> Result<IopsEvaluation> {
     )?;
     evaluation.partial = partial.is_some();
     let ranges = training_ranges(&splits.train, world)?;
-    if let Some(kept) = &partial {
-        tracing::warn!(%kept, "saving the models as they stand (partial)");
-    } else {
-        // SIGTERM past the last round: stop, or save the complete models.
-        job.termination().go_on()?;
-    }
+    job.termination().before_saving(partial.as_deref())?;
     if world.is_leader() {
         for (split, lines) in metric_lines(&evaluation) {
             for line in lines {

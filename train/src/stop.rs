@@ -86,4 +86,17 @@ impl Termination<'_> {
             Err(e) => Err(e),
         }
     }
+
+    /// The last step before a fit's model is saved: a fit that ended early (`partial` says what
+    /// it kept) is saved as it stands; a SIGTERM after the fit's last safe point stops the job,
+    /// or with `save_model_on_termination` lets the complete model be saved.
+    pub fn before_saving(&self, partial: Option<&str>) -> Result<()> {
+        match partial {
+            Some(kept) => {
+                tracing::warn!(%kept, "saving the model as it stands (partial)");
+                Ok(())
+            }
+            None => self.go_on().map(drop),
+        }
+    }
 }

@@ -326,12 +326,7 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
     };
     let ranges = training_ranges(&splits.train, world)?;
     let partial = partial.map(|kept| kept.join(", "));
-    if let Some(kept) = &partial {
-        tracing::warn!(%kept, "saving the candidates as they stand (partial)");
-    } else {
-        // SIGTERM past the last safe point: stop, or save the complete comparison.
-        job.termination().go_on()?;
-    }
+    job.termination().before_saving(partial.as_deref())?;
     if world.is_leader() {
         for line in metric_lines(&comparison) {
             println!("{line}");

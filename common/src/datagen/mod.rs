@@ -158,6 +158,18 @@ pub fn demo_rows(rng: &mut Pcg64, m: usize) -> Rows {
     out
 }
 
+/// `n` generator rows as the fire ensemble's training rows (benchmarks and tests).
+pub fn fire_dataset(seed: u64, n: usize) -> crate::data::Dataset {
+    let rows = fire_mix(seed, n, 0);
+    let sink = crate::data::RowSink {
+        features: rows.features.iter().map(|&v| v as f32).collect(),
+        labels: rows.labels.iter().map(|&l| f32::from(l)).collect(),
+        rows: n,
+    };
+    let names = FEATURE_NAMES.map(str::to_owned).to_vec();
+    crate::data::Dataset::from_sink(sink, names, 1)
+}
+
 /// `n` generator rows plus `demo` demo rows, shuffled together when both are present.
 pub fn fire_mix(seed: u64, n: usize, demo: usize) -> Rows {
     let mut r = rng(seed);

@@ -757,22 +757,11 @@ mod tests {
         fn boosting_round(&mut self, _: &str) {}
     }
 
-    fn fire_rows(seed: u64, n: usize) -> Dataset {
-        let rows = crate::datagen::fire_mix(seed, n, 0);
-        let sink = crate::data::RowSink {
-            features: rows.features.iter().map(|&v| v as f32).collect(),
-            labels: rows.labels.iter().map(|&l| f32::from(l)).collect(),
-            rows: n,
-        };
-        let names = crate::kinds::fire::FEATURE_NAMES
-            .map(str::to_owned)
-            .to_vec();
-        Dataset::from_sink(sink, names, 1)
-    }
+    use crate::datagen::fire_dataset;
 
     #[test]
     fn a_fit_ended_early_keeps_what_it_fitted_and_nothing_fitted_is_an_error() {
-        let (train, validation) = (fire_rows(1, 2_000), fire_rows(2, 500));
+        let (train, validation) = (fire_dataset(1, 2_000), fire_dataset(2, 500));
         let mut params = EnsembleParams {
             nthread: 1,
             ..EnsembleParams::default()
