@@ -44,15 +44,21 @@ impl StopFlag {
     /// [`StopFlag::check`] agreed by every host (any host's flag raises every host's), for safe
     /// points all hosts reach together: they then stop at the same step, not one of them in the
     /// middle of a collective step the others wait in.
+    ///
+    /// On several hosts the answer is the agreed one alone: a flag raised here after this host
+    /// sent its value (SIGTERM arriving in between) counts at the next safe point, or one host
+    /// would stop where the others go on.
     pub fn agreed(&self, world: &World) -> Result<()> {
-        if world.is_distributed() {
-            let mut raised = [f64::from(u8::from(self.check().is_err()))];
-            world.max(&mut raised)?;
-            if raised[0] > 0.0 {
-                self.raise();
-            }
+        if !world.is_distributed() {
+            return self.check();
         }
-        self.check()
+        let mut raised = [f64::from(u8::from(self.check().is_err()))];
+        world.max(&mut raised)?;
+        if raised[0] > 0.0 {
+            self.raise();
+            return self.check();
+        }
+        Ok(())
     }
 }
 
