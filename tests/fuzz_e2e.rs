@@ -206,7 +206,7 @@ fn request_decoders() {
             Input::Libsvm,
             Input::RecordIo,
         ][which % 5];
-        match codec::decode(input, body, schema, which % 2 == 0) {
+        match codec::decode(input, body, schema, which.is_multiple_of(2)) {
             Ok(x) => no_infinity(x.iter().copied()),
             Err(e) => one_line(&e.message()),
         }?;
@@ -248,7 +248,7 @@ fn training_parsers() {
         which += 1;
         let (values, error) = match which % 6 {
             0 | 1 => {
-                let format = if which % 6 == 0 {
+                let format = if which.is_multiple_of(6) {
                     Format::Json
                 } else {
                     Format::Csv

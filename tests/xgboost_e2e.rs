@@ -535,7 +535,7 @@ fn xgboost_1x_binary_models_and_pickles_answer_as_xgboost_1_7_predicts() {
             let mut bad = good.clone();
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
             let at = (state >> 33) as usize % bad.len();
-            if state % 5 == 0 {
+            if state.is_multiple_of(5) {
                 bad.truncate(at);
             } else {
                 bad[at] ^= (state >> 20) as u8 | 1;

@@ -58,7 +58,7 @@ impl RoundHooks for Rounds<'_, '_> {
     }
 
     fn saves_after(&self, rounds: u32, last: bool) -> bool {
-        self.checkpoints.is_some() && (last || rounds % self.interval == 0)
+        self.checkpoints.is_some() && (last || rounds.is_multiple_of(self.interval))
     }
 
     fn save(&mut self, state: &BoostState) -> Result<()> {

@@ -1,0 +1,140 @@
+//! The block walk of 8-byte-node trees with AVX-512, 16 rows per vector. Chosen at run time
+//! ([`available`]); every other CPU, and every other tree, takes the portable walk. Results are
+//! the same bits: each row takes the same steps and its leaf is added to its own accumulator in
+//! tree order.
+//!
+//! The block is column-major, so the first levels need no gather: there every lane is at one of
+//! at most [`MAX_TOP_NODES`] nodes known before the walk, each tested on all 16 rows with one
+//! contiguous load and one comparison. Deeper, a step gathers the 16 rows' nodes (two 8-lane
+//! gathers of 8-byte words: half the cost of two 16-lane gathers of 4-byte halves) and their
+//! split features (one 16-lane gather). Fire ensemble (200 depth-10 and 200 depth-6 trees), one
+//! core, 50,000 rows (`examples/predict_bench.rs`): 1.23 us per row; 1.54 with gathers at every
+//! level; 3.2 with the portable walk. (Top levels of up to 2 or 4 nodes: the same; up to 8: 9 %
+//! slower. Blocks of 128 to 512 rows: the same.)
+
+use super::{Packed, Width, BLOCK_ROWS};
+use std::arch::x86_64::*;
+
+/// Rows per vector.
+const LANES: usize = 16;
+
+/// `log2(BLOCK_ROWS)`: a column's offset is `feature << COLUMN_SHIFT`.
+const COLUMN_SHIFT: u32 = BLOCK_ROWS.trailing_zeros();
+const _: () = assert!(BLOCK_ROWS.is_power_of_two() && BLOCK_ROWS.is_multiple_of(LANES));
+
+/// Most nodes a level may hold to be walked without gathers (each costs a load and a few
+/// vector operations per 16 rows; a gathered step costs about as much as four).
+const MAX_TOP_NODES: usize = 4;
+
+const FEATURE_BITS: u32 = <u32 as Width>::FEATURE_BITS;
+
+/// Whether this CPU runs [`walk`].
+pub(super) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Adds the leaf each of the block's `count` rows ends in, after `depth` steps, to
+/// `acc[k * acc_stride]`. `columns` holds the block column-major: feature `f` of row `k` at
+/// `columns[(f << COLUMN_SHIFT) + k]`, the last column (`n_features`, where leaves point) all
+/// missing. `missing` says whether any other value is NaN.
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); `nodes` is a compiled tree (every child index inside
+/// it, every feature at most the last column of `columns`), so every address read is in
+/// `nodes` or `columns`.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn walk(
+    nodes: &[Packed<u32>],
+    depth: u32,
+    columns: &[f32],
+    count: usize,
+    acc: &mut [f32],
+    acc_stride: usize,
+    missing: bool,
+) {
+    debug_assert!(count <= BLOCK_ROWS && columns.len().is_multiple_of(BLOCK_ROWS));
+    let leaf_feature = columns.len() / BLOCK_ROWS - 1;
+    let groups = count.div_ceil(LANES);
+    let one = _mm512_set1_epi32(1);
+    let mut at = [_mm512_setzero_si512(); BLOCK_ROWS / LANES];
+
+    // The first levels, while every lane is at one of a few known nodes.
+    let mut level_nodes = vec![0u32];
+    let mut level = 0;
+    while level < depth && level_nodes.len() <= MAX_TOP_NODES {
+        let mut next = Vec::with_capacity(2 * level_nodes.len());
+        for &c in &level_nodes {
+            let node = nodes[c as usize];
+            if node.bits.feature() == leaf_feature {
+                next.push(c);
+                continue;
+            }
+            let column = columns.as_ptr().add(node.bits.feature() << COLUMN_SHIFT);
+            let (value, child) = (_mm512_set1_ps(node.value), node.bits.child() as u32);
+            let child_vec = _mm512_set1_epi32(child as i32);
+            let c_vec = _mm512_set1_epi32(c as i32);
+            for (g, i) in at.iter_mut().enumerate().take(groups) {
+                let here = _mm512_cmpeq_epi32_mask(*i, c_vec);
+                let v = _mm512_loadu_ps(column.add(g * LANES));
+                let right = goes_right(v, value, node.bits.default_left(), missing);
+                let moved = _mm512_mask_mov_epi32(*i, here, child_vec);
+                *i = _mm512_mask_add_epi32(moved, here & right, moved, one);
+            }
+            next.extend([child, child + 1]);
+        }
+        // A node's children are never among the nodes of its own level, so a lane moved by one
+        // node is not moved again by a later one in the same level.
+        level_nodes = next;
+        level += 1;
+    }
+
+    // The rest: each lane's node and feature gathered.
+    let base = nodes.as_ptr().cast::<u8>();
+    let feature_mask = _mm512_set1_epi32((1 << FEATURE_BITS) - 1);
+    let default_left = _mm512_set1_epi32(1 << FEATURE_BITS);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, one);
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for _ in level..depth {
+        for (g, i) in at.iter_mut().enumerate().take(groups) {
+            let low = _mm512_i32gather_epi64::<8>(_mm512_castsi512_si256(*i), base.cast());
+            let high = _mm512_i32gather_epi64::<8>(_mm512_extracti64x4_epi64::<1>(*i), base.cast());
+            let value = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
+            let bits = _mm512_permutex2var_epi32(low, odd, high);
+            let feature = _mm512_and_si512(bits, feature_mask);
+            let row = _mm512_add_epi32(lane, _mm512_set1_epi32((g * LANES) as i32));
+            let at_value = _mm512_add_epi32(_mm512_slli_epi32::<COLUMN_SHIFT>(feature), row);
+            let v = _mm512_i32gather_ps::<4>(at_value, columns.as_ptr().cast());
+            let mut right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, value);
+            if missing {
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                right &= !(nan & _mm512_test_epi32_mask(bits, default_left));
+            }
+            let child = _mm512_srli_epi32::<{ FEATURE_BITS + 1 }>(bits);
+            *i = _mm512_mask_add_epi32(child, right, child, one);
+        }
+    }
+
+    for (g, &i) in at.iter().enumerate().take(groups) {
+        let leaves = _mm512_i32gather_ps::<8>(i, base.cast());
+        let mut values = [0f32; LANES];
+        _mm512_storeu_ps(values.as_mut_ptr(), leaves);
+        let first = g * LANES;
+        for (k, v) in values.iter().take(count - first).enumerate() {
+            acc[(first + k) * acc_stride] += v;
+        }
+    }
+}
+
+/// Lanes whose value goes right at a node of threshold `value`: unless `v < value`, a missing
+/// value going its node's default way (XGBoost's rule; the same in the portable walk).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn goes_right(v: __m512, value: __m512, default_left: bool, missing: bool) -> __mmask16 {
+    let right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, value);
+    if missing && default_left {
+        right & !_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v)
+    } else {
+        right
+    }
+}
