@@ -15,6 +15,9 @@
 //! time, about 4.7 us per row this way). Blocks of 256 rows were 9 % faster than 64 on an
 //! 18,300-row payload (`examples/predict_bench.rs`).
 //!
+//! Where the CPU has AVX-512 (`trees/avx512.rs`, chosen at run time), a block's rows are walked
+//! 16 per vector, and a single row walks 64 trees at once, 8 per vector: the same steps and sums.
+//!
 //! In memory a node is 8 bytes (16 for models of 2,047 features or more, or trees of over a
 //! million nodes): its threshold or leaf value, and one word packing the feature, the default
 //! direction and the first child, the second child being next to it (trees are laid out
@@ -680,10 +683,48 @@ impl TreeModel {
     /// Raw margins, one row per input row, one column per group.
     pub fn predict_margin(&self, x: ArrayView2<f32>) -> Array2<f32> {
         #[cfg(target_arch = "x86_64")]
-        if x.nrows() > FEW_ROWS && self.vector_walk() {
-            return self.predict_margin_avx512(x);
+        if self.vector_walk() {
+            return if x.nrows() > FEW_ROWS {
+                self.predict_margin_avx512(x)
+            } else {
+                self.predict_rows_avx512(x)
+            };
         }
         self.predict_margin_portable(x)
+    }
+
+    /// [`Self::predict_margin`] of a row or two: each row walks [`avx512::ROW_TREES`] trees
+    /// at once; leaves are added in tree order.
+    #[cfg(target_arch = "x86_64")]
+    fn predict_rows_avx512(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let groups = self.n_groups();
+        let mut out = Array2::<f32>::zeros((x.nrows(), groups));
+        // The row with its missing column (where leaves point), as the walk indexes it.
+        let mut row = vec![f32::NAN; self.n_features + 1];
+        let mut trees = Vec::with_capacity(avx512::ROW_TREES);
+        for (r, mut acc) in x.rows().into_iter().zip(out.rows_mut()) {
+            let width = r.len().min(self.n_features);
+            for (slot, &v) in row.iter_mut().zip(r.iter().take(width)) {
+                *slot = v;
+            }
+            let missing = width < self.n_features || r.iter().any(|v| v.is_nan());
+            acc.assign(&ndarray::ArrayView1::from(&self.base_margin));
+            for chunk in self.trees.chunks(avx512::ROW_TREES) {
+                trees.clear();
+                trees.extend(chunk.iter().map(|t| match &t.nodes {
+                    Nodes::Narrow(n) => (n.as_ptr() as u64, t.depth),
+                    Nodes::Wide(_) => unreachable!("vector_walk checked every tree"),
+                }));
+                // SAFETY: `vector_walk` checked AVX-512F; the addresses are of this model's
+                // compiled trees (children inside each, features at most `n_features`).
+                #[allow(unsafe_code)]
+                let leaves = unsafe { avx512::walk_trees(&trees, &row, missing) };
+                for (t, leaf) in chunk.iter().zip(leaves) {
+                    acc[t.group as usize] += leaf;
+                }
+            }
+        }
+        out
     }
 
     /// [`Self::predict_margin`] without vector instructions, whatever the CPU (what other CPUs
@@ -1434,7 +1475,7 @@ mod tests {
             let model = compiled(&b);
             let complete = x.mapv(|v| if v.is_nan() { 0.5 } else { v });
             for rows in [x.view(), complete.view()] {
-                for r in [0, 3, 17, 255, 256, 257, 1000] {
+                for r in [0, 1, 2, 3, 17, 255, 256, 257, 1000] {
                     let part = rows.slice(ndarray::s![..r, ..]);
                     let want = model.predict_margin_portable(part);
                     assert_eq!(model.predict_margin(part), want, "{objective}: {r} rows");
@@ -1710,7 +1751,9 @@ mod tests {
         let x = Array2::from_shape_vec((rows.len() / 3, 3), rows).unwrap();
         let got = model.predict_margin(x.view());
         assert_eq!(got, model.predict_margin_portable(x.view()));
-        for (row, margins) in x.rows().into_iter().zip(got.rows()) {
+        for (k, (row, margins)) in x.rows().into_iter().zip(got.rows()).enumerate() {
+            let alone = model.predict_margin(x.slice(ndarray::s![k..k + 1, ..]));
+            assert_eq!(alone.row(0), margins, "{row} alone");
             assert_eq!(margins[0], 0.5 + 0.25);
             assert_eq!(margins[1], -0.5 + by_hand(row.as_slice().unwrap()), "{row}");
         }

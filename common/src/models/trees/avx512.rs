@@ -138,3 +138,90 @@ fn goes_right(v: __m512, value: __m512, default_left: bool, missing: bool) -> __
         right
     }
 }
+
+/// Trees walked at once for one row by [`walk_trees`]: eight vectors of eight, whose steps
+/// overlap (fire ensemble, one row, hot cache: 3.3 us; the portable walk of 16 trees at once
+/// 6.5 us. Single-record requests at 64 connections: 54K/s -> 63K/s; 32 trees at once 62K/s).
+pub(super) const ROW_TREES: usize = 64;
+
+/// The leaf one row ends in, in each of up to [`ROW_TREES`] trees at once: eight trees per
+/// vector, each lane following its own tree (a gather of the eight nodes by address) and
+/// looking its split feature up in the row (in two registers when it has at most 32 values,
+/// else a gather from `row`). `trees[t]` is tree `t`'s
+/// first node's address and its depth; a lane takes its own tree's depth in steps (a root that
+/// is a leaf takes none). Lanes past `trees.len()` are not walked (their leaf is 0).
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); each address is that of a compiled tree's nodes
+/// (every child index inside the tree, every feature below `row.len()`), alive for the call.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn walk_trees(
+    trees: &[(u64, u32)],
+    row: &[f32],
+    missing: bool,
+) -> [f32; ROW_TREES] {
+    const VECTORS: usize = ROW_TREES / 8;
+    debug_assert!(trees.len() <= ROW_TREES);
+    let lane = |v: usize, l: usize| trees.get(v * 8 + l).copied().unwrap_or((trees[0].0, 0));
+    let mut start = [_mm512_setzero_si512(); VECTORS];
+    let mut depth = [_mm512_setzero_si512(); VECTORS];
+    for v in 0..VECTORS {
+        let bases: [u64; 8] = std::array::from_fn(|l| lane(v, l).0);
+        let depths: [u64; 8] = std::array::from_fn(|l| u64::from(lane(v, l).1));
+        start[v] = _mm512_loadu_si512(bases.as_ptr().cast());
+        depth[v] = _mm512_loadu_si512(depths.as_ptr().cast());
+    }
+    let deepest = trees.iter().map(|t| t.1).max().unwrap_or(0);
+    let feature_mask = _mm512_set1_epi64((1 << FEATURE_BITS) - 1);
+    let default_left = _mm512_set1_epi64(1 << FEATURE_BITS);
+    let one = _mm512_set1_epi64(1);
+    // A row of up to 32 values (with its missing column) is looked up in two registers.
+    let in_registers = row.len() <= 32;
+    let (row_low, row_high) = if in_registers {
+        let mut padded = [f32::NAN; 32];
+        padded[..row.len()].copy_from_slice(row);
+        (
+            _mm512_loadu_ps(padded.as_ptr()),
+            _mm512_loadu_ps(padded.as_ptr().add(16)),
+        )
+    } else {
+        (_mm512_setzero_ps(), _mm512_setzero_ps())
+    };
+    let mut at = [_mm512_setzero_si512(); VECTORS];
+    for level in 0..deepest {
+        let level = _mm512_set1_epi64(i64::from(level));
+        for v in 0..VECTORS {
+            let address = _mm512_add_epi64(start[v], _mm512_slli_epi64::<3>(at[v]));
+            // Each 8-byte node: the threshold in the low half, the packed word in the high.
+            let node = _mm512_i64gather_epi64::<1>(address, std::ptr::null());
+            let bits = _mm512_srli_epi64::<32>(node);
+            let feature = _mm512_and_si512(bits, feature_mask);
+            let x = if in_registers {
+                let index = _mm512_castsi256_si512(_mm512_cvtepi64_epi32(feature));
+                _mm512_permutex2var_ps(row_low, index, row_high)
+            } else {
+                _mm512_castps256_ps512(_mm512_i64gather_ps::<4>(feature, row.as_ptr().cast()))
+            };
+            let value = _mm512_castps256_ps512(_mm256_castsi256_ps(_mm512_cvtepi64_epi32(node)));
+            // Lanes 0-7 only: the upper half of each register is not defined.
+            let mut right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, value) as u8;
+            if missing {
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x) as u8;
+                right &= !(nan & _mm512_test_epi64_mask(bits, default_left));
+            }
+            let child = _mm512_srli_epi64::<{ FEATURE_BITS + 1 }>(bits);
+            let next = _mm512_mask_add_epi64(child, right, child, one);
+            let walking = _mm512_cmplt_epu64_mask(level, depth[v]);
+            at[v] = _mm512_mask_mov_epi64(at[v], walking, next);
+        }
+    }
+    let mut leaves = [0f32; ROW_TREES];
+    for v in 0..VECTORS {
+        let address = _mm512_add_epi64(start[v], _mm512_slli_epi64::<3>(at[v]));
+        let node = _mm512_i64gather_epi64::<1>(address, std::ptr::null());
+        let value = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(node));
+        _mm256_storeu_ps(leaves.as_mut_ptr().add(v * 8), value);
+    }
+    leaves[trees.len()..].fill(0.0);
+    leaves
+}
