@@ -38,9 +38,76 @@ pub fn parse(field: &str) -> Result<f64, String> {
     }
 }
 
+/// Appends `v` as `write!(out, "{v}")` does (the shortest digits that read back to `v`, never an
+/// exponent), several times faster: zmij's shortest digits, less the `.0` it adds to whole
+/// numbers; values it writes with an exponent (below 1e-5 or from 1e16 on in magnitude) and
+/// non-finite ones are left to `Display`. Where two shortest forms are equally near (`v` exactly
+/// halfway, as 1820830.25), zmij takes the even last digit and `Display` the upper one: both
+/// read back to `v`. (Formatting was 8 % of a batch server's CPU.)
+pub fn push_f32(out: &mut String, v: f32) {
+    let mut buffer = zmij::Buffer::new();
+    let text = buffer.format(v);
+    if !v.is_finite() || text.contains('e') {
+        use std::fmt::Write;
+        let _ = write!(out, "{v}");
+        return;
+    }
+    out.push_str(text.strip_suffix(".0").unwrap_or(text));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f32_written_as_display_writes_it() {
+        use rand::{Rng, SeedableRng};
+        let mut r = rand_pcg::Pcg64::seed_from_u64(5);
+        let special = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            0.1,
+            1e-5,
+            9.99e-6,
+            1e-6,
+            1e15,
+            1e16,
+            1.5e16,
+            123456.0,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+            f32::EPSILON,
+            1e-45,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.8310306,
+            16777216.0,
+            16777217.0,
+        ];
+        let random: Vec<f32> = (0..1_000_000)
+            .map(|_| f32::from_bits(r.random::<u32>()))
+            .collect();
+        let probabilities: Vec<f32> = (0..1_000_000).map(|_| r.random::<f32>()).collect();
+        let (mut out, mut ties) = (String::new(), 0);
+        for v in special.into_iter().chain(random).chain(probabilities) {
+            out.clear();
+            push_f32(&mut out, v);
+            let display = format!("{v}");
+            if out != display {
+                // Only the last digit of a halfway value: the same length, the same value.
+                assert_eq!(out.len(), display.len(), "bits {:#x}", v.to_bits());
+                assert_eq!(out[..out.len() - 1], display[..out.len() - 1], "{v}");
+                assert_eq!(out.parse::<f32>(), Ok(v), "bits {:#x}", v.to_bits());
+                ties += 1;
+            }
+        }
+        assert!(ties < 10_000, "{ties} values written otherwise");
+    }
 
     #[test]
     fn finite_in_f32_or_refused() {

@@ -7,6 +7,7 @@
 
 use super::{first_non_finite, Deferred, Model, Predictions, XgboostFiles};
 use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
+use crate::data::number::push_f32;
 use crate::data::{Schema, Target, TargetKind};
 use crate::error::{Error, Result};
 use crate::models::ensemble::{FireEnsemble, Member, MemberModel};
@@ -296,9 +297,10 @@ impl Predictions for FirePredictions {
         let p = self.probabilities[i];
         let _ = write!(
             out,
-            "{{\"ensemble_prediction\":{},\"ensemble_probability\":{p}",
+            "{{\"ensemble_prediction\":{},\"ensemble_probability\":",
             self.label(p)
         );
+        push_f32(out, p);
         for (key, labels) in [
             ("individual_predictions", true),
             ("individual_probabilities", false),
@@ -314,7 +316,8 @@ impl Predictions for FirePredictions {
                 if labels {
                     let _ = write!(out, "{sep}\"{name}\":{}", self.label(probs[i]));
                 } else {
-                    let _ = write!(out, "{sep}\"{name}\":{}", probs[i]);
+                    let _ = write!(out, "{sep}\"{name}\":");
+                    push_f32(out, probs[i]);
                 }
             }
             out.push('}');
@@ -324,9 +327,11 @@ impl Predictions for FirePredictions {
 
     fn csv_record(&self, i: usize, out: &mut String) {
         let p = self.probabilities[i];
-        let _ = write!(out, "{},{p}", self.label(p));
+        let _ = write!(out, "{},", self.label(p));
+        push_f32(out, p);
         for probs in &self.member_probabilities {
-            let _ = write!(out, ",{}", probs[i]);
+            out.push(',');
+            push_f32(out, probs[i]);
         }
     }
 

@@ -17,6 +17,7 @@
 
 use super::{first_non_finite, Deferred, Model, Predictions, XgboostFiles};
 use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
+use crate::data::number::push_f32;
 use crate::data::{Derived, Schema, Target, TargetKind};
 use crate::error::{Error, Result};
 use crate::models::trees::{Link, TreeModel};
@@ -360,7 +361,8 @@ impl Predictions for IopsPrediction {
             );
             for (k, (name, p)) in RISK_LEVELS.iter().zip(probs.row(i)).enumerate() {
                 let sep = if k == 0 { "" } else { "," };
-                let _ = write!(out, "{sep}\"{name}\":{p}");
+                let _ = write!(out, "{sep}\"{name}\":");
+                push_f32(out, *p);
             }
             out.push('}');
         }
@@ -370,7 +372,8 @@ impl Predictions for IopsPrediction {
             } else {
                 ""
             };
-            let _ = write!(out, "{sep}\"performance_score\":{}", scores[i]);
+            let _ = write!(out, "{sep}\"performance_score\":");
+            push_f32(out, scores[i]);
         }
         out.push('}');
     }
@@ -378,8 +381,9 @@ impl Predictions for IopsPrediction {
     fn csv_record(&self, i: usize, out: &mut String) {
         if let (Some(class), Some(probs)) = (self.class(i), &self.probabilities) {
             let _ = write!(out, "{class},{}", RISK_LEVELS[class]);
-            for p in probs.row(i) {
-                let _ = write!(out, ",{p}");
+            for &p in probs.row(i) {
+                out.push(',');
+                push_f32(out, p);
             }
         }
         if let Some(scores) = &self.scores {
@@ -388,7 +392,8 @@ impl Predictions for IopsPrediction {
             } else {
                 ""
             };
-            let _ = write!(out, "{sep}{}", scores[i]);
+            out.push_str(sep);
+            push_f32(out, scores[i]);
         }
     }
 

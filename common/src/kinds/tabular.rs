@@ -4,6 +4,7 @@
 
 use super::{first_non_finite, Model, Predictions};
 use crate::artifact::{Manifest, Payload, PayloadFile, PayloadFormat};
+use crate::data::number::push_f32;
 use crate::data::Schema;
 use crate::error::{Error, Result};
 use crate::models::tabular::{TabularModel, Task};
@@ -168,11 +169,13 @@ impl Predictions for TabularPredictions {
     fn json_record(&self, i: usize, out: &mut String) {
         let row = self.values.row(i);
         if row.len() == 1 {
-            let _ = write!(out, "{{\"score\":{}", row[0]);
+            out.push_str("{\"score\":");
+            push_f32(out, row[0]);
         } else {
             out.push_str("{\"score\":[");
-            for (k, p) in row.iter().enumerate() {
-                let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
+            for (k, &p) in row.iter().enumerate() {
+                out.push_str(if k == 0 { "" } else { "," });
+                push_f32(out, p);
             }
             out.push(']');
         }
@@ -192,8 +195,9 @@ impl Predictions for TabularPredictions {
     }
 
     fn csv_record(&self, i: usize, out: &mut String) {
-        for (k, p) in self.values.row(i).iter().enumerate() {
-            let _ = write!(out, "{}{p}", if k == 0 { "" } else { "," });
+        for (k, &p) in self.values.row(i).iter().enumerate() {
+            out.push_str(if k == 0 { "" } else { "," });
+            push_f32(out, p);
         }
     }
 

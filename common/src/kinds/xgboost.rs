@@ -14,6 +14,7 @@
 use super::added_keys::MAX_EXPLAINED_VALUES;
 use super::{first_non_finite, Model, Predictions};
 use crate::artifact::{Manifest, PayloadFile, PayloadFormat, MANIFEST};
+use crate::data::number::push_f32;
 use crate::data::Schema;
 use crate::error::{Error, Result};
 use crate::models::legacy;
@@ -466,12 +467,13 @@ impl XgboostPredictions {
     fn write_key(&self, key: OutputKey, i: usize, out: &mut String) {
         let (values, list) = self.key_values(key, i);
         if !list {
-            let _ = write!(out, "{}", values[0]);
+            push_f32(out, values[0]);
             return;
         }
         out.push('[');
-        for (k, v) in values.iter().enumerate() {
-            let _ = write!(out, "{}{v}", if k == 0 { "" } else { ", " });
+        for (k, &v) in values.iter().enumerate() {
+            out.push_str(if k == 0 { "" } else { ", " });
+            push_f32(out, v);
         }
         out.push(']');
     }
