@@ -151,7 +151,8 @@ pub fn decode(
     let rows = match format {
         Input::Json | Input::RecordIo => 16,
         Input::Csv | Input::JsonLines | Input::Libsvm => {
-            let lines = body.iter().filter(|&&b| b == b'\n').count() + 1;
+            // (memchr's count: the plain byte filter was a quarter of decoding a 6 MB batch.)
+            let lines = memchr::memchr_iter(b'\n', body).count() + 1;
             lines.min(body.len() / (2 * n).max(1) + 1)
         }
     };
