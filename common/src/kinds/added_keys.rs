@@ -4,6 +4,7 @@
 //! field.
 
 use super::Predictions;
+use crate::data::number::push_f32;
 use ndarray::Array2;
 use std::fmt::Write;
 
@@ -78,16 +79,18 @@ impl AddedKey for Contributions {
 
     fn json_value(&self, i: usize, out: &mut String) {
         out.push('[');
-        for (k, v) in self.0.row(i).iter().enumerate() {
-            let _ = write!(out, "{}{v}", if k == 0 { "" } else { "," });
+        for (k, &v) in self.0.row(i).iter().enumerate() {
+            out.push_str(if k == 0 { "" } else { "," });
+            push_f32(out, v);
         }
         out.push(']');
     }
 
     fn csv_field(&self, i: usize, out: &mut String) {
         out.push_str("\"[");
-        for (k, v) in self.0.row(i).iter().enumerate() {
-            let _ = write!(out, "{}{v}", if k == 0 { "" } else { ", " });
+        for (k, &v) in self.0.row(i).iter().enumerate() {
+            out.push_str(if k == 0 { "" } else { ", " });
+            push_f32(out, v);
         }
         out.push_str("]\"");
     }

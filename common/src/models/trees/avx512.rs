@@ -1,7 +1,8 @@
-//! The block walk of 8-byte-node trees with AVX-512, 16 rows per vector. Chosen at run time
-//! ([`available`]); every other CPU, and every other tree, takes the portable walk. Results are
-//! the same bits: each row takes the same steps and its leaf is added to its own accumulator in
-//! tree order.
+//! The walks of 8-byte-node trees with AVX-512: a block's rows 16 per vector ([`walk`]), one
+//! row through 64 trees, 8 per vector ([`walk_trees`]). Chosen at run time ([`available`]);
+//! every other CPU, and every model with a categorical or 16-byte-node tree, takes the portable
+//! walk. Results are the same bits: each row takes the same steps and its leaf is added to its
+//! own accumulator in tree order.
 //!
 //! The block is column-major, so the first levels need no gather: there every lane is at one of
 //! at most [`MAX_TOP_NODES`] nodes known before the walk, each tested on all 16 rows with one
@@ -9,8 +10,9 @@
 //! gathers of 8-byte words: half the cost of two 16-lane gathers of 4-byte halves) and their
 //! split features (one 16-lane gather). Fire ensemble (200 depth-10 and 200 depth-6 trees), one
 //! core, 50,000 rows (`examples/predict_bench.rs`): 1.23 us per row; 1.54 with gathers at every
-//! level; 3.2 with the portable walk. (Top levels of up to 2 or 4 nodes: the same; up to 8: 9 %
-//! slower. Blocks of 128 to 512 rows: the same.)
+//! level; 3.2 with the portable walk. (Measured by changing [`MAX_TOP_NODES`] and `BLOCK_ROWS`:
+//! top levels of up to 2 or 4 nodes the same, up to 8 9 % slower; blocks of 128 to 512 rows the
+//! same.)
 
 use super::{Packed, Width, BLOCK_ROWS};
 use std::arch::x86_64::*;
@@ -52,21 +54,23 @@ pub(super) unsafe fn walk(
     acc_stride: usize,
     missing: bool,
 ) {
-    debug_assert!(count <= BLOCK_ROWS && columns.len().is_multiple_of(BLOCK_ROWS));
+    assert!(count <= BLOCK_ROWS && columns.len().is_multiple_of(BLOCK_ROWS));
     let leaf_feature = columns.len() / BLOCK_ROWS - 1;
     let groups = count.div_ceil(LANES);
     let one = _mm512_set1_epi32(1);
     let mut at = [_mm512_setzero_si512(); BLOCK_ROWS / LANES];
 
     // The first levels, while every lane is at one of a few known nodes.
-    let mut level_nodes = vec![0u32];
+    // The level's nodes, and the next level's (at most two per node).
+    let (mut level_nodes, mut count_here) = ([0u32; 2 * MAX_TOP_NODES], 1);
     let mut level = 0;
-    while level < depth && level_nodes.len() <= MAX_TOP_NODES {
-        let mut next = Vec::with_capacity(2 * level_nodes.len());
-        for &c in &level_nodes {
+    while level < depth && count_here <= MAX_TOP_NODES {
+        let (mut next, mut count_next) = ([0u32; 2 * MAX_TOP_NODES], 0);
+        for &c in &level_nodes[..count_here] {
             let node = nodes[c as usize];
             if node.bits.feature() == leaf_feature {
-                next.push(c);
+                next[count_next] = c;
+                count_next += 1;
                 continue;
             }
             let column = columns.as_ptr().add(node.bits.feature() << COLUMN_SHIFT);
@@ -80,11 +84,13 @@ pub(super) unsafe fn walk(
                 let moved = _mm512_mask_mov_epi32(*i, here, child_vec);
                 *i = _mm512_mask_add_epi32(moved, here & right, moved, one);
             }
-            next.extend([child, child + 1]);
+            next[count_next] = child;
+            next[count_next + 1] = child + 1;
+            count_next += 2;
         }
         // A node's children are never among the nodes of its own level, so a lane moved by one
         // node is not moved again by a later one in the same level.
-        level_nodes = next;
+        (level_nodes, count_here) = (next, count_next);
         level += 1;
     }
 
@@ -149,11 +155,14 @@ pub(super) const ROW_TREES: usize = 64;
 /// looking its split feature up in the row (in two registers when it has at most 32 values,
 /// else a gather from `row`). `trees[t]` is tree `t`'s
 /// first node's address and its depth; a lane takes its own tree's depth in steps (a root that
-/// is a leaf takes none). Lanes past `trees.len()` are not walked (their leaf is 0).
+/// is a leaf takes none). Lanes past `trees.len()` walk nowhere (their leaves are not the
+/// caller's).
 ///
 /// # Safety
 /// The CPU has AVX-512F ([`available`]); each address is that of a compiled tree's nodes
 /// (every child index inside the tree, every feature below `row.len()`), alive for the call.
+/// The gathers take these addresses whole (a null base plus the address): every load is inside
+/// one of the trees, though no single Rust pointer covers them all.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn walk_trees(
     trees: &[(u64, u32)],
@@ -222,6 +231,5 @@ pub(super) unsafe fn walk_trees(
         let value = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(node));
         _mm256_storeu_ps(leaves.as_mut_ptr().add(v * 8), value);
     }
-    leaves[trees.len()..].fill(0.0);
     leaves
 }
