@@ -35,11 +35,12 @@ for p in manifest["payloads"]:
     if p["format"] == "xgboost-ubj":
         b = xgb.Booster(model_file=path)
         b.set_param({"nthread": threads})
-        members.setdefault(p["name"], (p["weight"], []))[1].append(b)
+        members.setdefault(p["name"], (p.get("weight", 0.0), []))[1].append(b)
     elif p["format"] == "bincode-logistic":
-        members[p["name"]] = (p["weight"], logistic(open(path, "rb").read()))
+        members[p["name"]] = (p.get("weight", 0.0), logistic(open(path, "rb").read()))
 
-x = pd.read_csv(csv, header=None, dtype=np.float32).to_numpy()
+# Read as serve reads them: the nearest double, then float32.
+x = pd.read_csv(csv, header=None, float_precision="round_trip").to_numpy().astype(np.float32)
 sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))
 
 

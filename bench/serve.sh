@@ -7,12 +7,13 @@
 #
 # Prints: requests/s at 64 connections and p50/p99 latency at 1 connection for each server;
 # cold start (process start to first 200 on /ping, median of 5); batch throughput of a
-# 1,000,000-row CSV sent as MULTI_RECORD payloads of up to 6 MB (bench/batch_client.py, 3 runs).
+# 1,000,000-row CSV sent as MULTI_RECORD payloads of up to 6 MB (bench/batch_client.py, 3 runs)
+# beside Python XGBoost's inplace_predict of the same trees (bench/batch_reference.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 shared=${SHARED_DIR:-$repo/../shared}
-source bench/setup.sh flask gunicorn joblib
+source bench/setup.sh flask gunicorn joblib pandas
 cargo build --release --locked --bins
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d)
@@ -39,6 +40,9 @@ SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18080 "$bin/serve" 2> "$wor
 pids+=($!)
 wait_ready 18080
 run_wrk "rust serve" 18080
+ping=$(wrk -t2 -c64 -d"${duration}s" http://127.0.0.1:18080/ping | awk '/Requests\/sec/ {print $2}')
+[ -n "$ping" ] || { echo "wrk gave no /ping rate"; exit 1; }
+python3 -c "import sys; i, p = map(float, sys.argv[1:]); print(f'single record: {i:,.0f} req/s against the same server\'s /ping {p:,.0f} req/s at 64 connections: {100 * i / p:.0f} % (goal: >= 40 %)')" "$(cat "$work/rust serve.rps")" "$ping"
 for stack in "${stacks[@]}"; do
   (cd "$shared/bench" && MODEL_DIR="$work/ref_$stack" exec gunicorn -w 2 -b 127.0.0.1:18081 ref_server:app) 2> "$work/gunicorn.log" &
   pids+=($!)
@@ -62,7 +66,30 @@ echo "== batch: 1,000,000 rows x 18 features, MULTI_RECORD payloads <= 6 MB, SAG
 "$bin/train" datagen fire --rows 1000000 --seed 3 --format csv-label-first --out "$work/batch-labelled.csv" 2>/dev/null
 cut -d, -f2- "$work/batch-labelled.csv" > "$work/batch.csv"
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+pids=("${pids[@]:1}")
 SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18083 SAGEMAKER_BATCH=true "$bin/serve" 2>/dev/null &
 pids+=($!)
 wait_ready 18083
-for _ in 1 2 3; do python3 bench/batch_client.py "$work/batch.csv" 18083 6; done
+for _ in 1 2 3; do python3 bench/batch_client.py "$work/batch.csv" 18083 6 | tee -a "$work/batch.out"; done
+# The reference: Python XGBoost's own inplace_predict of the same trees (the model's *.ubj), the
+# rows already in memory; its answers are checked against ours on the first 1,000 rows.
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+python3 bench/batch_reference.py "$work/ml/model" "$work/batch.csv" 3 "$work/reference.txt" | tee "$work/reference.out"
+SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18083 SAGEMAKER_BATCH=true "$bin/serve" 2>/dev/null &
+pids+=($!)
+wait_ready 18083
+head -1000 "$work/batch.csv" | curl -sf -X POST -H "Content-Type: text/csv" -H "Accept: text/csv" \
+  --data-binary @- localhost:18083/invocations > "$work/ours.txt"
+python3 - "$work" <<'PY'
+import re, sys
+w = sys.argv[1]
+ours = [float(l.split(",")[1]) for l in open(f"{w}/ours.txt")]
+ref = [float(l) for l in open(f"{w}/reference.txt")][: len(ours)]
+worst = max(abs(a - b) for a, b in zip(ours, ref))
+best = max(float(m.replace(",", "")) for m in re.findall(r"([\d,]+) rows/s", open(f"{w}/batch.out").read()))
+reference = float(re.search(r"([\d,]+) rows/s", open(f"{w}/reference.out").read()).group(1).replace(",", ""))
+print(f"batch: ours {best:,.0f} rows/s end to end against XGBoost's inplace_predict {reference:,.0f} rows/s: "
+      f"{best / reference:.2f}x (goal: >= 3x); ensemble probabilities agree within {worst:.1e} on 1,000 rows")
+if worst > 1e-5:
+    sys.exit(f"the answers differ from the reference's by {worst} (bar: 1e-5)")
+PY
