@@ -39,8 +39,8 @@ for p in manifest["payloads"]:
     elif p["format"] == "bincode-logistic":
         members[p["name"]] = (p.get("weight", 0.0), logistic(open(path, "rb").read()))
 
-# Read as serve reads them: the nearest double, then float32.
-x = pd.read_csv(csv, header=None, float_precision="round_trip").to_numpy().astype(np.float32)
+# Read as serve reads them: the nearest double (pandas' default parser from 3.0 on), then float32.
+x = pd.read_csv(csv, header=None).to_numpy().astype(np.float32)
 sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))
 
 
