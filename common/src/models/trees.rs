@@ -789,6 +789,10 @@ impl TreeModel {
     fn predict_margin_avx512(&self, x: ArrayView2<f32>) -> Array2<f32> {
         let (rows, groups) = (x.nrows(), self.n_groups());
         let mut out = Array2::<f32>::zeros((rows, groups));
+        if rows <= VECTOR_FEW_ROWS {
+            self.predict_rows_avx512(x, out.view_mut());
+            return out;
+        }
         // Columns a narrower input lacks are missing, as is the last (where leaves point).
         let width = x.ncols().min(self.n_features);
         let mut columns = vec![0f32; (self.n_features + 1) * BLOCK_ROWS];
