@@ -844,8 +844,9 @@ impl TreeModel {
     }
 
     /// Adds every tree's leaf for one row (with its missing column) to `acc` (one per group),
-    /// walking [`PORTABLE_ROW_TREES`] trees at once: their steps are independent, so their memory loads
-    /// overlap instead of waiting one after another. Leaves are still added in tree order.
+    /// walking [`PORTABLE_ROW_TREES`] trees at once: their steps are independent, so their
+    /// memory loads overlap instead of waiting one after another. Leaves are still added in tree
+    /// order.
     fn add_row(&self, row: &[f32], acc: &mut [f32]) {
         for chunk in self.trees.chunks(PORTABLE_ROW_TREES) {
             let mut at = [0u32; PORTABLE_ROW_TREES];
