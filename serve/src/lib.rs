@@ -15,6 +15,7 @@ pub mod error;
 pub mod model;
 pub mod multi_model;
 pub mod reply;
+pub mod signals;
 pub mod start;
 pub mod transform;
 
@@ -406,7 +407,7 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
         tokio::task::spawn_blocking(move || loader.load_model(&opt_ml));
     }
     let shutdown = async move {
-        shutdown_signal().await;
+        signals::shutdown().await;
         let _ = stop.send(true);
     };
     connections::serve(
@@ -420,13 +421,4 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
     .await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

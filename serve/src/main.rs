@@ -18,6 +18,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    // From here on this process serves: a stop request is kept until the server can act on it.
+    serve::signals::hold();
     let config = serve::config::ServeConfig::from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
