@@ -22,6 +22,7 @@ pub mod memory;
 pub mod metrics;
 pub mod models;
 pub mod opt_ml;
+pub mod parallel;
 pub mod split;
 
 pub use error::{Error, Result};

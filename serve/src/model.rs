@@ -11,6 +11,7 @@ use common::kinds::out_of_range::{self, TrainingRanges};
 use common::kinds::xgboost::{self, OutputKey};
 use common::kinds::{self, Joined, Model, ModelKind, Predictions};
 use common::opt_ml::OptMl;
+use common::parallel;
 use common::{Error, Result};
 use ndarray::{Array2, ArrayView2};
 use std::path::Path;
@@ -326,27 +327,12 @@ fn in_row_ranges<T: Send>(
     min_rows: usize,
     predict: impl Fn(ArrayView2<f32>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let ranges = row_ranges(x.nrows(), threads, min_rows);
-    if ranges.len() == 1 {
-        return Ok(vec![predict(x)?]);
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .map(|r| {
-                let part = x.slice(ndarray::s![r.clone(), ..]);
-                let predict = &predict;
-                s.spawn(move || predict(part))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Fit("prediction thread panicked".into())))
-            })
-            .collect()
+    parallel::in_row_ranges(x.nrows(), threads, min_rows, |r| {
+        predict(x.slice(ndarray::s![r, ..]))
     })
+    .into_iter()
+    .map(|part| part.unwrap_or_else(|_| Err(Error::Fit("prediction thread panicked".into()))))
+    .collect()
 }
 
 /// Rows per thread below which splitting a request's predictions is not worth a thread.
@@ -355,30 +341,3 @@ const MIN_ROWS_PER_THREAD: usize = 2048;
 /// The same for explanations, which cost far more per row (TreeSHAP of a 400-tree ensemble:
 /// milliseconds).
 const MIN_EXPLAINED_ROWS_PER_THREAD: usize = 16;
-
-/// Splits `rows` into at most `threads` contiguous ranges of at least `min_rows`.
-fn row_ranges(rows: usize, threads: usize, min_rows: usize) -> Vec<std::ops::Range<usize>> {
-    let k = threads.clamp(1, (rows / min_rows).max(1));
-    let step = rows.div_ceil(k);
-    (0..k)
-        .map(|i| i * step..((i + 1) * step).min(rows))
-        .filter(|r| !r.is_empty())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::row_ranges;
-
-    #[test]
-    fn ranges_cover_every_row_once() {
-        assert_eq!(row_ranges(1, 2, 2048), vec![0..1]);
-        assert_eq!(row_ranges(4095, 2, 2048), vec![0..4095]);
-        assert_eq!(row_ranges(5000, 2, 2048), vec![0..2500, 2500..5000]);
-        assert_eq!(
-            row_ranges(10_001, 3, 2048),
-            vec![0..3334, 3334..6668, 6668..10_001]
-        );
-        assert_eq!(row_ranges(40, 2, 16), vec![0..20, 20..40]);
-    }
-}

@@ -12,6 +12,7 @@
 
 use crate::collective::World;
 use crate::error::{Error, Result};
+use crate::parallel;
 use argmin::core::{CostFunction, Executor, Gradient};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
@@ -188,34 +189,15 @@ impl SummedLoss<'_> {
         &self,
         f: impl Fn(ArrayView2<f64>, ArrayView1<f64>) -> T + Sync,
     ) -> Vec<T> {
-        let rows = self.z.nrows();
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let parts = cores.min(rows / MIN_ROWS_PER_THREAD).max(1);
-        let step = rows.div_ceil(parts);
-        let range = |k: usize| (k * step)..((k + 1) * step).min(rows);
-        let part = |k: usize| {
-            (
-                self.z.slice(s![range(k), ..]),
-                self.sign.slice(s![range(k)]),
-            )
-        };
-        if parts == 1 {
-            let (z, sign) = part(0);
-            return vec![f(z, sign)];
-        }
-        std::thread::scope(|scope| {
-            let f = &f;
-            let handles: Vec<_> = (0..parts)
-                .map(|k| {
-                    let (z, sign) = part(k);
-                    scope.spawn(move || f(z, sign))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("a loss thread panicked"))
-                .collect()
+        // The rows alone go to the threads (the world's handle stays on this one).
+        let (z, sign) = (&self.z, &self.sign);
+        parallel::in_row_ranges(z.nrows(), cores, MIN_ROWS_PER_THREAD, |r| {
+            f(z.slice(s![r.clone(), ..]), sign.slice(s![r]))
         })
+        .into_iter()
+        .map(|part| part.expect("a loss thread panicked"))
+        .collect()
     }
 }
 
