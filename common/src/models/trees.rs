@@ -705,20 +705,130 @@ impl TreeModel {
         self.predict_margin_portable(x)
     }
 
-    /// The margins of a few rows into `out` (one row per row): each row walks
-    /// [`avx512::ROW_TREES`] trees at once; leaves are added in tree order.
+    /// Margins, row by row: every row starts at the base margins, and `walk` adds the leaves of
+    /// a block of at most [`BLOCK_ROWS`] rows at a time to the block's accumulators (`n_groups`
+    /// per row, rows in order).
+    fn by_blocks(
+        &self,
+        x: ArrayView2<f32>,
+        mut walk: impl FnMut(ArrayView2<f32>, &mut [f32]),
+    ) -> Array2<f32> {
+        let (rows, groups) = (x.nrows(), self.n_groups());
+        let mut out = Array2::from_shape_fn((rows, groups), |(_, g)| self.base_margin[g]);
+        let acc = out
+            .as_slice_mut()
+            .expect("a new array is in standard layout");
+        for start in (0..rows).step_by(BLOCK_ROWS) {
+            let end = (start + BLOCK_ROWS).min(rows);
+            walk(
+                x.slice(ndarray::s![start..end, ..]),
+                &mut acc[start * groups..end * groups],
+            );
+        }
+        out
+    }
+
+    /// [`Self::predict_margin`] without vector instructions, whatever the CPU (what other CPUs
+    /// run; for comparisons in tests and benchmarks).
+    pub fn predict_margin_portable(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let groups = self.n_groups();
+        // Rows copied into one block with the always-missing column after each.
+        let stride = self.n_features + 1;
+        let mut buf = Vec::with_capacity(BLOCK_ROWS.min(x.nrows()) * stride);
+        self.by_blocks(x, |block, acc| {
+            buf.clear();
+            let mut missing = false;
+            for row in block.rows() {
+                for &v in row {
+                    missing |= v.is_nan();
+                    buf.push(v);
+                }
+                buf.push(f32::NAN);
+            }
+            if block.nrows() <= FEW_ROWS {
+                for (row, acc) in buf.chunks_exact(stride).zip(acc.chunks_exact_mut(groups)) {
+                    self.add_row(row, acc);
+                }
+            } else {
+                for tree in &self.trees {
+                    let acc = &mut acc[tree.group as usize..];
+                    tree.add_leaves(&buf, stride, acc, groups, missing);
+                }
+            }
+        })
+    }
+
+    /// Whether [`Self::predict_margin_avx512`] can walk this model here: the CPU has AVX-512 and
+    /// every tree is numeric with 8-byte nodes.
     #[cfg(target_arch = "x86_64")]
-    fn predict_rows_avx512(&self, x: ArrayView2<f32>, mut out: ndarray::ArrayViewMut2<f32>) {
+    fn vector_walk(&self) -> bool {
+        self.narrow_numeric && avx512::available()
+    }
+
+    /// [`Self::predict_margin`] with the AVX-512 walks: blocks copied column-major, blocks of a
+    /// few rows a row at a time.
+    #[cfg(target_arch = "x86_64")]
+    fn predict_margin_avx512(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let groups = self.n_groups();
+        // Columns a narrower input lacks are missing, as is the last (where leaves point).
+        let width = x.ncols().min(self.n_features);
+        // Made for the first block walked as a block (a request of a few rows needs none).
+        let mut columns = Vec::new();
+        self.by_blocks(x, |block, acc| {
+            if block.nrows() <= VECTOR_FEW_ROWS {
+                return self.walk_rows_avx512(block, acc);
+            }
+            if columns.is_empty() {
+                columns = vec![0f32; (self.n_features + 1) * BLOCK_ROWS];
+                columns[width * BLOCK_ROWS..].fill(f32::NAN);
+            }
+            let mut missing = width < self.n_features;
+            for (k, row) in block.rows().into_iter().enumerate() {
+                for (f, &v) in row.iter().take(width).enumerate() {
+                    missing |= v.is_nan();
+                    columns[f * BLOCK_ROWS + k] = v;
+                }
+            }
+            for tree in &self.trees {
+                let Nodes::Narrow(nodes) = &tree.nodes else {
+                    unreachable!("vector_walk checked every tree")
+                };
+                let acc = &mut acc[tree.group as usize..];
+                // SAFETY: `vector_walk` checked AVX-512F; compiled trees keep every child index
+                // in the tree and every feature at most `n_features`, the last column.
+                #[allow(unsafe_code)]
+                unsafe {
+                    avx512::walk(
+                        nodes,
+                        tree.depth,
+                        &columns,
+                        block.nrows(),
+                        acc,
+                        groups,
+                        missing,
+                    )
+                };
+            }
+        })
+    }
+
+    /// Adds the leaves of a few rows to their accumulators (`acc`, `n_groups` per row): each row
+    /// walks [`avx512::ROW_TREES`] trees at once; leaves are added in tree order.
+    #[cfg(target_arch = "x86_64")]
+    fn walk_rows_avx512(&self, x: ArrayView2<f32>, acc: &mut [f32]) {
         // The row with its missing column (where leaves point), as the walk indexes it.
         let mut row = vec![f32::NAN; self.n_features + 1];
         let mut trees = Vec::with_capacity(avx512::ROW_TREES);
-        for (r, mut acc) in x.rows().into_iter().zip(out.rows_mut()) {
+        for (r, acc) in x
+            .rows()
+            .into_iter()
+            .zip(acc.chunks_exact_mut(self.n_groups()))
+        {
             let width = r.len().min(self.n_features);
             for (slot, &v) in row.iter_mut().zip(r.iter().take(width)) {
                 *slot = v;
             }
             let missing = width < self.n_features || r.iter().any(|v| v.is_nan());
-            acc.assign(&ndarray::ArrayView1::from(&self.base_margin));
             for chunk in self.trees.chunks(avx512::ROW_TREES) {
                 trees.clear();
                 trees.extend(chunk.iter().map(|t| match &t.nodes {
@@ -734,113 +844,6 @@ impl TreeModel {
                 }
             }
         }
-    }
-
-    /// [`Self::predict_margin`] without vector instructions, whatever the CPU (what other CPUs
-    /// run; for comparisons in tests and benchmarks).
-    pub fn predict_margin_portable(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let (rows, groups) = (x.nrows(), self.n_groups());
-        let mut out = Array2::<f32>::zeros((rows, groups));
-        // Rows copied into one block with the always-missing column after each.
-        let stride = self.n_features + 1;
-        let mut buf = Vec::with_capacity(BLOCK_ROWS.min(rows) * stride);
-        for start in (0..rows).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(rows);
-            buf.clear();
-            let mut missing = false;
-            for r in start..end {
-                for &v in x.row(r) {
-                    missing |= v.is_nan();
-                    buf.push(v);
-                }
-                buf.push(f32::NAN);
-            }
-            let mut acc: Vec<f32> = (start..end)
-                .flat_map(|_| self.base_margin.iter().copied())
-                .collect();
-            if end - start <= FEW_ROWS {
-                for (row, acc) in buf.chunks_exact(stride).zip(acc.chunks_exact_mut(groups)) {
-                    self.add_row(row, acc);
-                }
-            } else {
-                for tree in &self.trees {
-                    let acc = &mut acc[tree.group as usize..];
-                    tree.add_leaves(&buf, stride, acc, groups, missing);
-                }
-            }
-            for (k, r) in (start..end).enumerate() {
-                for g in 0..groups {
-                    out[[r, g]] = acc[k * groups + g];
-                }
-            }
-        }
-        out
-    }
-
-    /// Whether [`Self::predict_margin_avx512`] can walk this model here: the CPU has AVX-512 and
-    /// every tree is numeric with 8-byte nodes.
-    #[cfg(target_arch = "x86_64")]
-    fn vector_walk(&self) -> bool {
-        self.narrow_numeric && avx512::available()
-    }
-
-    /// [`Self::predict_margin`] with the AVX-512 walk, on blocks copied column-major.
-    #[cfg(target_arch = "x86_64")]
-    fn predict_margin_avx512(&self, x: ArrayView2<f32>) -> Array2<f32> {
-        let (rows, groups) = (x.nrows(), self.n_groups());
-        let mut out = Array2::<f32>::zeros((rows, groups));
-        if rows <= VECTOR_FEW_ROWS {
-            self.predict_rows_avx512(x, out.view_mut());
-            return out;
-        }
-        // Columns a narrower input lacks are missing, as is the last (where leaves point).
-        let width = x.ncols().min(self.n_features);
-        let mut columns = vec![0f32; (self.n_features + 1) * BLOCK_ROWS];
-        columns[width * BLOCK_ROWS..].fill(f32::NAN);
-        let mut acc = Vec::with_capacity(BLOCK_ROWS * groups);
-        for start in (0..rows).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(rows);
-            if end - start <= VECTOR_FEW_ROWS {
-                let part = ndarray::s![start..end, ..];
-                self.predict_rows_avx512(x.slice(part), out.slice_mut(part));
-                continue;
-            }
-            let mut missing = width < self.n_features;
-            for (k, r) in (start..end).enumerate() {
-                for (f, &v) in x.row(r).iter().take(width).enumerate() {
-                    missing |= v.is_nan();
-                    columns[f * BLOCK_ROWS + k] = v;
-                }
-            }
-            acc.clear();
-            acc.extend((start..end).flat_map(|_| self.base_margin.iter().copied()));
-            for tree in &self.trees {
-                let Nodes::Narrow(nodes) = &tree.nodes else {
-                    unreachable!("vector_walk checked every tree")
-                };
-                let acc = &mut acc[tree.group as usize..];
-                // SAFETY: `vector_walk` checked AVX-512F; compiled trees keep every child index
-                // in the tree and every feature at most `n_features`, the last column.
-                #[allow(unsafe_code)]
-                unsafe {
-                    avx512::walk(
-                        nodes,
-                        tree.depth,
-                        &columns,
-                        end - start,
-                        acc,
-                        groups,
-                        missing,
-                    )
-                };
-            }
-            for (k, r) in (start..end).enumerate() {
-                for g in 0..groups {
-                    out[[r, g]] = acc[k * groups + g];
-                }
-            }
-        }
-        out
     }
 
     /// Adds every tree's leaf for one row (with its missing column) to `acc` (one per group),
@@ -1401,6 +1404,18 @@ mod tests {
     use crate::models::xgboost::{self, XgbParams};
     use rand::{Rng, SeedableRng};
 
+    /// Class labels 0, 1, 2 from column `column` of `data`'s rows (values in [0, 10)), `missing`
+    /// where it is missing.
+    fn three_classes(x: &Array2<f32>, column: usize, missing: f32) -> ndarray::Array1<f32> {
+        x.column(column).mapv(|v| {
+            if v.is_nan() {
+                missing
+            } else {
+                (v / 3.4).floor().min(2.0)
+            }
+        })
+    }
+
     fn data(rows: usize, cols: usize, seed: u64) -> (Array2<f32>, ndarray::Array1<f32>) {
         let mut r = rand_pcg::Pcg64::seed_from_u64(seed);
         let x = Array2::from_shape_fn((rows, cols), |(row, _)| {
@@ -1435,13 +1450,7 @@ mod tests {
     fn matches_xgboost_predictions() {
         let (x, y) = data(3000, 5, 1);
         let ym = y.mapv(|v| v * 2.0 + 1.0);
-        let yc = x.column(2).mapv(|v| {
-            if v.is_nan() {
-                0.0
-            } else {
-                (v / 3.4).floor().min(2.0)
-            }
-        });
+        let yc = three_classes(&x, 2, 0.0);
         let positive = ym.mapv(|v| v + 0.5);
         for (objective, labels, extra) in [
             (
@@ -1582,13 +1591,7 @@ mod tests {
     #[test]
     fn contributions_match_xgboost_pred_contribs() {
         let (x, y) = data(1500, 5, 3);
-        let yc = x.column(2).mapv(|v| {
-            if v.is_nan() {
-                0.0
-            } else {
-                (v / 3.4).floor().min(2.0)
-            }
-        });
+        let yc = three_classes(&x, 2, 0.0);
         let yr = y.mapv(|v| v * 3.0 + 1.0);
         let cats = x.mapv(|v| if v.is_nan() { v } else { v.floor() });
         for (name, features, labels, extra, types) in [
@@ -1715,13 +1718,7 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         eprintln!("vector walk on this CPU: {}", avx512::available());
         let (x, _) = data(600, 40, 9);
-        let labels = x.column(3).mapv(|v| {
-            if v.is_nan() {
-                1.0
-            } else {
-                (v / 3.4).floor().min(2.0)
-            }
-        });
+        let labels = three_classes(&x, 3, 1.0);
         let p = XgbParams::default()
             .set("objective", "multi:softprob")
             .set("num_class", 3)

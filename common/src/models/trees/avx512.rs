@@ -60,8 +60,8 @@ pub(super) unsafe fn walk(
     let one = _mm512_set1_epi32(1);
     let mut at = [_mm512_setzero_si512(); BLOCK_ROWS / LANES];
 
-    // The first levels, while every lane is at one of a few known nodes.
-    // The level's nodes, and the next level's (at most two per node).
+    // The first levels, while every lane is at one of a few known nodes: the level's nodes,
+    // and the next level's (at most two per node).
     let (mut level_nodes, mut count_here) = ([0u32; 2 * MAX_TOP_NODES], 1);
     let mut level = 0;
     while level < depth && count_here <= MAX_TOP_NODES {
@@ -80,7 +80,8 @@ pub(super) unsafe fn walk(
             for (g, i) in at.iter_mut().enumerate().take(groups) {
                 let here = _mm512_cmpeq_epi32_mask(*i, c_vec);
                 let v = _mm512_loadu_ps(column.add(g * LANES));
-                let right = goes_right(v, value, node.bits.default_left(), missing);
+                let default_left = if node.bits.default_left() { !0 } else { 0 };
+                let right = goes_right(v, value, default_left, missing);
                 let moved = _mm512_mask_mov_epi32(*i, here, child_vec);
                 *i = _mm512_mask_add_epi32(moved, here & right, moved, one);
             }
@@ -111,11 +112,12 @@ pub(super) unsafe fn walk(
             let row = _mm512_add_epi32(lane, _mm512_set1_epi32((g * LANES) as i32));
             let at_value = _mm512_add_epi32(_mm512_slli_epi32::<COLUMN_SHIFT>(feature), row);
             let v = _mm512_i32gather_ps::<4>(at_value, columns.as_ptr().cast());
-            let mut right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, value);
-            if missing {
-                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-                right &= !(nan & _mm512_test_epi32_mask(bits, default_left));
-            }
+            let right = goes_right(
+                v,
+                value,
+                _mm512_test_epi32_mask(bits, default_left),
+                missing,
+            );
             let child = _mm512_srli_epi32::<{ FEATURE_BITS + 1 }>(bits);
             *i = _mm512_mask_add_epi32(child, right, child, one);
         }
@@ -132,14 +134,16 @@ pub(super) unsafe fn walk(
     }
 }
 
-/// Lanes whose value goes right at a node of threshold `value`: unless `v < value`, a missing
-/// value going its node's default way (XGBoost's rule; the same in the portable walk).
+/// Lanes whose value `v` goes right at their node (threshold `value`, the lanes whose node
+/// sends missing values left in `default_left`): unless `v < value`, a missing value going its
+/// node's default way (XGBoost's rule; the same in the portable walk). `missing` says whether
+/// any value may be NaN.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn goes_right(v: __m512, value: __m512, default_left: bool, missing: bool) -> __mmask16 {
+fn goes_right(v: __m512, value: __m512, default_left: __mmask16, missing: bool) -> __mmask16 {
     let right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, value);
-    if missing && default_left {
-        right & !_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v)
+    if missing {
+        right & !(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v) & default_left)
     } else {
         right
     }
@@ -153,9 +157,8 @@ pub(super) const ROW_TREES: usize = 64;
 /// The leaf one row ends in, in each of up to [`ROW_TREES`] trees at once: eight trees per
 /// vector, each lane following its own tree (a gather of the eight nodes by address) and
 /// looking its split feature up in the row (in two registers when it has at most 32 values,
-/// else a gather from `row`). `trees[t]` is tree `t`'s
-/// first node's address and its depth; a lane takes its own tree's depth in steps (a root that
-/// is a leaf takes none). Lanes past `trees.len()` walk nowhere (their leaves are not the
+/// else a gather from `row`). `trees[t]` is tree `t`'s first node's address and its depth; a
+/// lane takes its own tree's depth in steps (a root that is a leaf takes none). Lanes past `trees.len()` walk nowhere (their leaves are not the
 /// caller's).
 ///
 /// # Safety
@@ -213,11 +216,8 @@ pub(super) unsafe fn walk_trees(
             };
             let value = _mm512_castps256_ps512(_mm256_castsi256_ps(_mm512_cvtepi64_epi32(node)));
             // Lanes 0-7 only: the upper half of each register is not defined.
-            let mut right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, value) as u8;
-            if missing {
-                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x) as u8;
-                right &= !(nan & _mm512_test_epi64_mask(bits, default_left));
-            }
+            let default_left = u16::from(_mm512_test_epi64_mask(bits, default_left));
+            let right = goes_right(x, value, default_left, missing) as u8;
             let child = _mm512_srli_epi64::<{ FEATURE_BITS + 1 }>(bits);
             let next = _mm512_mask_add_epi64(child, right, child, one);
             let walking = _mm512_cmplt_epu64_mask(level, depth[v]);
