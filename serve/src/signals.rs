@@ -7,14 +7,8 @@
 /// Keeps SIGTERM and SIGINT pending in this thread and every thread it starts, until
 /// [`shutdown`] has its handler. Called at the start of `main`, after anything that `exec`s
 /// another program (a blocked mask survives `exec`).
-#[allow(unsafe_code)]
 pub fn hold() {
-    // SAFETY: plain libc calls on a signal set owned here; changing the calling thread's mask
-    // is always allowed.
-    unsafe {
-        let set = termination_set();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    set_mask(libc::SIG_BLOCK);
 }
 
 /// Waits for SIGTERM or SIGINT: installs the handlers, then lets a signal held by [`hold`] (and
@@ -32,23 +26,21 @@ pub async fn shutdown() {
     }
 }
 
-#[allow(unsafe_code)]
 fn release() {
-    // SAFETY: as in `hold`.
-    unsafe {
-        let set = termination_set();
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
+    set_mask(libc::SIG_UNBLOCK);
 }
 
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) SIGTERM and SIGINT in this thread.
 #[allow(unsafe_code)]
-fn termination_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset initialises the set before sigaddset reads it.
+fn set_mask(how: libc::c_int) {
+    // SAFETY: plain libc calls on a signal set owned here (sigemptyset initialises it before
+    // sigaddset and pthread_sigmask read it); changing the calling thread's mask is always
+    // allowed.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
-        set
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
