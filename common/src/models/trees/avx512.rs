@@ -6,13 +6,19 @@
 //!
 //! The block is column-major, so the first levels need no gather: there every lane is at one of
 //! at most [`MAX_TOP_NODES`] nodes known before the walk, each tested on all 16 rows with one
-//! contiguous load and one comparison. Deeper, a step gathers the 16 rows' nodes (two 8-lane
-//! gathers of 8-byte words: half the cost of two 16-lane gathers of 4-byte halves) and their
-//! split features (one 16-lane gather). Fire ensemble (200 depth-10 and 200 depth-6 trees), one
-//! core, 50,000 rows (`examples/predict_bench.rs`): 1.23 us per row; 1.54 with gathers at every
-//! level; 3.2 with the portable walk. (Measured by changing [`MAX_TOP_NODES`] and `BLOCK_ROWS`:
-//! top levels of up to 2 or 4 nodes the same, up to 8 9 % slower; blocks of 128 to 512 rows the
-//! same.)
+//! contiguous load and one comparison. The next levels, of at most [`MAX_HELD_NODES`] nodes, are
+//! held in registers: each lane's node is picked by a permutation, and only its split feature's
+//! value is gathered. Deeper, a step gathers the 16 rows' nodes (two 8-lane gathers of 8-byte
+//! words: half the cost of two 16-lane gathers of 4-byte halves) and their values (one 16-lane
+//! gather). A one-output model adds each 16 leaves to its accumulators with one vector add.
+//! Fire ensemble (200 depth-10 and 200 depth-6 trees), one core, 50,000 rows
+//! (`examples/predict_bench.rs`), on 2026-12-01: 1.23 us per row before levels were held and
+//! leaves added by vector, 1.54 with gathers at every level, 3.2 with the portable walk; on
+//! another machine the same day, interleaved runs of 20, min (median): gathered middle levels
+//! and leaves added one by one 85.6 ms (92.5), levels held in up to four registers 77.5 (88.6),
+//! and leaves added by vector 66.0 (71.0); held in up to two registers 82.4 (92.6). (Measured
+//! before by changing [`MAX_TOP_NODES`] and `BLOCK_ROWS`: top levels of up to 2 or 4 nodes the
+//! same, up to 8 9 % slower; blocks of 128 to 512 rows the same.)
 
 use super::{Packed, Width, BLOCK_ROWS};
 use std::arch::x86_64::*;
@@ -55,6 +61,7 @@ pub(super) unsafe fn walk(
     missing: bool,
 ) {
     assert!(count <= BLOCK_ROWS && columns.len().is_multiple_of(BLOCK_ROWS));
+    assert!(count == 0 || acc.len() > (count - 1) * acc_stride);
     let leaf_feature = columns.len() / BLOCK_ROWS - 1;
     let groups = count.div_ceil(LANES);
     let one = _mm512_set1_epi32(1);
@@ -64,6 +71,16 @@ pub(super) unsafe fn walk(
     // and the next level's (at most two per node).
     let (mut level_nodes, mut count_here) = ([0u32; 2 * MAX_TOP_NODES], 1);
     let mut level = 0;
+    // The level's own nodes: `nodes[first..end]` (breadth-first, so the next level's are the
+    // children of this one's splits, right after it).
+    let (mut first, mut end) = (0usize, 1usize);
+    let next_level = |first: usize, end: usize| {
+        let splits = nodes[first..end]
+            .iter()
+            .filter(|n| n.bits.feature() != leaf_feature)
+            .count();
+        (end, end + 2 * splits)
+    };
     while level < depth && count_here <= MAX_TOP_NODES {
         let (mut next, mut count_next) = ([0u32; 2 * MAX_TOP_NODES], 0);
         for &c in &level_nodes[..count_here] {
@@ -92,16 +109,50 @@ pub(super) unsafe fn walk(
         // A node's children are never among the nodes of its own level, so a lane moved by one
         // node is not moved again by a later one in the same level.
         (level_nodes, count_here) = (next, count_next);
+        (first, end) = next_level(first, end);
         level += 1;
     }
 
-    // The rest: each lane's node and feature gathered.
     let base = nodes.as_ptr().cast::<u8>();
     let feature_mask = _mm512_set1_epi32((1 << FEATURE_BITS) - 1);
     let default_left = _mm512_set1_epi32(1 << FEATURE_BITS);
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_add_epi32(even, one);
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    // The middle levels, of at most MAX_HELD_NODES nodes: held in registers (thresholds and
+    // packed words apart), each lane's node picked from them by its index in the level. Lanes
+    // already at a leaf of an earlier level (an index before the level's first) stay.
+    while level < depth && end - first <= MAX_HELD_NODES {
+        let held = Held::load(&nodes[first..end], even, odd);
+        let first_vec = _mm512_set1_epi32(first as i32);
+        for (g, i) in at.iter_mut().enumerate().take(groups) {
+            let walking = _mm512_cmpge_epi32_mask(*i, first_vec);
+            let (value, bits) = held.pick(_mm512_sub_epi32(*i, first_vec));
+            let feature = _mm512_and_si512(bits, feature_mask);
+            let row = _mm512_add_epi32(lane, _mm512_set1_epi32((g * LANES) as i32));
+            let at_value = _mm512_add_epi32(_mm512_slli_epi32::<COLUMN_SHIFT>(feature), row);
+            let v = _mm512_mask_i32gather_ps::<4>(
+                _mm512_setzero_ps(),
+                walking,
+                at_value,
+                columns.as_ptr().cast(),
+            );
+            let right = goes_right(
+                v,
+                value,
+                _mm512_test_epi32_mask(bits, default_left),
+                missing,
+            );
+            let child = _mm512_srli_epi32::<{ FEATURE_BITS + 1 }>(bits);
+            let next = _mm512_mask_add_epi32(child, right, child, one);
+            *i = _mm512_mask_mov_epi32(*i, walking, next);
+        }
+        (first, end) = next_level(first, end);
+        level += 1;
+    }
+
+    // The rest: each lane's node and feature gathered.
     for _ in level..depth {
         for (g, i) in at.iter_mut().enumerate().take(groups) {
             let low = _mm512_i32gather_epi64::<8>(_mm512_castsi512_si256(*i), base.cast());
@@ -125,11 +176,98 @@ pub(super) unsafe fn walk(
 
     for (g, &i) in at.iter().enumerate().take(groups) {
         let leaves = _mm512_i32gather_ps::<8>(i, base.cast());
+        let first = g * LANES;
+        if acc_stride == 1 {
+            // One output: the group's accumulators are contiguous (the lanes past `count`
+            // neither read nor written).
+            let lanes = (1u32 << (count - first).min(LANES)).wrapping_sub(1) as u16;
+            let at_acc = acc.as_mut_ptr().add(first);
+            let sums = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, at_acc), leaves);
+            _mm512_mask_storeu_ps(at_acc, lanes, sums);
+            continue;
+        }
         let mut values = [0f32; LANES];
         _mm512_storeu_ps(values.as_mut_ptr(), leaves);
-        let first = g * LANES;
         for (k, v) in values.iter().take(count - first).enumerate() {
             acc[(first + k) * acc_stride] += v;
+        }
+    }
+}
+
+/// Most nodes a middle level may hold to be picked from registers (four of thresholds, four
+/// of packed words) rather than gathered.
+const MAX_HELD_NODES: usize = 4 * LANES;
+
+/// One level's nodes in registers: thresholds and packed words, 16 per register.
+struct Held {
+    values: [__m512; 4],
+    bits: [__m512i; 4],
+    registers: usize,
+}
+
+impl Held {
+    /// Loads `level` (at most [`MAX_HELD_NODES`] nodes; lanes past its end are zeros).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(level: &[Packed<u32>], even: __m512i, odd: __m512i) -> Held {
+        debug_assert!(level.len() <= MAX_HELD_NODES);
+        let mut held = Held {
+            values: [_mm512_setzero_ps(); 4],
+            bits: [_mm512_setzero_si512(); 4],
+            registers: level.len().div_ceil(LANES),
+        };
+        for (r, part) in level.chunks(LANES).enumerate() {
+            // Two halves of eight 8-byte nodes, split into thresholds and words.
+            let half = |h: usize| {
+                let nodes = part.get(h * 8..).unwrap_or(&[]);
+                let mask = if nodes.len() >= 8 {
+                    !0
+                } else {
+                    (1u8 << nodes.len()) - 1
+                };
+                // SAFETY: the mask reads only the `nodes.len().min(8)` nodes of `nodes`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    _mm512_maskz_loadu_epi64(mask, nodes.as_ptr().cast())
+                }
+            };
+            let (low, high) = (half(0), half(1));
+            held.values[r] = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
+            held.bits[r] = _mm512_permutex2var_epi32(low, odd, high);
+        }
+        held
+    }
+
+    /// The threshold and packed word of each lane's node, by its index in the level (only
+    /// the low bits below the held count matter; lanes outside the level get some node).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn pick(&self, index: __m512i) -> (__m512, __m512i) {
+        let (v, b) = (&self.values, &self.bits);
+        match self.registers {
+            0 | 1 => (
+                _mm512_permutexvar_ps(index, v[0]),
+                _mm512_permutexvar_epi32(index, b[0]),
+            ),
+            2 => (
+                _mm512_permutex2var_ps(v[0], index, v[1]),
+                _mm512_permutex2var_epi32(b[0], index, b[1]),
+            ),
+            _ => {
+                let upper = _mm512_test_epi32_mask(index, _mm512_set1_epi32(32));
+                (
+                    _mm512_mask_blend_ps(
+                        upper,
+                        _mm512_permutex2var_ps(v[0], index, v[1]),
+                        _mm512_permutex2var_ps(v[2], index, v[3]),
+                    ),
+                    _mm512_mask_blend_epi32(
+                        upper,
+                        _mm512_permutex2var_epi32(b[0], index, b[1]),
+                        _mm512_permutex2var_epi32(b[2], index, b[3]),
+                    ),
+                )
+            }
         }
     }
 }
