@@ -217,7 +217,13 @@ fn for_lines(
     mut f: impl FnMut(usize, &str) -> Result<(), String>,
 ) -> Result<(), ServeError> {
     let body = text.strip_suffix('\n').unwrap_or(text);
-    for (i, line) in body.split('\n').enumerate() {
+    // (Lines found with memchr: `str::split('\n')` was 2.5 % of the server's time in the batch
+    // benchmark.)
+    let ends = memchr::memchr_iter(b'\n', body.as_bytes()).chain([body.len()]);
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
+        let line = &body[start..end];
+        start = end + 1;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
             if batch {
