@@ -1743,57 +1743,69 @@ mod tests {
         }
     }
 
-    /// Deep, wide trees of one output: levels of up to 16, 32 and 64 nodes (held in one, two
-    /// and four registers by the vector walk) and wider ones (gathered), every block size.
+    /// Deep trees of one output, full (levels wider than 64 nodes, gathered by the vector walk)
+    /// and thinned by `min_child_weight` (levels of up to 16, 32, 48 and 64 nodes, held in one
+    /// to four registers, with rows already at a leaf of an earlier level): every block size
+    /// walks alike both ways and as XGBoost.
     #[test]
     fn deep_trees_walk_alike_every_way() {
         let (x, _) = data(6000, 12, 5);
-        // Labels of no pattern: every tree splits as deep as it may.
+        // Labels of no pattern: every tree splits as deep as its rows allow.
         let y = (0..x.nrows() as u64)
             .map(|r| f32::from(r.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 63 == 1))
             .collect();
-        let p = XgbParams::default()
-            .set("objective", "binary:logistic")
-            .set("max_depth", 9)
-            .set("min_child_weight", 0)
-            .set("nthread", 1);
         let m = xgboost::dmatrix(x.view(), Some(&y)).unwrap();
-        let b = xgboost::train_rounds(&p, &[(&m, "train")], 12, &mut |_| Ok(true)).unwrap();
-        let model = compiled(&b);
-        // The widest level of each tree (breadth-first: a level's nodes follow the last's).
-        let widest = model.trees.iter().map(|t| {
-            let Nodes::Narrow(nodes) = &t.nodes else {
-                panic!("8-byte nodes")
-            };
-            let (mut first, mut end, mut widest) = (0, 1, 1);
-            while end > first {
-                let splits = nodes[first..end]
-                    .iter()
-                    .filter(|n| n.bits.feature() != 12)
-                    .count();
-                (first, end) = (end, end + 2 * splits);
-                widest = widest.max(end - first);
+        // Seen across both models: a gathered level, a held level of 33 to 48 nodes (three
+        // registers), a held level after one with leaves.
+        let (mut gathered, mut three, mut after_leaves) = (false, false, false);
+        for min_child_weight in [0, 20] {
+            let p = XgbParams::default()
+                .set("objective", "binary:logistic")
+                .set("max_depth", 9)
+                .set("min_child_weight", min_child_weight)
+                .set("nthread", 1);
+            let b = xgboost::train_rounds(&p, &[(&m, "train")], 12, &mut |_| Ok(true)).unwrap();
+            let model = compiled(&b);
+            for t in &model.trees {
+                let Nodes::Narrow(nodes) = &t.nodes else {
+                    panic!("8-byte nodes")
+                };
+                // Breadth-first: a level's nodes are the children of the last one's splits.
+                let (mut first, mut end, mut held, mut leaves) = (0, 1, true, false);
+                while end > first {
+                    let splits = nodes[first..end]
+                        .iter()
+                        .filter(|n| n.bits.feature() != 12)
+                        .count();
+                    held &= end - first <= 64;
+                    gathered |= !held;
+                    three |= held && (33..=48).contains(&(end - first));
+                    after_leaves |= held && leaves && splits > 0;
+                    leaves |= splits < end - first;
+                    (first, end) = (end, end + 2 * splits);
+                }
             }
-            widest
-        });
-        let widest = widest.max().unwrap();
-        assert!(widest > 128, "a level too wide to hold: widest {widest}");
-        for rows in [3, 16, 17, 255, 256, 257, 1000, 6000] {
-            let part = x.slice(ndarray::s![..rows, ..]);
-            assert_eq!(
-                model.predict_margin(part),
-                model.predict_margin_portable(part),
-                "{rows} rows"
-            );
+            for rows in [3, 16, 17, 255, 256, 257, 1000, 6000] {
+                let part = x.slice(ndarray::s![..rows, ..]);
+                assert_eq!(
+                    model.predict_margin(part),
+                    model.predict_margin_portable(part),
+                    "min_child_weight {min_child_weight}, {rows} rows"
+                );
+            }
+            let want = b.predict(&m).unwrap();
+            for (a, b) in model.predict(x.view()).iter().zip(&want) {
+                assert!((a - b).abs() <= 1e-6, "{a} vs XGBoost's {b}");
+            }
         }
-        let want = b.predict(&m).unwrap();
-        for (a, b) in model.predict(x.view()).iter().zip(&want) {
-            assert!((a - b).abs() <= 1e-6, "{a} vs XGBoost's {b}");
-        }
+        assert!(
+            gathered && three && after_leaves,
+            "levels seen: gathered {gathered}, three registers {three}, after leaves {after_leaves}"
+        );
     }
 
     /// An unbalanced tree on several features: a leaf on the first level beside a chain of
-    /// splits, so the vector walk's first levels hold a leaf and its deeper ones gather.
+    /// splits, so the vector walk's first levels hold a leaf.
     #[test]
     fn unbalanced_trees_walk_alike_every_way() {
         let node = |feature: u32, value: f32, left: u32, right: u32, default_left: bool| Node {

@@ -44,7 +44,9 @@ pub(super) fn available() -> bool {
 /// Adds the leaf each of the block's `count` rows ends in, after `depth` steps, to
 /// `acc[k * acc_stride]`. `columns` holds the block column-major: feature `f` of row `k` at
 /// `columns[(f << COLUMN_SHIFT) + k]`, the last column (`n_features`, where leaves point) all
-/// missing. `missing` says whether any other value is NaN.
+/// missing. `missing` says whether any other value is NaN. The held levels rely on the compiled
+/// layout (breadth-first: a level's nodes are the children of the last one's splits, in order)
+/// for their answers, not for the safety of their reads.
 ///
 /// # Safety
 /// The CPU has AVX-512F ([`available`]); `nodes` is a compiled tree (every child index inside
