@@ -402,9 +402,6 @@ fn json_line(line: &str, n: usize) -> Result<Value, String> {
     }
 }
 
-/// Streams a JSON body's records into `values`, holding one record's tree at a time, never the
-/// whole body's (as a `Value`, a 100 MiB body took 10 to 30 times its size). The body is one
-/// record (an object, or an array of values), `{"instances": [records]}`, or `[records]`.
 /// Reads a body that is one flat JSON object naming each of the model's numeric features once
 /// with a number, without building a JSON tree; true if it was one. Anything else adds nothing
 /// and is left to [`json_body`], which reads every form and names what is wrong. (Most
@@ -458,8 +455,7 @@ impl<'de> serde::de::Visitor<'de> for NamedNumbers<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         use serde::de::Error;
         let mut seen = 0u64;
-        // Keys with escapes are not borrowed strings: they end this reading too.
-        while let Some(key) = map.next_key::<&str>()? {
+        while let Some(key) = map.next_key_seed(PlainKey)? {
             let k = self
                 .names
                 .iter()
@@ -467,7 +463,7 @@ impl<'de> serde::de::Visitor<'de> for NamedNumbers<'_> {
                 .filter(|k| seen & (1 << k) == 0)
                 .ok_or_else(|| A::Error::custom("not a feature, or one given twice"))?;
             seen |= 1 << k;
-            let x = number::checked(map.next_value::<f64>()?).map_err(A::Error::custom)?;
+            let x = number::checked(map.next_value_seed(PlainNumber)?).map_err(A::Error::custom)?;
             self.row[k] = x as f32;
         }
         if seen.count_ones() as usize != self.names.len() {
@@ -477,6 +473,72 @@ impl<'de> serde::de::Visitor<'de> for NamedNumbers<'_> {
     }
 }
 
+/// A key of [`NamedNumbers`]: a string without escapes (borrowed from the body); any other is
+/// an error whose message does not copy it (a hostile body's key may be most of the body).
+struct PlainKey;
+
+impl<'de> serde::de::DeserializeSeed<'de> for PlainKey {
+    type Value = &'de str;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<&'de str, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PlainKey {
+    type Value = &'de str;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key without escapes")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<&'de str, E> {
+        Ok(v)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<&'de str, E> {
+        Err(E::custom("a key with escapes"))
+    }
+}
+
+/// A value of [`NamedNumbers`]: a JSON number as `f64`, as serde_json reads it into `f64` or
+/// a `Value` (integers converted with `as`); anything else is an error whose message does not
+/// copy it.
+struct PlainNumber;
+
+impl<'de> serde::de::DeserializeSeed<'de> for PlainNumber {
+    type Value = f64;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PlainNumber {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+        Ok(v as f64)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+        Ok(v)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<f64, E> {
+        Err(E::custom("a string"))
+    }
+}
+
+/// Streams a JSON body's records into `values`, holding one record's tree at a time, never the
+/// whole body's (as a `Value`, a 100 MiB body took 10 to 30 times its size). The body is one
+/// record (an object, or an array of values), `{"instances": [records]}`, or `[records]`.
 fn json_body(text: &str, schema: &Schema, values: &mut Vec<f32>) -> Result<(), ServeError> {
     use serde::de::DeserializeSeed;
     let failure = std::cell::RefCell::new(None);
@@ -578,6 +640,15 @@ impl<'de> serde::de::Visitor<'de> for JsonBody<'_> {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, seq: A) -> Result<usize, A::Error> {
         self.records(seq, true)
+    }
+
+    /// (serde's own error would quote the string: a whole 100 MiB body, in memory and in the
+    /// answer.)
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<usize, E> {
+        Err(E::invalid_type(
+            serde::de::Unexpected::Other("string"),
+            &self,
+        ))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<usize, A::Error> {
@@ -708,6 +779,14 @@ impl<'de> serde::de::Visitor<'de> for Instances<'_, '_> {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<usize, A::Error> {
         self.0.records(seq, false)
+    }
+
+    /// (Not quoted in the error, as in [`JsonBody`].)
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<usize, E> {
+        Err(E::invalid_type(
+            serde::de::Unexpected::Other("string"),
+            &self,
+        ))
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<usize, A::Error> {
@@ -974,17 +1053,20 @@ mod tests {
     fn named_records_read_as_the_full_reading_does() {
         let mut with_missing = schema();
         with_missing.allow_missing = true;
-        for body in [
+        for (k, body) in [
             r#"{"a": 1, "b": 2}"#,
             r#"{"b": -2.5e3, "a": 0.1}"#,
             r#" {"a":1,"b":2} "#,
+            r#"{"a": -0, "b": -0.0}"#,
+            r#"{"a": 18446744073709551615, "b": -9223372036854775808}"#,
+            r#"{"a": 1e-46, "b": 3.4028235e38}"#,
+            r#"{"a": 1, "b": 3.4028236e38}"#,
             r#"{"a": 1, "b": 2, "a": 3}"#,
             r#"{"a": 1}"#,
             r#"{"a": 1, "b": 2, "c": 3}"#,
             r#"{"a": "1", "b": 2}"#,
             r#"{"a": null, "b": 2}"#,
             r#"{"a": 1e39, "b": 2}"#,
-            r#"{"a": 18446744073709551615, "b": -9223372036854775808}"#,
             r#"{"a": [1], "b": 2}"#,
             r#"{"\u0061": 1, "b": 2}"#,
             r#"{"features": {"a": 1, "b": 2}}"#,
@@ -997,19 +1079,27 @@ mod tests {
             r#"[1, 2]"#,
             r#"[{"a": 1, "b": 2}]"#,
             r#"1"#,
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             for schema in [schema(), with_missing.clone()] {
+                // (Bits, so that missing values compare equal and -0 differs from 0.)
+                let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 let mut fast = Vec::new();
                 let taken = named_numbers(body, &schema, &mut fast);
                 let mut full = Vec::new();
                 let read = json_body(body, &schema, &mut full).map_err(|e| e.message().to_string());
                 if taken {
-                    assert_eq!((read.clone(), &full), (Ok(()), &fast), "{body}");
+                    assert_eq!(
+                        (read.clone(), bits(full.clone())),
+                        (Ok(()), bits(fast)),
+                        "{body}"
+                    );
                 } else {
                     assert!(fast.is_empty(), "{body}");
                 }
-                // (Bits, so that missing values compare equal.)
-                let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(taken, k < 5, "{body}: taken {taken}");
                 let decoded = decode(Input::Json, body.as_bytes(), &schema, false)
                     .map(|x| bits(x.into_raw_vec_and_offset().0))
                     .map_err(|e| e.message().to_string());
@@ -1020,6 +1110,16 @@ mod tests {
         let fire = common::kinds::fire::schema();
         let body = include_str!("../../sample-payloads/fire-single.json");
         assert!(named_numbers(body, &fire, &mut Vec::new()));
+        // A long string where a number or a body belongs is not copied into the answer.
+        let long = "x".repeat(1 << 20);
+        for body in [
+            format!(r#"{{"a": 1, "b": "{long}"}}"#),
+            format!(r#""{long}""#),
+            format!(r#"{{"instances": "{long}"}}"#),
+        ] {
+            let e = decode(Input::Json, body.as_bytes(), &schema(), false).unwrap_err();
+            assert!(e.message().len() < 200, "{}", &e.message()[..200]);
+        }
     }
 
     #[test]
