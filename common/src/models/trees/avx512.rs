@@ -4,9 +4,9 @@
 //! walk. Results are the same bits: each row takes the same steps and its leaf is added to its
 //! own accumulator in tree order.
 //!
-//! The block is column-major, so the first levels need no gather: there every lane is at one of
-//! at most [`MAX_TOP_NODES`] nodes known before the walk, each tested on all 16 rows with one
-//! contiguous load and one comparison. The next levels, of at most [`MAX_HELD_NODES`] nodes, are
+//! The block is column-major, so the first levels need no gather: there a level holds at most
+//! [`MAX_TOP_NODES`] nodes (every lane at one of them or at an earlier leaf), each split tested
+//! on all 16 rows with one contiguous load and one comparison. The next levels, of at most [`MAX_HELD_NODES`] nodes, are
 //! held in registers: each lane's node is picked by a permutation, and only its split feature's
 //! value is gathered. Deeper, a step gathers the 16 rows' nodes (two 8-lane gathers of 8-byte
 //! words: half the cost of two 16-lane gathers of 4-byte halves) and their values (one 16-lane
@@ -69,13 +69,10 @@ pub(super) unsafe fn walk(
     let one = _mm512_set1_epi32(1);
     let mut at = [_mm512_setzero_si512(); BLOCK_ROWS / LANES];
 
-    // The first levels, while every lane is at one of a few known nodes: the level's nodes,
-    // and the next level's (at most two per node).
-    let (mut level_nodes, mut count_here) = ([0u32; 2 * MAX_TOP_NODES], 1);
-    let mut level = 0;
-    // The level's own nodes: `nodes[first..end]` (breadth-first, so the next level's are the
-    // children of this one's splits, right after it).
-    let (mut first, mut end) = (0usize, 1usize);
+    // Each level's nodes are `nodes[first..end]` (breadth-first, so the next level's are the
+    // children of this one's splits, right after it); a lane before `first` is at a leaf of an
+    // earlier level.
+    let (mut level, mut first, mut end) = (0, 0usize, 1usize);
     let next_level = |first: usize, end: usize| {
         let splits = nodes[first..end]
             .iter()
@@ -83,13 +80,11 @@ pub(super) unsafe fn walk(
             .count();
         (end, end + 2 * splits)
     };
-    while level < depth && count_here <= MAX_TOP_NODES {
-        let (mut next, mut count_next) = ([0u32; 2 * MAX_TOP_NODES], 0);
-        for &c in &level_nodes[..count_here] {
-            let node = nodes[c as usize];
+    // The first levels, of a few nodes: each split tested on every lane at once.
+    while level < depth && end - first <= MAX_TOP_NODES {
+        for c in first..end {
+            let node = nodes[c];
             if node.bits.feature() == leaf_feature {
-                next[count_next] = c;
-                count_next += 1;
                 continue;
             }
             let column = columns.as_ptr().add(node.bits.feature() << COLUMN_SHIFT);
@@ -104,13 +99,9 @@ pub(super) unsafe fn walk(
                 let moved = _mm512_mask_mov_epi32(*i, here, child_vec);
                 *i = _mm512_mask_add_epi32(moved, here & right, moved, one);
             }
-            next[count_next] = child;
-            next[count_next + 1] = child + 1;
-            count_next += 2;
         }
         // A node's children are never among the nodes of its own level, so a lane moved by one
         // node is not moved again by a later one in the same level.
-        (level_nodes, count_here) = (next, count_next);
         (first, end) = next_level(first, end);
         level += 1;
     }
