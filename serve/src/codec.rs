@@ -421,7 +421,7 @@ fn named_numbers(text: &str, schema: &Schema, out: &mut Vec<f32>) -> bool {
     out.resize(start + names.len(), f32::NAN);
     let mut de = serde_json::Deserializer::from_str(text);
     let seed = NamedNumbers {
-        names,
+        schema,
         row: &mut out[start..],
     };
     let read = seed.deserialize(&mut de).is_ok() && de.end().is_ok();
@@ -431,10 +431,10 @@ fn named_numbers(text: &str, schema: &Schema, out: &mut Vec<f32>) -> bool {
     read
 }
 
-/// The visitor of [`named_numbers`]: fills `row` from an object of exactly its `names` (at
-/// most 64), each once with a number finite in `f32`; any other input is an error.
+/// The visitor of [`named_numbers`]: fills `row` from an object of exactly the schema's
+/// features (at most 64), each once with a number finite in `f32`; any other input is an error.
 struct NamedNumbers<'a> {
-    names: &'a [String],
+    schema: &'a Schema,
     row: &'a mut [f32],
 }
 
@@ -457,16 +457,15 @@ impl<'de> serde::de::Visitor<'de> for NamedNumbers<'_> {
         let mut seen = 0u64;
         while let Some(key) = map.next_key_seed(PlainKey)? {
             let k = self
-                .names
-                .iter()
-                .position(|n| n == key)
+                .schema
+                .feature_index(key)
                 .filter(|k| seen & (1 << k) == 0)
                 .ok_or_else(|| A::Error::custom("not a feature, or one given twice"))?;
             seen |= 1 << k;
             let x = number::checked(map.next_value_seed(PlainNumber)?).map_err(A::Error::custom)?;
             self.row[k] = x as f32;
         }
-        if seen.count_ones() as usize != self.names.len() {
+        if seen.count_ones() as usize != self.schema.feature_names.len() {
             return Err(A::Error::custom("a feature is missing"));
         }
         Ok(())
