@@ -1,7 +1,7 @@
 //! The walks of 8-byte-node trees with AVX-512: a block's rows 16 per vector ([`walk`]), one
 //! row through 64 trees, 8 per vector ([`walk_trees`]). Chosen at run time ([`available`]);
-//! every other CPU, and every model with a categorical or 16-byte-node tree, takes the portable
-//! walk. Results are the same bits: each row takes the same steps and its leaf is added to its
+//! a CPU with AVX2 only takes `avx2::walk`, every other CPU, and every model with a categorical
+//! or 16-byte-node tree, the portable walk. Results are the same bits: each row takes the same steps and its leaf is added to its
 //! own accumulator in tree order.
 //!
 //! The block is column-major, so the first levels need no gather: there a level holds at most
