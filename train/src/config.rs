@@ -204,6 +204,7 @@ fn fire_params(
             colsample_bytree: r.f64("gb_colsample_bytree", b.colsample_bytree, UNIT)?,
             lambda: r.f64("gb_lambda", b.lambda, NON_NEGATIVE)?,
             min_child_weight: r.f64("gb_min_child_weight", b.min_child_weight, NON_NEGATIVE)?,
+            eval_interval: r.u64("gb_eval_interval", b.eval_interval.into(), 1, 10_000)? as u32,
         },
         logistic: LogisticParams {
             c: r.f64(

@@ -10,7 +10,9 @@ use common::data::Dataset;
 use common::kinds::out_of_range::training_ranges;
 use common::kinds::{fire, ModelKind};
 use common::metrics::BinaryMetrics;
-use common::models::ensemble::{EnsembleParams, FireEnsemble, FitState, Progress};
+use common::models::ensemble::{
+    EnsembleParams, EnsemblePrediction, FireEnsemble, FitState, Progress,
+};
 use common::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -58,11 +60,16 @@ pub fn train(job: &Job, params: &EnsembleParams) -> Result<Evaluation> {
     }
     tracing::info!(peak_mib = common::peak_memory_mib(), "all members fitted");
     let ensemble = &outcome.ensemble;
-    let validation = evaluate(ensemble, &splits.validation, world)?;
+    // The members' validation probabilities, from the fit (which scored the members on them).
+    let predicted = ensemble.combine(outcome.validation_predictions);
+    let validation = evaluate(ensemble, predicted, &splits.validation, world)?;
     let test = splits
         .test
         .as_ref()
-        .map(|t| evaluate(ensemble, t, world))
+        .map(|t| {
+            let predicted = ensemble.predict_on_threads(t.features.view(), params.nthread)?;
+            evaluate(ensemble, predicted, t, world)
+        })
         .transpose()?;
     let evaluation = Evaluation {
         evaluated_on: if test.is_some() { "test" } else { "validation" },
@@ -124,9 +131,13 @@ impl Progress for LogProgress<'_> {
     }
 }
 
-/// Metrics over every host's rows of a split.
-fn evaluate(ensemble: &FireEnsemble, data: &Dataset, world: &World) -> Result<SplitMetrics> {
-    let p = ensemble.predict(data.features.view())?;
+/// Metrics over every host's rows of a split, from this host's predictions `p` of `data`.
+fn evaluate(
+    ensemble: &FireEnsemble,
+    p: EnsemblePrediction,
+    data: &Dataset,
+    world: &World,
+) -> Result<SplitMetrics> {
     let labels = world.gather(data.labels().as_slice().expect("contiguous labels"))?;
     let members = p
         .members

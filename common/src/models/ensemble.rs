@@ -191,6 +191,10 @@ pub struct BoostingParams {
     pub lambda: f64,
     /// Minimum hessian sum in a leaf.
     pub min_child_weight: f64,
+    /// Rounds between two evaluations of the train and validation splits (the round lines):
+    /// rounds 0, `eval_interval`, `2 * eval_interval`, ... and the last. Every round's would
+    /// cost about a fifth of the boosting's time (XGBoost predicts and scores every row).
+    pub eval_interval: u32,
 }
 
 impl Default for BoostingParams {
@@ -203,6 +207,7 @@ impl Default for BoostingParams {
             colsample_bytree: 1.0,
             lambda: 1.0,
             min_child_weight: 1.0,
+            eval_interval: 10,
         }
     }
 }
@@ -362,6 +367,21 @@ impl MemberModel {
             MemberModel::Logistic(m) => Ok(m.predict(x)),
         }
     }
+
+    /// [`MemberModel::predict`] with the rows split over `threads` threads (0: every core).
+    pub fn predict_on_threads(&self, x: ArrayView2<f32>, threads: u32) -> Result<Vec<f32>> {
+        let threads = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n as usize,
+        };
+        let mut all = Vec::with_capacity(x.nrows());
+        for part in crate::parallel::in_row_ranges(x.nrows(), threads, 2048, |rows| {
+            self.predict(x.slice(ndarray::s![rows, ..]))
+        }) {
+            all.extend(part.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
+        }
+        Ok(all)
+    }
 }
 
 /// The fitted ensemble.
@@ -386,20 +406,42 @@ pub struct EnsemblePrediction {
 impl FireEnsemble {
     /// Member and ensemble probabilities for every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<EnsemblePrediction> {
-        let mut members = Vec::with_capacity(self.members.len());
-        let mut ensemble = vec![0.0f64; x.nrows()];
-        for (m, model) in &self.members {
-            let p = model.predict(x)?;
+        let members = self
+            .members
+            .iter()
+            .map(|(m, model)| Ok((*m, model.predict(x)?)))
+            .collect::<Result<_>>()?;
+        Ok(self.combine(members))
+    }
+
+    /// [`FireEnsemble::predict`] with the rows split over `threads` threads (0: every core).
+    pub fn predict_on_threads(
+        &self,
+        x: ArrayView2<f32>,
+        threads: u32,
+    ) -> Result<EnsemblePrediction> {
+        let members = self
+            .members
+            .iter()
+            .map(|(m, model)| Ok((*m, model.predict_on_threads(x, threads)?)))
+            .collect::<Result<_>>()?;
+        Ok(self.combine(members))
+    }
+
+    /// The ensemble's probabilities from its members' (each member's, of the same rows).
+    pub fn combine(&self, members: Vec<(Member, Vec<f32>)>) -> EnsemblePrediction {
+        let rows = members.first().map_or(0, |(_, p)| p.len());
+        let mut ensemble = vec![0.0f64; rows];
+        for (m, p) in &members {
             let w = self.weights.get(m).copied().unwrap_or(0.0);
-            for (e, &q) in ensemble.iter_mut().zip(&p) {
+            for (e, &q) in ensemble.iter_mut().zip(p) {
                 *e += w * f64::from(q);
             }
-            members.push((*m, p));
         }
-        Ok(EnsemblePrediction {
+        EnsemblePrediction {
             members,
             ensemble: ensemble.into_iter().map(|v| v as f32).collect(),
-        })
+        }
     }
 }
 
@@ -447,6 +489,8 @@ pub struct FitOutcome {
     pub validation: BTreeMap<Member, BinaryMetrics>,
     /// Seconds spent fitting each member.
     pub fit_seconds: BTreeMap<Member, f64>,
+    /// Each fitted member's probabilities of this host's validation rows (the metrics' input).
+    pub validation_predictions: Vec<(Member, Vec<f32>)>,
     /// What a fit ended early ([`Progress::go_on`]) kept, member by member (`None`: complete).
     pub partial: Option<String>,
 }
@@ -537,10 +581,13 @@ impl EnsembleParams {
         };
         for round in start..self.boosting.num_round {
             booster.update(evals[0].0, round as i32)?;
-            let log = xgboost::evaluate(&booster, evals, round, &params)?;
-            progress.boosting_round(&log.line);
             let go_on = progress.go_on()?;
             let done = round + 1;
+            let last = done == self.boosting.num_round || !go_on;
+            if round % self.boosting.eval_interval.max(1) == 0 || last {
+                let log = xgboost::evaluate(&booster, evals, round, &params)?;
+                progress.boosting_round(&log.line);
+            }
             if progress.keeps_states()
                 && (done % progress.state_interval() == 0 || done == self.boosting.num_round)
             {
@@ -581,6 +628,7 @@ impl EnsembleParams {
         let mut fitted = BTreeMap::new();
         let mut scores = BTreeMap::new();
         let mut fit_seconds = BTreeMap::new();
+        let mut validation_predictions = Vec::new();
         // What each member kept when the fit was ended early, and whether it was.
         let mut kept: Vec<String> = Vec::new();
         let mut ended = false;
@@ -645,7 +693,9 @@ impl EnsembleParams {
                 }
             };
             fit_seconds.insert(member, start.elapsed().as_secs_f64());
-            let p = world.gather(&model.predict(validation.features.view())?)?;
+            let local = model.predict_on_threads(validation.features.view(), self.nthread)?;
+            let p = world.gather(&local)?;
+            validation_predictions.push((member, local));
             let labels = world.gather(validation.labels().as_slice().expect("contiguous"))?;
             scores.insert(member, BinaryMetrics::compute(&labels, &p, self.threshold));
             fitted.insert(member, model);
@@ -669,6 +719,14 @@ impl EnsembleParams {
                 threshold: self.threshold,
             },
             validation: scores,
+            validation_predictions: self
+                .members
+                .iter()
+                .filter_map(|m| {
+                    let i = validation_predictions.iter().position(|(f, _)| f == m)?;
+                    Some(validation_predictions.swap_remove(i))
+                })
+                .collect(),
             fit_seconds,
             partial: ended.then(|| kept.join(", ")),
         })
@@ -743,10 +801,11 @@ mod tests {
         }
     }
 
-    /// Ends the fit at its `stop_at`-th safe point.
+    /// Ends the fit at its `stop_at`-th safe point; keeps the round lines' round numbers.
     struct StopAt {
         calls: u32,
         stop_at: u32,
+        rounds: Vec<u32>,
     }
 
     impl Progress for StopAt {
@@ -754,7 +813,11 @@ mod tests {
             self.calls += 1;
             Ok(self.calls < self.stop_at)
         }
-        fn boosting_round(&mut self, _: &str) {}
+        fn boosting_round(&mut self, line: &str) {
+            assert!(line.contains("\ttrain-logloss:") && line.contains("\tvalidation-logloss:"));
+            let round = line[1..line.find(']').unwrap()].parse().unwrap();
+            self.rounds.push(round);
+        }
     }
 
     use crate::datagen::fire_dataset;
@@ -769,28 +832,38 @@ mod tests {
         params.forest.num_trees = 60;
         params.boosting.num_round = 20;
         let fit = |stop_at| {
-            params.fit(
+            let mut progress = StopAt {
+                calls: 0,
+                stop_at,
+                rounds: Vec::new(),
+            };
+            let fit = params.fit(
                 train.clone(),
                 &validation,
-                &mut StopAt { calls: 0, stop_at },
+                &mut progress,
                 &World::single(),
                 FitState::default(),
-            )
+            );
+            fit.map(|f| (f, progress.rounds))
         };
         // Safe points: each member's start (3), each forest part's (3), each boosting round.
         assert!(matches!(fit(1), Err(crate::error::Error::Stopped(_))));
-        let forest_cut = fit(4).unwrap();
+        let (forest_cut, _) = fit(4).unwrap();
         assert_eq!(
             forest_cut.partial.as_deref(),
             Some("random_forest 25 of 60 trees, gradient_boosting not fitted")
         );
         assert_eq!(forest_cut.ensemble.members.len(), 2);
-        let rounds_cut = fit(10).unwrap();
+        // Round lines every `eval_interval` rounds and for the last round fitted.
+        let (rounds_cut, lines) = fit(10).unwrap();
         assert_eq!(
             rounds_cut.partial.as_deref(),
             Some("gradient_boosting 4 of 20 rounds")
         );
+        assert_eq!(lines, [0, 3]);
         assert_eq!(rounds_cut.ensemble.weights.len(), 3);
-        assert!(fit(u32::MAX).unwrap().partial.is_none());
+        let (whole, lines) = fit(u32::MAX).unwrap();
+        assert!(whole.partial.is_none());
+        assert_eq!(lines, [0, 10, 19]);
     }
 }
