@@ -331,7 +331,8 @@ fn sigterm_with_save_model_on_termination_saves_the_ensemble_as_it_stands() {
             "save_model_on_termination": "true", "nthread": "1"}"#,
     );
     s.fire_file("train", "data.csv", 5_000, 3, Layout::CsvHeader);
-    let (status, took) = s.train_stopped_at("[5]");
+    // Round lines come every 10 rounds (`gb_eval_interval`).
+    let (status, took) = s.train_stopped_at("[10]");
     assert!(
         status.success(),
         "exit {status:?}: {:?}",

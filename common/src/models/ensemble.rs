@@ -192,7 +192,8 @@ pub struct BoostingParams {
     /// Minimum hessian sum in a leaf.
     pub min_child_weight: f64,
     /// Rounds between two evaluations of the train and validation splits (the round lines):
-    /// rounds 0, `eval_interval`, `2 * eval_interval`, ... and the last. Every round's would
+    /// rounds 0, `eval_interval`, `2 * eval_interval`, ..., the first after a resume from a
+    /// checkpoint, and the last. Every round's would
     /// cost about a fifth of the boosting's time (XGBoost predicts and scores every row).
     pub eval_interval: u32,
 }
@@ -583,8 +584,9 @@ impl EnsembleParams {
             booster.update(evals[0].0, round as i32)?;
             let go_on = progress.go_on()?;
             let done = round + 1;
+            // Every `eval_interval`-th round, the first after a resume and the last.
             let last = done == self.boosting.num_round || !go_on;
-            if round % self.boosting.eval_interval.max(1) == 0 || last {
+            if round % self.boosting.eval_interval.max(1) == 0 || round == start || last {
                 let log = xgboost::evaluate(&booster, evals, round, &params)?;
                 progress.boosting_round(&log.line);
             }
