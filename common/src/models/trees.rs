@@ -1846,8 +1846,11 @@ mod tests {
             .collect();
         let m = xgboost::dmatrix(x.view(), Some(&y)).unwrap();
         // Seen across both models: a gathered level, a held level of 33 to 48 nodes (three
-        // registers), a held level after one with leaves.
+        // registers), a held level after one with leaves; for the AVX2 walk (levels of at most
+        // 32 held, in registers of 8), held levels of 17 to 24 and 25 to 32 nodes (three and
+        // four registers) and a gathered level that AVX-512 holds.
         let (mut gathered, mut three, mut after_leaves) = (false, false, false);
+        let (mut three_avx2, mut four_avx2, mut gathered_avx2) = (false, false, false);
         for min_child_weight in [0, 20] {
             let p = XgbParams::default()
                 .set("objective", "binary:logistic")
@@ -1862,6 +1865,7 @@ mod tests {
                 };
                 // Breadth-first: a level's nodes are the children of the last one's splits.
                 let (mut first, mut end, mut held, mut leaves) = (0, 1, true, false);
+                let mut held_avx2 = true;
                 while end > first {
                     let splits = nodes[first..end]
                         .iter()
@@ -1870,6 +1874,10 @@ mod tests {
                     held &= end - first <= 64;
                     gathered |= !held;
                     three |= held && (33..=48).contains(&(end - first));
+                    held_avx2 &= end - first <= 32;
+                    three_avx2 |= held_avx2 && (17..=24).contains(&(end - first));
+                    four_avx2 |= held_avx2 && (25..=32).contains(&(end - first));
+                    gathered_avx2 |= held && !held_avx2;
                     after_leaves |= held && leaves && splits > 0;
                     leaves |= splits < end - first;
                     (first, end) = (end, end + 2 * splits);
@@ -1882,6 +1890,10 @@ mod tests {
         assert!(
             gathered && three && after_leaves,
             "levels seen: gathered {gathered}, three registers {three}, after leaves {after_leaves}"
+        );
+        assert!(
+            three_avx2 && four_avx2 && gathered_avx2,
+            "AVX2 levels seen: three registers {three_avx2}, four {four_avx2}, gathered {gathered_avx2}"
         );
     }
 
