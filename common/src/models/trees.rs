@@ -175,6 +175,22 @@ struct Packed<B> {
     bits: B,
 }
 
+/// The level after `nodes[first..end]` in a compiled tree, as `(first, end)`: breadth-first, the
+/// children of this level's splits come right after it (a leaf "splits" on `leaf_feature`).
+#[cfg(target_arch = "x86_64")]
+fn next_level(
+    nodes: &[Packed<u32>],
+    first: usize,
+    end: usize,
+    leaf_feature: usize,
+) -> (usize, usize) {
+    let splits = nodes[first..end]
+        .iter()
+        .filter(|n| n.bits.feature() != leaf_feature)
+        .count();
+    (end, end + 2 * splits)
+}
+
 /// A tree's nodes: 8-byte nodes when the feature and child indices fit 32 bits, else 16.
 #[derive(Debug, Clone, PartialEq)]
 enum Nodes {
@@ -807,6 +823,11 @@ impl TreeModel {
         let width = x.ncols().min(self.n_features);
         // Made for the first block walked as a block (a request of a few rows needs none).
         let mut columns = Vec::new();
+        type BlockWalk = unsafe fn(&[Packed<u32>], u32, &[f32], usize, &mut [f32], usize, bool);
+        let walk_block: BlockWalk = match walk {
+            VectorWalk::Avx512 => avx512::walk,
+            VectorWalk::Avx2 => avx2::walk,
+        };
         self.by_blocks(x, |block, acc| {
             if walk == VectorWalk::Avx512 && block.nrows() <= VECTOR_FEW_ROWS {
                 return self.walk_rows_avx512(block, acc);
@@ -835,26 +856,15 @@ impl TreeModel {
                 // last column.
                 #[allow(unsafe_code)]
                 unsafe {
-                    match walk {
-                        VectorWalk::Avx512 => avx512::walk(
-                            nodes,
-                            tree.depth,
-                            &columns,
-                            block.nrows(),
-                            acc,
-                            groups,
-                            missing,
-                        ),
-                        VectorWalk::Avx2 => avx2::walk(
-                            nodes,
-                            tree.depth,
-                            &columns,
-                            block.nrows(),
-                            acc,
-                            groups,
-                            missing,
-                        ),
-                    }
+                    walk_block(
+                        nodes,
+                        tree.depth,
+                        &columns,
+                        block.nrows(),
+                        acc,
+                        groups,
+                        missing,
+                    )
                 };
             }
         })

@@ -7,7 +7,7 @@
 //! rounds of blends); the rest gathered (each lane's 8-byte node by two 4-lane gathers, its
 //! value by one 8-lane gather).
 
-use super::{Packed, Width, BLOCK_ROWS};
+use super::{next_level, Packed, Width, BLOCK_ROWS};
 use std::arch::x86_64::*;
 
 /// Rows per vector.
@@ -61,13 +61,7 @@ pub(super) unsafe fn walk(
     // Each level's nodes are `nodes[first..end]`; a lane before `first` is at a leaf of an
     // earlier level.
     let (mut level, mut first, mut end) = (0, 0usize, 1usize);
-    let next_level = |first: usize, end: usize| {
-        let splits = nodes[first..end]
-            .iter()
-            .filter(|n| n.bits.feature() != leaf_feature)
-            .count();
-        (end, end + 2 * splits)
-    };
+    let next_level = |first, end| next_level(nodes, first, end, leaf_feature);
     // The first levels: each split tested on every lane at once.
     while level < depth && end - first <= MAX_TOP_NODES {
         for c in first..end {

@@ -20,7 +20,7 @@
 //! before by changing [`MAX_TOP_NODES`] and `BLOCK_ROWS`: top levels of up to 2 or 4 nodes the
 //! same, up to 8 9 % slower; blocks of 128 to 512 rows the same.)
 
-use super::{Packed, Width, BLOCK_ROWS};
+use super::{next_level, Packed, Width, BLOCK_ROWS};
 use std::arch::x86_64::*;
 
 /// Rows per vector.
@@ -73,13 +73,7 @@ pub(super) unsafe fn walk(
     // children of this one's splits, right after it); a lane before `first` is at a leaf of an
     // earlier level.
     let (mut level, mut first, mut end) = (0, 0usize, 1usize);
-    let next_level = |first: usize, end: usize| {
-        let splits = nodes[first..end]
-            .iter()
-            .filter(|n| n.bits.feature() != leaf_feature)
-            .count();
-        (end, end + 2 * splits)
-    };
+    let next_level = |first, end| next_level(nodes, first, end, leaf_feature);
     // The first levels, of a few nodes: each split tested on every lane at once.
     while level < depth && end - first <= MAX_TOP_NODES {
         for c in first..end {
