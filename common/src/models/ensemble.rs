@@ -193,8 +193,8 @@ pub struct BoostingParams {
     pub min_child_weight: f64,
     /// Rounds between two evaluations of the train and validation splits (the round lines):
     /// rounds 0, `eval_interval`, `2 * eval_interval`, ..., the first after a resume from a
-    /// checkpoint, and the last. Every round's would
-    /// cost about a fifth of the boosting's time (XGBoost predicts and scores every row).
+    /// checkpoint, and the last. Every round's would cost about a fifth of the boosting's time
+    /// (XGBoost predicts and scores every row of both splits).
     pub eval_interval: u32,
 }
 
@@ -630,7 +630,6 @@ impl EnsembleParams {
         let mut fitted = BTreeMap::new();
         let mut scores = BTreeMap::new();
         let mut fit_seconds = BTreeMap::new();
-        let mut validation_predictions = Vec::new();
         // What each member kept when the fit was ended early, and whether it was.
         let mut kept: Vec<String> = Vec::new();
         let mut ended = false;
@@ -697,10 +696,9 @@ impl EnsembleParams {
             fit_seconds.insert(member, start.elapsed().as_secs_f64());
             let local = model.predict_on_threads(validation.features.view(), self.nthread)?;
             let p = world.gather(&local)?;
-            validation_predictions.push((member, local));
             let labels = world.gather(validation.labels().as_slice().expect("contiguous"))?;
             scores.insert(member, BinaryMetrics::compute(&labels, &p, self.threshold));
-            fitted.insert(member, model);
+            fitted.insert(member, (model, local));
         }
         if fitted.is_empty() {
             return Err(crate::error::Error::Stopped(
@@ -708,11 +706,12 @@ impl EnsembleParams {
                     .into(),
             ));
         }
-        let members = self
+        // Members and their validation probabilities in the order of `self.members`.
+        let (members, validation_predictions): (Vec<_>, Vec<_>) = self
             .members
             .iter()
-            .filter_map(|m| fitted.remove(m).map(|model| (*m, model)))
-            .collect();
+            .filter_map(|m| fitted.remove(m).map(|(model, p)| ((*m, model), (*m, p))))
+            .unzip();
         let weights = self.weighting.weights(&scores);
         Ok(FitOutcome {
             ensemble: FireEnsemble {
@@ -721,14 +720,7 @@ impl EnsembleParams {
                 threshold: self.threshold,
             },
             validation: scores,
-            validation_predictions: self
-                .members
-                .iter()
-                .filter_map(|m| {
-                    let i = validation_predictions.iter().position(|(f, _)| f == m)?;
-                    Some(validation_predictions.swap_remove(i))
-                })
-                .collect(),
+            validation_predictions,
             fit_seconds,
             partial: ended.then(|| kept.join(", ")),
         })

@@ -804,9 +804,12 @@ impl TreeModel {
     /// 8-byte nodes, and the CPU has AVX-512 or else AVX2.
     #[cfg(target_arch = "x86_64")]
     pub fn vector_walk(&self) -> Option<VectorWalk> {
+        if !self.narrow_numeric {
+            return None;
+        }
         [VectorWalk::Avx512, VectorWalk::Avx2]
             .into_iter()
-            .find(|w| self.narrow_numeric && w.available())
+            .find(|w| w.available())
     }
 
     /// [`Self::predict_margin`] with the vector walk `walk` (which this CPU must have, for a
@@ -893,8 +896,8 @@ impl TreeModel {
                     Nodes::Narrow(n) => (n.as_ptr() as u64, t.depth),
                     Nodes::Wide(_) => unreachable!("predict_margin_vector checked every tree"),
                 }));
-                // SAFETY: `predict_margin_vector` checked AVX-512F; the addresses are of this model's
-                // compiled trees (children inside each, features at most `n_features`).
+                // SAFETY: `predict_margin_vector` checked AVX-512F; the addresses are of this
+                // model's compiled trees (children inside each, features at most `n_features`).
                 #[allow(unsafe_code)]
                 let leaves = unsafe { avx512::walk_trees(&trees, &row, missing) };
                 for (t, leaf) in chunk.iter().zip(leaves) {

@@ -1,17 +1,17 @@
 //! The walks of 8-byte-node trees with AVX-512: a block's rows 16 per vector ([`walk`]), one
 //! row through 64 trees, 8 per vector ([`walk_trees`]). Chosen at run time ([`available`]);
 //! a CPU with AVX2 only takes `avx2::walk`, every other CPU, and every model with a categorical
-//! or 16-byte-node tree, the portable walk. Results are the same bits: each row takes the same steps and its leaf is added to its
-//! own accumulator in tree order.
+//! or 16-byte-node tree, the portable walk. Results are the same bits: each row takes the same
+//! steps and its leaf is added to its own accumulator in tree order.
 //!
 //! The block is column-major, so the first levels need no gather: there a level holds at most
 //! [`MAX_TOP_NODES`] nodes (every lane at one of them or at an earlier leaf), each split tested
-//! on all 16 rows with one contiguous load and one comparison. The next levels, of at most [`MAX_HELD_NODES`] nodes, are
-//! held in registers: each lane's node is picked by a permutation, and only its split feature's
-//! value is gathered. Deeper, a step gathers the 16 rows' nodes (two 8-lane gathers of 8-byte
-//! words: half the cost of two 16-lane gathers of 4-byte halves) and their values (one 16-lane
-//! gather). A one-output model adds each 16 leaves to its accumulators with one vector add.
-//! Fire ensemble (200 depth-10 and 200 depth-6 trees), one core, 50,000 rows
+//! on all 16 rows with one contiguous load and one comparison. The next levels, of at most
+//! [`MAX_HELD_NODES`] nodes, are held in registers: each lane's node is picked by a
+//! permutation, and only its split feature's value is gathered. Deeper, a step gathers the 16
+//! rows' nodes (two 8-lane gathers of 8-byte words: half the cost of two 16-lane gathers of
+//! 4-byte halves) and their values (one 16-lane gather). A one-output model adds each 16
+//! leaves to its accumulators with one vector add. Fire ensemble (200 depth-10 and 200 depth-6 trees), one core, 50,000 rows
 //! (`examples/predict_bench.rs`), on 2026-12-01: 1.23 us per row before levels were held and
 //! leaves added by vector, 1.54 with gathers at every level, 3.2 with the portable walk; on
 //! another machine the same day, interleaved runs of 20, min (median): gathered middle levels
