@@ -97,11 +97,12 @@ pub(super) unsafe fn walk(
     // The middle levels, held in registers; lanes already at a leaf stay.
     while level < depth && end - first <= MAX_HELD_NODES {
         let held = Held::load(&nodes[first..end]);
-        let before_first = _mm256_set1_epi32(first as i32 - 1);
         let first_vec = _mm256_set1_epi32(first as i32);
         for (g, i) in at.iter_mut().enumerate().take(groups) {
-            let walking = _mm256_cmpgt_epi32(*i, before_first);
-            let (value, bits) = held.pick(_mm256_sub_epi32(*i, first_vec));
+            // A lane's index in the level; negative for a lane at an earlier leaf.
+            let index = _mm256_sub_epi32(*i, first_vec);
+            let walking = _mm256_cmpgt_epi32(index, _mm256_set1_epi32(-1));
+            let (value, bits) = held.pick(index);
             let next = step(columns, g, value, bits, missing);
             *i = _mm256_blendv_epi8(*i, next, walking);
         }
