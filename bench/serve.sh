@@ -5,16 +5,19 @@
 #
 #   bash bench/serve.sh [--with-sklearn]
 #
-# Prints: requests/s at 64 connections and p50/p99 latency at 1 connection for each server;
+# Prints: requests/s at 64 connections and p50/p99 latency at 1 connection for each server (ours
+# beside the same server's /ping at 1 connection, the machine's latency floor);
 # cold start (process start to first 200 on /ping, median of 5); batch throughput of a
 # 1,000,000-row CSV sent as MULTI_RECORD payloads of up to 6 MB (bench/batch_client.py, 3 runs)
-# beside Python XGBoost's inplace_predict of the same trees (bench/batch_reference.py).
+# beside Python XGBoost's inplace_predict of the same trees (bench/batch_reference.py), and
+# the ensemble's prediction alone in process on one core (examples/predict_bench.rs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 shared=${SHARED_DIR:-$repo/../shared}
 source bench/setup.sh flask gunicorn joblib pandas
 cargo build --release --locked --bins
+cargo build --release --locked -p common --example predict_bench
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d)
 pids=()
@@ -43,6 +46,10 @@ run_wrk "rust serve" 18080
 ping=$(wrk -t2 -c64 -d"${duration}s" http://127.0.0.1:18080/ping | awk '/Requests\/sec/ {print $2}')
 [ -n "$ping" ] || { echo "wrk gave no /ping rate"; exit 1; }
 python3 -c "import sys; i, p = map(float, sys.argv[1:]); print(f'single record: {i:,.0f} req/s against the same server\'s /ping {p:,.0f} req/s at 64 connections: {100 * i / p:.0f} % (goal: >= 40 %)')" "$(cat "$work/rust serve.rps")" "$ping"
+# The 1-connection latency floor of this machine (loopback, scheduler wake-ups): /ping on the same
+# server, beside the single-record p50/p99 (goal: p99 < 250 us).
+wrk -t1 -c1 -d"${duration}s" --latency http://127.0.0.1:18080/ping > "$work/ping.c1"
+echo "1 conn: invocations p50 $(awk '$1=="50%" {print $2}' "$work/rust serve.c1") p99 $(awk '$1=="99%" {print $2}' "$work/rust serve.c1") (goal: p99 < 250us); /ping on the same server p50 $(awk '$1=="50%" {print $2}' "$work/ping.c1") p99 $(awk '$1=="99%" {print $2}' "$work/ping.c1")"
 for stack in "${stacks[@]}"; do
   (cd "$shared/bench" && MODEL_DIR="$work/ref_$stack" exec gunicorn -w 2 -b 127.0.0.1:18081 ref_server:app) 2> "$work/gunicorn.log" &
   pids+=($!)
@@ -93,3 +100,7 @@ print(f"batch: ours {best:,.0f} rows/s end to end against XGBoost's inplace_pred
 if worst > 1e-5:
     sys.exit(f"the answers differ from the reference's by {worst} (bar: 1e-5)")
 PY
+# Breakdown: the ensemble's prediction alone, in process on one core (no HTTP, parsing or
+# formatting), so the end-to-end figure above reads against what the walk itself costs.
+"$bin/examples/predict_bench" "$work/ml/model" "$work/batch.csv" 50000 10 |
+  awk '{printf "ours in process, one core, no HTTP or parsing: %s rows in %.1f ms (min of 10), %d rows/s per core\n", $1, $4 / 1000, $1 / ($4 / 1e6)}'
