@@ -325,25 +325,46 @@ impl Logistic {
     }
 }
 
-/// Trees kept as the XGBoost UBJSON they were exported as (what categorical splits and node
-/// covers need), compiled when read.
-#[derive(Debug, Clone, PartialEq)]
+/// Trees written as the XGBoost UBJSON they were exported as (what categorical splits and node
+/// covers need), compiled when read. Only a fitted model keeps the file, to write it: a model
+/// read back keeps its compiled trees alone (about half the memory, which multi-model serving
+/// counts).
+#[derive(Debug, Clone)]
 struct XgbTrees {
+    /// The exported file; empty in a model read from disk.
     ubj: Vec<u8>,
     trees: TreeModel,
 }
 
 impl XgbTrees {
     fn new(ubj: Vec<u8>) -> Result<Self> {
-        let trees = super::ubjson::from_json_or_ubjson::<super::trees::XgboostJson>(&ubj)
+        Ok(Self {
+            trees: Self::compile(&ubj)?,
+            ubj,
+        })
+    }
+
+    fn compile(ubj: &[u8]) -> Result<TreeModel> {
+        super::ubjson::from_json_or_ubjson::<super::trees::XgboostJson>(ubj)
             .map_err(|e| Error::Artifact(format!("XGBoost model: {e}")))?
-            .compile()?;
-        Ok(Self { ubj, trees })
+            .compile()
+    }
+}
+
+/// The same trees (the file, which a model read back no longer holds, is what they came from).
+impl PartialEq for XgbTrees {
+    fn eq(&self, other: &Self) -> bool {
+        self.trees == other.trees
     }
 }
 
 impl Serialize for XgbTrees {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.ubj.is_empty() {
+            return Err(serde::ser::Error::custom(
+                "a tree model read from disk keeps no XGBoost file to write again",
+            ));
+        }
         s.serialize_bytes(&self.ubj)
     }
 }
@@ -351,7 +372,11 @@ impl Serialize for XgbTrees {
 impl<'de> Deserialize<'de> for XgbTrees {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let ubj: Vec<u8> = serde_bytes_vec(d)?;
-        Self::new(ubj).map_err(serde::de::Error::custom)
+        let trees = Self::compile(&ubj).map_err(serde::de::Error::custom)?;
+        Ok(Self {
+            ubj: Vec::new(),
+            trees,
+        })
     }
 }
 
@@ -1170,6 +1195,28 @@ mod tests {
         let m = fit_rows(Candidate::Linear, Task::Regression, x.view(), &y, None, &[]);
         let p = m.predict(ndarray::arr2(&[[1.0f32, 1.0, 5.0]]).view());
         assert!((p[[0, 0]] - 1.05).abs() < 0.05, "{p:?}");
+    }
+
+    #[test]
+    fn tree_models_read_back_keep_no_xgboost_file() {
+        let (x, y) = regression(600, 1);
+        for candidate in [Candidate::Xgboost, Candidate::RandomForest] {
+            let fitted = fit_rows(candidate, Task::Regression, x.view(), &y, None, &[]);
+            let file = match &fitted.predictor {
+                Predictor::XgboostTrees(t) => t.ubj.len(),
+                other => panic!("{candidate:?}: {other:?}"),
+            };
+            let read = TabularModel::from_bytes(&fitted.to_bytes().unwrap()).unwrap();
+            assert!(file > 0, "{candidate:?}");
+            assert_eq!(
+                read.memory_bytes() + file,
+                fitted.memory_bytes(),
+                "{candidate:?}"
+            );
+            assert_eq!(read.predict(x.view()), fitted.predict(x.view()));
+            let again = read.to_bytes().unwrap_err().to_string();
+            assert!(again.contains("keeps no XGBoost file"), "{again}");
+        }
     }
 
     #[test]
