@@ -12,6 +12,7 @@ fn main() {
     let bytes = std::fs::read(&args[1]).unwrap();
     let rows: usize = args.get(3).map_or(50_000, |v| v.parse().unwrap());
     let runs: usize = args.get(4).map_or(10, |v| v.parse().unwrap());
+    assert!(runs > 0, "RUNS must be at least 1");
     let text = std::fs::read_to_string(&args[2]).unwrap();
     let lines: Vec<&str> = text.lines().take(rows).collect();
     let width = lines[0].split(',').count();
@@ -23,6 +24,7 @@ fn main() {
     let model = &TreeModel::from_bytes(&bytes, width).unwrap();
     let x = &x;
     type Walk<'a> = (&'static str, Box<dyn Fn() -> ndarray::Array2<f32> + 'a>);
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut walks: Vec<Walk> = vec![(
         "portable",
         Box::new(|| model.predict_margin_portable(x.view())),
