@@ -836,6 +836,27 @@ fn a_killed_tabular_job_resumes_from_its_checkpoints_to_the_uninterrupted_compar
     assert_eq!(a["best_model"], b["best_model"]);
 }
 
+/// A job started again on the checkpoints of a finished one fits nothing again: every candidate
+/// comes back from its checkpoint, and the served tree candidate is written from there, byte for
+/// byte the first run's model (a candidate read back keeps its XGBoost file to be written).
+#[test]
+fn a_job_started_again_on_finished_checkpoints_writes_the_same_tree_model() {
+    let hp = r#"{"model_kind": "tabular", "candidates": "linear,xgboost", "num_round": "20",
+                 "serve_model": "xgboost", "nthread": "1"}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let first = housing_job(hp, Some(dir.path()));
+    assert!(train(&first).contains("[19]"));
+    let again = housing_job(hp, Some(dir.path()));
+    let log = train(&again);
+    assert!(!log.contains("[19]"), "the rounds ran again:\n{log}");
+    let payload = |s: &Sandbox| {
+        let (m, model) = served_model(s);
+        assert_eq!(model.candidate.name(), "xgboost");
+        std::fs::read(s.opt_ml.model_dir().join(&m.payloads[0].file)).unwrap()
+    };
+    assert_eq!(payload(&again), payload(&first));
+}
+
 /// With `save_model_on_termination`, SIGTERM during the XGBoost candidate ends the comparison
 /// there: the candidates fitted so far (the XGBoost one with its rounds) are compared, the best
 /// served, marked partial; the job exits 0.

@@ -41,7 +41,8 @@ impl TabularModel {
                     format.as_str()
                 ))
             })?;
-        let model = Self::from_bytes(&manifest.read_payload(dir, payload)?)?;
+        let mut model = Self::from_bytes(&manifest.read_payload(dir, payload)?)?;
+        model.keep_compiled_only();
         if model.n_features != manifest.feature_names.len() {
             return Err(Error::Artifact(format!(
                 "the tabular model takes {} features, the manifest names {}",
