@@ -1,6 +1,12 @@
 //! Work split into contiguous row ranges, one thread per range.
 
+use ndarray::{s, ArrayView2};
 use std::ops::Range;
+
+/// The cores this process may use (1 when that cannot be known).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 /// Splits `rows` into at most `threads` contiguous ranges of at least `min_rows` (one range when
 /// there are fewer rows), in row order.
@@ -31,6 +37,16 @@ pub fn in_row_ranges<T: Send>(
         let handles: Vec<_> = ranges.into_iter().map(|r| s.spawn(move || f(r))).collect();
         handles.into_iter().map(|h| h.join()).collect()
     })
+}
+
+/// [`in_row_ranges`] over the rows of `x`: `f` of each range's rows as a view.
+pub fn in_row_views<T: Send>(
+    x: ArrayView2<f32>,
+    threads: usize,
+    min_rows: usize,
+    f: impl Fn(ArrayView2<f32>) -> T + Sync,
+) -> Vec<std::thread::Result<T>> {
+    in_row_ranges(x.nrows(), threads, min_rows, |r| f(x.slice(s![r, ..])))
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl ServeConfig {
             .unwrap_or(if batch { 100 } else { 6 });
         let multi_model =
             get("SAGEMAKER_MULTI_MODEL").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = common::parallel::cores();
         Self {
             port: number("SAGEMAKER_BIND_TO_PORT")
                 .and_then(|p| u16::try_from(p).ok())

@@ -327,12 +327,10 @@ fn in_row_ranges<T: Send>(
     min_rows: usize,
     predict: impl Fn(ArrayView2<f32>) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    parallel::in_row_ranges(x.nrows(), threads, min_rows, |r| {
-        predict(x.slice(ndarray::s![r, ..]))
-    })
-    .into_iter()
-    .map(|part| part.unwrap_or_else(|_| Err(Error::Fit("prediction thread panicked".into()))))
-    .collect()
+    parallel::in_row_views(x, threads, min_rows, predict)
+        .into_iter()
+        .map(|part| part.unwrap_or_else(|_| Err(Error::Fit("prediction thread panicked".into()))))
+        .collect()
 }
 
 /// Rows per thread below which splitting a request's predictions is not worth a thread.

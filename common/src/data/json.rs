@@ -236,7 +236,7 @@ mod split {
         source: &str,
         sink: &mut RowSink,
     ) -> Result<()> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let threads = crate::parallel::cores().min(4);
         let (batches_tx, batches_rx) = mpsc::sync_channel::<Batch>(threads);
         let batches_rx = std::sync::Mutex::new(batches_rx);
         let (rows_tx, rows_rx) = mpsc::channel::<(usize, Result<RowSink>)>();

@@ -372,18 +372,21 @@ impl MemberModel {
     /// [`MemberModel::predict`] with the rows split over `threads` threads (0: every core).
     pub fn predict_on_threads(&self, x: ArrayView2<f32>, threads: u32) -> Result<Vec<f32>> {
         let threads = match threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::parallel::cores(),
             n => n as usize,
         };
         let mut all = Vec::with_capacity(x.nrows());
-        for part in crate::parallel::in_row_ranges(x.nrows(), threads, 2048, |rows| {
-            self.predict(x.slice(ndarray::s![rows, ..]))
-        }) {
+        for part in
+            crate::parallel::in_row_views(x, threads, MIN_ROWS_PER_THREAD, |x| self.predict(x))
+        {
             all.extend(part.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?);
         }
         Ok(all)
     }
 }
+
+/// Rows per thread below which splitting a prediction is not worth a thread.
+const MIN_ROWS_PER_THREAD: usize = 2048;
 
 /// The fitted ensemble.
 pub struct FireEnsemble {

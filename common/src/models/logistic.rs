@@ -189,10 +189,9 @@ impl SummedLoss<'_> {
         &self,
         f: impl Fn(ArrayView2<f64>, ArrayView1<f64>) -> T + Sync,
     ) -> Vec<T> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         // The rows alone go to the threads (the world's handle stays on this one).
         let (z, sign) = (&self.z, &self.sign);
-        parallel::in_row_ranges(z.nrows(), cores, MIN_ROWS_PER_THREAD, |r| {
+        parallel::in_row_ranges(z.nrows(), parallel::cores(), MIN_ROWS_PER_THREAD, |r| {
             f(z.slice(s![r.clone(), ..]), sign.slice(s![r]))
         })
         .into_iter()
