@@ -11,10 +11,11 @@
 //! permutation, and only its split feature's value is gathered. Deeper, a step gathers the 16
 //! rows' nodes (two 8-lane gathers of 8-byte words: half the cost of two 16-lane gathers of
 //! 4-byte halves) and their values (one 16-lane gather). A one-output model adds each 16
-//! leaves to its accumulators with one vector add. Fire ensemble (200 depth-10 and 200 depth-6 trees), one core, 50,000 rows
-//! (`examples/predict_bench.rs`), on 2026-12-01: 1.23 us per row before levels were held and
-//! leaves added by vector, 1.54 with gathers at every level, 3.2 with the portable walk; on
-//! another machine the same day, interleaved runs of 20, min (median): gathered middle levels
+//! leaves to its accumulators with one vector add. Fire ensemble (200 depth-10 and 200 depth-6
+//! trees), one core, 50,000 rows (`examples/predict_bench.rs`), on 2026-12-01: 1.23 us per row
+//! before levels were held and leaves added by vector, 1.54 with gathers at every level, 3.2
+//! with the portable walk; on another machine the same day, interleaved runs of 20, min
+//! (median): gathered middle levels
 //! and leaves added one by one 85.6 ms (92.5), levels held in up to four registers 77.5 (88.6),
 //! and leaves added by vector 66.0 (71.0); held in up to two registers 82.4 (92.6). (Measured
 //! before by changing [`MAX_TOP_NODES`] and `BLOCK_ROWS`: top levels of up to 2 or 4 nodes the
@@ -283,8 +284,8 @@ pub(super) const ROW_TREES: usize = 64;
 /// vector, each lane following its own tree (a gather of the eight nodes by address) and
 /// looking its split feature up in the row (in two registers when it has at most 32 values,
 /// else a gather from `row`). `trees[t]` is tree `t`'s first node's address and its depth; a
-/// lane takes its own tree's depth in steps (a root that is a leaf takes none). Lanes past `trees.len()` walk nowhere (their leaves are not the
-/// caller's).
+/// lane takes its own tree's depth in steps (a root that is a leaf takes none). Lanes past
+/// `trees.len()` walk nowhere (their leaves are not the caller's).
 ///
 /// # Safety
 /// The CPU has AVX-512F ([`available`]); each address is that of a compiled tree's nodes
