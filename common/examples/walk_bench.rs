@@ -30,12 +30,12 @@ fn main() {
         Box::new(|| model.predict_margin_portable(x.view())),
     )];
     #[cfg(target_arch = "x86_64")]
-    for walk in [VectorWalk::Avx512, VectorWalk::Avx2] {
-        if walk.available() && model.vector_walk().is_some() {
-            let name = if walk == VectorWalk::Avx512 {
-                "avx512"
-            } else {
-                "avx2"
+    for walk in [VectorWalk::Avx512Bins, VectorWalk::Avx512, VectorWalk::Avx2] {
+        if model.can_walk(walk) {
+            let name = match walk {
+                VectorWalk::Avx512Bins => "avx512 bins",
+                VectorWalk::Avx512 => "avx512",
+                VectorWalk::Avx2 => "avx2",
             };
             walks.push((
                 name,
