@@ -1,7 +1,8 @@
 //! The walks of 8-byte-node trees with AVX-512: a block's rows 16 per vector ([`walk`], or
-//! [`walk_bins`] on their bin numbers), one row through 64 trees, 8 per vector ([`walk_trees`]). Chosen at run time ([`available`]);
-//! a CPU with AVX2 only takes `avx2::walk`, every other CPU, and every model with a categorical
-//! or 16-byte-node tree, the portable walk. Results are the same bits: each row takes the same
+//! [`walk_bins`] on their bin numbers), one row through 64 trees, 8 per vector
+//! ([`walk_trees`]). Chosen at run time ([`available`]); a CPU with AVX2 only takes
+//! `avx2::walk`, every other CPU, and every model with a categorical or 16-byte-node tree, the
+//! portable walk. Results are the same bits: each row takes the same
 //! steps and its leaf is added to its own accumulator in tree order.
 //!
 //! The block is column-major, so the first levels need no gather: there a level holds at most
@@ -20,8 +21,15 @@
 //! and leaves added by vector 66.0 (71.0); held in up to two registers 82.4 (92.6). (Measured
 //! before by changing [`MAX_TOP_NODES`] and `BLOCK_ROWS`: top levels of up to 2 or 4 nodes the
 //! same, up to 8 9 % slower; blocks of 128 to 512 rows the same.)
+//!
+//! On a Zen 4 host (2026-12-02) gathers are slow (a 16-lane gather about 5.5 ns, 16 scalar loads
+//! the same): with the value gathers left out (wrong answers, for timing only) the walk took
+//! half the time. [`walk_bins`] looks bin numbers up in registers instead, and holds a node in
+//! 4 bytes: `walk_bench`, one core, 50,000 rows, interleaved runs of 30, min: the 200 depth-10
+//! forest trees 43.6 ms against 71.5 by [`walk`], the 200 depth-6 boosting trees 20.8 against
+//! 27.7 (with 8-byte node copies and values gathered at the top: 45.8 and 20.1).
 
-use super::{next_level, Packed, Width, BLOCK_ROWS};
+use super::{bins, next_level, Packed, Width, BLOCK_ROWS};
 use std::arch::x86_64::*;
 
 /// Rows per vector.
@@ -64,140 +72,142 @@ pub(super) unsafe fn walk(
     missing: bool,
 ) {
     assert!(count <= BLOCK_ROWS && columns.len().is_multiple_of(BLOCK_ROWS));
-    let values = Values { columns, missing };
+    assert!(count == 0 || acc.len() > (count - 1) * acc_stride);
     let leaf_feature = columns.len() / BLOCK_ROWS - 1;
-    walk_with(
-        nodes,
-        nodes,
-        leaf_feature,
-        depth,
-        &values,
-        count,
-        acc,
-        acc_stride,
-    );
+    let groups = count.div_ceil(LANES);
+    let one = _mm512_set1_epi32(1);
+    let mut at = [_mm512_setzero_si512(); BLOCK_ROWS / LANES];
+
+    // Each level's nodes are `nodes[first..end]` (breadth-first, so the next level's are the
+    // children of this one's splits, right after it); a lane before `first` is at a leaf of an
+    // earlier level.
+    let (mut level, mut first, mut end) = (0, 0usize, 1usize);
+    let next_level = |first, end| next_level(nodes, first, end, leaf_feature);
+    // The first levels, of a few nodes: each split tested on every lane at once.
+    while level < depth && end - first <= MAX_TOP_NODES {
+        for c in first..end {
+            let node = nodes[c];
+            if node.bits.feature() == leaf_feature {
+                continue;
+            }
+            let column = columns.as_ptr().add(node.bits.feature() << COLUMN_SHIFT);
+            let (value, child) = (_mm512_set1_ps(node.value), node.bits.child() as u32);
+            let child_vec = _mm512_set1_epi32(child as i32);
+            let c_vec = _mm512_set1_epi32(c as i32);
+            for (g, i) in at.iter_mut().enumerate().take(groups) {
+                let here = _mm512_cmpeq_epi32_mask(*i, c_vec);
+                let v = _mm512_loadu_ps(column.add(g * LANES));
+                let default_left = if node.bits.default_left() { !0 } else { 0 };
+                let right = goes_right(v, value, default_left, missing);
+                let moved = _mm512_mask_mov_epi32(*i, here, child_vec);
+                *i = _mm512_mask_add_epi32(moved, here & right, moved, one);
+            }
+        }
+        // A node's children are never among the nodes of its own level, so a lane moved by one
+        // node is not moved again by a later one in the same level.
+        (first, end) = next_level(first, end);
+        level += 1;
+    }
+
+    let base = nodes.as_ptr().cast::<u8>();
+    let feature_mask = _mm512_set1_epi32((1 << FEATURE_BITS) - 1);
+    let default_left = _mm512_set1_epi32(1 << FEATURE_BITS);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_add_epi32(even, one);
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    // The middle levels, of at most MAX_HELD_NODES nodes: held in registers (thresholds and
+    // packed words apart), each lane's node picked from them by its index in the level. Lanes
+    // already at a leaf of an earlier level (an index before the level's first) stay.
+    while level < depth && end - first <= MAX_HELD_NODES {
+        let held = Held::load(&nodes[first..end], even, odd);
+        let first_vec = _mm512_set1_epi32(first as i32);
+        for (g, i) in at.iter_mut().enumerate().take(groups) {
+            let walking = _mm512_cmpge_epi32_mask(*i, first_vec);
+            let (value, bits) = held.pick(_mm512_sub_epi32(*i, first_vec));
+            let feature = _mm512_and_si512(bits, feature_mask);
+            let row = _mm512_add_epi32(lane, _mm512_set1_epi32((g * LANES) as i32));
+            let at_value = _mm512_add_epi32(_mm512_slli_epi32::<COLUMN_SHIFT>(feature), row);
+            let v = _mm512_mask_i32gather_ps::<4>(
+                _mm512_setzero_ps(),
+                walking,
+                at_value,
+                columns.as_ptr().cast(),
+            );
+            let right = goes_right(
+                v,
+                value,
+                _mm512_test_epi32_mask(bits, default_left),
+                missing,
+            );
+            let child = _mm512_srli_epi32::<{ FEATURE_BITS + 1 }>(bits);
+            let next = _mm512_mask_add_epi32(child, right, child, one);
+            *i = _mm512_mask_mov_epi32(*i, walking, next);
+        }
+        (first, end) = next_level(first, end);
+        level += 1;
+    }
+
+    // The rest: each lane's node and feature gathered.
+    for _ in level..depth {
+        for (g, i) in at.iter_mut().enumerate().take(groups) {
+            let low = _mm512_i32gather_epi64::<8>(_mm512_castsi512_si256(*i), base.cast());
+            let high = _mm512_i32gather_epi64::<8>(_mm512_extracti64x4_epi64::<1>(*i), base.cast());
+            let value = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
+            let bits = _mm512_permutex2var_epi32(low, odd, high);
+            let feature = _mm512_and_si512(bits, feature_mask);
+            let row = _mm512_add_epi32(lane, _mm512_set1_epi32((g * LANES) as i32));
+            let at_value = _mm512_add_epi32(_mm512_slli_epi32::<COLUMN_SHIFT>(feature), row);
+            let v = _mm512_i32gather_ps::<4>(at_value, columns.as_ptr().cast());
+            let right = goes_right(
+                v,
+                value,
+                _mm512_test_epi32_mask(bits, default_left),
+                missing,
+            );
+            let child = _mm512_srli_epi32::<{ FEATURE_BITS + 1 }>(bits);
+            *i = _mm512_mask_add_epi32(child, right, child, one);
+        }
+    }
+
+    for (g, &i) in at.iter().enumerate().take(groups) {
+        let found = _mm512_i32gather_ps::<8>(i, base.cast());
+        add_leaves(found, g * LANES, count, acc, acc_stride);
+    }
 }
 
-/// [`walk`] on the block's bin numbers (`bins`, from [`quantize`]) rather than its values:
-/// `nodes` is the tree with each threshold replaced by its bin number (`Bins`), `leaves` the
-/// tree itself, whose leaf values are added. The same leaves as [`walk`] for a block without
-/// missing values (the only blocks it takes).
-///
-/// # Safety
-/// The CPU has what [`bins_available`] asks; `leaves` is a compiled tree whose features are
-/// below `leaf_feature + 1 <= 8 * BIN_TABLES`, and `nodes` its copy; `bins` holds
-/// `BLOCK_ROWS / 16` groups of `group_bytes(leaf_feature + 1)` bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn walk_bins(
-    nodes: &[Packed<u32>],
-    leaves: &[Packed<u32>],
-    leaf_feature: usize,
-    depth: u32,
-    bins: &[u8],
+/// Adds the leaf values `found` of the rows `first..first + 16` (those below `count`) to
+/// `acc[k * acc_stride]`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_leaves(
+    found: __m512,
+    first: usize,
     count: usize,
     acc: &mut [f32],
     acc_stride: usize,
 ) {
-    assert!(nodes.len() == leaves.len() && leaf_feature < 8 * BIN_TABLES);
-    let group_bytes = group_bytes(leaf_feature + 1);
-    assert!(bins.len() == BLOCK_ROWS / LANES * group_bytes);
-    let bins = BinNumbers {
-        bins,
-        group_bytes,
-        tables: group_bytes / 128,
-    };
-    walk_with(
-        nodes,
-        leaves,
-        leaf_feature,
-        depth,
-        &bins,
-        count,
-        acc,
-        acc_stride,
-    );
-}
-
-/// How a walk tests splits: on the block's values, or on their bin numbers. Its methods are
-/// inlined into the walk, compiled with the walk's instructions.
-trait Splits {
-    /// The lanes of group `g` going right at one node splitting on `feature`: `threshold` is
-    /// the node's threshold field, in every lane; `default_left` all lanes or none.
-    unsafe fn top(
-        &self,
-        g: usize,
-        feature: usize,
-        threshold: __m512,
-        default_left: __mmask16,
-    ) -> __mmask16;
-
-    /// The lanes of group `g` going right, each at its own node (`threshold` fields, packed
-    /// words `bits` and their `feature`s); lanes outside `walking` do not matter (their node
-    /// may be anything: nothing may be read by it).
-    unsafe fn test(
-        &self,
-        g: usize,
-        threshold: __m512,
-        bits: __m512i,
-        feature: __m512i,
-        walking: __mmask16,
-    ) -> __mmask16;
-}
-
-/// The block's values, column-major ([`walk`]).
-struct Values<'a> {
-    columns: &'a [f32],
-    missing: bool,
-}
-
-impl Splits for Values<'_> {
-    #[inline(always)]
-    unsafe fn top(
-        &self,
-        g: usize,
-        feature: usize,
-        threshold: __m512,
-        default_left: __mmask16,
-    ) -> __mmask16 {
-        let column = self.columns.as_ptr().add(feature << COLUMN_SHIFT);
-        let v = _mm512_loadu_ps(column.add(g * LANES));
-        goes_right(v, threshold, default_left, self.missing)
+    if acc_stride == 1 {
+        // One output: the group's accumulators are contiguous (the lanes past `count` neither
+        // read nor written).
+        let lanes = (1u32 << (count - first).min(LANES)).wrapping_sub(1) as u16;
+        let at_acc = acc.as_mut_ptr().add(first);
+        let sums = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, at_acc), found);
+        _mm512_mask_storeu_ps(at_acc, lanes, sums);
+        return;
     }
-
-    #[inline(always)]
-    unsafe fn test(
-        &self,
-        g: usize,
-        threshold: __m512,
-        bits: __m512i,
-        feature: __m512i,
-        walking: __mmask16,
-    ) -> __mmask16 {
-        let row = _mm512_add_epi32(lanes(), _mm512_set1_epi32((g * LANES) as i32));
-        let at_value = _mm512_add_epi32(_mm512_slli_epi32::<COLUMN_SHIFT>(feature), row);
-        let v = _mm512_mask_i32gather_ps::<4>(
-            _mm512_setzero_ps(),
-            walking,
-            at_value,
-            self.columns.as_ptr().cast(),
-        );
-        let default_left = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(1 << FEATURE_BITS));
-        goes_right(v, threshold, default_left, self.missing)
+    let mut values = [0f32; LANES];
+    _mm512_storeu_ps(values.as_mut_ptr(), found);
+    for (k, v) in values.iter().take(count - first).enumerate() {
+        acc[(first + k) * acc_stride] += v;
     }
 }
 
-/// Lane numbers 0 to 15.
-#[inline(always)]
-unsafe fn lanes() -> __m512i {
-    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-}
-
-/// Most 128-byte tables a group's bin numbers take (16 rows of up to 8 features each): models
-/// of up to `8 * BIN_TABLES - 1` features are walked on bin numbers.
+/// Most 128-byte tables a group's bin numbers take (16 rows of up to 8 columns each): models of
+/// up to `8 * BIN_TABLES - 1` features are walked on bin numbers.
 pub(super) const BIN_TABLES: usize = 4;
 
-/// Bytes of one group's bin numbers, for `columns` columns (features and the leaves' one).
+/// Bytes of one group's bin numbers, for `columns` columns (the features and the leaves' one).
 pub(super) fn group_bytes(columns: usize) -> usize {
     columns.div_ceil(8) * 128
 }
@@ -209,73 +219,195 @@ pub(super) fn bins_available() -> bool {
         && std::arch::is_x86_feature_detected!("avx512vbmi")
 }
 
-/// The block's bin numbers ([`walk_bins`]): group `g`'s at `bins[g * group_bytes..]`, feature
-/// `f` of its lane `l` at byte `f * 16 + l`. A node's threshold field holds its bin number `k`
-/// (a leaf's is -1): a value goes right when its bin number is above `k`. Looked up in registers
-/// (a byte permutation per 128 bytes) where [`walk`] gathers: on a Zen 4 host a 16-lane gather
-/// costs about 5.5 ns, the lookup of 3 tables about 1.4.
-struct BinNumbers<'a> {
-    bins: &'a [u8],
-    group_bytes: usize,
-    tables: usize,
-}
+/// [`walk`] on the block's bin numbers ([`quantize`]) rather than its values, for a block
+/// without missing values: `words` is the tree as `bins::word`s, `leaves` the tree itself (whose
+/// leaf values are added; its layout gives the levels). The same leaves as [`walk`].
+///
+/// A split looks each lane's bin number up in registers (a byte permutation per 128 bytes of
+/// the group's numbers) where [`walk`] gathers its value: on a Zen 4 host a 16-lane gather costs
+/// about 5.5 ns, the lookup in 3 tables about 1.4. A node is one 4-byte word, so a gathered
+/// level takes one 16-lane gather (not two 8-lane ones), and levels of up to
+/// [`MAX_HELD_WORDS`] nodes are held in registers.
+///
+/// # Safety
+/// The CPU has what [`bins_available`] asks; `leaves` is a compiled tree (every child index
+/// inside it) whose features are below `leaf_feature + 1 <= 8 * BIN_TABLES`, `words` its
+/// words; `bins` holds `BLOCK_ROWS / 16` groups of `group_bytes(leaf_feature + 1)` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn walk_bins(
+    words: &[u32],
+    leaves: &[Packed<u32>],
+    leaf_feature: usize,
+    depth: u32,
+    bins: &[u8],
+    count: usize,
+    acc: &mut [f32],
+    acc_stride: usize,
+) {
+    assert!(words.len() == leaves.len() && leaf_feature < 8 * BIN_TABLES);
+    assert!(count <= BLOCK_ROWS);
+    assert!(count == 0 || acc.len() > (count - 1) * acc_stride);
+    let group_bytes = group_bytes(leaf_feature + 1);
+    assert!(bins.len() == BLOCK_ROWS / LANES * group_bytes);
+    let tables = group_bytes / 128;
+    let group = |g: usize| bins.as_ptr().add(g * group_bytes);
+    let groups = count.div_ceil(LANES);
+    let one = _mm512_set1_epi32(1);
+    let mut at = [_mm512_setzero_si512(); BLOCK_ROWS / LANES];
 
-impl Splits for BinNumbers<'_> {
-    #[inline(always)]
-    unsafe fn top(&self, g: usize, feature: usize, threshold: __m512, _: __mmask16) -> __mmask16 {
-        let at = self
-            .bins
-            .as_ptr()
-            .add(g * self.group_bytes + feature * LANES);
-        let bins = _mm512_cvtepu8_epi32(_mm_loadu_si128(at.cast()));
-        _mm512_cmpgt_epi32_mask(bins, _mm512_castps_si512(threshold))
-    }
-
-    #[inline(always)]
-    unsafe fn test(
-        &self,
-        g: usize,
-        threshold: __m512,
-        _: __m512i,
-        feature: __m512i,
-        _: __mmask16,
-    ) -> __mmask16 {
-        let group = self.bins.as_ptr().add(g * self.group_bytes);
-        // Each lane's byte index in the group; a byte permutation reads the low 7 bits of each
-        // byte, so a lane's dword gets its table's byte in its low byte.
-        let index = _mm512_add_epi32(_mm512_slli_epi32::<4>(feature), lanes());
-        let table = |t: usize| {
-            let at = group.add(t * 128);
-            _mm512_permutex2var_epi8(
-                _mm512_loadu_si512(at.cast()),
-                index,
-                _mm512_loadu_si512(at.add(64).cast()),
-            )
-        };
-        let second = _mm512_test_epi32_mask(index, _mm512_set1_epi32(128));
-        let bytes = match self.tables {
-            1 => table(0),
-            2 => _mm512_mask_blend_epi32(second, table(0), table(1)),
-            t => {
-                let upper = _mm512_test_epi32_mask(index, _mm512_set1_epi32(256));
-                let low = _mm512_mask_blend_epi32(second, table(0), table(1));
-                let high = if t == 3 {
-                    table(2)
-                } else {
-                    _mm512_mask_blend_epi32(second, table(2), table(3))
-                };
-                _mm512_mask_blend_epi32(upper, low, high)
+    // As in `walk`: the first levels, of a few nodes, each split tested on every lane at once.
+    let (mut level, mut first, mut end) = (0, 0usize, 1usize);
+    let next_level = |first, end| next_level(leaves, first, end, leaf_feature);
+    while level < depth && end - first <= MAX_TOP_NODES {
+        for (c, &word) in words.iter().enumerate().take(end).skip(first) {
+            let (at_least, feature, child) = bins::parts(word);
+            if feature == leaf_feature {
+                continue;
             }
-        };
-        let bins = _mm512_and_si512(bytes, _mm512_set1_epi32(0xff));
-        _mm512_cmpgt_epi32_mask(bins, _mm512_castps_si512(threshold))
+            let at_least = _mm512_set1_epi32(at_least as i32);
+            let child_vec = _mm512_set1_epi32(child as i32);
+            let c_vec = _mm512_set1_epi32(c as i32);
+            for (g, i) in at.iter_mut().enumerate().take(groups) {
+                let here = _mm512_cmpeq_epi32_mask(*i, c_vec);
+                let column = group(g).add(feature * LANES);
+                let numbers = _mm512_cvtepu8_epi32(_mm_loadu_si128(column.cast()));
+                let right = _mm512_cmpge_epu32_mask(numbers, at_least);
+                let moved = _mm512_mask_mov_epi32(*i, here, child_vec);
+                *i = _mm512_mask_add_epi32(moved, here & right, moved, one);
+            }
+        }
+        (first, end) = next_level(first, end);
+        level += 1;
+    }
+    // The middle levels, held in registers; lanes at a leaf of an earlier level stay.
+    while level < depth && end - first <= MAX_HELD_WORDS {
+        let held = HeldWords::load(&words[first..end]);
+        let first_vec = _mm512_set1_epi32(first as i32);
+        for (g, i) in at.iter_mut().enumerate().take(groups) {
+            let walking = _mm512_cmpge_epi32_mask(*i, first_vec);
+            let word = held.pick(_mm512_sub_epi32(*i, first_vec));
+            let next = bins_step(group(g), tables, word);
+            *i = _mm512_mask_mov_epi32(*i, walking, next);
+        }
+        (first, end) = next_level(first, end);
+        level += 1;
+    }
+    // The rest: each lane's word gathered.
+    for _ in level..depth {
+        for (g, i) in at.iter_mut().enumerate().take(groups) {
+            let word = _mm512_i32gather_epi32::<4>(*i, words.as_ptr().cast());
+            *i = bins_step(group(g), tables, word);
+        }
+    }
+    for (g, &i) in at.iter().enumerate().take(groups) {
+        let found = _mm512_i32gather_ps::<8>(i, leaves.as_ptr().cast());
+        add_leaves(found, g * LANES, count, acc, acc_stride);
     }
 }
 
-/// Writes the bin numbers of the block's first `count` rows ([`BinNumbers`]): feature `f`'s
-/// value `v` gets the number of `cuts[f * 256..][..256]` at or below it (thresholds ascending,
-/// then infinities), at most `counts[f]` (its thresholds). Eight steps of a binary search per
-/// 16 values, the first four in a register, the last four gathered. The leaves' column is left as it is (a leaf's -1 is below any byte).
+/// Each lane's next node from its node's `word`: its bin number (in the group's numbers at
+/// `group`, `tables` tables) at least the word's, right, else left.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+unsafe fn bins_step(group: *const u8, tables: usize, word: __m512i) -> __m512i {
+    // Each lane's byte in the group: feature * 16 + lane.
+    let feature_16 = _mm512_srli_epi32::<{ bins::FEATURE_SHIFT - 4 }>(word);
+    let index = _mm512_add_epi32(
+        _mm512_and_si512(
+            feature_16,
+            _mm512_set1_epi32((bins::FEATURE_MASK << 4) as i32),
+        ),
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+    );
+    // A byte permutation reads the low 7 bits of each byte: a lane's dword gets its table's
+    // byte in its low byte.
+    let table = |t: usize| {
+        let at = group.add(t * 128);
+        _mm512_permutex2var_epi8(
+            _mm512_loadu_si512(at.cast()),
+            index,
+            _mm512_loadu_si512(at.add(64).cast()),
+        )
+    };
+    let second = _mm512_test_epi32_mask(index, _mm512_set1_epi32(128));
+    let bytes = match tables {
+        1 => table(0),
+        2 => _mm512_mask_blend_epi32(second, table(0), table(1)),
+        t => {
+            let upper = _mm512_test_epi32_mask(index, _mm512_set1_epi32(256));
+            let low = _mm512_mask_blend_epi32(second, table(0), table(1));
+            let high = if t == 3 {
+                table(2)
+            } else {
+                _mm512_mask_blend_epi32(second, table(2), table(3))
+            };
+            _mm512_mask_blend_epi32(upper, low, high)
+        }
+    };
+    let low_byte = _mm512_set1_epi32(0xff);
+    let numbers = _mm512_and_si512(bytes, low_byte);
+    let right = _mm512_cmpge_epu32_mask(numbers, _mm512_and_si512(word, low_byte));
+    let child = _mm512_srli_epi32::<{ bins::CHILD_SHIFT }>(word);
+    _mm512_mask_add_epi32(child, right, child, _mm512_set1_epi32(1))
+}
+
+/// Most nodes a middle level of [`walk_bins`] may hold in registers (eight of words).
+const MAX_HELD_WORDS: usize = 8 * LANES;
+
+/// One level's words in registers, 16 per register.
+struct HeldWords {
+    words: [__m512i; 8],
+    registers: usize,
+}
+
+impl HeldWords {
+    /// Loads `level` (at most [`MAX_HELD_WORDS`] words; lanes past its end are zeros).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(level: &[u32]) -> HeldWords {
+        debug_assert!(level.len() <= MAX_HELD_WORDS);
+        let mut held = HeldWords {
+            words: [_mm512_setzero_si512(); 8],
+            registers: level.len().div_ceil(LANES),
+        };
+        for (r, part) in level.chunks(LANES).enumerate() {
+            let mask = (1u32 << part.len()).wrapping_sub(1) as u16;
+            // SAFETY: the mask reads only the `part.len()` (at most 16) words of `part`.
+            #[allow(unsafe_code)]
+            unsafe {
+                held.words[r] = _mm512_maskz_loadu_epi32(mask, part.as_ptr().cast());
+            }
+        }
+        held
+    }
+
+    /// Each lane's word, by its index in the level (lanes outside the level get some word).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn pick(&self, index: __m512i) -> __m512i {
+        let w = &self.words;
+        let pair = |r: usize| _mm512_permutex2var_epi32(w[r], index, w[r + 1]);
+        let bit = |b: i32| _mm512_test_epi32_mask(index, _mm512_set1_epi32(b));
+        match self.registers {
+            0 | 1 => _mm512_permutexvar_epi32(index, w[0]),
+            2 => pair(0),
+            3 | 4 => _mm512_mask_blend_epi32(bit(32), pair(0), pair(2)),
+            _ => {
+                let low = _mm512_mask_blend_epi32(bit(32), pair(0), pair(2));
+                let high = _mm512_mask_blend_epi32(bit(32), pair(4), pair(6));
+                _mm512_mask_blend_epi32(bit(64), low, high)
+            }
+        }
+    }
+}
+
+/// Writes the bin numbers of the block's first `count` rows ([`walk_bins`]): group `g`'s at
+/// `bins[g * group_bytes..]`, feature `f` of its lane `l` at byte `f * 16 + l`; a value's
+/// number is how many of `cuts[f * 256..][..256]` (its feature's thresholds ascending, then
+/// infinities) are at or below it, at most `counts[f]` (its thresholds). Eight steps of a binary
+/// search per 16 values, the first four in a register, the last four gathered. The leaves'
+/// column is left as it is (a leaf goes right whatever its number).
 ///
 /// # Safety
 /// The CPU has what [`bins_available`] asks; `cuts` holds 256 values per feature of
@@ -291,14 +423,14 @@ pub(super) unsafe fn quantize(
     let features = columns.len() / BLOCK_ROWS - 1;
     assert!(cuts.len() == features * 256 && counts.len() == features);
     let group_bytes = group_bytes(features + 1);
-    assert!(bins.len() == BLOCK_ROWS / LANES * group_bytes);
+    assert!(count <= BLOCK_ROWS && bins.len() == BLOCK_ROWS / LANES * group_bytes);
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for f in 0..features {
         let cuts = cuts.as_ptr().add(f * 256);
         let most = _mm512_set1_epi32(counts[f]);
-        // The first four steps probe only every 16th cut (the 16th, 32nd, ...): held in one
-        // register.
+        // The first four steps probe only every 16th cut: held in one register.
         let every_16th = _mm512_i32gather_ps::<4>(
-            _mm512_add_epi32(_mm512_slli_epi32::<4>(lanes()), _mm512_set1_epi32(15)),
+            _mm512_add_epi32(_mm512_slli_epi32::<4>(lane), _mm512_set1_epi32(15)),
             cuts.cast(),
         );
         for g in 0..count.div_ceil(LANES) {
@@ -322,114 +454,6 @@ pub(super) unsafe fn quantize(
         }
     }
 }
-
-/// The walk itself, for either kind of split test: `nodes` is walked, the leaves' values are
-/// read from `leaves` (the same tree, or `nodes` itself).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn walk_with<S: Splits>(
-    nodes: &[Packed<u32>],
-    leaves: &[Packed<u32>],
-    leaf_feature: usize,
-    depth: u32,
-    splits: &S,
-    count: usize,
-    acc: &mut [f32],
-    acc_stride: usize,
-) {
-    assert!(count <= BLOCK_ROWS);
-    assert!(count == 0 || acc.len() > (count - 1) * acc_stride);
-    let groups = count.div_ceil(LANES);
-    let one = _mm512_set1_epi32(1);
-    let mut at = [_mm512_setzero_si512(); BLOCK_ROWS / LANES];
-
-    // Each level's nodes are `nodes[first..end]` (breadth-first, so the next level's are the
-    // children of this one's splits, right after it); a lane before `first` is at a leaf of an
-    // earlier level.
-    let (mut level, mut first, mut end) = (0, 0usize, 1usize);
-    let next_level = |first, end| next_level(nodes, first, end, leaf_feature);
-    // The first levels, of a few nodes: each split tested on every lane at once.
-    while level < depth && end - first <= MAX_TOP_NODES {
-        for c in first..end {
-            let node = nodes[c];
-            if node.bits.feature() == leaf_feature {
-                continue;
-            }
-            let (value, child) = (_mm512_set1_ps(node.value), node.bits.child() as u32);
-            let child_vec = _mm512_set1_epi32(child as i32);
-            let c_vec = _mm512_set1_epi32(c as i32);
-            let default_left = if node.bits.default_left() { !0 } else { 0 };
-            for (g, i) in at.iter_mut().enumerate().take(groups) {
-                let here = _mm512_cmpeq_epi32_mask(*i, c_vec);
-                let right = splits.top(g, node.bits.feature(), value, default_left);
-                let moved = _mm512_mask_mov_epi32(*i, here, child_vec);
-                *i = _mm512_mask_add_epi32(moved, here & right, moved, one);
-            }
-        }
-        // A node's children are never among the nodes of its own level, so a lane moved by one
-        // node is not moved again by a later one in the same level.
-        (first, end) = next_level(first, end);
-        level += 1;
-    }
-
-    let base = nodes.as_ptr().cast::<u8>();
-    let feature_mask = _mm512_set1_epi32((1 << FEATURE_BITS) - 1);
-    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    let odd = _mm512_add_epi32(even, one);
-
-    // The middle levels, of at most MAX_HELD_NODES nodes: held in registers (thresholds and
-    // packed words apart), each lane's node picked from them by its index in the level. Lanes
-    // already at a leaf of an earlier level (an index before the level's first) stay.
-    while level < depth && end - first <= MAX_HELD_NODES {
-        let held = Held::load(&nodes[first..end], even, odd);
-        let first_vec = _mm512_set1_epi32(first as i32);
-        for (g, i) in at.iter_mut().enumerate().take(groups) {
-            let walking = _mm512_cmpge_epi32_mask(*i, first_vec);
-            let (value, bits) = held.pick(_mm512_sub_epi32(*i, first_vec));
-            let feature = _mm512_and_si512(bits, feature_mask);
-            let right = splits.test(g, value, bits, feature, walking);
-            let child = _mm512_srli_epi32::<{ FEATURE_BITS + 1 }>(bits);
-            let next = _mm512_mask_add_epi32(child, right, child, one);
-            *i = _mm512_mask_mov_epi32(*i, walking, next);
-        }
-        (first, end) = next_level(first, end);
-        level += 1;
-    }
-
-    // The rest: each lane's node and feature gathered.
-    for _ in level..depth {
-        for (g, i) in at.iter_mut().enumerate().take(groups) {
-            let low = _mm512_i32gather_epi64::<8>(_mm512_castsi512_si256(*i), base.cast());
-            let high = _mm512_i32gather_epi64::<8>(_mm512_extracti64x4_epi64::<1>(*i), base.cast());
-            let value = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
-            let bits = _mm512_permutex2var_epi32(low, odd, high);
-            let feature = _mm512_and_si512(bits, feature_mask);
-            let right = splits.test(g, value, bits, feature, !0);
-            let child = _mm512_srli_epi32::<{ FEATURE_BITS + 1 }>(bits);
-            *i = _mm512_mask_add_epi32(child, right, child, one);
-        }
-    }
-
-    for (g, &i) in at.iter().enumerate().take(groups) {
-        let found = _mm512_i32gather_ps::<8>(i, leaves.as_ptr().cast());
-        let first = g * LANES;
-        if acc_stride == 1 {
-            // One output: the group's accumulators are contiguous (the lanes past `count`
-            // neither read nor written).
-            let lanes = (1u32 << (count - first).min(LANES)).wrapping_sub(1) as u16;
-            let at_acc = acc.as_mut_ptr().add(first);
-            let sums = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, at_acc), found);
-            _mm512_mask_storeu_ps(at_acc, lanes, sums);
-            continue;
-        }
-        let mut values = [0f32; LANES];
-        _mm512_storeu_ps(values.as_mut_ptr(), found);
-        for (k, v) in values.iter().take(count - first).enumerate() {
-            acc[(first + k) * acc_stride] += v;
-        }
-    }
-}
-
 /// Most nodes a middle level may hold to be picked from registers (four of thresholds, four
 /// of packed words) rather than gathered.
 const MAX_HELD_NODES: usize = 4 * LANES;

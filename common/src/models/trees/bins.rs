@@ -1,10 +1,10 @@
 //! Split thresholds as bin numbers, for the AVX-512 walk that looks a row's bin numbers up in
 //! registers instead of gathering its values (`avx512::walk_bins`). A feature's distinct
 //! thresholds, ascending, number its values: a value's bin number is how many thresholds are at
-//! or below it, so `v >= threshold k` exactly when its bin number is above `k`, ties and signed
-//! zeros included. XGBoost's `hist` method (256 bins) leaves at most 255 thresholds a feature,
-//! so a bin number fits a byte; models with more, or with more features than
-//! [`avx512::BIN_TABLES`] tables hold, keep the walk on values.
+//! or below it, so `v >= threshold k` (counting from 0) exactly when its bin number is at least
+//! `k + 1`, ties and signed zeros included. XGBoost's `hist` method (256 bins) leaves at most
+//! 255 thresholds a feature, so a bin number fits a byte; models with more, or with more
+//! features than [`avx512::BIN_TABLES`] tables hold, keep the walk on values.
 
 use super::{avx512, Packed, Width};
 
@@ -15,20 +15,43 @@ pub(super) struct Bins {
     pub cuts: Vec<f32>,
     /// Per feature, how many thresholds it has.
     pub counts: Vec<i32>,
-    /// Per tree, its nodes with each threshold replaced by the bits of its bin number (a leaf's
-    /// by -1, below every bin number, so it stays where it is).
-    pub trees: Vec<Vec<Packed<u32>>>,
+    /// Per tree, its nodes as [`word`]s.
+    pub trees: Vec<Vec<u32>>,
 }
 
 /// Thresholds a feature may have (its bin numbers, 0 to this, fit a byte).
 const MAX_THRESHOLDS: usize = 255;
 
+/// Where a [`word`] keeps the feature (5 bits: up to 31 columns).
+pub(super) const FEATURE_SHIFT: u32 = 8;
+pub(super) const FEATURE_MASK: u32 = 31;
+/// Where a [`word`] keeps the first child (19 bits).
+pub(super) const CHILD_SHIFT: u32 = 13;
+const MAX_NODES: usize = 1 << (32 - CHILD_SHIFT);
+
+/// A node as the walk on bin numbers reads it, one word: `at_least | feature << 8 | child << 13`.
+/// A value goes right to `child + 1` when its bin number is at least `at_least` (its
+/// threshold's bin number plus one; a leaf's 0, so that it goes right to itself), else left.
+fn word(at_least: u32, feature: usize, child: usize) -> u32 {
+    at_least | (feature as u32) << FEATURE_SHIFT | (child as u32) << CHILD_SHIFT
+}
+
+/// A [`word`]'s `(at_least, feature, child)`.
+pub(super) fn parts(word: u32) -> (u32, usize, usize) {
+    (
+        word & 0xff,
+        ((word >> FEATURE_SHIFT) & FEATURE_MASK) as usize,
+        (word >> CHILD_SHIFT) as usize,
+    )
+}
+
 impl Bins {
     /// The numbering of a model of `n_features` features whose trees are `trees`, if it fits:
-    /// at most 255 thresholds a feature, none NaN, and a row's bin numbers (with the leaves'
-    /// column) in [`avx512::BIN_TABLES`] tables.
+    /// at most 255 thresholds a feature, none NaN, a row's bin numbers (with the leaves'
+    /// column) in [`avx512::BIN_TABLES`] tables, trees of at most 2^19 nodes.
     pub fn new(trees: &[&[Packed<u32>]], n_features: usize) -> Option<Bins> {
-        if n_features + 1 > 8 * avx512::BIN_TABLES {
+        const _: () = assert!(8 * avx512::BIN_TABLES <= FEATURE_MASK as usize + 1);
+        if n_features + 1 > 8 * avx512::BIN_TABLES || trees.iter().any(|t| t.len() > MAX_NODES) {
             return None;
         }
         let splits = || {
@@ -58,17 +81,15 @@ impl Bins {
         }
         let numbered = |n: &Packed<u32>| {
             let feature = n.bits.feature();
-            let k = if feature == n_features {
-                -1
+            let at_least = if feature == n_features {
+                0
             } else {
                 let t = &thresholds[feature];
                 t.binary_search_by(|c| c.total_cmp(&n.value))
-                    .expect("every threshold is numbered") as i32
+                    .expect("every threshold is numbered") as u32
+                    + 1
             };
-            Packed {
-                value: f32::from_bits(k as u32),
-                bits: n.bits,
-            }
+            word(at_least, feature, n.bits.child())
         };
         let trees = trees
             .iter()
