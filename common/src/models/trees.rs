@@ -18,9 +18,11 @@
 //! Where the CPU has AVX-512 (`trees/avx512.rs`, chosen at run time), a block's rows are walked
 //! 16 per vector (1.23 us per row), and a few rows walk 64 trees at once, 8 per vector: the same
 //! steps and sums. Where it has AVX-512 VBMI too (Ice Lake, Zen 4 and later), a model whose
-//! features have at most 255 thresholds each (XGBoost's `hist` default) is walked on the rows'
-//! bin numbers, a byte each, looked up in registers rather than gathered (`trees/bins.rs`; fire
-//! ensemble, Zen 4 host, one core, 50,000 rows: 75-78 ms against 98-100). Where it has AVX2 only (AMD before Zen 4, older Intel: `trees/avx2.rs`), a
+//! features have at most 255 thresholds each (usual with XGBoost's `hist` method) is walked on
+//! the rows' bin numbers, a byte each, looked up in registers rather than gathered
+//! (`trees/bins.rs`; fire ensemble, Zen 4 host, one core, 50,000 rows: 72-75 ms against
+//! 98-114); such a model keeps a 4-byte word per node beside its 8-byte node, and 1 KiB per
+//! feature. Where it has AVX2 only (AMD before Zen 4, older Intel: `trees/avx2.rs`), a
 //! block's rows are walked 8 per vector (on a Zen 3 host, one core, 50,000 rows: 171 ms against
 //! the portable walk's 224, min of 8 interleaved runs); a few rows take the portable walk.
 //!
@@ -676,27 +678,35 @@ impl TreeModel {
         let narrow_numeric = trees
             .iter()
             .all(|t| matches!(t.nodes, Nodes::Narrow(_)) && t.categories.is_none());
-        #[cfg(target_arch = "x86_64")]
-        let bins = if narrow_numeric && VectorWalk::Avx512Bins.available() {
-            let nodes: Vec<&[Packed<u32>]> = trees
-                .iter()
-                .map(|t| match &t.nodes {
-                    Nodes::Narrow(n) => n.as_slice(),
-                    Nodes::Wide(_) => unreachable!("every tree is narrow"),
-                })
-                .collect();
-            bins::Bins::new(&nodes, n_features)
-        } else {
-            None
-        };
-        Self {
+        let mut model = Self {
             trees,
             base_margin,
             n_features,
             link,
             narrow_numeric,
             #[cfg(target_arch = "x86_64")]
-            bins,
+            bins: None,
+        };
+        model.number_thresholds();
+        model
+    }
+
+    /// Numbers the thresholds ([`VectorWalk::Avx512Bins`]) if this CPU and model take it.
+    fn number_thresholds(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.bins = None;
+            if self.narrow_numeric && VectorWalk::Avx512Bins.available() {
+                let nodes: Vec<&[Packed<u32>]> = self
+                    .trees
+                    .iter()
+                    .map(|t| match &t.nodes {
+                        Nodes::Narrow(n) => n.as_slice(),
+                        Nodes::Wide(_) => unreachable!("every tree is narrow"),
+                    })
+                    .collect();
+                self.bins = bins::Bins::new(&nodes, self.n_features);
+            }
         }
     }
 }
@@ -735,13 +745,9 @@ impl TreeModel {
     /// XGBoost 1.x's `ntree_limit` does; 0 keeps all.
     pub fn keep_first(&mut self, per_group: usize) {
         if per_group > 0 {
-            let kept = per_group * self.n_groups();
-            self.trees.truncate(kept);
-            // (The dropped trees' thresholds stay numbered: bin numbers stay right.)
-            #[cfg(target_arch = "x86_64")]
-            if let Some(b) = &mut self.bins {
-                b.trees.truncate(kept);
-            }
+            self.trees.truncate(per_group * self.n_groups());
+            // As a model read with these trees only is.
+            self.number_thresholds();
         }
     }
 
@@ -946,6 +952,7 @@ impl TreeModel {
         #[allow(unsafe_code)]
         unsafe {
             avx512::quantize(columns, &bins.cuts, &bins.counts, count, numbers);
+            assert_eq!(self.trees.len(), bins.trees.len());
             for (tree, numbered) in self.trees.iter().zip(&bins.trees) {
                 let Nodes::Narrow(nodes) = &tree.nodes else {
                     unreachable!("predict_margin_vector checked every tree")
@@ -1881,37 +1888,45 @@ mod tests {
         }
     }
 
-    /// A full tree of `depth` levels splitting on random features of `n_features` at
-    /// thresholds drawn from `thresholds`, with random leaves and default directions.
+    /// A tree of at most `depth` levels splitting on random features of `n_features` at
+    /// thresholds drawn from `thresholds`, with random leaves and default directions; a node
+    /// under the root is a leaf early with chance `early` (else the tree is full).
     fn random_tree(
         r: &mut rand_pcg::Pcg64,
         depth: u32,
         n_features: usize,
         thresholds: &[f32],
+        early: f64,
     ) -> TreeData {
-        let splits = (1u32 << depth) - 1;
-        let nodes = (0..2 * splits + 1)
-            .map(|i| {
-                if i >= splits {
-                    return leaf(i, r.random::<f32>() - 0.5);
-                }
+        let (mut nodes, mut depth_of) = (vec![leaf(0, 0.0)], vec![0]);
+        let mut i = 0;
+        while i < nodes.len() {
+            let d = depth_of[i];
+            nodes[i] = if d == depth || (i > 0 && r.random::<f64>() < early) {
+                leaf(i as u32, r.random::<f32>() - 0.5)
+            } else {
+                let left = nodes.len() as u32;
+                nodes.extend([leaf(0, 0.0), leaf(0, 0.0)]);
+                depth_of.extend([d + 1, d + 1]);
                 Node {
                     value: thresholds[r.random_range(0..thresholds.len())],
                     feature: r.random_range(0..n_features as u32),
-                    left: 2 * i + 1,
-                    right: 2 * i + 2,
+                    left,
+                    right: left + 1,
                     default_left: r.random(),
                 }
-            })
-            .collect();
-        tree(nodes, depth)
+            };
+            i += 1;
+        }
+        tree(nodes, depth_of.into_iter().max().unwrap_or(0))
     }
 
     /// The walk on bin numbers takes every split as the walk on values does: values equal to a
     /// threshold or next to it, signed zeros, infinities, subnormals; models of 1 to 4 tables of
-    /// bin numbers (3 to 31 features) with levels walked at the top, held and gathered; blocks
-    /// with a missing value (walked on values) and without. A feature of 256 thresholds, or a
-    /// 32nd feature, leaves the model to the walk on values.
+    /// bin numbers (3 to 31 features) and 1 to 3 groups, full trees and trees with early
+    /// leaves, levels walked at the top, held (in 1 to 8 registers) and gathered; blocks with a
+    /// missing value (walked on values) and without; the first rounds kept. A feature of 256
+    /// thresholds, or a 32nd feature, leaves the model to the walk on values.
     #[test]
     fn bin_numbers_walk_as_values_do() {
         let specials = [
@@ -1932,12 +1947,19 @@ mod tests {
         for n_features in [3, 7, 8, 15, 16, 23, 24, 31, 32] {
             let mut thresholds = specials.to_vec();
             thresholds.extend((0..40).map(|_| r.random::<f32>() * 8.0 - 4.0));
-            let trees = (0..12)
-                .map(|t| random_tree(&mut r, 1 + t % 10, n_features, &thresholds))
+            let groups = 1 + n_features % 3;
+            let trees = (0..24)
+                .map(|t| {
+                    let early = [0.0, 0.1, 0.3][t % 3];
+                    let depth = 1 + (t as u32 / 2) % 10;
+                    let mut tree = random_tree(&mut r, depth, n_features, &thresholds, early);
+                    tree.group = (t % groups) as u32;
+                    tree
+                })
                 .collect();
-            let model = TreeModel::try_from(TreeModelData {
+            let mut model = TreeModel::try_from(TreeModelData {
                 trees,
-                base_margin: vec![0.25],
+                base_margin: vec![0.25; groups],
                 n_features,
                 link: Link::Identity,
             })
@@ -1959,9 +1981,13 @@ mod tests {
             let mut with_missing = x.clone();
             with_missing[[290, 1]] = f32::NAN;
             vector_walks_alike(&model, with_missing.view(), "a missing value");
+            model.keep_first(3);
+            vector_walks_alike(&model, x.view(), "the first rounds");
+            let again = TreeModel::from_bytes(&model.to_bytes().unwrap(), n_features).unwrap();
+            assert_eq!(again, model, "the first rounds, written and read back");
         }
         // 256 thresholds on feature 0: the 511 splits of a tree of 9 levels take 0 to 255.
-        let mut one = random_tree(&mut r, 9, 1, &[0.0]);
+        let mut one = random_tree(&mut r, 9, 1, &[0.0], 0.0);
         for (i, n) in one.nodes.iter_mut().take(511).enumerate() {
             n.value = (i % 256) as f32;
         }
@@ -2086,6 +2112,12 @@ mod tests {
                     (first, end) = (end, end + 2 * splits);
                 }
             }
+            // XGBoost's `hist` thresholds: the walk on bin numbers, where the CPU has it.
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(
+                model.can_walk(VectorWalk::Avx512Bins),
+                VectorWalk::Avx512Bins.available()
+            );
             let rows = [3, 16, 17, 255, 256, 257, 1000, 6000];
             eprintln!("min_child_weight {min_child_weight}");
             walks_alike_and_as_xgboost(&model, &b, &m, x.view(), &rows);

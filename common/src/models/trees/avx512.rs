@@ -27,7 +27,8 @@
 //! half the time. [`walk_bins`] looks bin numbers up in registers instead, and holds a node in
 //! 4 bytes: `walk_bench`, one core, 50,000 rows, interleaved runs of 30, min: the 200 depth-10
 //! forest trees 43.6 ms against 71.5 by [`walk`], the 200 depth-6 boosting trees 20.8 against
-//! 27.7 (with 8-byte node copies and values gathered at the top: 45.8 and 20.1).
+//! 27.7 (the first version, with 8-byte node copies and levels of at most 64 held: 45.8 and
+//! 20.1).
 
 use super::{bins, next_level, Packed, Width, BLOCK_ROWS};
 use std::arch::x86_64::*;
@@ -200,6 +201,99 @@ unsafe fn add_leaves(
     _mm512_storeu_ps(values.as_mut_ptr(), found);
     for (k, v) in values.iter().take(count - first).enumerate() {
         acc[(first + k) * acc_stride] += v;
+    }
+}
+
+/// Most nodes a middle level may hold to be picked from registers (four of thresholds, four
+/// of packed words) rather than gathered.
+const MAX_HELD_NODES: usize = 4 * LANES;
+
+/// One level's nodes in registers: thresholds and packed words, 16 per register.
+struct Held {
+    values: [__m512; 4],
+    bits: [__m512i; 4],
+    registers: usize,
+}
+
+impl Held {
+    /// Loads `level` (at most [`MAX_HELD_NODES`] nodes; lanes past its end are zeros).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(level: &[Packed<u32>], even: __m512i, odd: __m512i) -> Held {
+        debug_assert!(level.len() <= MAX_HELD_NODES);
+        let mut held = Held {
+            values: [_mm512_setzero_ps(); 4],
+            bits: [_mm512_setzero_si512(); 4],
+            registers: level.len().div_ceil(LANES),
+        };
+        for (r, part) in level.chunks(LANES).enumerate() {
+            // Two halves of eight 8-byte nodes, split into thresholds and words.
+            let half = |h: usize| {
+                let nodes = part.get(h * 8..).unwrap_or(&[]);
+                let mask = if nodes.len() >= 8 {
+                    !0
+                } else {
+                    (1u8 << nodes.len()) - 1
+                };
+                // SAFETY: the mask reads only the `nodes.len().min(8)` nodes of `nodes`.
+                #[allow(unsafe_code)]
+                unsafe {
+                    _mm512_maskz_loadu_epi64(mask, nodes.as_ptr().cast())
+                }
+            };
+            let (low, high) = (half(0), half(1));
+            held.values[r] = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
+            held.bits[r] = _mm512_permutex2var_epi32(low, odd, high);
+        }
+        held
+    }
+
+    /// The threshold and packed word of each lane's node, by its index in the level (only
+    /// the low bits below the held count matter; lanes outside the level get some node).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn pick(&self, index: __m512i) -> (__m512, __m512i) {
+        let (v, b) = (&self.values, &self.bits);
+        match self.registers {
+            0 | 1 => (
+                _mm512_permutexvar_ps(index, v[0]),
+                _mm512_permutexvar_epi32(index, b[0]),
+            ),
+            2 => (
+                _mm512_permutex2var_ps(v[0], index, v[1]),
+                _mm512_permutex2var_epi32(b[0], index, b[1]),
+            ),
+            _ => {
+                let upper = _mm512_test_epi32_mask(index, _mm512_set1_epi32(32));
+                (
+                    _mm512_mask_blend_ps(
+                        upper,
+                        _mm512_permutex2var_ps(v[0], index, v[1]),
+                        _mm512_permutex2var_ps(v[2], index, v[3]),
+                    ),
+                    _mm512_mask_blend_epi32(
+                        upper,
+                        _mm512_permutex2var_epi32(b[0], index, b[1]),
+                        _mm512_permutex2var_epi32(b[2], index, b[3]),
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Lanes whose value `v` goes right at their node (threshold `value`, the lanes whose node
+/// sends missing values left in `default_left`): unless `v < value`, a missing value going its
+/// node's default way (XGBoost's rule; the same in the portable walk). `missing` says whether
+/// any value may be NaN.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn goes_right(v: __m512, value: __m512, default_left: __mmask16, missing: bool) -> __mmask16 {
+    let right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, value);
+    if missing {
+        right & !(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v) & default_left)
+    } else {
+        right
     }
 }
 
@@ -452,98 +546,6 @@ pub(super) unsafe fn quantize(
                 bytes,
             );
         }
-    }
-}
-/// Most nodes a middle level may hold to be picked from registers (four of thresholds, four
-/// of packed words) rather than gathered.
-const MAX_HELD_NODES: usize = 4 * LANES;
-
-/// One level's nodes in registers: thresholds and packed words, 16 per register.
-struct Held {
-    values: [__m512; 4],
-    bits: [__m512i; 4],
-    registers: usize,
-}
-
-impl Held {
-    /// Loads `level` (at most [`MAX_HELD_NODES`] nodes; lanes past its end are zeros).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn load(level: &[Packed<u32>], even: __m512i, odd: __m512i) -> Held {
-        debug_assert!(level.len() <= MAX_HELD_NODES);
-        let mut held = Held {
-            values: [_mm512_setzero_ps(); 4],
-            bits: [_mm512_setzero_si512(); 4],
-            registers: level.len().div_ceil(LANES),
-        };
-        for (r, part) in level.chunks(LANES).enumerate() {
-            // Two halves of eight 8-byte nodes, split into thresholds and words.
-            let half = |h: usize| {
-                let nodes = part.get(h * 8..).unwrap_or(&[]);
-                let mask = if nodes.len() >= 8 {
-                    !0
-                } else {
-                    (1u8 << nodes.len()) - 1
-                };
-                // SAFETY: the mask reads only the `nodes.len().min(8)` nodes of `nodes`.
-                #[allow(unsafe_code)]
-                unsafe {
-                    _mm512_maskz_loadu_epi64(mask, nodes.as_ptr().cast())
-                }
-            };
-            let (low, high) = (half(0), half(1));
-            held.values[r] = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
-            held.bits[r] = _mm512_permutex2var_epi32(low, odd, high);
-        }
-        held
-    }
-
-    /// The threshold and packed word of each lane's node, by its index in the level (only
-    /// the low bits below the held count matter; lanes outside the level get some node).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn pick(&self, index: __m512i) -> (__m512, __m512i) {
-        let (v, b) = (&self.values, &self.bits);
-        match self.registers {
-            0 | 1 => (
-                _mm512_permutexvar_ps(index, v[0]),
-                _mm512_permutexvar_epi32(index, b[0]),
-            ),
-            2 => (
-                _mm512_permutex2var_ps(v[0], index, v[1]),
-                _mm512_permutex2var_epi32(b[0], index, b[1]),
-            ),
-            _ => {
-                let upper = _mm512_test_epi32_mask(index, _mm512_set1_epi32(32));
-                (
-                    _mm512_mask_blend_ps(
-                        upper,
-                        _mm512_permutex2var_ps(v[0], index, v[1]),
-                        _mm512_permutex2var_ps(v[2], index, v[3]),
-                    ),
-                    _mm512_mask_blend_epi32(
-                        upper,
-                        _mm512_permutex2var_epi32(b[0], index, b[1]),
-                        _mm512_permutex2var_epi32(b[2], index, b[3]),
-                    ),
-                )
-            }
-        }
-    }
-}
-
-/// Lanes whose value `v` goes right at their node (threshold `value`, the lanes whose node
-/// sends missing values left in `default_left`): unless `v < value`, a missing value going its
-/// node's default way (XGBoost's rule; the same in the portable walk). `missing` says whether
-/// any value may be NaN.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn goes_right(v: __m512, value: __m512, default_left: __mmask16, missing: bool) -> __mmask16 {
-    let right = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v, value);
-    if missing {
-        right & !(_mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v) & default_left)
-    } else {
-        right
     }
 }
 

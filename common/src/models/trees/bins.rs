@@ -33,6 +33,7 @@ const MAX_NODES: usize = 1 << (32 - CHILD_SHIFT);
 /// A value goes right to `child + 1` when its bin number is at least `at_least` (its
 /// threshold's bin number plus one; a leaf's 0, so that it goes right to itself), else left.
 fn word(at_least: u32, feature: usize, child: usize) -> u32 {
+    debug_assert!(at_least <= 0xff && feature as u32 <= FEATURE_MASK && child < MAX_NODES);
     at_least | (feature as u32) << FEATURE_SHIFT | (child as u32) << CHILD_SHIFT
 }
 
