@@ -37,6 +37,25 @@ fn word(at_least: u32, feature: usize, child: usize) -> u32 {
     at_least | (feature as u32) << FEATURE_SHIFT | (child as u32) << CHILD_SHIFT
 }
 
+/// A number whose order is `f32::total_cmp`'s (negative values' bits reversed).
+fn key(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 1 << 31
+    }
+}
+
+/// The value of a [`key`].
+fn value(key: u32) -> f32 {
+    f32::from_bits(if key >> 31 == 1 {
+        key & !(1 << 31)
+    } else {
+        !key
+    })
+}
+
 /// A [`word`]'s `(at_least, feature, child)`.
 pub(super) fn parts(word: u32) -> (u32, usize, usize) {
     (
@@ -61,34 +80,42 @@ impl Bins {
                 .flat_map(|t| t.iter())
                 .filter(|n| n.bits.feature() != n_features)
         };
-        let mut thresholds = vec![Vec::new(); n_features];
+        // Each feature's thresholds as keys in `f32::total_cmp`'s order, sorted and deduplicated,
+        // then padded with the largest key to 256 (a NaN threshold has no bin: none is numbered).
+        let mut keys = vec![Vec::new(); n_features];
         for n in splits() {
             if n.value.is_nan() {
                 return None;
             }
-            thresholds[n.bits.feature()].push(n.value);
+            keys[n.bits.feature()].push(key(n.value));
         }
         let mut cuts = Vec::with_capacity(256 * n_features);
         let mut counts = Vec::with_capacity(n_features);
-        for t in &mut thresholds {
-            t.sort_by(f32::total_cmp);
-            t.dedup_by(|a, b| a.total_cmp(b).is_eq());
-            if t.len() > MAX_THRESHOLDS {
+        for k in &mut keys {
+            k.sort_unstable();
+            k.dedup();
+            if k.len() > MAX_THRESHOLDS {
                 return None;
             }
-            counts.push(t.len() as i32);
-            cuts.extend_from_slice(t);
-            cuts.resize(cuts.len() + 256 - t.len(), f32::INFINITY);
+            counts.push(k.len() as i32);
+            cuts.extend(k.iter().map(|&k| value(k)));
+            cuts.resize(cuts.len() + 256 - k.len(), f32::INFINITY);
+            k.resize(256, u32::MAX);
         }
         let numbered = |n: &Packed<u32>| {
             let feature = n.bits.feature();
             let at_least = if feature == n_features {
                 0
             } else {
-                let t = &thresholds[feature];
-                t.binary_search_by(|c| c.total_cmp(&n.value))
-                    .expect("every threshold is numbered") as u32
-                    + 1
+                // The threshold's index among its feature's: how many keys are below its own
+                // (eight steps, without branches).
+                let (sorted, own) = (&keys[feature], key(n.value));
+                let mut below = 0;
+                for step in [128, 64, 32, 16, 8, 4, 2, 1] {
+                    below += step * usize::from(sorted[below + step - 1] < own);
+                }
+                debug_assert_eq!(sorted[below], own);
+                below as u32 + 1
             };
             word(at_least, feature, n.bits.child())
         };
