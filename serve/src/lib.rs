@@ -393,6 +393,8 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
     let (drain, read_timeout) = (config.drain_timeout, config.read_timeout);
     let (state, stop) = AppState::new(config);
     if state.config.multi_model {
+        // Models by the hundred, each asked a few rows at a time: memory over batch speed.
+        common::models::trees::keep_models_small();
         tracing::info!(
             budget_mib = state.registry.budget().map(|b| b >> 20),
             "multi-model endpoint: no model until POST /models"
