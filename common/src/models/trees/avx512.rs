@@ -179,8 +179,7 @@ pub(super) unsafe fn walk(
 
 /// Adds the leaf values `found` of the rows `first..first + 16` (those below `count`) to
 /// `acc[k * acc_stride]`.
-#[inline]
-#[target_feature(enable = "avx512f")]
+#[inline(always)]
 unsafe fn add_leaves(
     found: __m512,
     first: usize,
