@@ -68,7 +68,7 @@ impl ServeConfig {
                 }
             }
         };
-        let batch = is_batch(&get);
+        let batch = get("SAGEMAKER_BATCH").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         let max_mb = number("SAGEMAKER_MAX_PAYLOAD_IN_MB")
             .filter(|&n| n > 0)
             .unwrap_or(if batch { 100 } else { 6 });
@@ -141,16 +141,6 @@ fn run_as(value: Option<&str>) -> Option<(u32, u32)> {
             Some(DEFAULT_RUN_AS)
         }
     }
-}
-
-/// Whether `SAGEMAKER_BATCH` says this server runs a batch transform.
-fn is_batch(get: impl Fn(&str) -> Option<String>) -> bool {
-    get("SAGEMAKER_BATCH").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-}
-
-/// [`is_batch`] from the environment (for start-up, before the configuration is read).
-pub fn batch_from_env() -> bool {
-    is_batch(|key| std::env::var(key).ok())
 }
 
 #[cfg(test)]

@@ -9,11 +9,7 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some("transform") {
         return ExitCode::from(serve::transform::main(&args[1..]) as u8);
     }
-    // Batch transform reuses freed request buffers rather than mapping fresh pages for each
-    // request (README: Decisions); other endpoints keep their memory low.
-    if !serve::config::batch_from_env() {
-        common::memory::pin_mmap_threshold();
-    }
+    common::memory::pin_mmap_threshold();
     common::init_logging();
     // The image's default command; SageMaker itself passes `serve` (anything else is ignored).
     if args.first().map(String::as_str) == Some("auto") {
