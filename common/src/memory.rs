@@ -7,8 +7,9 @@
 //! system on free. Measured: `train` on the 251K-row fire data peaked at 140 MiB instead of
 //! 164-184 MiB, same wall time; `serve` under 1M-row batch transform with 6 MiB payloads, 2 in
 //! flight, peaked at 22.9 MiB instead of 34.6 MiB, same throughput (bench/tabular.sh). Once the
-//! fire ensemble's walk was fast, those fresh pages cost batch transform 11 % of its CPU: a
-//! batch-mode `serve` no longer pins (63 MiB peak instead of 35, 12 % more rows per second).
+//! fire ensemble's walk was fast, those fresh pages cost its 1M-row batch 11 % of the server's
+//! CPU (12 % more rows per second unpinned, peak 63 MiB instead of 35): kept pinned, since the
+//! tabular batch's peak would then pass 4x its largest payload (README: Batch, Decisions).
 
 /// Pins glibc's mmap threshold at 128 KiB (same as `MALLOC_MMAP_THRESHOLD_=131072`).
 #[allow(unsafe_code)]
