@@ -140,3 +140,36 @@ impl Bins {
                 .sum::<usize>()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys order floats as `f32::total_cmp` does and give them back: signed zeros, infinities,
+    /// subnormals, the extremes.
+    #[test]
+    fn keys_order_floats_as_total_cmp_and_give_them_back() {
+        let mut values = vec![
+            f32::NEG_INFINITY,
+            f32::MIN,
+            -1.5,
+            -f32::MIN_POSITIVE,
+            -1e-45,
+            -0.0,
+            0.0,
+            1e-45,
+            f32::MIN_POSITIVE,
+            1.0,
+            f32::MAX,
+            f32::INFINITY,
+        ];
+        values.extend([0.1f32, 3.0, -7.25, 1e30, -1e-30]);
+        for &a in &values {
+            assert_eq!(value(key(a)).to_bits(), a.to_bits(), "{a}");
+            for &b in &values {
+                assert_eq!(key(a).cmp(&key(b)), a.total_cmp(&b), "{a} against {b}");
+            }
+            assert!(key(a) < u32::MAX, "{a}: below the padding");
+        }
+    }
+}
