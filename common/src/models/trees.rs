@@ -548,6 +548,16 @@ impl Tree {
         }
     }
 
+    /// The 8-byte nodes, which every tree of a model the vector walks take has
+    /// ([`TreeModel::can_walk`] checks it).
+    #[cfg(target_arch = "x86_64")]
+    fn narrow_nodes(&self) -> &[Packed<u32>] {
+        match &self.nodes {
+            Nodes::Narrow(n) => n,
+            Nodes::Wide(_) => unreachable!("the vector walks take 8-byte nodes only"),
+        }
+    }
+
     fn leaf_value(&self, i: u32) -> f32 {
         match &self.nodes {
             Nodes::Narrow(n) => n[i as usize].value,
@@ -709,14 +719,8 @@ impl TreeModel {
             self.bins = None;
             let wanted = NUMBER_THRESHOLDS.load(std::sync::atomic::Ordering::Relaxed);
             if wanted && self.narrow_numeric && VectorWalk::Avx512Bins.available() {
-                let nodes: Vec<&[Packed<u32>]> = self
-                    .trees
-                    .iter()
-                    .map(|t| match &t.nodes {
-                        Nodes::Narrow(n) => n.as_slice(),
-                        Nodes::Wide(_) => unreachable!("every tree is narrow"),
-                    })
-                    .collect();
+                let nodes: Vec<&[Packed<u32>]> =
+                    self.trees.iter().map(Tree::narrow_nodes).collect();
                 self.bins = bins::Bins::new(&nodes, self.n_features);
             }
         }
@@ -922,9 +926,6 @@ impl TreeModel {
                 return self.walk_bins(bins, &columns, &mut numbers, block.nrows(), acc);
             }
             for tree in &self.trees {
-                let Nodes::Narrow(nodes) = &tree.nodes else {
-                    unreachable!("predict_margin_vector checked every tree")
-                };
                 let acc = &mut acc[tree.group as usize..];
                 // SAFETY: checked above: the CPU has the instructions; compiled trees keep
                 // every child index in the tree and every feature at most `n_features`, the
@@ -932,7 +933,7 @@ impl TreeModel {
                 #[allow(unsafe_code)]
                 unsafe {
                     walk_block(
-                        nodes,
+                        tree.narrow_nodes(),
                         tree.depth,
                         &columns,
                         block.nrows(),
@@ -966,13 +967,10 @@ impl TreeModel {
             avx512::quantize(columns, &bins.cuts, &bins.counts, count, numbers);
             assert_eq!(self.trees.len(), bins.trees.len());
             for (tree, numbered) in self.trees.iter().zip(&bins.trees) {
-                let Nodes::Narrow(nodes) = &tree.nodes else {
-                    unreachable!("predict_margin_vector checked every tree")
-                };
                 let acc = &mut acc[tree.group as usize..];
                 avx512::walk_bins(
                     numbered,
-                    nodes,
+                    tree.narrow_nodes(),
                     self.n_features,
                     tree.depth,
                     numbers,
@@ -1003,10 +1001,11 @@ impl TreeModel {
             let missing = width < self.n_features || r.iter().any(|v| v.is_nan());
             for chunk in self.trees.chunks(avx512::ROW_TREES) {
                 trees.clear();
-                trees.extend(chunk.iter().map(|t| match &t.nodes {
-                    Nodes::Narrow(n) => (n.as_ptr() as u64, t.depth),
-                    Nodes::Wide(_) => unreachable!("predict_margin_vector checked every tree"),
-                }));
+                trees.extend(
+                    chunk
+                        .iter()
+                        .map(|t| (t.narrow_nodes().as_ptr() as u64, t.depth)),
+                );
                 // SAFETY: `predict_margin_vector` checked AVX-512F; the addresses are of this
                 // model's compiled trees (children inside each, features at most `n_features`).
                 #[allow(unsafe_code)]

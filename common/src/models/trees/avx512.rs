@@ -115,7 +115,7 @@ pub(super) unsafe fn walk(
     let default_left = _mm512_set1_epi32(1 << FEATURE_BITS);
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odd = _mm512_add_epi32(even, one);
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let lane = lane_numbers();
 
     // The middle levels, of at most MAX_HELD_NODES nodes: held in registers (thresholds and
     // packed words apart), each lane's node picked from them by its index in the level. Lanes
@@ -175,6 +175,12 @@ pub(super) unsafe fn walk(
         let found = _mm512_i32gather_ps::<8>(i, base.cast());
         add_leaves(found, g * LANES, count, acc, acc_stride);
     }
+}
+
+/// The lanes' numbers, 0 to 15.
+#[inline(always)]
+unsafe fn lane_numbers() -> __m512i {
+    _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 }
 
 /// Adds the leaf values `found` of the rows `first..first + 16` (those below `count`) to
@@ -414,7 +420,7 @@ unsafe fn bins_step(group: *const u8, tables: usize, word: __m512i) -> __m512i {
             feature_16,
             _mm512_set1_epi32((bins::FEATURE_MASK << 4) as i32),
         ),
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        lane_numbers(),
     );
     // A byte permutation reads the low 7 bits of each byte: a lane's dword gets its table's
     // byte in its low byte.
@@ -520,7 +526,7 @@ pub(super) unsafe fn quantize(
     assert!(cuts.len() == features * 256 && counts.len() == features);
     let group_bytes = group_bytes(features + 1);
     assert!(count <= BLOCK_ROWS && bins.len() == BLOCK_ROWS / LANES * group_bytes);
-    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let lane = lane_numbers();
     for f in 0..features {
         let cuts = cuts.as_ptr().add(f * 256);
         let most = _mm512_set1_epi32(counts[f]);
