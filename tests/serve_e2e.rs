@@ -250,6 +250,28 @@ fn batch_mode_answers_one_line_per_input_line_up_to_100_mib() {
     assert_eq!(r.text().lines().count(), lines);
 }
 
+/// Large bodies and their feature matrices are kept for the next request (`serve::buffers`): a
+/// shorter body after a longer one is answered for its own records only, the same as when it
+/// came first into fresh buffers.
+#[test]
+fn reused_buffers_hold_only_the_request_s_own_records() {
+    let server = Server::ready(&trained().opt_ml, &[("SAGEMAKER_BATCH", "true")]);
+    let (long, short) = (csv_rows(8_000, 11), csv_rows(2_500, 12));
+    assert!(short.len() > 128 << 10, "large enough to be kept");
+    let answer = |body: &[u8]| {
+        let r = server.request("POST", "/invocations", &[ct("text/csv")], body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    let (short_first, long_first) = (answer(&short), answer(&long));
+    assert_eq!(short_first.lines().count(), 2_500);
+    assert_eq!(long_first.lines().count(), 8_000);
+    for _ in 0..3 {
+        assert_eq!(answer(&short), short_first);
+        assert_eq!(answer(&long), long_first);
+    }
+}
+
 #[test]
 fn concurrent_requests_all_succeed() {
     let server = Server::ready(&trained().opt_ml, &[]);

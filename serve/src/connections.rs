@@ -57,6 +57,11 @@ pub fn connection_cap(wanted: usize, open_file_limit: u64) -> usize {
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets requests
 /// in flight finish (idle connections close at once) and returns after at most `drain`.
+/// The most hyper buffers from a connection at a time (its default is 408 KiB): a smaller read
+/// buffer stays below glibc's mmap threshold, so it is reused from the heap instead of being
+/// mapped afresh, page by page, for every large body.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -71,6 +76,7 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true);
     let service = TowerToHyperService::new(router);
     let mut refused: u64 = 0;

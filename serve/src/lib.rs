@@ -8,6 +8,7 @@
 //! lets in-flight requests finish, and exits. With `SAGEMAKER_MULTI_MODEL=true` it starts with
 //! no model and serves SageMaker's model API instead ([`multi_model`]).
 
+pub mod buffers;
 pub mod codec;
 pub mod config;
 pub mod connections;
@@ -325,7 +326,7 @@ async fn read_body(
 ) -> Result<Vec<u8>, ServeError> {
     use http_body_util::BodyExt;
     let declared = declared.map(|n| n.min(limit));
-    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(BODY_RESERVE_BEFORE_DATA));
+    let mut buf = buffers::BODIES.take(declared.unwrap_or(0).min(BODY_RESERVE_BEFORE_DATA));
     let timed_out = ServeError::BodyTimeout {
         idle: config.read_timeout.as_secs(),
         total: config.request_timeout.as_secs(),
@@ -395,6 +396,7 @@ pub async fn run(config: ServeConfig, opt_ml: OptMl) -> std::io::Result<()> {
     if state.config.multi_model {
         // Models by the hundred, each asked a few rows at a time: memory over batch speed.
         common::models::trees::keep_models_small();
+        buffers::keep_none();
         tracing::info!(
             budget_mib = state.registry.budget().map(|b| b >> 20),
             "multi-model endpoint: no model until POST /models"

@@ -171,7 +171,7 @@ impl LoadedModel {
         reply: impl FnOnce(&dyn Predictions) -> R,
     ) -> Result<R, ServeError> {
         let x = codec::decode(input, &body, self.model.schema(), batch)?;
-        drop(body);
+        crate::buffers::BODIES.give(body);
         if !self.model.schema().categories.is_empty() {
             self.count_unseen(x.view());
         }
@@ -227,7 +227,10 @@ impl LoadedModel {
             let names = &self.model.schema().feature_names;
             answer = Box::new(ranges.flag(answer, x.view(), names));
         }
-        Ok(reply(answer.as_ref()))
+        let replied = reply(answer.as_ref());
+        drop(answer);
+        crate::buffers::VALUES.give(x.into_raw_vec_and_offset().0);
+        Ok(replied)
     }
 
     /// The records' contributions ([`Model::contributions`]), computed in row ranges on up to
