@@ -73,7 +73,7 @@ batch_run() {
   largest=$(sed -E 's/.*largest ([0-9.]+) MiB.*/\1/' "$work/batch.out")
   kill $server; wait $server 2>/dev/null || true
   awk -v b="$base" -v p="$peak" -v m="$largest" -v c="$1" 'BEGIN {
-    printf "server memory, %d payload(s) in flight: %.1f MiB after loading, peak %.1f MiB = %.2fx the largest payload (%.2f MiB; bar: < 4x)\n", c, b/1024, p/1024, p/1024/m, m }'
+    printf "server memory, %d payload(s) in flight: %.1f MiB after loading, peak %.1f MiB = %.2fx the largest payload (%.2f MiB); above the loaded server, %.2fx per payload in flight (bar: < 4x)\n", c, b/1024, p/1024, p/1024/m, m, (p-b)/1024/m/c }'
 }
 batch_run 2
 batch_run 1

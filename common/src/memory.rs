@@ -10,6 +10,8 @@
 //! fire ensemble's walk was fast, those fresh pages cost its 1M-row batch 11 % of the server's
 //! CPU (12 % more rows per second unpinned, peak 63 MiB instead of 35): kept pinned, since the
 //! tabular batch's peak would then pass 4x its largest payload (README: Batch, Decisions).
+//! `serve` now hands those buffers from one request to the next itself (`serve::buffers`),
+//! a bounded few, which took most of the page faults away without glibc's per-thread heaps.
 
 /// Pins glibc's mmap threshold at 128 KiB (same as `MALLOC_MMAP_THRESHOLD_=131072`).
 #[allow(unsafe_code)]

@@ -55,13 +55,14 @@ pub fn connection_cap(wanted: usize, open_file_limit: u64) -> usize {
     wanted.min(usize::try_from(room).unwrap_or(usize::MAX))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets requests
-/// in flight finish (idle connections close at once) and returns after at most `drain`.
 /// The most hyper buffers from a connection at a time (its default is 408 KiB): a smaller read
 /// buffer stays below glibc's mmap threshold, so it is reused from the heap instead of being
-/// mapped afresh, page by page, for every large body.
+/// mapped afresh, page by page, for every large body. Headers of more than about 100 KB are
+/// refused with a 431 (hyper stops at its first read past this).
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets requests
+/// in flight finish (idle connections close at once) and returns after at most `drain`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
