@@ -257,7 +257,8 @@ fn batch_mode_answers_one_line_per_input_line_up_to_100_mib() {
 fn reused_buffers_hold_only_the_request_s_own_records() {
     let server = Server::ready(&trained().opt_ml, &[("SAGEMAKER_BATCH", "true")]);
     let (long, short) = (csv_rows(8_000, 11), csv_rows(2_500, 12));
-    assert!(short.len() > 128 << 10, "large enough to be kept");
+    // Bodies and matrices (2,500 rows x 18 features x 4 bytes) large enough to be kept.
+    assert!(short.len() > 128 << 10 && 2_500 * 18 * 4 > 128 << 10);
     let answer = |body: &[u8]| {
         let r = server.request("POST", "/invocations", &[ct("text/csv")], body);
         assert_eq!(r.status, 200, "{}", r.text());
@@ -270,6 +271,10 @@ fn reused_buffers_hold_only_the_request_s_own_records() {
         assert_eq!(answer(&short), short_first);
         assert_eq!(answer(&long), long_first);
     }
+    // Chunked (no Content-Length): a new buffer for the body, a kept one for the matrix.
+    let chunked = server.post_chunked(&[ct("text/csv")], &short, 64 << 10);
+    assert_eq!(chunked.status, 200, "{}", chunked.text());
+    assert_eq!(chunked.text(), short_first);
 }
 
 #[test]

@@ -5,9 +5,10 @@
 //! unmap them again; the threshold stays pinned (`common::memory`) because letting glibc keep
 //! such blocks in its per-thread heaps cost more memory than the payloads. Instead the few
 //! largest buffers are handed from one request to the next here: at most [`KEPT`] of each kind,
-//! each at most [`MAX_KEPT_BYTES`], so what stays resident between requests is bounded and is
-//! what the requests in flight held anyway. Multi-model endpoints keep none
-//! ([`keep_none`]): their memory goes to models.
+//! each at most [`MAX_KEPT_BYTES`] (48 MiB in all at most), so what stays resident between
+//! requests, and after the last, is bounded; with 2 payloads in flight it is what they held
+//! anyway. Bodies sent without a Content-Length (chunked) start in a new buffer. Multi-model
+//! endpoints keep none ([`keep_none`]): their memory goes to models.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -19,7 +20,7 @@ pub const KEPT: usize = 3;
 pub const MAX_KEPT_BYTES: usize = 8 << 20;
 
 /// Smaller buffers come from glibc's heap, which reuses them without the kernel's help.
-const MIN_KEPT_BYTES: usize = 128 << 10;
+pub const MIN_KEPT_BYTES: usize = 128 << 10;
 
 /// Keeps no buffers from now on (multi-model endpoints).
 pub fn keep_none() {
@@ -55,17 +56,18 @@ impl<T> Pool<T> {
         drop(kept);
     }
 
-    /// An empty buffer with room for `capacity` elements: a kept one when there is one (it may
-    /// hold more), else a new one.
-    pub fn take(&self, capacity: usize) -> Vec<T> {
-        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match kept {
-            Some(mut buffer) => {
-                buffer.reserve(capacity);
-                buffer
+    /// An empty buffer for about `expected` elements: a kept one when that many are worth
+    /// keeping and one is kept (its room may be more or less than `expected`; the caller grows
+    /// it, exactly, as it fills it), else a new one with room for `initial`. Small requests never
+    /// hold a kept buffer.
+    pub fn take(&self, expected: usize, initial: usize) -> Vec<T> {
+        if expected.saturating_mul(std::mem::size_of::<T>()) >= MIN_KEPT_BYTES {
+            let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            if let Some(buffer) = kept {
+                return buffer;
             }
-            None => Vec::with_capacity(capacity),
         }
+        Vec::with_capacity(initial)
     }
 
     /// Keeps `buffer` for a later [`take`](Self::take) if it is one worth keeping and there is
@@ -94,16 +96,24 @@ mod tests {
     #[test]
     fn a_kept_buffer_comes_back_empty_and_is_grown_when_asked_for_more() {
         let pool = Pool::<u8>::new();
-        let mut body = pool.take(1 << 20);
+        let mut body = pool.take(1 << 20, 1 << 20);
         body.extend_from_slice(b"1,2,3\n");
         let address = body.as_ptr();
         pool.give(body);
-        let again = pool.take(1000);
+        let small = pool.take(1000, 1000);
+        assert_ne!(
+            small.as_ptr(),
+            address,
+            "a small request takes a new buffer"
+        );
+        let again = pool.take(MIN_KEPT_BYTES, 0);
         assert!(again.is_empty());
         assert_eq!(again.as_ptr(), address, "the same buffer again");
         assert!(again.capacity() >= 1 << 20);
         pool.give(again);
-        assert!(pool.take(2 << 20).capacity() >= 2 << 20);
+        let mut larger = pool.take(2 << 20, 0);
+        larger.reserve_exact(2 << 20);
+        assert_eq!(larger.capacity(), 2 << 20, "grown exactly");
     }
 
     #[test]
@@ -125,6 +135,6 @@ mod tests {
         assert_eq!(kept(&pool), 0);
         pool.give(Vec::with_capacity(MAX_KEPT_BYTES / 4));
         assert_eq!(kept(&pool), 0);
-        assert!(pool.take(10).capacity() >= 10);
+        assert!(pool.take(MAX_KEPT_BYTES, 10).capacity() >= 10);
     }
 }

@@ -156,7 +156,8 @@ pub fn decode(
             lines.min(body.len() / (2 * n).max(1) + 1)
         }
     };
-    let mut values = crate::buffers::VALUES.take(n * rows);
+    let mut values = crate::buffers::VALUES.take(n * rows, n * rows);
+    values.reserve_exact(n * rows);
     // A libsvm line of two bytes is a whole row of missing values: bound what lines expand to
     // (CSV and JSON Lines take two bytes a value at least, so their bodies bound them).
     let cap = max_values(body.len());

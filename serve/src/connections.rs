@@ -57,8 +57,9 @@ pub fn connection_cap(wanted: usize, open_file_limit: u64) -> usize {
 
 /// The most hyper buffers from a connection at a time (its default is 408 KiB): a smaller read
 /// buffer stays below glibc's mmap threshold, so it is reused from the heap instead of being
-/// mapped afresh, page by page, for every large body. Headers of more than about 100 KB are
-/// refused with a 431 (hyper stops at its first read past this).
+/// mapped afresh, page by page, for every large body. Headers past it may be refused with a 431
+/// (hyper checks after each read, so always past about 112 KiB). Hyper also flushes its write
+/// queue at this size, so each streamed piece of a long answer goes out on its own.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, lets requests

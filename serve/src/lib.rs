@@ -236,7 +236,8 @@ async fn answer(
         state.stopping.clone(),
     )
     .await?;
-    // A slot is taken only for a complete body: slow senders hold a connection, nothing more.
+    // A slot is taken only for a complete body: slow senders hold a connection and what they
+    // have sent (in one of the few kept buffers, when it was free), nothing more.
     let admitted = state
         .admitted
         .clone()
@@ -326,7 +327,8 @@ async fn read_body(
 ) -> Result<Vec<u8>, ServeError> {
     use http_body_util::BodyExt;
     let declared = declared.map(|n| n.min(limit));
-    let mut buf = buffers::BODIES.take(declared.unwrap_or(0).min(BODY_RESERVE_BEFORE_DATA));
+    let expected = declared.unwrap_or(0);
+    let mut buf = buffers::BODIES.take(expected, expected.min(BODY_RESERVE_BEFORE_DATA));
     let timed_out = ServeError::BodyTimeout {
         idle: config.read_timeout.as_secs(),
         total: config.request_timeout.as_secs(),

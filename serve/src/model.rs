@@ -146,8 +146,8 @@ impl LoadedModel {
 
     /// Decodes a body, predicts every record and hands the predictions to `reply`, which encodes
     /// them. Bodies of many records are predicted on up to `threads` threads, in row ranges. The
-    /// body is dropped once decoded, so a large batch payload and its answer are never held at
-    /// the same time.
+    /// body is given back (`crate::buffers`) once decoded, so a large batch payload and its
+    /// answer are never held by one request at the same time.
     pub fn answer<R>(
         &self,
         body: Vec<u8>,
