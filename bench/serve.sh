@@ -76,7 +76,13 @@ pids=("${pids[@]:1}")
 SAGEMAKER_BASE_DIR="$work/ml" SAGEMAKER_BIND_TO_PORT=18083 SAGEMAKER_BATCH=true "$bin/serve" 2>/dev/null &
 pids+=($!)
 wait_ready 18083
+# The server's CPU time (user + system, clock ticks) and minor page faults, before and after.
+server_use() { awk '{print $14 + $15, $10}' "/proc/${pids[-1]}/stat"; }
+read -r cpu0 faults0 < <(server_use)
 for _ in 1 2 3; do python3 bench/batch_client.py "$work/batch.csv" 18083 6 | tee -a "$work/batch.out"; done
+read -r cpu1 faults1 < <(server_use)
+awk -v c=$((cpu1 - cpu0)) -v f=$((faults1 - faults0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+  printf "server, per run of 1M rows (mean of 3): %.2f s of CPU, %d page faults\n", c / hz / 3, f / 3 }'
 # The reference: Python XGBoost's own inplace_predict of the same trees (the model's *.ubj), the
 # rows already in memory; its answers are checked against ours on the first 1,000 rows.
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
