@@ -277,6 +277,28 @@ fn reused_buffers_hold_only_the_request_s_own_records() {
     assert_eq!(chunked.text(), short_first);
 }
 
+/// From 1,024 rows a request's forest and boosting are walked side by side (one model of two
+/// outputs); its answers are the same text as those of requests small enough to walk each
+/// member on its own.
+#[test]
+fn large_requests_answer_as_small_ones_do() {
+    let server = Server::ready(&trained().opt_ml, &[("SAGEMAKER_BATCH", "true")]);
+    let body = csv_rows(3_000, 21);
+    let answer = |body: &[u8]| {
+        let r = server.request("POST", "/invocations", &[ct("text/csv")], body);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    let whole = answer(&body);
+    let lines: Vec<&str> = std::str::from_utf8(&body).unwrap().lines().collect();
+    let in_pieces: String = lines
+        .chunks(300)
+        .map(|piece| answer(format!("{}\n", piece.join("\n")).as_bytes()))
+        .collect();
+    assert_eq!(whole.lines().count(), 3_000);
+    assert_eq!(whole, in_pieces);
+}
+
 #[test]
 fn concurrent_requests_all_succeed() {
     let server = Server::ready(&trained().opt_ml, &[]);

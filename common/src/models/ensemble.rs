@@ -410,12 +410,50 @@ pub struct EnsemblePrediction {
 impl FireEnsemble {
     /// Member and ensemble probabilities for every row.
     pub fn predict(&self, x: ArrayView2<f32>) -> Result<EnsemblePrediction> {
+        self.predict_with(x, None)
+    }
+
+    /// [`FireEnsemble::predict`], with the tree members at `together.1` walked side by side in
+    /// `together.0` ([`TreeModel::side_by_side`] of them, in that order: the same bits).
+    pub fn predict_with(
+        &self,
+        x: ArrayView2<f32>,
+        together: Option<&(TreeModel, Vec<usize>)>,
+    ) -> Result<EnsemblePrediction> {
+        let walked = together.map(|(model, which)| (model.predict(x), which));
         let members = self
             .members
             .iter()
-            .map(|(m, model)| Ok((*m, model.predict(x)?)))
+            .enumerate()
+            .map(|(i, (m, model))| {
+                let output = walked
+                    .as_ref()
+                    .and_then(|(p, which)| Some(p.column(which.iter().position(|&w| w == i)?)));
+                match output {
+                    Some(p) => Ok((*m, p.to_vec())),
+                    None => Ok((*m, model.predict(x)?)),
+                }
+            })
             .collect::<Result<_>>()?;
         Ok(self.combine(members))
+    }
+
+    /// The tree members walked side by side ([`TreeModel::side_by_side`]) and their indices in
+    /// `members`, where there are several and it pays.
+    pub fn tree_members_together(&self) -> Option<(TreeModel, Vec<usize>)> {
+        let (which, models): (Vec<usize>, Vec<&TreeModel>) = self
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, model))| match model {
+                MemberModel::Trees { trees, .. } => Some((i, trees)),
+                MemberModel::Logistic(_) => None,
+            })
+            .unzip();
+        if models.len() < 2 {
+            return None;
+        }
+        Some((TreeModel::side_by_side(&models)?, which))
     }
 
     /// [`FireEnsemble::predict`] with the rows split over `threads` threads (0: every core).

@@ -84,6 +84,11 @@ pub fn keep_models_small() {
     NUMBER_THRESHOLDS.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether [`keep_models_small`] was called.
+pub fn keeping_models_small() -> bool {
+    !NUMBER_THRESHOLDS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Rows evaluated together per tree, so a tree's nodes stay in cache.
 const BLOCK_ROWS: usize = 256;
 
@@ -900,6 +905,10 @@ impl TreeModel {
             .as_ref()
             .filter(|_| walk == VectorWalk::Avx512Bins);
         let mut numbers = Vec::new();
+        // A block's sums group by group, for models of several outputs: the walks add a vector
+        // of 16 rows' leaves at once to contiguous sums, where rows' sums of several groups
+        // (interleaved) take 16 scalar additions.
+        let mut by_group = Vec::new();
         self.by_blocks(x, |block, acc| {
             if walk != VectorWalk::Avx2 && block.nrows() <= VECTOR_FEW_ROWS {
                 return self.walk_rows_avx512(block, acc);
@@ -922,32 +931,52 @@ impl TreeModel {
                     columns[f * BLOCK_ROWS + k] = v;
                 }
             }
+            let sums = if groups == 1 {
+                &mut *acc
+            } else {
+                by_group.resize(groups * BLOCK_ROWS, 0.0);
+                for (r, row) in acc.chunks_exact(groups).enumerate() {
+                    for (g, &v) in row.iter().enumerate() {
+                        by_group[g * BLOCK_ROWS + r] = v;
+                    }
+                }
+                &mut by_group[..]
+            };
             if let Some(bins) = bins.filter(|_| !missing) {
-                return self.walk_bins(bins, &columns, &mut numbers, block.nrows(), acc);
+                self.walk_bins(bins, &columns, &mut numbers, block.nrows(), sums);
+            } else {
+                for tree in &self.trees {
+                    let sums = &mut sums[tree.group as usize * BLOCK_ROWS..];
+                    // SAFETY: checked above: the CPU has the instructions; compiled trees keep
+                    // every child index in the tree and every feature at most `n_features`,
+                    // the last column.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        walk_block(
+                            tree.narrow_nodes(),
+                            tree.depth,
+                            &columns,
+                            block.nrows(),
+                            sums,
+                            1,
+                            missing,
+                        )
+                    };
+                }
             }
-            for tree in &self.trees {
-                let acc = &mut acc[tree.group as usize..];
-                // SAFETY: checked above: the CPU has the instructions; compiled trees keep
-                // every child index in the tree and every feature at most `n_features`, the
-                // last column.
-                #[allow(unsafe_code)]
-                unsafe {
-                    walk_block(
-                        tree.narrow_nodes(),
-                        tree.depth,
-                        &columns,
-                        block.nrows(),
-                        acc,
-                        groups,
-                        missing,
-                    )
-                };
+            if groups > 1 {
+                for (r, row) in acc.chunks_exact_mut(groups).enumerate() {
+                    for (g, v) in row.iter_mut().enumerate() {
+                        *v = by_group[g * BLOCK_ROWS + r];
+                    }
+                }
             }
         })
     }
 
-    /// Adds the leaves of a block's `count` rows (in `columns`, none missing) to their
-    /// accumulators: the block's bin numbers written to `numbers`, then each tree walked on them.
+    /// Adds the leaves of a block's `count` rows (in `columns`, none missing) to their sums
+    /// (`sums`, group by group, [`BLOCK_ROWS`] a group): the block's bin numbers written to
+    /// `numbers`, then each tree walked on them.
     #[cfg(target_arch = "x86_64")]
     fn walk_bins(
         &self,
@@ -955,9 +984,8 @@ impl TreeModel {
         columns: &[f32],
         numbers: &mut [u8],
         count: usize,
-        acc: &mut [f32],
+        sums: &mut [f32],
     ) {
-        let groups = self.n_groups();
         // SAFETY: `can_walk` checked the CPU; `bins` numbers this model's thresholds
         // (`Bins::new` checked it has few enough features), `columns` and `numbers` are sized
         // for them; compiled trees keep every child in the tree, every feature at most
@@ -967,7 +995,7 @@ impl TreeModel {
             avx512::quantize(columns, &bins.cuts, &bins.counts, count, numbers);
             assert_eq!(self.trees.len(), bins.trees.len());
             for (tree, numbered) in self.trees.iter().zip(&bins.trees) {
-                let acc = &mut acc[tree.group as usize..];
+                let sums = &mut sums[tree.group as usize * BLOCK_ROWS..];
                 avx512::walk_bins(
                     numbered,
                     tree.narrow_nodes(),
@@ -975,8 +1003,8 @@ impl TreeModel {
                     tree.depth,
                     numbers,
                     count,
-                    acc,
-                    groups,
+                    sums,
+                    1,
                 );
             }
         }
@@ -1223,6 +1251,40 @@ impl TreeModel {
             })
             .collect();
         Ok(Self::new(trees, base_margin, first.n_features, first.link))
+    }
+
+    /// One model walking the trees of several one-output `models` in one pass, model `i`'s into
+    /// output `i` (so each block of rows is copied and numbered once, not once per model); each
+    /// output is the same bits as its model's own. `None` where that would not pay: models of
+    /// other shapes, or thresholds that together no longer fit the walk on bin numbers where
+    /// each model's own did.
+    pub fn side_by_side(models: &[&TreeModel]) -> Option<Self> {
+        let first = models.first()?;
+        let alike = models
+            .iter()
+            .all(|m| m.n_groups() == 1 && m.n_features == first.n_features && m.link == first.link);
+        if !alike || matches!(first.link, Link::Softmax | Link::ArgMax) {
+            return None;
+        }
+        let trees = models
+            .iter()
+            .enumerate()
+            .flat_map(|(i, m)| {
+                m.trees.iter().map(move |t| Tree {
+                    group: i as u32,
+                    ..t.clone()
+                })
+            })
+            .collect();
+        let base_margin = models.iter().map(|m| m.base_margin[0]).collect();
+        let together = Self::new(trees, base_margin, first.n_features, first.link);
+        #[cfg(target_arch = "x86_64")]
+        if models.iter().all(|m| m.can_walk(VectorWalk::Avx512Bins))
+            && !together.can_walk(VectorWalk::Avx512Bins)
+        {
+            return None;
+        }
+        Some(together)
     }
 
     /// Encodes with bincode.
@@ -1930,6 +1992,75 @@ mod tests {
             i += 1;
         }
         tree(nodes, depth_of.into_iter().max().unwrap_or(0))
+    }
+
+    /// Models walked side by side give each model's own bits: one to three blocks, a missing
+    /// value, a few rows (the row-at-a-time walk); models of other shapes, and thresholds that
+    /// together leave the walk on bin numbers, are refused.
+    #[test]
+    fn side_by_side_gives_each_model_s_own_bits() {
+        let mut r = rand_pcg::Pcg64::seed_from_u64(5);
+        let model = |r: &mut rand_pcg::Pcg64, thresholds: &[f32], base: f32, link: Link| {
+            let trees = (0..30)
+                .map(|t| random_tree(r, 1 + t % 9, 6, thresholds, 0.2))
+                .collect();
+            TreeModel::try_from(TreeModelData {
+                trees,
+                base_margin: vec![base],
+                n_features: 6,
+                link,
+            })
+            .unwrap()
+        };
+        let thresholds: Vec<f32> = (0..60).map(|_| r.random::<f32>() * 4.0 - 2.0).collect();
+        let models = [
+            model(&mut r, &thresholds, -0.3, Link::Logistic),
+            model(&mut r, &thresholds[..20], 0.1, Link::Logistic),
+            model(&mut r, &thresholds[30..], 0.0, Link::Logistic),
+        ];
+        let refs: Vec<&TreeModel> = models.iter().collect();
+        let together = TreeModel::side_by_side(&refs).unwrap();
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            together.can_walk(VectorWalk::Avx512Bins),
+            VectorWalk::Avx512Bins.available()
+        );
+        let mut x = Array2::from_shape_fn((600, 6), |_| r.random::<f32>() * 5.0 - 2.5);
+        x[[550, 2]] = f32::NAN;
+        for rows in [1, 3, 17, 256, 300, 600] {
+            let x = x.slice(ndarray::s![..rows, ..]);
+            let all = together.predict(x);
+            for (i, m) in models.iter().enumerate() {
+                let own: Vec<u32> = m.predict(x).column(0).iter().map(|v| v.to_bits()).collect();
+                let got: Vec<u32> = all.column(i).iter().map(|v| v.to_bits()).collect();
+                assert_eq!(got, own, "model {i}, {rows} rows");
+            }
+        }
+        // Not for models of other shapes.
+        let identity = model(&mut r, &thresholds, 0.0, Link::Identity);
+        assert!(TreeModel::side_by_side(&[&models[0], &identity]).is_none());
+        assert!(TreeModel::side_by_side(&[]).is_none());
+        // Nor where each model's 200 thresholds fit the walk on bin numbers and their 400 do not.
+        #[cfg(target_arch = "x86_64")]
+        if VectorWalk::Avx512Bins.available() {
+            let spread =
+                |offset: f32| -> Vec<f32> { (0..200).map(|i| i as f32 + offset).collect() };
+            let deep = |r: &mut rand_pcg::Pcg64, thresholds: &[f32]| {
+                let trees = (0..40)
+                    .map(|_| random_tree(r, 9, 1, thresholds, 0.0))
+                    .collect();
+                TreeModel::try_from(TreeModelData {
+                    trees,
+                    base_margin: vec![0.0],
+                    n_features: 1,
+                    link: Link::Logistic,
+                })
+                .unwrap()
+            };
+            let (a, b) = (deep(&mut r, &spread(0.0)), deep(&mut r, &spread(0.5)));
+            assert!(a.can_walk(VectorWalk::Avx512Bins) && b.can_walk(VectorWalk::Avx512Bins));
+            assert!(TreeModel::side_by_side(&[&a, &b]).is_none());
+        }
     }
 
     /// The walk on bin numbers takes every split as the walk on values does: values equal to a
