@@ -165,13 +165,14 @@ pub struct FireModel {
     files: Vec<Arc<XgboostFiles>>,
     /// The tree members walked side by side, so that each block of rows is copied and numbered
     /// once, not once per member ([`FireEnsemble::tree_members_together`]). Built for the first
-    /// request of [`SIDE_BY_SIDE_ROWS`] rows (about 10 ms and 3 MB for the default ensemble,
+    /// prediction of [`SIDE_BY_SIDE_ROWS`] rows (10-15 ms and 3 MB for the default ensemble,
     /// which cold start and single-record endpoints need not pay); none on multi-model
     /// endpoints, where memory goes to models.
     together: std::sync::OnceLock<Option<(TreeModel, Vec<usize>)>>,
 }
 
-/// Rows from which a request's tree members are walked side by side.
+/// Rows from which a prediction's tree members are walked side by side (`serve` predicts a
+/// large request in row ranges of at least 2,048 rows, so each range of it qualifies).
 const SIDE_BY_SIDE_ROWS: usize = 1024;
 
 impl FireModel {

@@ -421,6 +421,11 @@ impl FireEnsemble {
         together: Option<&(TreeModel, Vec<usize>)>,
     ) -> Result<EnsemblePrediction> {
         let walked = together.map(|(model, which)| (model.predict(x), which));
+        if let Some((p, which)) = &walked {
+            debug_assert!(
+                p.ncols() == which.len() && which.iter().all(|&i| i < self.members.len())
+            );
+        }
         let members = self
             .members
             .iter()
