@@ -40,6 +40,12 @@ pub struct Pool<T> {
     keeping: AtomicBool,
 }
 
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> Pool<T> {
     /// An empty pool that keeps buffers.
     pub const fn new() -> Self {
