@@ -58,8 +58,8 @@ impl<T> Pool<T> {
     /// Drops the buffers kept and keeps none from now on.
     pub fn keep_none(&self) {
         self.keeping.store(false, Ordering::Relaxed);
-        let kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(kept);
+        // Taken out of the lock first: the buffers are freed once it is released.
+        let _kept = std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// An empty buffer for about `expected` elements: a kept one when that many are worth
@@ -86,12 +86,11 @@ impl<T> Pool<T> {
             return;
         }
         buffer.clear();
+        // (A buffer not kept is freed after the lock is released: `buffer` was declared first.)
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() < KEPT {
             kept.push(buffer);
-            return;
         }
-        drop(kept);
     }
 }
 

@@ -722,8 +722,8 @@ impl TreeModel {
         #[cfg(target_arch = "x86_64")]
         {
             self.bins = None;
-            let wanted = NUMBER_THRESHOLDS.load(std::sync::atomic::Ordering::Relaxed);
-            if wanted && self.narrow_numeric && VectorWalk::Avx512Bins.available() {
+            if !keeping_models_small() && self.narrow_numeric && VectorWalk::Avx512Bins.available()
+            {
                 let nodes: Vec<&[Packed<u32>]> =
                     self.trees.iter().map(Tree::narrow_nodes).collect();
                 self.bins = bins::Bins::new(&nodes, self.n_features);
@@ -894,7 +894,7 @@ impl TreeModel {
         let width = x.ncols().min(self.n_features);
         // Made for the first block walked as a block (a request of a few rows needs none).
         let mut columns = Vec::new();
-        type BlockWalk = unsafe fn(&[Packed<u32>], u32, &[f32], usize, &mut [f32], usize, bool);
+        type BlockWalk = unsafe fn(&[Packed<u32>], u32, &[f32], usize, &mut [f32], bool);
         let walk_block: BlockWalk = match walk {
             VectorWalk::Avx512Bins | VectorWalk::Avx512 => avx512::walk,
             VectorWalk::Avx2 => avx2::walk,
@@ -958,7 +958,6 @@ impl TreeModel {
                             &columns,
                             block.nrows(),
                             sums,
-                            1,
                             missing,
                         )
                     };
@@ -1004,7 +1003,6 @@ impl TreeModel {
                     numbers,
                     count,
                     sums,
-                    1,
                 );
             }
         }

@@ -31,8 +31,8 @@ pub(super) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
-/// Adds the leaf each of the block's `count` rows ends in, after `depth` steps, to
-/// `acc[k * acc_stride]`: `avx512::walk`'s contract, 8 lanes at a time. `columns` holds the
+/// Adds the leaf each of the block's `count` rows ends in, after `depth` steps, to `acc[k]`:
+/// `avx512::walk`'s contract, 8 lanes at a time. `columns` holds the
 /// block column-major: feature `f` of row `k` at `columns[(f << COLUMN_SHIFT) + k]`, the last
 /// column (`n_features`, where leaves point) all missing. `missing` says whether any other value
 /// is NaN. The held levels rely on the compiled layout (breadth-first) for their answers, not
@@ -49,11 +49,10 @@ pub(super) unsafe fn walk(
     columns: &[f32],
     count: usize,
     acc: &mut [f32],
-    acc_stride: usize,
     missing: bool,
 ) {
     assert!(count <= BLOCK_ROWS && columns.len().is_multiple_of(BLOCK_ROWS));
-    assert!(count == 0 || acc.len() > (count - 1) * acc_stride);
+    assert!(acc.len() >= count);
     let leaf_feature = columns.len() / BLOCK_ROWS - 1;
     let groups = count.div_ceil(LANES);
     let mut at = [_mm256_setzero_si256(); BLOCK_ROWS / LANES];
@@ -123,7 +122,7 @@ pub(super) unsafe fn walk(
     for (g, &i) in at.iter().enumerate().take(groups) {
         let leaves = _mm256_i32gather_ps::<8>(base.cast(), i);
         let first = g * LANES;
-        if acc_stride == 1 && count - first >= LANES {
+        if count - first >= LANES {
             let at_acc = acc.as_mut_ptr().add(first);
             _mm256_storeu_ps(at_acc, _mm256_add_ps(_mm256_loadu_ps(at_acc), leaves));
             continue;
@@ -131,7 +130,7 @@ pub(super) unsafe fn walk(
         let mut values = [0f32; LANES];
         _mm256_storeu_ps(values.as_mut_ptr(), leaves);
         for (k, v) in values.iter().take(count - first).enumerate() {
-            acc[(first + k) * acc_stride] += v;
+            acc[first + k] += v;
         }
     }
 }

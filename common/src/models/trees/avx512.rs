@@ -51,8 +51,8 @@ pub(super) fn available() -> bool {
     std::arch::is_x86_feature_detected!("avx512f")
 }
 
-/// Adds the leaf each of the block's `count` rows ends in, after `depth` steps, to
-/// `acc[k * acc_stride]`. `columns` holds the block column-major: feature `f` of row `k` at
+/// Adds the leaf each of the block's `count` rows ends in, after `depth` steps, to `acc[k]`.
+/// `columns` holds the block column-major: feature `f` of row `k` at
 /// `columns[(f << COLUMN_SHIFT) + k]`, the last column (`n_features`, where leaves point) all
 /// missing. `missing` says whether any other value is NaN. The held levels rely on the compiled
 /// layout (breadth-first: a level's nodes are the children of the last one's splits, in order)
@@ -69,11 +69,10 @@ pub(super) unsafe fn walk(
     columns: &[f32],
     count: usize,
     acc: &mut [f32],
-    acc_stride: usize,
     missing: bool,
 ) {
     assert!(count <= BLOCK_ROWS && columns.len().is_multiple_of(BLOCK_ROWS));
-    assert!(count == 0 || acc.len() > (count - 1) * acc_stride);
+    assert!(acc.len() >= count);
     let leaf_feature = columns.len() / BLOCK_ROWS - 1;
     let groups = count.div_ceil(LANES);
     let one = _mm512_set1_epi32(1);
@@ -173,7 +172,7 @@ pub(super) unsafe fn walk(
 
     for (g, &i) in at.iter().enumerate().take(groups) {
         let found = _mm512_i32gather_ps::<8>(i, base.cast());
-        add_leaves(found, g * LANES, count, acc, acc_stride);
+        add_leaves(found, g * LANES, count, acc);
     }
 }
 
@@ -184,32 +183,17 @@ unsafe fn lane_numbers() -> __m512i {
 }
 
 /// Adds the leaf values `found` of the rows `first..first + 16` (those below `count`) to
-/// `acc[k * acc_stride]`. Inlined into the block walks (no instructions of its own to enable).
+/// `acc[k]`, one vector add (the lanes past `count` neither read nor written). Inlined into the
+/// block walks (no instructions of its own to enable).
 ///
 /// # Safety
-/// The CPU has AVX-512F; `first < count`, and `acc` holds `acc[(count - 1) * acc_stride]`.
+/// The CPU has AVX-512F; `first < count <= acc.len()`.
 #[inline(always)]
-unsafe fn add_leaves(
-    found: __m512,
-    first: usize,
-    count: usize,
-    acc: &mut [f32],
-    acc_stride: usize,
-) {
-    if acc_stride == 1 {
-        // One output: the group's accumulators are contiguous (the lanes past `count` neither
-        // read nor written).
-        let lanes = (1u32 << (count - first).min(LANES)).wrapping_sub(1) as u16;
-        let at_acc = acc.as_mut_ptr().add(first);
-        let sums = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, at_acc), found);
-        _mm512_mask_storeu_ps(at_acc, lanes, sums);
-        return;
-    }
-    let mut values = [0f32; LANES];
-    _mm512_storeu_ps(values.as_mut_ptr(), found);
-    for (k, v) in values.iter().take(count - first).enumerate() {
-        acc[(first + k) * acc_stride] += v;
-    }
+unsafe fn add_leaves(found: __m512, first: usize, count: usize, acc: &mut [f32]) {
+    let lanes = (1u32 << (count - first).min(LANES)).wrapping_sub(1) as u16;
+    let at_acc = acc.as_mut_ptr().add(first);
+    let sums = _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, at_acc), found);
+    _mm512_mask_storeu_ps(at_acc, lanes, sums);
 }
 
 /// Most nodes a middle level may hold to be picked from registers (four of thresholds, four
@@ -336,7 +320,6 @@ pub(super) fn bins_available() -> bool {
 /// inside it) whose features are below `leaf_feature + 1 <= 8 * BIN_TABLES`, `words` its
 /// words; `bins` holds `BLOCK_ROWS / 16` groups of `group_bytes(leaf_feature + 1)` bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn walk_bins(
     words: &[u32],
     leaves: &[Packed<u32>],
@@ -345,11 +328,9 @@ pub(super) unsafe fn walk_bins(
     bins: &[u8],
     count: usize,
     acc: &mut [f32],
-    acc_stride: usize,
 ) {
     assert!(words.len() == leaves.len() && leaf_feature < 8 * BIN_TABLES);
-    assert!(count <= BLOCK_ROWS);
-    assert!(count == 0 || acc.len() > (count - 1) * acc_stride);
+    assert!(count <= BLOCK_ROWS && acc.len() >= count);
     let group_bytes = group_bytes(leaf_feature + 1);
     assert!(bins.len() == BLOCK_ROWS / LANES * group_bytes);
     let tables = group_bytes / 128;
@@ -404,7 +385,7 @@ pub(super) unsafe fn walk_bins(
     }
     for (g, &i) in at.iter().enumerate().take(groups) {
         let found = _mm512_i32gather_ps::<8>(i, leaves.as_ptr().cast());
-        add_leaves(found, g * LANES, count, acc, acc_stride);
+        add_leaves(found, g * LANES, count, acc);
     }
 }
 
