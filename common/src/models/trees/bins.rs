@@ -17,6 +17,10 @@ pub(super) struct Bins {
     pub counts: Vec<i32>,
     /// Per tree, its nodes as [`word`]s.
     pub trees: Vec<Vec<u32>>,
+    /// Per tree of at most [`avx512::MAX_HELD_WORDS`] nodes, its nodes' values as bits (a
+    /// leaf's is what the walk adds), which the walk holds in registers to pick each row's
+    /// leaf value instead of gathering it; empty for larger trees.
+    pub values: Vec<Vec<u32>>,
 }
 
 /// Thresholds a feature may have (its bin numbers, 0 to this, fit a byte).
@@ -119,6 +123,16 @@ impl Bins {
             };
             word(at_least, feature, n.bits.child())
         };
+        let values = trees
+            .iter()
+            .map(|t| {
+                let held = t.len() <= avx512::MAX_HELD_WORDS;
+                t.iter()
+                    .filter(|_| held)
+                    .map(|n| n.value.to_bits())
+                    .collect()
+            })
+            .collect();
         let trees = trees
             .iter()
             .map(|t| t.iter().map(numbered).collect())
@@ -127,6 +141,7 @@ impl Bins {
             cuts,
             counts,
             trees,
+            values,
         })
     }
 
@@ -135,6 +150,11 @@ impl Bins {
         4 * (self.cuts.len() + self.counts.len())
             + self
                 .trees
+                .iter()
+                .map(|t| std::mem::size_of_val(t.as_slice()))
+                .sum::<usize>()
+            + self
+                .values
                 .iter()
                 .map(|t| std::mem::size_of_val(t.as_slice()))
                 .sum::<usize>()
