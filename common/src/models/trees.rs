@@ -993,12 +993,10 @@ impl TreeModel {
         unsafe {
             avx512::quantize(columns, &bins.cuts, &bins.counts, count, numbers);
             assert_eq!(self.trees.len(), bins.trees.len());
-            assert_eq!(self.trees.len(), bins.values.len());
-            for ((tree, numbered), values) in self.trees.iter().zip(&bins.trees).zip(&bins.values) {
+            for (tree, numbered) in self.trees.iter().zip(&bins.trees) {
                 let sums = &mut sums[tree.group as usize * BLOCK_ROWS..];
                 avx512::walk_bins(
                     numbered,
-                    values,
                     tree.narrow_nodes(),
                     self.n_features,
                     tree.depth,

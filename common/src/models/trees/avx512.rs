@@ -306,27 +306,26 @@ pub(super) fn bins_available() -> bool {
 }
 
 /// [`walk`] on the block's bin numbers ([`quantize`]) rather than its values, for a block
-/// without missing values: `words` is the tree as `bins::word`s, `leaves` the tree itself (whose
-/// leaf values are added; its layout gives the levels). The same leaves as [`walk`].
+/// without missing values: `tree` is the tree numbered, `leaves` the tree itself (whose leaf
+/// values are added; its layout gives the levels). The same leaves as [`walk`].
 ///
 /// A split looks each lane's bin number up in registers (a byte permutation per 128 bytes of
 /// the group's numbers) where [`walk`] gathers its value: on a Zen 4 host a 16-lane gather costs
 /// about 5.5 ns, the lookup in 3 tables about 1.4. A node is one 4-byte word, so a gathered
 /// level takes one 16-lane gather (not two 8-lane ones), and levels of up to
 /// [`MAX_HELD_WORDS`] nodes are held in registers. So are the node values of a tree of at most
-/// [`MAX_HELD_WORDS`] nodes (`values`, their bits; empty for a larger tree, whose leaf values are
-/// gathered from `leaves`): XGBoost's default depth of 6 gives such trees. Picking the leaf
+/// [`MAX_HELD_WORDS`] nodes (`tree.values`; a larger tree's leaf values are gathered from
+/// `leaves`): XGBoost's default depth of 6 gives such trees. Picking the leaf
 /// values from registers took the fire ensemble's 200 depth-6 boosting trees from 20.8 to 18.1
 /// ms (`walk_bench`, 50,000 rows, one core, 5 interleaved runs, min of 10 each; Zen 4).
 ///
 /// # Safety
 /// The CPU has what [`bins_available`] asks; `leaves` is a compiled tree (every child index
-/// inside it) whose features are below `leaf_feature + 1 <= 8 * BIN_TABLES`, `words` its
-/// words, `values` empty or its node values; `bins` holds `BLOCK_ROWS / 16` groups of `group_bytes(leaf_feature + 1)` bytes.
+/// inside it) whose features are below `leaf_feature + 1 <= 8 * BIN_TABLES`, `tree` its
+/// numbering; `bins` holds `BLOCK_ROWS / 16` groups of `group_bytes(leaf_feature + 1)` bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 pub(super) unsafe fn walk_bins(
-    words: &[u32],
-    values: &[u32],
+    tree: &bins::NumberedTree,
     leaves: &[Packed<u32>],
     leaf_feature: usize,
     depth: u32,
@@ -334,6 +333,7 @@ pub(super) unsafe fn walk_bins(
     count: usize,
     acc: &mut [f32],
 ) {
+    let (words, values) = (&tree.words, &tree.values);
     assert!(words.len() == leaves.len() && leaf_feature < 8 * BIN_TABLES);
     assert!(values.is_empty() || values.len() == leaves.len() && values.len() <= MAX_HELD_WORDS);
     assert!(count <= BLOCK_ROWS && acc.len() >= count);

@@ -15,12 +15,19 @@ pub(super) struct Bins {
     pub cuts: Vec<f32>,
     /// Per feature, how many thresholds it has.
     pub counts: Vec<i32>,
-    /// Per tree, its nodes as [`word`]s.
-    pub trees: Vec<Vec<u32>>,
-    /// Per tree of at most [`avx512::MAX_HELD_WORDS`] nodes, its nodes' values as bits (a
+    /// Per tree, its nodes numbered.
+    pub trees: Vec<NumberedTree>,
+}
+
+/// A tree as the walk on bin numbers reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NumberedTree {
+    /// Its nodes as [`word`]s.
+    pub words: Vec<u32>,
+    /// For a tree of at most [`avx512::MAX_HELD_WORDS`] nodes, its nodes' values as bits (a
     /// leaf's is what the walk adds), which the walk holds in registers to pick each row's
-    /// leaf value instead of gathering it; empty for larger trees.
-    pub values: Vec<Vec<u32>>,
+    /// leaf value instead of gathering it; empty for a larger tree.
+    pub values: Vec<u32>,
 }
 
 /// Thresholds a feature may have (its bin numbers, 0 to this, fit a byte).
@@ -123,25 +130,20 @@ impl Bins {
             };
             word(at_least, feature, n.bits.child())
         };
-        let values = trees
-            .iter()
-            .map(|t| {
-                let held = t.len() <= avx512::MAX_HELD_WORDS;
-                t.iter()
-                    .filter(|_| held)
-                    .map(|n| n.value.to_bits())
-                    .collect()
-            })
-            .collect();
         let trees = trees
             .iter()
-            .map(|t| t.iter().map(numbered).collect())
+            .map(|t| NumberedTree {
+                words: t.iter().map(numbered).collect(),
+                values: match t.len() <= avx512::MAX_HELD_WORDS {
+                    true => t.iter().map(|n| n.value.to_bits()).collect(),
+                    false => Vec::new(),
+                },
+            })
             .collect();
         Some(Bins {
             cuts,
             counts,
             trees,
-            values,
         })
     }
 
@@ -151,12 +153,7 @@ impl Bins {
             + self
                 .trees
                 .iter()
-                .map(|t| std::mem::size_of_val(t.as_slice()))
-                .sum::<usize>()
-            + self
-                .values
-                .iter()
-                .map(|t| std::mem::size_of_val(t.as_slice()))
+                .map(|t| 4 * (t.words.len() + t.values.len()))
                 .sum::<usize>()
     }
 }
