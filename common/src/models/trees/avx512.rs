@@ -12,7 +12,10 @@
 //! permutation, and only its split feature's value is gathered. Deeper, a step gathers the 16
 //! rows' nodes (two 8-lane gathers of 8-byte words: half the cost of two 16-lane gathers of
 //! 4-byte halves) and their values (one 16-lane gather). A one-output model adds each 16
-//! leaves to its accumulators with one vector add. Fire ensemble (200 depth-10 and 200 depth-6
+//! leaves to its accumulators with one vector add. A tree of at most [`MAX_HELD_WORDS`] nodes
+//! (depth 6 or less) has its leaf values picked from registers rather than gathered: the fire
+//! ensemble's 200 depth-6 boosting trees 25.8-26.9 ms against 27.5-28.1 per 50,000 rows
+//! (`walk_bench`, one core, Zen 4, 6 interleaved pairs, min of 20). Fire ensemble (200 depth-10 and 200 depth-6
 //! trees), one core, 50,000 rows (`examples/predict_bench.rs`), on 2026-12-01: 1.23 us per row
 //! before levels were held and leaves added by vector, 1.54 with gathers at every level, 3.2
 //! with the portable walk; on another machine the same day, interleaved runs of 20, min
@@ -170,9 +173,36 @@ pub(super) unsafe fn walk(
         }
     }
 
-    for (g, &i) in at.iter().enumerate().take(groups) {
-        let found = _mm512_i32gather_ps::<8>(i, base.cast());
-        add_leaves(found, g * LANES, count, acc);
+    // Each lane's leaf value: picked from registers for a small tree, else gathered.
+    if nodes.len() <= MAX_HELD_WORDS {
+        let held = HeldWords::values_of(nodes, even);
+        for (g, &i) in at.iter().enumerate().take(groups) {
+            let found = _mm512_castsi512_ps(held.pick(i));
+            add_leaves(found, g * LANES, count, acc);
+        }
+    } else {
+        for (g, &i) in at.iter().enumerate().take(groups) {
+            let found = _mm512_i32gather_ps::<8>(i, base.cast());
+            add_leaves(found, g * LANES, count, acc);
+        }
+    }
+}
+
+/// Nodes `8 * half..8 * half + 8` of `nodes` (those it has; the rest zeros), 8 bytes a lane
+/// pair.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn eight_nodes(nodes: &[Packed<u32>], half: usize) -> __m512i {
+    let nodes = nodes.get(half * 8..).unwrap_or(&[]);
+    let mask = if nodes.len() >= 8 {
+        !0
+    } else {
+        (1u8 << nodes.len()) - 1
+    };
+    // SAFETY: the mask reads only the `nodes.len().min(8)` nodes of `nodes`.
+    #[allow(unsafe_code)]
+    unsafe {
+        _mm512_maskz_loadu_epi64(mask, nodes.as_ptr().cast())
     }
 }
 
@@ -220,20 +250,7 @@ impl Held {
         };
         for (r, part) in level.chunks(LANES).enumerate() {
             // Two halves of eight 8-byte nodes, split into thresholds and words.
-            let half = |h: usize| {
-                let nodes = part.get(h * 8..).unwrap_or(&[]);
-                let mask = if nodes.len() >= 8 {
-                    !0
-                } else {
-                    (1u8 << nodes.len()) - 1
-                };
-                // SAFETY: the mask reads only the `nodes.len().min(8)` nodes of `nodes`.
-                #[allow(unsafe_code)]
-                unsafe {
-                    _mm512_maskz_loadu_epi64(mask, nodes.as_ptr().cast())
-                }
-            };
-            let (low, high) = (half(0), half(1));
+            let (low, high) = (eight_nodes(part, 0), eight_nodes(part, 1));
             held.values[r] = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
             held.bits[r] = _mm512_permutex2var_epi32(low, odd, high);
         }
@@ -477,6 +494,24 @@ impl HeldWords {
             unsafe {
                 held.words[r] = _mm512_maskz_loadu_epi32(mask, part.as_ptr().cast());
             }
+        }
+        held
+    }
+
+    /// The values of a tree's `nodes` (at most [`MAX_HELD_WORDS`]) as bits, taken out of the
+    /// 8-byte nodes by the permutation `even`, so that [`HeldWords::pick`] gives each lane its
+    /// node's value by the node's index.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn values_of(nodes: &[Packed<u32>], even: __m512i) -> HeldWords {
+        debug_assert!(nodes.len() <= MAX_HELD_WORDS);
+        let mut held = HeldWords {
+            words: [_mm512_setzero_si512(); 8],
+            registers: nodes.len().div_ceil(LANES),
+        };
+        for (r, part) in nodes.chunks(LANES).enumerate() {
+            let (low, high) = (eight_nodes(part, 0), eight_nodes(part, 1));
+            held.words[r] = _mm512_permutex2var_epi32(low, even, high);
         }
         held
     }
