@@ -4,7 +4,7 @@
 //! [`data::load_channel`] reads each channel into a [`data::Dataset`] → [`split`] makes the
 //! train / validation / test rows → [`models::ensemble`] fits the members and weights them →
 //! [`metrics`] scores them → [`artifact`] writes the model directory atomically.
-//! Serving flow: [`artifact`] opens the model directory → [`kinds::load`] gives the model of its
+//! Serving flow: [`artifact`] opens the model directory → [`kinds::open`] gives the model of its
 //! kind → it predicts and writes its answers.
 
 #![warn(missing_docs)]
