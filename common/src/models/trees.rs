@@ -21,8 +21,8 @@
 //! features have at most 255 thresholds each (usual with XGBoost's `hist` method) is walked on
 //! the rows' bin numbers, a byte each, looked up in registers rather than gathered
 //! (`trees/bins.rs`; fire ensemble, Zen 4 host, one core, 50,000 rows: 72-75 ms against
-//! 98-114); such a model keeps a 4-byte word per node beside its 8-byte node, and 1 KiB per
-//! feature. Where it has AVX2 only (AMD before Zen 4, older Intel: `trees/avx2.rs`), a
+//! 98-114); such a model keeps a 4-byte word per node beside its 8-byte node (and the node's
+//! value too, 4 more bytes, in a tree of at most 128 nodes), and 1 KiB per feature. Where it has AVX2 only (AMD before Zen 4, older Intel: `trees/avx2.rs`), a
 //! block's rows are walked 8 per vector (on a Zen 3 host, one core, 50,000 rows: 171 ms against
 //! the portable walk's 224, min of 8 interleaved runs); a few rows take the portable walk.
 //!
@@ -1992,6 +1992,38 @@ mod tests {
         tree(nodes, depth_of.into_iter().max().unwrap_or(0))
     }
 
+    /// A tree of exactly `n` nodes (odd), nodes split breadth-first while room is left: random
+    /// splits and leaf values.
+    fn sized_tree(
+        r: &mut rand_pcg::Pcg64,
+        n: usize,
+        n_features: usize,
+        thresholds: &[f32],
+    ) -> TreeData {
+        assert!(n % 2 == 1, "a tree has an odd number of nodes");
+        let (mut nodes, mut depth_of) = (vec![leaf(0, 0.0)], vec![0]);
+        let mut i = 0;
+        while i < nodes.len() {
+            nodes[i] = if nodes.len() + 2 > n {
+                leaf(i as u32, r.random::<f32>() - 0.5)
+            } else {
+                let left = nodes.len() as u32;
+                nodes.extend([leaf(0, 0.0), leaf(0, 0.0)]);
+                depth_of.extend([depth_of[i] + 1, depth_of[i] + 1]);
+                Node {
+                    value: thresholds[r.random_range(0..thresholds.len())],
+                    feature: r.random_range(0..n_features as u32),
+                    left,
+                    right: left + 1,
+                    default_left: r.random(),
+                }
+            };
+            i += 1;
+        }
+        assert_eq!(nodes.len(), n);
+        tree(nodes, depth_of.into_iter().max().unwrap_or(0))
+    }
+
     /// Models walked side by side give each model's own bits: one to three blocks, a missing
     /// value, a few rows (the row-at-a-time walk); models of other shapes, and thresholds that
     /// together leave the walk on bin numbers, are refused.
@@ -2064,8 +2096,10 @@ mod tests {
     /// The walk on bin numbers takes every split as the walk on values does: values equal to a
     /// threshold or next to it, signed zeros, infinities, subnormals; models of 1 to 4 tables of
     /// bin numbers (3 to 31 features) and 1 to 3 groups, full trees and trees with early
-    /// leaves, levels walked at the top, held (in 1 to 8 registers) and gathered; blocks with a
-    /// missing value (walked on values) and without; the first rounds kept. A feature of 256
+    /// leaves, levels walked at the top, held (in 1 to 8 registers) and gathered; trees whose
+    /// leaf values are held (1 node, and 1 to 8 registers of nodes, each count at both ends)
+    /// and trees of 129 or more nodes, whose leaf values are gathered; blocks with a missing
+    /// value (walked on values) and without; the first rounds kept. A feature of 256
     /// thresholds, or a 32nd feature, leaves the model to the walk on values.
     #[test]
     fn bin_numbers_walk_as_values_do() {
@@ -2088,15 +2122,20 @@ mod tests {
             let mut thresholds = specials.to_vec();
             thresholds.extend((0..40).map(|_| r.random::<f32>() * 8.0 - 4.0));
             let groups = 1 + n_features % 3;
-            let trees = (0..24)
+            let mut trees: Vec<TreeData> = (0..24)
                 .map(|t| {
                     let early = [0.0, 0.1, 0.3][t % 3];
                     let depth = 1 + (t as u32 / 2) % 10;
-                    let mut tree = random_tree(&mut r, depth, n_features, &thresholds, early);
-                    tree.group = (t % groups) as u32;
-                    tree
+                    random_tree(&mut r, depth, n_features, &thresholds, early)
                 })
                 .collect();
+            let sizes = (1..=8).flat_map(|k| [16 * k - 15, 16 * k - 1]);
+            for n in sizes.chain([1, 129, 141]) {
+                trees.push(sized_tree(&mut r, n, n_features, &thresholds));
+            }
+            for (t, tree) in trees.iter_mut().enumerate() {
+                tree.group = (t % groups) as u32;
+            }
             let mut model = TreeModel::try_from(TreeModelData {
                 trees,
                 base_margin: vec![0.25; groups],
@@ -2325,6 +2364,15 @@ mod tests {
         let x = Array2::from_shape_vec((rows.len() / 3, 3), rows).unwrap();
         let got = model.predict_margin(x.view());
         vector_walks_alike(&model, x.view(), "all value combinations");
+        // None missing, so the walk on bin numbers takes these blocks too.
+        let present: Vec<f32> = x
+            .rows()
+            .into_iter()
+            .filter(|row| row.iter().all(|v| !v.is_nan()))
+            .flat_map(|row| row.to_vec())
+            .collect();
+        let present = Array2::from_shape_vec((present.len() / 3, 3), present).unwrap();
+        vector_walks_alike(&model, present.view(), "no value missing");
         for (k, (row, margins)) in x.rows().into_iter().zip(got.rows()).enumerate() {
             let alone = model.predict_margin(x.slice(ndarray::s![k..k + 1, ..]));
             assert_eq!(alone.row(0), margins, "{row} alone");

@@ -12,10 +12,7 @@
 //! permutation, and only its split feature's value is gathered. Deeper, a step gathers the 16
 //! rows' nodes (two 8-lane gathers of 8-byte words: half the cost of two 16-lane gathers of
 //! 4-byte halves) and their values (one 16-lane gather). A one-output model adds each 16
-//! leaves to its accumulators with one vector add. A tree of at most [`MAX_HELD_WORDS`] nodes
-//! (depth 6 or less) has its leaf values picked from registers rather than gathered: the fire
-//! ensemble's 200 depth-6 boosting trees 25.8-26.9 ms against 27.5-28.1 per 50,000 rows
-//! (`walk_bench`, one core, Zen 4, 6 interleaved pairs, min of 20). Fire ensemble (200 depth-10 and 200 depth-6
+//! leaves to its accumulators with one vector add. Fire ensemble (200 depth-10 and 200 depth-6
 //! trees), one core, 50,000 rows (`examples/predict_bench.rs`), on 2026-12-01: 1.23 us per row
 //! before levels were held and leaves added by vector, 1.54 with gathers at every level, 3.2
 //! with the portable walk; on another machine the same day, interleaved runs of 20, min
@@ -24,6 +21,12 @@
 //! and leaves added by vector 66.0 (71.0); held in up to two registers 82.4 (92.6). (Measured
 //! before by changing [`MAX_TOP_NODES`] and `BLOCK_ROWS`: top levels of up to 2 or 4 nodes the
 //! same, up to 8 9 % slower; blocks of 128 to 512 rows the same.)
+//!
+//! A tree of at most [`MAX_HELD_WORDS`] nodes (every tree of depth 6 or less) has its leaf
+//! values picked from registers rather than gathered, by either block walk: the fire
+//! ensemble's 200 depth-6 boosting trees 25.8-26.9 ms against 27.5-28.1 per 50,000 rows by
+//! [`walk`], 18.0-18.2 against 20.5-21.3 by [`walk_bins`] (`walk_bench`, one core, Zen 4,
+//! interleaved pairs).
 //!
 //! On a Zen 4 host (2026-12-02) gathers are slow (a 16-lane gather about 5.5 ns, 16 scalar loads
 //! the same): with the value gathers left out (wrong answers, for timing only) the walk took
@@ -323,8 +326,9 @@ pub(super) fn bins_available() -> bool {
 }
 
 /// [`walk`] on the block's bin numbers ([`quantize`]) rather than its values, for a block
-/// without missing values: `tree` is the tree numbered, `leaves` the tree itself (whose leaf
-/// values are added; its layout gives the levels). The same leaves as [`walk`].
+/// without missing values: `tree` is the tree numbered, `leaves` the tree itself (its layout
+/// gives the levels; a tree too large for `tree.values` has its leaf values gathered from it).
+/// The same leaves as [`walk`].
 ///
 /// A split looks each lane's bin number up in registers (a byte permutation per 128 bytes of
 /// the group's numbers) where [`walk`] gathers its value: on a Zen 4 host a 16-lane gather costs
@@ -352,7 +356,7 @@ pub(super) unsafe fn walk_bins(
 ) {
     let (words, values) = (&tree.words, &tree.values);
     assert!(words.len() == leaves.len() && leaf_feature < 8 * BIN_TABLES);
-    assert!(values.is_empty() || values.len() == leaves.len() && values.len() <= MAX_HELD_WORDS);
+    assert!(values.is_empty() || (values.len() == leaves.len() && values.len() <= MAX_HELD_WORDS));
     assert!(count <= BLOCK_ROWS && acc.len() >= count);
     let group_bytes = group_bytes(leaf_feature + 1);
     assert!(bins.len() == BLOCK_ROWS / LANES * group_bytes);
@@ -468,10 +472,11 @@ unsafe fn bins_step(group: *const u8, tables: usize, word: __m512i) -> __m512i {
 }
 
 /// Most nodes a middle level of [`walk_bins`] may hold in registers (eight of words), and most
-/// nodes of a tree whose leaf values it holds.
+/// nodes of a tree whose leaf values either block walk holds.
 pub(super) const MAX_HELD_WORDS: usize = 8 * LANES;
 
-/// One level's words in registers, 16 per register.
+/// Up to [`MAX_HELD_WORDS`] 32-bit words in registers, 16 per register: a level's words
+/// ([`walk_bins`]), or a small tree's node values as bits (both block walks).
 struct HeldWords {
     words: [__m512i; 8],
     registers: usize,
@@ -516,7 +521,8 @@ impl HeldWords {
         held
     }
 
-    /// Each lane's word, by its index in the level (lanes outside the level get some word).
+    /// Each lane's word, by its index among the held ones (in the level, or in the tree; lanes
+    /// outside get some word).
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn pick(&self, index: __m512i) -> __m512i {

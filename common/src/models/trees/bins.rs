@@ -134,9 +134,10 @@ impl Bins {
             .iter()
             .map(|t| NumberedTree {
                 words: t.iter().map(numbered).collect(),
-                values: match t.len() <= avx512::MAX_HELD_WORDS {
-                    true => t.iter().map(|n| n.value.to_bits()).collect(),
-                    false => Vec::new(),
+                values: if t.len() <= avx512::MAX_HELD_WORDS {
+                    t.iter().map(|n| n.value.to_bits()).collect()
+                } else {
+                    Vec::new()
                 },
             })
             .collect();
