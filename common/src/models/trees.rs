@@ -1960,8 +1960,7 @@ mod tests {
     }
 
     /// A tree of at most `depth` levels splitting on random features of `n_features` at
-    /// thresholds drawn from `thresholds`, with random leaves and default directions; a node
-    /// under the root is a leaf early with chance `early` (else the tree is full).
+    /// random `thresholds`; below the root, a node becomes a leaf early with probability `early`.
     fn random_tree(
         r: &mut rand_pcg::Pcg64,
         depth: u32,
@@ -1969,13 +1968,37 @@ mod tests {
         thresholds: &[f32],
         early: f64,
     ) -> TreeData {
+        grown_tree(r, n_features, thresholds, |r, i, d, _| {
+            d < depth && !(i > 0 && r.random::<f64>() < early)
+        })
+    }
+
+    /// A tree of exactly `n` nodes (odd), nodes split breadth-first while room is left.
+    fn sized_tree(
+        r: &mut rand_pcg::Pcg64,
+        n: usize,
+        n_features: usize,
+        thresholds: &[f32],
+    ) -> TreeData {
+        assert!(n % 2 == 1, "a tree has an odd number of nodes");
+        let t = grown_tree(r, n_features, thresholds, |_, _, _, nodes| nodes + 2 <= n);
+        assert_eq!(t.nodes.len(), n);
+        t
+    }
+
+    /// A tree grown breadth-first: node `i` at depth `d`, with `nodes` made so far, splits on a
+    /// random feature and threshold where `split(r, i, d, nodes)`, else is a random leaf.
+    fn grown_tree(
+        r: &mut rand_pcg::Pcg64,
+        n_features: usize,
+        thresholds: &[f32],
+        mut split: impl FnMut(&mut rand_pcg::Pcg64, usize, u32, usize) -> bool,
+    ) -> TreeData {
         let (mut nodes, mut depth_of) = (vec![leaf(0, 0.0)], vec![0]);
         let mut i = 0;
         while i < nodes.len() {
             let d = depth_of[i];
-            nodes[i] = if d == depth || (i > 0 && r.random::<f64>() < early) {
-                leaf(i as u32, r.random::<f32>() - 0.5)
-            } else {
+            nodes[i] = if split(r, i, d, nodes.len()) {
                 let left = nodes.len() as u32;
                 nodes.extend([leaf(0, 0.0), leaf(0, 0.0)]);
                 depth_of.extend([d + 1, d + 1]);
@@ -1986,41 +2009,11 @@ mod tests {
                     right: left + 1,
                     default_left: r.random(),
                 }
-            };
-            i += 1;
-        }
-        tree(nodes, depth_of.into_iter().max().unwrap_or(0))
-    }
-
-    /// A tree of exactly `n` nodes (odd), nodes split breadth-first while room is left: random
-    /// splits and leaf values.
-    fn sized_tree(
-        r: &mut rand_pcg::Pcg64,
-        n: usize,
-        n_features: usize,
-        thresholds: &[f32],
-    ) -> TreeData {
-        assert!(n % 2 == 1, "a tree has an odd number of nodes");
-        let (mut nodes, mut depth_of) = (vec![leaf(0, 0.0)], vec![0]);
-        let mut i = 0;
-        while i < nodes.len() {
-            nodes[i] = if nodes.len() + 2 > n {
-                leaf(i as u32, r.random::<f32>() - 0.5)
             } else {
-                let left = nodes.len() as u32;
-                nodes.extend([leaf(0, 0.0), leaf(0, 0.0)]);
-                depth_of.extend([depth_of[i] + 1, depth_of[i] + 1]);
-                Node {
-                    value: thresholds[r.random_range(0..thresholds.len())],
-                    feature: r.random_range(0..n_features as u32),
-                    left,
-                    right: left + 1,
-                    default_left: r.random(),
-                }
+                leaf(i as u32, r.random::<f32>() - 0.5)
             };
             i += 1;
         }
-        assert_eq!(nodes.len(), n);
         tree(nodes, depth_of.into_iter().max().unwrap_or(0))
     }
 
