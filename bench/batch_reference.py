@@ -4,15 +4,20 @@ fire-ensemble model directory holds (its `*.ubj` payloads: the forest's parts an
 plus the logistic regression in numpy, weighted as the manifest says; the rows already in memory
 as a float32 array (no parsing, no HTTP). Prints rows/s of the best of RUNS and, with OUT, writes
 the ensemble probabilities, one per line, for comparing with `serve`'s answers.
-usage: batch_reference.py MODEL_DIR FEATURES.csv [RUNS] [OUT]"""
-import json, os, struct, sys, time
+With --treelite the trees are predicted instead by Treelite's compiled C (tl2cgen: each XGBoost
+model compiled by gcc into a shared library, compile time printed, not counted), an anchor
+issue 16 names beside XGBoost's own predict.
+usage: batch_reference.py [--treelite] MODEL_DIR FEATURES.csv [RUNS] [OUT]"""
+import json, os, struct, sys, tempfile, time
 import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-model_dir, csv = sys.argv[1], sys.argv[2]
-runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-out = sys.argv[4] if len(sys.argv) > 4 else None
+args = [a for a in sys.argv[1:] if a != "--treelite"]
+treelite_engine = "--treelite" in sys.argv[1:]
+model_dir, csv = args[0], args[1]
+runs = int(args[2]) if len(args) > 2 else 3
+out = args[3] if len(args) > 3 else None
 manifest = json.load(open(os.path.join(model_dir, "manifest.json")))
 threads = os.cpu_count()
 
@@ -42,13 +47,28 @@ for p in manifest["payloads"]:
 # Read as serve reads them: the nearest double (pandas' default parser from 3.0 on), then float32.
 x = pd.read_csv(csv, header=None).to_numpy().astype(np.float32)
 sigmoid = lambda z: 1.0 / (1.0 + np.exp(-z))
+margin_of = lambda b, rows: b.inplace_predict(rows, predict_type="margin")
+engine = "Python XGBoost inplace_predict"
+if treelite_engine:
+    import tl2cgen, treelite
+
+    build, compiled, started = tempfile.mkdtemp(), {}, time.perf_counter()
+    for _, model in members.values():
+        for b in model if isinstance(model, list) else []:
+            lib = os.path.join(build, f"{len(compiled)}.so")
+            tl2cgen.export_lib(treelite.frontend.from_xgboost(b), toolchain="gcc", libpath=lib,
+                               params={"parallel_comp": threads}, nthread=threads)
+            compiled[id(b)] = tl2cgen.Predictor(lib, nthread=threads)
+    print(f"treelite: {len(compiled)} models compiled in {time.perf_counter() - started:.0f} s")
+    margin_of = lambda b, rows: compiled[id(b)].predict(tl2cgen.DMatrix(rows), pred_margin=True).ravel()
+    engine = "Treelite-compiled trees (tl2cgen, gcc)"
 
 
 def predict():
     total = np.zeros(len(x))
     for name, (weight, model) in members.items():
         if isinstance(model, list):  # the mean margin of a forest's parts = one forest's margin
-            margin = sum(b.inplace_predict(x, predict_type="margin") for b in model) / len(model)
+            margin = sum(margin_of(b, x) for b in model) / len(model)
         else:
             (mean, scale, coef), intercept = model
             margin = ((x - mean) / scale) @ coef + intercept
@@ -62,7 +82,7 @@ for _ in range(runs):
     p = predict()
     best = min(best, time.perf_counter() - t)
 trees = sum(b.num_boosted_rounds() * int(json.loads(b.save_config())["learner"]["gradient_booster"]["gbtree_model_param"]["num_parallel_tree"]) for _, m in members.values() if isinstance(m, list) for b in m)
-print(f"reference: Python XGBoost inplace_predict ({trees} trees, {threads} threads) + numpy LR, "
+print(f"reference: {engine} ({trees} trees, {threads} threads) + numpy LR, "
       f"{len(x)} rows in memory: best of {runs} {best:.2f} s, {len(x) / best:,.0f} rows/s")
 if out:
     np.savetxt(out, p, fmt="%.6f")

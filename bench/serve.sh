@@ -3,7 +3,7 @@
 # Python reference stack (Flask + gunicorn, 2 workers, ../shared/bench/ref_server.py), same run,
 # same machine, same tool (wrk, single-record JSON body, keep-alive).
 #
-#   bash bench/serve.sh [--with-sklearn]
+#   bash bench/serve.sh [--with-sklearn] [--with-treelite]
 #
 # Prints: requests/s at 64 connections and p50/p99 latency at 1 connection for each server (ours
 # beside the same server's /ping at 1 connection, the machine's latency floor);
@@ -11,11 +11,25 @@
 # 1,000,000-row CSV sent as MULTI_RECORD payloads of up to 6 MB (bench/batch_client.py, 3 runs)
 # beside Python XGBoost's inplace_predict of the same trees (bench/batch_reference.py), and
 # the ensemble's prediction alone in process on one core (examples/predict_bench.rs).
+# --with-treelite adds the same trees compiled to C by Treelite (tl2cgen, gcc; a few minutes of
+# compiling) as a second batch reference.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$PWD
 shared=${SHARED_DIR:-$repo/../shared}
-source bench/setup.sh flask gunicorn joblib pandas
+stacks=(xgb)
+treelite=false
+for arg in "$@"; do
+  case $arg in
+    --with-sklearn) stacks+=(sklearn) ;;
+    --with-treelite) treelite=true ;;
+    *) echo "usage: bash bench/serve.sh [--with-sklearn] [--with-treelite]" >&2; exit 2 ;;
+  esac
+done
+extra=()
+$treelite && extra=(treelite tl2cgen)
+set --
+source bench/setup.sh flask gunicorn joblib pandas "${extra[@]}"
 cargo build --release --locked --bins --example predict_bench
 bin=${CARGO_TARGET_DIR:-$repo/target}/release
 work=$(mktemp -d)
@@ -28,8 +42,6 @@ echo "== models (251K mix: gen_fire.py 200000 --demo 51000 --seed 7)"
 python3 "$shared/bench/gen_fire.py" 200000 "$work/mix.json" --demo 51000 --seed 7 >&2
 mkdir -p "$work/ml/input/data/train" && ln -s "$work/mix.json" "$work/ml/input/data/train/"
 SAGEMAKER_BASE_DIR="$work/ml" "$bin/train" > /dev/null 2>&1
-stacks=(xgb)
-[ "${1:-}" = "--with-sklearn" ] && stacks+=(sklearn)
 for stack in "${stacks[@]}"; do
   python3 "$shared/bench/ref_train_fire.py" "$work/mix.json" --stack "$stack" --save "$work/ref_$stack" > /dev/null
 done
@@ -92,19 +104,30 @@ pids+=($!)
 wait_ready 18083
 head -1000 "$work/batch.csv" | curl -sf -X POST -H "Content-Type: text/csv" -H "Accept: text/csv" \
   --data-binary @- localhost:18083/invocations > "$work/ours.txt"
-python3 - "$work" <<'PY'
+# Ours end to end against a reference's rows/s (its output NAME.out, its probabilities NAME.txt),
+# and the two answers' agreement on the first 1,000 rows (bar: 1e-5).
+against() {
+  python3 - "$work" "$1" "$2" "$3" <<'PY'
 import re, sys
-w = sys.argv[1]
+w, name, what, goal = sys.argv[1:]
 ours = [float(l.split(",")[1]) for l in open(f"{w}/ours.txt")]
-ref = [float(l) for l in open(f"{w}/reference.txt")][: len(ours)]
+ref = [float(l) for l in open(f"{w}/{name}.txt")][: len(ours)]
 worst = max(abs(a - b) for a, b in zip(ours, ref))
 best = max(float(m.replace(",", "")) for m in re.findall(r"([\d,]+) rows/s", open(f"{w}/batch.out").read()))
-reference = float(re.search(r"([\d,]+) rows/s", open(f"{w}/reference.out").read()).group(1).replace(",", ""))
-print(f"batch: ours {best:,.0f} rows/s end to end against XGBoost's inplace_predict {reference:,.0f} rows/s: "
-      f"{best / reference:.2f}x (goal: >= 3x); ensemble probabilities agree within {worst:.1e} on 1,000 rows")
+line = next(l for l in open(f"{w}/{name}.out") if l.startswith("reference:"))
+reference = float(re.search(r"([\d,]+) rows/s", line).group(1).replace(",", ""))
+print(f"batch: ours {best:,.0f} rows/s end to end against {what} {reference:,.0f} rows/s: "
+      f"{best / reference:.2f}x{goal}; ensemble probabilities agree within {worst:.1e} on 1,000 rows")
 if worst > 1e-5:
-    sys.exit(f"the answers differ from the reference's by {worst} (bar: 1e-5)")
+    sys.exit(f"the answers differ from {what}'s by {worst} (bar: 1e-5)")
 PY
+}
+against reference "XGBoost's inplace_predict" " (goal: >= 3x)"
+if $treelite; then
+  python3 bench/batch_reference.py --treelite "$work/ml/model" "$work/batch.csv" 3 "$work/treelite.txt" 2>/dev/null |
+    tee "$work/treelite.out"
+  against treelite "Treelite's compiled trees" ""
+fi
 # Breakdown: the ensemble's prediction alone, in process on one core (no HTTP, parsing or
 # formatting), so the end-to-end figure above reads against what the walk itself costs.
 "$bin/examples/predict_bench" "$work/ml/model" "$work/batch.csv" 50000 10 |
