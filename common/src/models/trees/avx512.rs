@@ -176,18 +176,32 @@ pub(super) unsafe fn walk(
         }
     }
 
-    // Each lane's leaf value: picked from registers for a small tree, else gathered.
-    if nodes.len() <= MAX_HELD_WORDS {
-        let held = HeldWords::values_of(nodes, even);
-        for (g, &i) in at.iter().enumerate().take(groups) {
-            let found = _mm512_castsi512_ps(held.pick(i));
-            add_leaves(found, g * LANES, count, acc);
-        }
-    } else {
-        for (g, &i) in at.iter().enumerate().take(groups) {
-            let found = _mm512_i32gather_ps::<8>(i, base.cast());
-            add_leaves(found, g * LANES, count, acc);
-        }
+    let held = (nodes.len() <= MAX_HELD_WORDS).then(|| HeldWords::values_of(nodes, even));
+    add_tree_leaves(nodes, held.as_ref(), &at, count, acc);
+}
+
+/// Adds the leaf value of each lane's node (`at`, 16 rows a vector) to the sums of the block's
+/// `count` rows: picked from `held` (the tree's node values, [`HeldWords::values_of`]) where
+/// given, else gathered from `nodes`.
+///
+/// # Safety
+/// The CPU has AVX-512F; every lane of `at`'s first `count.div_ceil(16)` vectors is a node of
+/// `nodes`; `count <= acc.len()`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn add_tree_leaves(
+    nodes: &[Packed<u32>],
+    held: Option<&HeldWords>,
+    at: &[__m512i],
+    count: usize,
+    acc: &mut [f32],
+) {
+    for (g, &i) in at.iter().enumerate().take(count.div_ceil(LANES)) {
+        let found = match held {
+            Some(held) => _mm512_castsi512_ps(held.pick(i)),
+            None => _mm512_i32gather_ps::<8>(i, nodes.as_ptr().cast()),
+        };
+        add_leaves(found, g * LANES, count, acc);
     }
 }
 
@@ -410,19 +424,8 @@ pub(super) unsafe fn walk_bins(
             *i = bins_step(group(g), tables, word);
         }
     }
-    // Each lane's leaf value: picked from registers for a small tree, else gathered.
-    if values.is_empty() {
-        for (g, &i) in at.iter().enumerate().take(groups) {
-            let found = _mm512_i32gather_ps::<8>(i, leaves.as_ptr().cast());
-            add_leaves(found, g * LANES, count, acc);
-        }
-    } else {
-        let held = HeldWords::load(values);
-        for (g, &i) in at.iter().enumerate().take(groups) {
-            let found = _mm512_castsi512_ps(held.pick(i));
-            add_leaves(found, g * LANES, count, acc);
-        }
-    }
+    let held = (!values.is_empty()).then(|| HeldWords::load(values));
+    add_tree_leaves(leaves, held.as_ref(), &at, count, acc);
 }
 
 /// Each lane's next node from its node's `word`: its bin number (in the group's numbers at
