@@ -26,7 +26,9 @@ pub(super) struct NumberedTree {
     pub words: Vec<u32>,
     /// For a tree of at most [`avx512::MAX_HELD_WORDS`] nodes, its nodes' values as bits (a
     /// leaf's is what the walk adds), which the walk holds in registers to pick each row's
-    /// leaf value instead of gathering it; empty for a larger tree.
+    /// leaf value instead of gathering it; empty for a larger tree. (Taking them out of the
+    /// 8-byte nodes at each block instead, as the walk on values does, made the walk of 200
+    /// depth-6 trees about 5 % slower: 19.0-21.7 ms against 18.1-20.5, 8 interleaved pairs.)
     pub values: Vec<u32>,
 }
 
