@@ -23,8 +23,9 @@
 //! (`trees/bins.rs`; fire ensemble, Zen 4 host, one core, 50,000 rows: 72-75 ms against
 //! 98-114); such a model keeps a 4-byte word per node beside its 8-byte node (and the node's
 //! value too, 4 more bytes, in a tree of at most 128 nodes), and 1 KiB per feature. Where it
-//! has AVX2 only (AMD before Zen 4, older Intel: `trees/avx2.rs`), a block's rows are walked 8 per vector (on a Zen 3 host, one core, 50,000 rows: 171 ms against
-//! the portable walk's 224, min of 8 interleaved runs); a few rows take the portable walk.
+//! has AVX2 only (AMD before Zen 4, older Intel: `trees/avx2.rs`), a block's rows are walked
+//! 8 per vector (on a Zen 3 host, one core, 50,000 rows: 171 ms against the portable walk's
+//! 224, min of 8 interleaved runs); a few rows take the portable walk.
 //!
 //! In memory a node is 8 bytes (16 for models of 2,047 features or more, or trees of over a
 //! million nodes): its threshold or leaf value, and one word packing the feature, the default
