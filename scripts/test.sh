@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# All tests: unit tests of every crate, the end-to-end tests (real binaries, real XGBoost), and the
-# image tests on the real Docker engine (the image is built offline from this host's binaries by
+# All tests: lints (rustfmt, clippy, rustdoc), unit tests of every crate, the end-to-end tests
+# (real binaries, real XGBoost), and the image tests on the real Docker engine (the image is built
+# offline from this host's binaries by
 # docker/build-offline.sh), including the real SageMaker Python SDK in local mode
 # (scripts/sdk-venv.sh). Without Docker the image tests are skipped, except under CI=true, where
 # a missing Docker engine fails the run.
@@ -9,6 +10,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 source scripts/env.sh
 cargo build --workspace --bins --locked
+# Lints: formatting, clippy and rustdoc warnings fail the run (the toolchain is pinned, so a new
+# compiler's lints cannot break CI unannounced).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 # Python XGBoost 1.7.6 writes the older built-in algorithm's artifacts for tests/xgboost_e2e.rs.
 XGBOOST1_PYTHON=$(bash scripts/xgboost1-venv.sh)
 export XGBOOST1_PYTHON

@@ -49,7 +49,7 @@ pub fn raise_open_file_limit() -> u64 {
     lim.rlim_cur
 }
 
-/// The connection cap: `wanted`, but never within [`RESERVED_FDS`] of the open-file limit.
+/// The connection cap: `wanted`, but never within `RESERVED_FDS` (64) of the open-file limit.
 pub fn connection_cap(wanted: usize, open_file_limit: u64) -> usize {
     let room = open_file_limit.saturating_sub(RESERVED_FDS).max(1);
     wanted.min(usize::try_from(room).unwrap_or(usize::MAX))

@@ -1,5 +1,5 @@
 //! The model being served: loaded from the model directory through its kind
-//! ([`common::kinds::load`]), answered the same way whatever the kind.
+//! ([`common::kinds::open`]), answered the same way whatever the kind.
 
 use crate::codec::{self, Input};
 use crate::error::ServeError;

@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn decimal_commas_are_numbers_in_the_wrong_format() {
         let mut b = CategoryBuilder::new(0);
-        let mut column = vec![
+        let mut column = [
             b.value_of_text("2,5", || "f line 1".into()),
             b.value_of_text("3,75", || "f line 2".into()),
         ];
@@ -352,7 +352,7 @@ mod tests {
         assert!(b_len_is_bounded());
         // More numbers than text is a numeric column with bad values.
         let mut b = CategoryBuilder::new(2);
-        let mut column = vec![1.0, 2.0, b.value_of_text("oops", at)];
+        let mut column = [1.0, 2.0, b.value_of_text("oops", at)];
         assert_eq!(
             b.finish(column.iter_mut()),
             Err(NotCategories::MostlyNumbers {

@@ -20,7 +20,7 @@ use std::io::{BufRead, Read};
 /// Parses every JSON value in `reader` into `sink`; `source` names the file in errors.
 ///
 /// A file that starts `{"samples": [` has that array parsed in batches on every core
-/// ([`split`]); everything else is read by one deserializer through a `BufReader` it owns (std
+/// (`split`); everything else is read by one deserializer through a `BufReader` it owns (std
 /// reads such a reader byte by byte from its buffer, where any other reader costs a `read` call
 /// per byte). Errors name the file's line and column either way.
 pub fn parse(

@@ -192,8 +192,11 @@ impl XgboostFiles {
 /// wait for the one building it.
 pub struct Deferred<T> {
     value: std::sync::OnceLock<Option<T>>,
-    build: std::sync::Mutex<Option<Box<dyn FnOnce() -> Option<T> + Send>>>,
+    build: std::sync::Mutex<Option<Builder<T>>>,
 }
+
+/// What builds a [`Deferred`] value, taken by the first asker.
+type Builder<T> = Box<dyn FnOnce() -> Option<T> + Send>;
 
 impl<T> Deferred<T> {
     /// A value `build` makes on first use.

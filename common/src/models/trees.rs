@@ -33,7 +33,7 @@
 //! breadth-first). A leaf "splits" on a feature column that is
 //! always missing and goes right to itself. Half the 20-byte layout files hold, so a multi-model
 //! endpoint keeps twice as many models in the same memory, and prediction reads half the bytes.
-//! Files keep the explicit layout ([`Node`]), converted on load and save.
+//! Files keep the explicit layout (`Node`), converted on load and save.
 
 use crate::error::{Error, Result};
 use ndarray::{Array2, ArrayView2};
@@ -1111,7 +1111,7 @@ impl TreeModel {
     }
 
     /// Each feature's contribution to each row's margin, and the bias, as XGBoost's
-    /// `pred_contribs` computes them (exact TreeSHAP, [`super::shap`]): per row and output group
+    /// `pred_contribs` computes them (exact TreeSHAP, `models::shap`): per row and output group
     /// `n_features + 1` values, the features in model order and the bias last, summing to the
     /// group's margin. An error when [`TreeModel::can_explain`] says so.
     pub fn contributions(&self, x: ArrayView2<f32>) -> std::result::Result<Array2<f32>, String> {

@@ -63,8 +63,7 @@ pub(super) unsafe fn walk(
     let next_level = |first, end| next_level(nodes, first, end, leaf_feature);
     // The first levels: each split tested on every lane at once.
     while level < depth && end - first <= MAX_TOP_NODES {
-        for c in first..end {
-            let node = nodes[c];
+        for (c, &node) in nodes.iter().enumerate().take(end).skip(first) {
             if node.bits.feature() == leaf_feature {
                 continue;
             }

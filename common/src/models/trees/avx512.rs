@@ -91,8 +91,7 @@ pub(super) unsafe fn walk(
     let next_level = |first, end| next_level(nodes, first, end, leaf_feature);
     // The first levels, of a few nodes: each split tested on every lane at once.
     while level < depth && end - first <= MAX_TOP_NODES {
-        for c in first..end {
-            let node = nodes[c];
+        for (c, &node) in nodes.iter().enumerate().take(end).skip(first) {
             if node.bits.feature() == leaf_feature {
                 continue;
             }
@@ -568,9 +567,9 @@ pub(super) unsafe fn quantize(
     let group_bytes = group_bytes(features + 1);
     assert!(count <= BLOCK_ROWS && bins.len() == BLOCK_ROWS / LANES * group_bytes);
     let lane = lane_numbers();
-    for f in 0..features {
+    for (f, &thresholds) in counts.iter().enumerate() {
         let cuts = cuts.as_ptr().add(f * 256);
-        let most = _mm512_set1_epi32(counts[f]);
+        let most = _mm512_set1_epi32(thresholds);
         // The first four steps probe only every 16th cut: held in one register.
         let every_16th = _mm512_i32gather_ps::<4>(
             _mm512_add_epi32(_mm512_slli_epi32::<4>(lane), _mm512_set1_epi32(15)),
