@@ -56,9 +56,10 @@ impl Output {
 }
 
 /// The input format of a request; without a Content-Type, a body starting with `{` or `[` is
-/// JSON and anything else CSV.
+/// JSON and anything else CSV (a byte-order mark before it is not part of the body).
 pub fn input_format(content_type: Option<&str>, body: &[u8]) -> Result<Input, ServeError> {
     let Some(ct) = content_type.filter(|c| !c.trim().is_empty()) else {
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         return Ok(if matches!(first, Some(b'{' | b'[')) {
             Input::Json
@@ -170,22 +171,19 @@ pub fn decode(
     match format {
         Input::Csv => {
             let plain = (0..n).all(|k| schema.categories_of(k).is_none());
-            for_lines(text, batch, |i, line| {
+            for_lines(text, batch, |line| {
                 if plain && bare_numbers(line.as_bytes(), n, &mut values) {
                     return Ok(());
                 }
                 csv_record(line, schema, &mut values)
-                    .map_err(|m| format!("record {i} (line {i}): {m}"))
             })?
         }
-        Input::JsonLines => for_lines(text, batch, |i, line| {
-            let v = json_line(line, n).map_err(|m| format!("record {i} (line {i}): {m}"))?;
-            record(&v, schema, &mut values).map_err(|m| format!("record {i} (line {i}): {m}"))
+        Input::JsonLines => for_lines(text, batch, |line| {
+            record(&json_line(line, n)?, schema, &mut values)
         })?,
-        Input::Libsvm => for_lines(text, batch, |i, line| {
+        Input::Libsvm => for_lines(text, batch, |line| {
             room(&values)?;
             libsvm_record(line, schema, &mut values)
-                .map_err(|m| format!("record {i} (line {i}): {m}"))
         })?,
         Input::Json => {
             if !named_numbers(text, schema, &mut values) {
@@ -214,18 +212,19 @@ fn bad(message: String) -> ServeError {
     ServeError::BadRequest(message)
 }
 
-/// Calls `f(line_number, line)` for each line; blank lines are skipped, except in batch mode
-/// where only a final newline may end the body.
+/// Calls `f(line)` for each line that holds a record; its errors are named by record (counted
+/// from 1) and line number. Blank lines are skipped, except in batch mode where only a final
+/// newline may end the body.
 fn for_lines(
     text: &str,
     batch: bool,
-    mut f: impl FnMut(usize, &str) -> Result<(), String>,
+    mut f: impl FnMut(&str) -> Result<(), String>,
 ) -> Result<(), ServeError> {
     let body = text.strip_suffix('\n').unwrap_or(text);
     // (Lines found with memchr: `str::split('\n')` was 2.5 % of the server's time in the batch
     // benchmark.)
     let ends = memchr::memchr_iter(b'\n', body.as_bytes()).chain([body.len()]);
-    let mut start = 0;
+    let (mut start, mut record) = (0, 0);
     for (i, end) in ends.enumerate() {
         let line = &body[start..end];
         start = end + 1;
@@ -239,7 +238,8 @@ fn for_lines(
             }
             continue;
         }
-        f(i + 1, line).map_err(bad)?;
+        record += 1;
+        f(line).map_err(|m| bad(format!("record {record} (line {}): {m}", i + 1)))?;
     }
     Ok(())
 }
@@ -311,25 +311,33 @@ fn csv_record(line: &str, schema: &Schema, out: &mut Vec<f32>) -> Result<(), Str
     Ok(())
 }
 
-/// A RecordIO-protobuf body, one row per record.
+/// A RecordIO-protobuf body, one row per record, read one record at a time: the values are
+/// counted against [`max_values`] as they grow (a body of many tiny records is refused before
+/// it costs more than that, never first split into a list of records).
 fn recordio_body(body: &[u8], schema: &Schema) -> Result<Array2<f32>, ServeError> {
     use common::data::recordio;
     let n = schema.feature_names.len();
-    let records = recordio::split(body).map_err(bad)?;
-    if records.is_empty() {
-        return Err(bad("empty body: send at least one record".into()));
-    }
     let cap = max_values(body.len());
-    if records.len().saturating_mul(n) > cap {
-        return Err(bad(too_many_values(cap, n)));
-    }
-    let mut values = vec![f32::NAN; n * records.len()];
-    for (i, (record, row)) in records.iter().zip(values.chunks_exact_mut(n)).enumerate() {
-        let located = |m: String| bad(format!("record {}: {m}", i + 1));
-        recordio::features(record, row).map_err(located)?;
+    let mut values = Vec::new();
+    let mut rows = 0;
+    for record in recordio::Records::new(body) {
+        let record = record.map_err(bad)?;
+        if values.len() + n > cap {
+            return Err(bad(too_many_values(cap, n)));
+        }
+        rows += 1;
+        let located = |m: String| bad(format!("record {rows}: {m}"));
+        let start = values.len();
+        values.resize(start + n, f32::NAN);
+        let row = &mut values[start..];
+        recordio::features(&record, row).map_err(located)?;
+        numbers_as_categories(row, schema);
         all_present(row, schema).map_err(located)?;
     }
-    Ok(Array2::from_shape_vec((records.len(), n), values).expect("n values per record"))
+    if rows == 0 {
+        return Err(bad("empty body: send at least one record".into()));
+    }
+    Ok(Array2::from_shape_vec((rows, n), values).expect("n values per record"))
 }
 
 /// One libsvm line: a label first is ignored (as SageMaker's built-in XGBoost does); absent
@@ -367,7 +375,22 @@ fn libsvm_fields(line: &str, schema: &Schema, row: &mut [f32]) -> Result<(), Str
         row[i] =
             common::data::number::parse(value).map_err(|e| format!("index {i}: value {e}"))? as f32;
     }
+    numbers_as_categories(row, schema);
     all_present(row, schema)
+}
+
+/// In a text column, a sparse format's number (libsvm, RecordIO) is the category of that name,
+/// as in CSV and JSON (`1.5` is the category named "1.5"), never a code; absent values stay
+/// missing.
+fn numbers_as_categories(row: &mut [f32], schema: &Schema) {
+    if schema.categories.is_empty() {
+        return;
+    }
+    for (k, v) in row.iter_mut().enumerate() {
+        if let (Some(c), false) = (schema.categories_of(k), v.is_nan()) {
+            *v = c.value_of_number(*v);
+        }
+    }
 }
 
 /// A row of a sparse format (libsvm, RecordIO) may leave features out: refused for models that
@@ -589,7 +612,8 @@ impl JsonBody<'_> {
         std::cell::Cell::new(4 * self.schema.feature_names.len() + 64)
     }
 
-    /// Records of an array, one tree at a time; an array of numbers is one record.
+    /// Records of an array, one tree at a time; an array of values (numbers, strings, nulls:
+    /// no arrays or objects) is one record.
     fn records<'de, A: serde::de::SeqAccess<'de>>(
         &mut self,
         mut seq: A,
@@ -599,7 +623,7 @@ impl JsonBody<'_> {
         let Some(first) = seq.next_element_seed(self.bounded(&left))? else {
             return Ok(0);
         };
-        if numbers_are_one_record && first.is_number() {
+        if numbers_are_one_record && !first.is_array() && !first.is_object() {
             // Values in model order; more than the model takes is an error, found at n + 1.
             let mut all = vec![first];
             while all.len() <= self.schema.feature_names.len() {
@@ -1241,6 +1265,25 @@ mod tests {
             assert!(categories::is_unseen(v[4]), "{body}");
             assert_eq!(&v[5..], [1.0, 0.0, 2.0], "{body}");
         }
+        // One record as a bare array whose first value is a name, not a number.
+        assert_eq!(decoded(Input::Json, r#"["paris", 3]"#), [2.0, 3.0]);
+        // libsvm and RecordIO carry numbers only: in a text column, the category of that name
+        // (never a code), an absent value missing.
+        let mut recordio = Vec::new();
+        for row in [[1.5, 2.0], [2.0, 1.0], [f32::NAN, 4.0]] {
+            common::data::recordio::write_features_record(&row, &mut recordio);
+        }
+        for v in [
+            decoded(Input::Libsvm, "0:1.5 1:2\n0:2 1:1\n1:4\n"),
+            decode(Input::RecordIo, &recordio, &schema, false)
+                .unwrap()
+                .into_raw_vec_and_offset()
+                .0,
+        ] {
+            assert_eq!((v[0], v[1]), (0.0, 2.0));
+            assert!(categories::is_unseen(v[2]) && v[3] == 1.0);
+            assert!(v[4].is_nan() && !categories::is_unseen(v[4]) && v[5] == 4.0);
+        }
         // Numeric features still take numbers only.
         let e = decode(Input::Csv, b"paris,big\n", &schema, false).unwrap_err();
         assert!(matches!(e, ServeError::BadRequest(m) if m.contains("value 2 is not a number")));
@@ -1254,6 +1297,7 @@ mod tests {
             r#"{"features": {"a": 1, "b": "2"}}"#,
             r#"{"features": [1, 2]}"#,
             "[1, 2]",
+            r#"["1", 2]"#,
         ] {
             assert_eq!(rows(Input::Json, body).unwrap(), one, "{body}");
         }
@@ -1288,6 +1332,13 @@ mod tests {
             e(Input::Csv, "1,2,3\n"),
             "record 1 (line 1): expected 2 values, found 3"
         );
+        // Blank lines are not records (outside batch mode): counted apart.
+        assert_eq!(
+            e(Input::Csv, "\n1,2\n\n1\n"),
+            "record 2 (line 4): expected 2 values, found 1"
+        );
+        assert!(e(Input::JsonLines, "\n[1,2]\n{oops}\n").starts_with("record 2 (line 3): not JSON"));
+        assert!(e(Input::Json, r#"["a", 2]"#).starts_with("record 1: "));
         assert!(e(Input::Csv, "a,b\n1,2\n")
             .contains("value 1 is not a number: \"a\" (CSV input has no header)"));
         assert!(e(Input::Csv, "1,\n").contains("value 2 is empty"));
@@ -1310,6 +1361,19 @@ mod tests {
         assert!(
             matches!(decode(Input::Csv, b"1,2\n\n3,4\n", &schema(), true), Err(ServeError::BadRequest(m)) if m.contains("line 2 is empty"))
         );
+    }
+
+    #[test]
+    fn a_body_after_a_byte_order_mark_is_guessed_by_its_first_character() {
+        assert_eq!(
+            input_format(None, b"\xEF\xBB\xBF{\"a\": 1}").unwrap(),
+            Input::Json
+        );
+        assert_eq!(
+            input_format(None, b"\xEF\xBB\xBF [[1]]").unwrap(),
+            Input::Json
+        );
+        assert_eq!(input_format(None, b"\xEF\xBB\xBF1,2").unwrap(), Input::Csv);
     }
 
     #[test]

@@ -123,8 +123,20 @@ impl<R: std::io::Read> Iterator for Records<R> {
 /// Appends one RecordIO-framed `Record` whose `label` map holds `labels` (name, float32 values),
 /// as SageMaker's built-in algorithms answer in `application/x-recordio-protobuf`.
 pub fn write_label_record(labels: &[(&str, &[f32])], out: &mut Vec<u8>) {
+    write_map_record(LABEL, labels, out);
+}
+
+/// Appends one RecordIO-framed `Record` whose features are `values` (a dense float32 tensor
+/// under `values`), as SageMaker's writers frame a request's rows.
+pub fn write_features_record(values: &[f32], out: &mut Vec<u8>) {
+    write_map_record(FEATURES, &[("values", values)], out);
+}
+
+/// Appends one RecordIO-framed `Record` whose map `field` holds `entries` (name, float32
+/// values as a dense tensor).
+fn write_map_record(field: u32, entries: &[(&str, &[f32])], out: &mut Vec<u8>) {
     let mut record = Vec::new();
-    for (name, values) in labels {
+    for (name, values) in entries {
         let mut packed = Vec::with_capacity(4 * values.len());
         for v in *values {
             packed.extend_from_slice(&v.to_le_bytes());
@@ -136,7 +148,7 @@ pub fn write_label_record(labels: &[(&str, &[f32])], out: &mut Vec<u8>) {
         let mut entry = Vec::new();
         length_delimited(1, name.as_bytes(), &mut entry);
         length_delimited(2, &value, &mut entry);
-        length_delimited(2, &entry, &mut record);
+        length_delimited(field, &entry, &mut record);
     }
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&(record.len() as u32).to_le_bytes());
