@@ -395,6 +395,23 @@ fn bad_tabular_input_fails_with_the_line_and_keeps_the_previous_model() {
         .failure_reason()
         .unwrap()
         .contains("label 2 is not 0 or 1"));
+
+    // Every channel's labels are checked, the validation channel's too (a class past
+    // num_class indexed past the confusion matrix: a panic, reported as an internal error).
+    let validation = Sandbox::new();
+    validation.config(
+        "hyperparameters.json",
+        r#"{"model_kind": "tabular", "objective": "multi:softprob", "num_class": "3",
+            "candidates": "random_forest"}"#,
+    );
+    validation.data_file("train", "a.csv", b"0,1\n1,3\n2,5\n0,1\n1,2\n2,6\n");
+    validation.data_file("validation", "v.csv", b"1,3\n3,1\n");
+    assert!(!validation.run_train().status.success());
+    let reason = validation.failure_reason().unwrap();
+    assert!(
+        reason.contains("validation channel: row 2: label 3 is not a class index below num_class"),
+        "{reason}"
+    );
 }
 
 /// `rows` of `price = 3a - 2b + c/2` with a header in `order` (a permutation of the columns).

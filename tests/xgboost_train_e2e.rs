@@ -323,7 +323,9 @@ fn a_killed_job_resumes_from_its_checkpoints_to_the_uninterrupted_model() {
 }
 
 /// Writes `rows.csv` (label first, no header) as the files users write: Parquet by pandas
-/// (snappy and zstd halves, nulls for missing values) with the XGBoost 1.x venv's pandas, and
+/// (snappy and zstd halves, nulls for missing values; the second half with pandas' default
+/// `index=None` and an index of its own, which pandas keeps as a column that is no feature)
+/// with the XGBoost 1.x venv's pandas, and
 /// RecordIO-protobuf by the SageMaker SDK (dense and sparse), when those Pythons are provisioned.
 const WRITE_TRAINING_FILES: &str = r#"
 import sys, numpy as np, pandas as pd
@@ -333,7 +335,9 @@ df.columns = ["label"] + [f"f{i}" for i in range(df.shape[1] - 1)]
 if kind == "parquet":
     half = len(df) // 2
     df.iloc[:half].to_parquet(f"{work}/part-0.parquet", compression="snappy", index=False)
-    df.iloc[half:].to_parquet(f"{work}/part-1.parquet", compression="zstd", index=False)
+    tail = df.iloc[half:].copy()
+    tail.index = [f"r{i}" for i in tail.index]
+    tail.to_parquet(f"{work}/part-1.parquet", compression="zstd")
 else:
     import scipy.sparse
     from sagemaker.amazon.common import write_numpy_to_dense_tensor, write_spmatrix_to_sparse_tensor

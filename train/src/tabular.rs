@@ -97,7 +97,15 @@ pub fn train(job: &Job, t: &TabularConfig) -> Result<Comparison> {
         task.check_labels(d.labels().as_slice().expect("contiguous labels"))
             .map_err(|m| Error::Data(format!("{what}: {m}")))
     };
+    // Every channel's labels, not only train's: a validation label of 3 for a 3-class task
+    // would index past the confusion matrix, a 2 in a binary one count as a negative.
     check(&channels.train, "train channel")?;
+    if let Some(validation) = &channels.validation {
+        check(validation, "validation channel")?;
+    }
+    if let Some(test) = &channels.test {
+        check(test, "test channel")?;
+    }
     let splits = splits::split(
         channels,
         &job.config.split,

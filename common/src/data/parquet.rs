@@ -52,6 +52,36 @@ type BatchFn<'a> = dyn FnMut(usize, &[Vec<Cell>]) -> std::result::Result<(), Str
 struct ParquetFile {
     reader: SerializedFileReader<std::fs::File>,
     names: Vec<String>,
+    /// Columns that hold a pandas DataFrame's index, not data ([`index_columns`]).
+    index: Vec<usize>,
+}
+
+/// The columns pandas wrote for a DataFrame's index (`df.to_parquet()` keeps a non-default
+/// index, such as what `train_test_split` leaves, as a column `__index_level_0__` or under its
+/// name, listed in the file's `pandas` metadata): not features, as `pyarrow`'s `to_pandas()`,
+/// which SageMaker's XGBoost reads Parquet with, makes them the index again.
+fn index_columns(reader: &SerializedFileReader<std::fs::File>, names: &[String]) -> Vec<usize> {
+    let listed: Vec<String> = reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == "pandas"))
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+        .and_then(|m| m.get("index_columns").cloned())
+        .and_then(|c| c.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    let unnamed = |n: &str| {
+        n.strip_prefix("__index_level_")
+            .and_then(|r| r.strip_suffix("__"))
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    (0..names.len())
+        .filter(|&i| unnamed(&names[i]) || listed.contains(&names[i]))
+        .collect()
 }
 
 impl ParquetFile {
@@ -65,10 +95,14 @@ impl ParquetFile {
             .map_err(|e| format!("not a Parquet file this container reads: {e}"))?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
         let names: Vec<String> = schema.columns().iter().map(|c| c.path().string()).collect();
+        let index = index_columns(&reader, &names);
         let unreadable: Vec<String> = schema
             .columns()
             .iter()
             .zip(&names)
+            .enumerate()
+            .filter(|(i, _)| !index.contains(i))
+            .map(|(_, column)| column)
             .filter(|(c, _)| {
                 let readable = match c.physical_type() {
                     Physical::BOOLEAN
@@ -103,7 +137,11 @@ impl ParquetFile {
                     .join(", ")
             ));
         }
-        Ok(Self { reader, names })
+        Ok(Self {
+            reader,
+            names,
+            index,
+        })
     }
 
     /// Calls `each(first_row, columns)` for every batch of rows, `columns[c]` holding column
@@ -262,6 +300,8 @@ pub fn read_named(path: &Path, schema: &Schema, source: &str, sink: &mut RowSink
 enum Role {
     Label,
     Weight,
+    /// A pandas index column: skipped.
+    Index,
     /// Feature column `k` of the table.
     Feature(usize),
 }
@@ -292,7 +332,7 @@ fn read_table(
         None
     };
     let feature_names: Vec<String> = (0..names.len())
-        .filter(|&i| i != label && Some(i) != weight)
+        .filter(|&i| i != label && Some(i) != weight && !file.index.contains(&i))
         .map(|i| names[i].clone())
         .collect();
     let order: Vec<usize> = match &table.names {
@@ -321,6 +361,8 @@ fn read_table(
                 Role::Label
             } else if Some(i) == weight {
                 Role::Weight
+            } else if file.index.contains(&i) {
+                Role::Index
             } else {
                 feature += 1;
                 Role::Feature(
@@ -338,6 +380,9 @@ fn read_table(
         let start = table.features.len();
         table.features.resize(start + rows * width, f32::NAN);
         for (c, &role) in roles.iter().enumerate() {
+            if role == Role::Index {
+                continue;
+            }
             for (r, cell) in cells[c].iter().enumerate() {
                 let value = match cell {
                     Cell::Number(v) => number::checked(*v).map_err(|e| {
@@ -357,6 +402,7 @@ fn read_table(
                     Role::Label => table.labels.push(value),
                     Role::Weight => table.weights.push(value),
                     Role::Feature(k) => table.features[start + r * width + k] = value,
+                    Role::Index => unreachable!("skipped above"),
                 }
             }
         }
