@@ -11,7 +11,9 @@
 //! - RecordIO-protobuf (SageMaker's `Record`s): the `label` map's `values`, and the features
 //!   as a dense or sparse `values` tensor (no weights);
 //! - libsvm: `label[:weight] [qid:q] index:value ...`, column `index` (0-based, as XGBoost reads
-//!   it); `qid` is a ranking query id, given on every row or none.
+//!   it); the weight is taken with or without `csv_weights`, as XGBoost's reader takes it (rows
+//!   without one weigh 1 once any has one); `qid` is a ranking query id, given on every row or
+//!   none.
 //!
 //! An empty CSV field, a `null` in JSON, a marker pandas reads as missing (`NA`, `NaN`, `null`,
 //! ...), or an index absent from a libsvm line is a missing value (NaN), which XGBoost handles
@@ -348,13 +350,18 @@ impl Table {
             .filter(|n| n.len() == self.width)
             .unwrap_or_else(|| (0..self.width).map(|i| format!("f{i}")).collect());
         let rows = self.rows();
+        let mut weights = self.weights;
+        if !weights.is_empty() {
+            // Rows read before the first weighted one (another file's) weigh 1.
+            weights.resize(rows, 1.0);
+        }
         Dataset {
             features: Array2::from_shape_vec((rows, self.width), self.features)
                 .expect("width values per row"),
             targets: vec![Array1::from(self.labels)],
             feature_names: names,
             encoding: self.encoding,
-            weights: (!self.weights.is_empty()).then(|| Array1::from(self.weights)),
+            weights: (!weights.is_empty()).then(|| Array1::from(weights)),
             absent_is_zero: !self.fixed_width,
             query_ids: (!self.query_ids.is_empty()).then(|| Array1::from(self.query_ids)),
         }
@@ -566,7 +573,7 @@ pub fn parse(
             TabularFormat::JsonLines => {
                 json_row(text, options, table, number, &mut problems).map_err(located)
             }
-            TabularFormat::Libsvm => libsvm_row(text, options, table).map_err(located),
+            TabularFormat::Libsvm => libsvm_row(text, table).map_err(located),
             TabularFormat::RecordIo | TabularFormat::Parquet => unreachable!("read elsewhere"),
         }
     })?;
@@ -887,7 +894,7 @@ pub const MAX_LIBSVM_FEATURES: usize = 1 << 20;
 /// Largest dense feature matrix libsvm rows may widen to (8 GiB).
 const MAX_DENSE_BYTES: usize = 8 << 30;
 
-fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result<(), String> {
+fn libsvm_row(text: &str, table: &mut Table) -> Result<(), String> {
     let mut tokens = text.split_whitespace();
     let head = tokens.next().unwrap_or("");
     let (label, weight) = match head.split_once(':') {
@@ -931,16 +938,23 @@ fn libsvm_row(text: &str, options: &TabularOptions, table: &mut Table) -> Result
         let v = number_of(v).ok_or_else(|| format!("'{t}': the value is not a number"))?;
         entries.push((i, v as f32));
     }
+    let weight = weight
+        .map(|w| number_of(w).ok_or_else(|| format!("the weight is not a number: \"{w}\"")))
+        .transpose()?;
     push_sparse(table, &entries)?;
+    // `label:weight` is an instance weight whether or not csv_weights (which is about CSV) is
+    // set, as XGBoost's own libsvm reader, and so the built-in algorithm, takes it; once a row
+    // has one, the rows without one weigh 1.
+    match weight {
+        Some(w) => {
+            table.weights.resize(table.labels.len(), 1.0);
+            table.weights.push(w as f32);
+        }
+        None if !table.weights.is_empty() => table.weights.push(1.0),
+        None => {}
+    }
     table.labels.push(label as f32);
     table.query_ids.extend(query_id);
-    match (options.csv_weights, weight) {
-        (true, Some(w)) => table.weights.push(
-            number_of(w).ok_or_else(|| format!("the weight is not a number: \"{w}\""))? as f32,
-        ),
-        (true, None) => return Err("csv_weights is set but the line has no label:weight".into()),
-        _ => {}
-    }
     Ok(())
 }
 
@@ -1213,12 +1227,22 @@ mod tests {
         let t = load("7,0.5,1,2\n8,2,3,4\n", TabularFormat::Csv, &opts(true)).unwrap();
         assert_eq!(t.weights, vec![0.5, 2.0]);
         assert_eq!(t.features, vec![1.0, 2.0, 3.0, 4.0]);
-        let t = load("1:0.5 1:1\n0:2 4:1\n", TabularFormat::Libsvm, &opts(true)).unwrap();
+        let t = load("1:0.5 1:1\n0:2 4:1\n", TabularFormat::Libsvm, &opts(false)).unwrap();
         assert_eq!(t.weights, vec![0.5, 2.0]);
         assert_eq!(t.width, 5);
         assert_eq!(t.features[1], 1.0);
         assert_eq!(t.features[5 + 4], 1.0);
         assert!(t.features[4].is_nan());
+        // libsvm weights without csv_weights too (as XGBoost reads them); unweighted rows
+        // weigh 1 once a row has a weight; no weights at all, none.
+        let mixed = load(
+            "1 0:1\n0:3 0:2\n1 0:5\n",
+            TabularFormat::Libsvm,
+            &opts(true),
+        );
+        assert_eq!(mixed.unwrap().weights, vec![1.0, 3.0, 1.0]);
+        let none = load("1 0:1\n0 0:2\n", TabularFormat::Libsvm, &opts(true)).unwrap();
+        assert!(none.weights.is_empty());
     }
 
     #[test]
