@@ -619,7 +619,12 @@ impl<'de> Visitor<'de> for FeaturesSeed<'_, '_> {
         while let Some(item) = seq.next_element::<Positional>()? {
             match item {
                 Positional::Name => {}
-                Positional::Value(v) if i < n => ctx.row.set(i, v),
+                Positional::Value(v) if i < n => {
+                    // The rule named features follow: finite in 32-bit floats.
+                    let v = super::number::checked(v)
+                        .map_err(|e| de::Error::custom(format!("features value {} {e}", i + 1)))?;
+                    ctx.row.set(i, v)
+                }
                 Positional::Value(_) => {}
             }
             i += 1;
@@ -836,6 +841,22 @@ mod tests {
             parsed(&text).unwrap().features,
             streamed(&text).unwrap().features
         );
+    }
+
+    #[test]
+    fn positional_features_are_finite_in_f32_as_named_ones() {
+        let sample = |first: &str| {
+            let rest: Vec<String> = (1..18).map(|k| format!("{k}.5")).collect();
+            let values = format!("{first}, {}", rest.join(", "));
+            format!("{{\"samples\": [{{\"features\": [{values}], \"label\": 1}}]}}")
+        };
+        assert_eq!(streamed(&sample("2")).unwrap().rows, 1);
+        for bad in ["1e39", "\"NaN\"", "\"inf\""] {
+            for e in [streamed(&sample(bad)), parsed(&sample(bad))] {
+                let e = e.map(|r| r.rows).unwrap_err();
+                assert!(e.contains("features value 1 is"), "{bad}: {e}");
+            }
+        }
     }
 
     #[test]

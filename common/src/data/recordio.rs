@@ -500,8 +500,19 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A framed training record: `label`, and `values` at `keys` as a sparse tensor.
+    pub(crate) fn sparse_example(label: f32, values: &[f32], keys: &[u64]) -> Vec<u8> {
+        let mut labelled = Vec::new();
+        write_label_record(&[("values", &[label])], &mut labelled);
+        let label_part = &split(&labelled).unwrap()[0];
+        // Protobuf fields of one message may come in any order: features, then the label map.
+        let mut whole = record(values, keys);
+        whole.extend_from_slice(label_part);
+        framed(&[whole])
+    }
 
     /// A record as SageMaker's writers make it: `values` as a float32 tensor.
     fn record(values: &[f32], keys: &[u64]) -> Vec<u8> {

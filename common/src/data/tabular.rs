@@ -1018,6 +1018,15 @@ fn parse_recordio(
             table.set_width(example.features.len()).map_err(located)?;
             table.features.extend(example.features.iter().map(|e| e.1));
         } else {
+            // Sparse rows are held dense: the bound libsvm indices have, before any width is
+            // computed from a key (a key of 2^64 - 1 would wrap).
+            let last_column = example.width.map(|w| w.saturating_sub(1));
+            let columns = example.features.iter().map(|e| e.0).chain(last_column);
+            if let Some(k) = columns.filter(|&k| k >= MAX_LIBSVM_FEATURES).max() {
+                return Err(located(format!(
+                    "sparse column {k} is beyond the {MAX_LIBSVM_FEATURES} features this container takes (rows are held dense)"
+                )));
+            }
             if let Some(width) = example.width.filter(|_| !table.fixed_width) {
                 check_dense_size(table, width).map_err(located)?;
                 table.widen(width);
@@ -1243,6 +1252,23 @@ mod tests {
         assert_eq!(mixed.unwrap().weights, vec![1.0, 3.0, 1.0]);
         let none = load("1 0:1\n0 0:2\n", TabularFormat::Libsvm, &opts(true)).unwrap();
         assert!(none.weights.is_empty());
+    }
+
+    #[test]
+    fn sparse_recordio_columns_are_bounded_as_libsvm_indices() {
+        use crate::data::recordio::tests::sparse_example;
+        let read = |body: Vec<u8>| {
+            let mut table = Table::default();
+            parse_recordio(&body[..], &opts(false), "r.rec", &mut table).map(|()| table)
+        };
+        let t = read(sparse_example(1.0, &[2.0], &[3])).unwrap();
+        assert_eq!((t.width, t.labels), (4, vec![1.0]));
+        for key in [MAX_LIBSVM_FEATURES as u64, u64::MAX] {
+            let e = read(sparse_example(1.0, &[2.0], &[key]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("features this container takes"), "{key}: {e}");
+        }
     }
 
     #[test]
