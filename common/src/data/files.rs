@@ -86,16 +86,24 @@ pub fn is_gzip(path: &Path) -> bool {
         .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
-/// Opens a data file for buffered reading, decompressing gzip (by magic bytes) on the fly.
-/// Returns the reader and the file's name relative to `dir` for messages.
+/// Opens a data file for buffered reading, decompressing gzip (by magic bytes) on the fly, past
+/// a UTF-8 byte-order mark (Windows tools such as PowerShell write one; it is no part of the
+/// data, whatever the format). Returns the reader and the file's name relative to `dir` for
+/// messages.
 pub fn open(dir: &Path, path: &Path) -> Result<(Box<dyn BufRead + Send>, String)> {
     let display = path.strip_prefix(dir).unwrap_or(path).display().to_string();
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut reader = BufReader::with_capacity(READ_BUFFER, file);
     let magic = reader.fill_buf().map_err(|e| Error::io(path, e))?;
-    if magic.starts_with(&[0x1f, 0x8b]) {
+    let mut reader: Box<dyn BufRead + Send> = if magic.starts_with(&[0x1f, 0x8b]) {
         let gz = MultiGzDecoder::new(reader);
-        return Ok((Box::new(BufReader::with_capacity(READ_BUFFER, gz)), display));
+        Box::new(BufReader::with_capacity(READ_BUFFER, gz))
+    } else {
+        Box::new(reader)
+    };
+    let start = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if start.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
     }
-    Ok((Box::new(reader), display))
+    Ok((reader, display))
 }

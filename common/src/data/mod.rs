@@ -600,22 +600,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("b.csv"), "1,3,4\n").unwrap();
+        // Byte-order marks (PowerShell writes them) before JSON, gzipped or not, and before a
+        // file whose format is found from its content.
         std::fs::write(
             dir.path().join("a.json"),
-            r#"{"samples":[{"a":1,"b":2,"label":0}]}"#,
+            "\u{feff}{\"samples\":[{\"a\":1,\"b\":2,\"label\":0}]}",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("e"),
+            "\u{feff}{\"a\":7,\"b\":8,\"label\":0}\n",
         )
         .unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(b"{\"a\":5,\"b\":6,\"label\":1}\n").unwrap();
+        gz.write_all("\u{feff}{\"a\":5,\"b\":6,\"label\":1}\n".as_bytes())
+            .unwrap();
         std::fs::write(dir.path().join("sub/c.jsonl.gz"), gz.finish().unwrap()).unwrap();
         std::fs::write(dir.path().join(".DS_Store"), "junk").unwrap();
         std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
         let d = load_channel(dir.path(), "train", None, &schema(), &|| Ok(())).unwrap();
         assert_eq!(
             d.features.as_slice().unwrap(),
-            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+            &[1.0, 2.0, 3.0, 4.0, 7.0, 8.0, 5.0, 6.0]
         );
-        assert_eq!(d.labels().to_vec(), vec![0.0, 1.0, 1.0]);
+        assert_eq!(d.labels().to_vec(), vec![0.0, 1.0, 0.0, 1.0]);
 
         let empty = tempfile::tempdir().unwrap();
         std::fs::write(empty.path().join("_SUCCESS"), "").unwrap();
