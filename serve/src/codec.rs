@@ -273,13 +273,11 @@ fn bare_numbers(line: &[u8], n: usize, out: &mut Vec<f32>) -> bool {
 fn csv_record(line: &str, schema: &Schema, out: &mut Vec<f32>) -> Result<(), String> {
     let n = schema.feature_names.len();
     let start = out.len();
-    for (k, field) in line.split(',').enumerate() {
+    let fields = common::data::csv::fields(line, ',');
+    for (k, &field) in fields.iter().enumerate() {
         if k == n {
             out.truncate(start);
-            return Err(format!(
-                "expected {n} values, found {}",
-                line.split(',').count()
-            ));
+            return Err(format!("expected {n} values, found {}", fields.len()));
         }
         let f = number::unquote(field);
         if let Some(c) = schema.categories_of(k) {
@@ -1265,6 +1263,9 @@ mod tests {
             assert!(categories::is_unseen(v[4]), "{body}");
             assert_eq!(&v[5..], [1.0, 0.0, 2.0], "{body}");
         }
+        // A quoted name holding a comma is one field (as training reads it).
+        let v = decoded(Input::Csv, "\"rome, it\",3\n");
+        assert!(categories::is_unseen(v[0]) && v[1] == 3.0);
         // One record as a bare array whose first value is a name, not a number.
         assert_eq!(decoded(Input::Json, r#"["paris", 3]"#), [2.0, 3.0]);
         // libsvm and RecordIO carry numbers only: in a text column, the category of that name

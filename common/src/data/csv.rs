@@ -106,6 +106,28 @@ impl Columns {
     }
 }
 
+/// A CSV line's fields, split at `delimiter` outside double quotes (RFC 4180: `"Braund, Mr.
+/// Owen",3` is two fields), each as written, quotes included ([`unquote`] reads them). A line
+/// without quotes is split plainly.
+pub fn fields(line: &str, delimiter: char) -> Vec<&str> {
+    if !line.contains('"') {
+        return line.split(delimiter).collect();
+    }
+    let mut fields = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in line.char_indices() {
+        if c == '"' {
+            // A doubled quote inside a quoted field toggles twice: the field goes on.
+            quoted = !quoted;
+        } else if c == delimiter && !quoted {
+            fields.push(&line[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    fields.push(&line[start..]);
+    fields
+}
+
 /// Parses CSV lines from `reader` into `sink`; `source` names the file in errors.
 pub fn parse(
     reader: impl BufRead,
@@ -116,7 +138,7 @@ pub fn parse(
     let mut columns: Option<Columns> = None;
     let mut row = vec![0f32; schema.feature_names.len()];
     super::for_each_line(reader, source, |number, text| {
-        let fields: Vec<&str> = text.split(',').collect();
+        let fields = fields(text, ',');
         let cols = match &columns {
             Some(c) => c,
             None => {
@@ -191,4 +213,21 @@ pub(crate) fn push_row(
     sink.features.extend_from_slice(row);
     sink.rows += 1;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_split_outside_quotes_only() {
+        assert_eq!(fields("1,2,,3", ','), ["1", "2", "", "3"]);
+        assert_eq!(
+            fields(r#"1,"a, b","say ""hi, you""",4"#, ','),
+            ["1", r#""a, b""#, r#""say ""hi, you""""#, "4"]
+        );
+        assert_eq!(fields("\"é\tx\"\t2", '\t'), ["\"é\tx\"", "2"]);
+        // An unclosed quote keeps the rest of the line in its field.
+        assert_eq!(fields("1,\"a,b", ','), ["1", "\"a,b"]);
+    }
 }

@@ -546,7 +546,7 @@ pub fn parse(
         match format {
             TabularFormat::Csv => {
                 let d = *delimiter.get_or_insert_with(|| detect_delimiter(text));
-                let fields: Vec<&str> = text.split(d).collect();
+                let fields = super::csv::fields(text, d);
                 if first {
                     first = false;
                     if is_header(&fields, options) {
@@ -1140,6 +1140,19 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_quoted_field_holding_the_delimiter_is_one_field() {
+        // As pandas' to_csv writes names: the comma inside the quotes is the name's.
+        let csv =
+            "price,name,age\n1,\"Braund, Mr. Owen\",22\n0,\"Heikkinen, Miss \"\"Laina\"\"\",26\n";
+        let t = load(csv, TabularFormat::Csv, &opts(false)).unwrap();
+        assert_eq!(t.width, 2);
+        let names = t.encoding.feature(0).unwrap().names();
+        assert_eq!(names.len(), 2);
+        assert!(names[0].starts_with("Braund, Mr"), "{names:?}");
+        assert_eq!((t.features[1], t.features[3]), (22.0, 26.0));
     }
 
     #[test]
