@@ -385,6 +385,9 @@ fn read_table(
             }
             for (r, cell) in cells[c].iter().enumerate() {
                 let value = match cell {
+                    // NaN in a feature column is a missing value, as `NaN` in a CSV field (Spark
+                    // and Polars write NaN where pandas writes null).
+                    Cell::Number(v) if v.is_nan() && matches!(role, Role::Feature(_)) => f32::NAN,
                     Cell::Number(v) => number::checked(*v).map_err(|e| {
                         format!("row {}, column '{}': {e}", first_row + r + 1, names[c])
                     })? as f32,
@@ -483,6 +486,36 @@ pub(crate) mod tests {
             e.to_string().contains("are not those of the first file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn nan_is_a_missing_feature_and_a_refused_label() {
+        let write = |path: &Path, y: [f64; 2], a: [f64; 2]| {
+            let schema = "message m { REQUIRED DOUBLE y; REQUIRED DOUBLE a; }";
+            let schema = parquet::schema::parser::parse_message_type(schema).unwrap();
+            let file = std::fs::File::create(path).unwrap();
+            let props = Arc::new(WriterProperties::builder().build());
+            let mut w = SerializedFileWriter::new(file, Arc::new(schema), props).unwrap();
+            let mut g = w.next_row_group().unwrap();
+            for values in [y, a] {
+                let mut c = g.next_column().unwrap().unwrap();
+                c.typed::<DoubleType>()
+                    .write_batch(&values, None, None)
+                    .unwrap();
+                c.close().unwrap();
+            }
+            g.close().unwrap();
+            w.close().unwrap();
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        write(&path, [1.0, 0.0], [f64::NAN, 2.0]);
+        let mut t = Table::default();
+        read(&path, &options("y"), "a.parquet", &mut t).unwrap();
+        assert!(t.features[0].is_nan() && t.features[1] == 2.0);
+        write(&path, [f64::NAN, 0.0], [1.0, 2.0]);
+        let e = read(&path, &options("y"), "a.parquet", &mut Table::default()).unwrap_err();
+        assert!(e.to_string().contains("row 1, column 'y'"), "{e}");
     }
 
     #[test]

@@ -408,13 +408,26 @@ impl TabularFormat {
         }
     }
 
-    /// The format of a file from its first non-blank line: `{` is JSON Lines, `a b:c` tokens
-    /// without commas libsvm, anything else CSV.
+    /// The format of a file from its first non-blank line: `{` is JSON Lines; a label then
+    /// only `index:value` tokens (whole-number index or `qid`, numeric value; a `#` comment
+    /// after them) without commas libsvm; anything else CSV (a tab-separated row with a time
+    /// such as `10:00:00` in it is no libsvm).
     pub fn sniff(first_line: &str) -> Self {
         let line = first_line.trim();
+        let pair = |t: &str| {
+            t.split_once(':').is_some_and(|(i, v)| {
+                (i == "qid" || (!i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())))
+                    && v.parse::<f64>().is_ok()
+            })
+        };
+        let mut tokens = line
+            .split_whitespace()
+            .skip(1)
+            .take_while(|t| !t.starts_with('#'))
+            .peekable();
         if line.starts_with('{') {
             Self::JsonLines
-        } else if !line.contains(',') && line.split_whitespace().skip(1).any(|t| t.contains(':')) {
+        } else if !line.contains(',') && tokens.peek().is_some() && tokens.all(pair) {
             Self::Libsvm
         } else {
             Self::Csv
@@ -1333,6 +1346,17 @@ mod tests {
     #[test]
     fn sniffing() {
         assert_eq!(TabularFormat::sniff("1 3:1 10:1"), TabularFormat::Libsvm);
+        assert_eq!(
+            TabularFormat::sniff("1:0.5 qid:3 0:1e-3 # c"),
+            TabularFormat::Libsvm
+        );
+        // Tab-separated rows with times are CSV, as is a label alone.
+        assert_eq!(
+            TabularFormat::sniff("1\t2024-01-01 10:00:00\t5"),
+            TabularFormat::Csv
+        );
+        assert_eq!(TabularFormat::sniff("1\t08:15\tx"), TabularFormat::Csv);
+        assert_eq!(TabularFormat::sniff("1"), TabularFormat::Csv);
         assert_eq!(TabularFormat::sniff("1,3,4"), TabularFormat::Csv);
         assert_eq!(TabularFormat::sniff("a,b:c"), TabularFormat::Csv);
         assert_eq!(
