@@ -147,6 +147,50 @@ fn the_model_api_sequence_with_every_kind_side_by_side() {
     assert_eq!(load(&s, "fire", &model_dir("fire")).status, 200);
 }
 
+/// The `charged_kib` of the log's "model loaded" line for `name`.
+fn charged_kib(s: &Server, name: &str) -> u64 {
+    let log = s.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("model loaded") && l.contains(&format!("model={name} ")))
+        .unwrap_or_else(|| panic!("no load of {name} in {log}"));
+    let at = line.find("charged_kib=").expect("charged_kib") + "charged_kib=".len();
+    line[at..].split(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_fire_model_tar_gz_is_charged_the_explanation_files_it_reads_ahead() {
+    // Unpacked from an archive, a fire model reads its XGBoost files ahead for explanations
+    // (the archive's files are removed after the load): they are charged, not only the
+    // compiled trees a directory's model holds.
+    let (s, root) = mme_server(&[]);
+    let packed = root.opt_ml.root().join("models/packed/model");
+    std::fs::create_dir_all(&packed).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(packed.join("model.tar.gz"))
+        .arg("-C")
+        .arg(model_dir("fire"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(load(&s, "plain", &model_dir("fire")).status, 200);
+    assert_eq!(load(&s, "packed", &packed).status, 200);
+    let ubj_kib: u64 = std::fs::read_dir(model_dir("fire"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ubj"))
+        .map(|p| std::fs::metadata(p).unwrap().len() >> 10)
+        .sum();
+    let (plain, packed) = (charged_kib(&s, "plain"), charged_kib(&s, "packed"));
+    assert!(ubj_kib > 0);
+    assert!(
+        packed >= plain + ubj_kib,
+        "{packed} KiB against {plain} + {ubj_kib}"
+    );
+}
+
 #[test]
 fn a_model_tar_gz_loads_and_bad_requests_are_refused_with_a_reason() {
     let (s, root) = mme_server(&[]);

@@ -266,7 +266,8 @@ impl Model for FireModel {
             .iter()
             .map(|(_, m)| m.memory_bytes())
             .sum();
-        members + together
+        let preloaded: usize = self.files.iter().map(|f| f.preloaded_bytes()).sum();
+        members + together + preloaded
     }
 
     fn preload_explanations(&self) {

@@ -334,11 +334,13 @@ impl Model for IopsModel {
     }
 
     fn memory_bytes(&self) -> usize {
+        let preloaded: usize = self.files.iter().map(|f| f.preloaded_bytes()).sum();
         [&self.classifier, &self.regressor]
             .into_iter()
             .flatten()
             .map(TreeModel::memory_bytes)
-            .sum()
+            .sum::<usize>()
+            + preloaded
     }
 }
 

@@ -97,8 +97,9 @@ pub trait Model: Send + Sync {
     fn schema(&self) -> &Schema;
     /// Predicts every row of `x` (a full-width matrix in [`Model::schema`]'s order).
     fn predict(&self, x: ArrayView2<f32>) -> Result<Box<dyn Predictions>>;
-    /// Bytes the model's arrays hold (what a multi-model endpoint charges it); the copy of the
-    /// trees a first explanation builds ([`Deferred`]) is not counted.
+    /// Bytes the model's arrays hold (what a multi-model endpoint charges it), files read ahead
+    /// for explanations included; the copy of the trees a first explanation builds
+    /// ([`Deferred`]) is not counted.
     fn memory_bytes(&self) -> usize;
     /// Reads now the files explanations need (before an unpacked archive's files are removed,
     /// or `serve` gives up root); they are compiled on the first explanation.
@@ -163,6 +164,15 @@ impl XgboostFiles {
             }
             Err(e) => self.unreadable(&e),
         }
+    }
+
+    /// Bytes read ahead by [`XgboostFiles::preload`] and held until the first explanation:
+    /// part of what the model holds, which a multi-model endpoint charges.
+    pub(crate) fn preloaded_bytes(&self) -> usize {
+        self.preloaded.lock().ok().map_or(0, |p| {
+            p.as_ref()
+                .map_or(0, |files| files.iter().map(Vec::len).sum())
+        })
     }
 
     fn unreadable(&self, e: &Error) {
