@@ -521,6 +521,38 @@ fn transform_command_splits_a_file_and_assembles_the_answers_in_order() {
 }
 
 #[test]
+fn an_explanation_past_its_deadline_stops_computing() {
+    // A request answered 504 at its deadline does not go on explaining its records unseen,
+    // holding a worker (and, on a multi-model endpoint, the model's unload).
+    let server = Server::ready(
+        &trained().opt_ml,
+        &[
+            ("SAGEMAKER_MODEL_SERVER_TIMEOUT", "1"),
+            ("SAGEMAKER_BATCH", "true"),
+        ],
+    );
+    let body = csv_rows(250_000, 5);
+    let started = std::time::Instant::now();
+    let r = server.request(
+        "POST",
+        "/invocations",
+        &[
+            ct("text/csv"),
+            ("X-Amzn-SageMaker-Custom-Attributes", "output=contributions"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 504, "{:?}: {}", started.elapsed(), r.text());
+    // Within a fraction of a second of the deadline the server is idle again: over the next
+    // 2 s it takes well under a core-second (explaining on would take both cores).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let before = server.cpu_ticks();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let ticks = server.cpu_ticks() - before;
+    assert!(ticks < 50, "{ticks} ticks of CPU in 2 s after the 504");
+}
+
+#[test]
 fn fire_contributions_sum_to_the_ensemble_probability_in_every_format() {
     // A model only root may read (as `mktemp -d` makes it): `serve`, started as root, gives
     // root up once loaded, so what explanations need must have been read by then.

@@ -263,8 +263,13 @@ async fn answer(
     let work = move || {
         let _slots = (admitted, worker);
         let mut ready = Some(ready_tx);
+        let until = model::Deadline {
+            at: deadline.into_std(),
+            secs,
+        };
+        let chosen = chosen.as_deref();
         let answered =
-            model.answer_selecting(bytes, input, batch, threads, chosen.as_deref(), |p| {
+            model.answer_selecting(bytes, input, batch, threads, chosen, Some(until), |p| {
                 let stream = (!inline).then_some(reply::Streaming {
                     runtime: &runtime,
                     stall,

@@ -5,7 +5,9 @@ use crate::codec::{self, Input};
 use crate::error::ServeError;
 use common::artifact::{self, Manifest};
 use common::data::categories;
-use common::kinds::added_keys::{Contributions, WithKey, MAX_EXPLAINED_VALUES};
+use common::kinds::added_keys::{
+    explained_by_deadline, Contributions, WithKey, DEADLINE_PASSED, MAX_EXPLAINED_VALUES,
+};
 use common::kinds::first_non_finite;
 use common::kinds::out_of_range::{self, TrainingRanges};
 use common::kinds::xgboost::{self, OutputKey};
@@ -156,11 +158,14 @@ impl LoadedModel {
         threads: usize,
         reply: impl FnOnce(&dyn Predictions) -> R,
     ) -> Result<R, ServeError> {
-        self.answer_selecting(body, input, batch, threads, None, reply)
+        self.answer_selecting(body, input, batch, threads, None, None, reply)
     }
 
     /// [`LoadedModel::answer`] with the answer's keys chosen by the request (`output`: the
-    /// `output=` custom attribute), for models whose answers offer a choice.
+    /// `output=` custom attribute), for models whose answers offer a choice; explanations stop
+    /// with a 504 once `deadline` passes (a prediction is never that slow; an explanation of
+    /// many records can be).
+    #[allow(clippy::too_many_arguments)]
     pub fn answer_selecting<R>(
         &self,
         body: Vec<u8>,
@@ -168,6 +173,7 @@ impl LoadedModel {
         batch: bool,
         threads: usize,
         output: Option<&str>,
+        deadline: Option<Deadline>,
         reply: impl FnOnce(&dyn Predictions) -> R,
     ) -> Result<R, ServeError> {
         let x = codec::decode(input, &body, self.model.schema(), batch)?;
@@ -199,13 +205,13 @@ impl LoadedModel {
         // Explanations, when the chosen keys ask for them (after the choice: none are computed
         // for an answer that does not hold them).
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            predictions.explain(x.view())
+            predictions.explain(x.view(), deadline.map(|d| d.at))
         }))
         .map_err(|_| {
             tracing::error!("explaining the predictions panicked");
             ServeError::Internal
         })?
-        .map_err(ServeError::BadRequest)?;
+        .map_err(|e| explain_error(e, deadline))?;
         // No answer holds NaN or infinity: a record whose output is not finite (its inputs lie
         // far outside anything the model was trained on) is refused, by record number.
         if let Some(i) = predictions.first_non_finite() {
@@ -216,7 +222,7 @@ impl LoadedModel {
         }
         let mut answer: Box<dyn Predictions> = Box::new(predictions);
         if added.contributions {
-            let contributions = self.contributions(x.view(), threads)?;
+            let contributions = self.contributions(x.view(), threads, deadline)?;
             answer = Box::new(WithKey::new(answer, Box::new(Contributions(contributions))));
         }
         if added.out_of_range {
@@ -235,7 +241,12 @@ impl LoadedModel {
 
     /// The records' contributions ([`Model::contributions`]), computed in row ranges on up to
     /// `threads` threads; a 400 when the model cannot explain or the answer would be too large.
-    fn contributions(&self, x: ArrayView2<f32>, threads: usize) -> Result<Array2<f32>, ServeError> {
+    fn contributions(
+        &self,
+        x: ArrayView2<f32>,
+        threads: usize,
+        deadline: Option<Deadline>,
+    ) -> Result<Array2<f32>, ServeError> {
         let bad = |e: String| ServeError::BadRequest(format!("contributions: {e}"));
         let per_row = self.model.contributions_per_row().map_err(bad)?;
         let values = x.nrows().saturating_mul(per_row);
@@ -247,14 +258,19 @@ impl LoadedModel {
         }
         let parts = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             in_row_ranges(x, threads, MIN_EXPLAINED_ROWS_PER_THREAD, |x| {
-                self.model.contributions(x).map_err(Error::Data)
+                let at = deadline.map(|d| d.at);
+                explained_by_deadline(x, at, |rows| self.model.contributions(rows))
+                    .map_err(Error::Data)
             })
         }))
         .map_err(|_| {
             tracing::error!("explaining the predictions panicked");
             ServeError::Internal
         })?
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| match (e, deadline) {
+            (Error::Data(m), Some(d)) if m == DEADLINE_PASSED => ServeError::Deadline(d.secs),
+            (other, _) => bad(other.to_string()),
+        })?;
         let views: Vec<_> = parts.iter().map(Array2::view).collect();
         let all =
             ndarray::concatenate(ndarray::Axis(0), &views).map_err(|_| ServeError::Internal)?;
@@ -342,3 +358,20 @@ const MIN_ROWS_PER_THREAD: usize = 2048;
 /// The same for explanations, which cost far more per row (TreeSHAP of a 400-tree ensemble:
 /// milliseconds).
 const MIN_EXPLAINED_ROWS_PER_THREAD: usize = 16;
+
+/// When a request must be answered, for explanations, which can outlast it.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// The instant.
+    pub at: std::time::Instant,
+    /// The request timeout in seconds, for the 504's message.
+    pub secs: u64,
+}
+
+/// An explanation's error: a 504 once the deadline passed, else a 400 with its reason.
+fn explain_error(message: String, deadline: Option<Deadline>) -> ServeError {
+    match deadline {
+        Some(d) if message == DEADLINE_PASSED => ServeError::Deadline(d.secs),
+        _ => ServeError::BadRequest(message),
+    }
+}

@@ -68,6 +68,39 @@ impl Predictions for WithKey {
 /// Most contribution values one answer holds (64 MiB of floats; the JSON text is larger).
 pub const MAX_EXPLAINED_VALUES: usize = 16 << 20;
 
+/// Rows explained between two looks at the request's deadline: a deep forest explains a row in
+/// tens of milliseconds, so a large request stops within a second or two of its deadline
+/// rather than computing on, unseen, after its 504 (holding a worker, and a multi-model
+/// endpoint's unload of the model).
+const EXPLAINED_ROWS_PER_CHECK: usize = 16;
+
+/// What explaining answers once the request's deadline has passed.
+pub const DEADLINE_PASSED: &str = "the request's deadline passed while its records were explained";
+
+/// `contributions` of `x`'s rows, computed [`EXPLAINED_ROWS_PER_CHECK`] rows at a time until
+/// `deadline` passes ([`DEADLINE_PASSED`]).
+pub fn explained_by_deadline(
+    x: ndarray::ArrayView2<f32>,
+    deadline: Option<std::time::Instant>,
+    contributions: impl Fn(ndarray::ArrayView2<f32>) -> Result<ndarray::Array2<f32>, String>,
+) -> Result<ndarray::Array2<f32>, String> {
+    let Some(deadline) = deadline else {
+        return contributions(x);
+    };
+    let mut blocks = Vec::new();
+    for rows in x.axis_chunks_iter(ndarray::Axis(0), EXPLAINED_ROWS_PER_CHECK) {
+        if std::time::Instant::now() >= deadline {
+            return Err(DEADLINE_PASSED.into());
+        }
+        blocks.push(contributions(rows)?);
+    }
+    if blocks.len() == 1 {
+        return Ok(blocks.pop().expect("one block"));
+    }
+    let views: Vec<_> = blocks.iter().map(ndarray::Array2::view).collect();
+    ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| e.to_string())
+}
+
 /// Per record, the contributions of its features and the bias (a list; JSON an array, CSV a
 /// quoted list as the built-in's list keys are).
 pub struct Contributions(pub Array2<f32>);

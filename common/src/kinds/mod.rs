@@ -252,8 +252,13 @@ pub trait Predictions: Send {
     }
     /// Computes what the chosen keys need beyond the prediction (explanations), from the
     /// records `x`; an error for a request it cannot answer (too many values).
-    fn explain(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
-        let _ = x;
+    /// Explaining stops with [`added_keys::DEADLINE_PASSED`] once `deadline` passes.
+    fn explain(
+        &mut self,
+        x: ArrayView2<f32>,
+        deadline: Option<std::time::Instant>,
+    ) -> std::result::Result<(), String> {
+        let _ = (x, deadline);
         Ok(())
     }
     /// Chooses the keys each record's answer holds (a comma-separated list), where the kind
@@ -330,7 +335,11 @@ impl Predictions for Joined {
             .iter_mut()
             .try_for_each(|p| p.select_output(keys))
     }
-    fn explain(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+    fn explain(
+        &mut self,
+        x: ArrayView2<f32>,
+        deadline: Option<std::time::Instant>,
+    ) -> std::result::Result<(), String> {
         let ranges: Vec<_> = self
             .parts
             .iter()
@@ -338,7 +347,7 @@ impl Predictions for Joined {
             .map(|(p, &start)| x.slice(ndarray::s![start..start + p.records(), ..]))
             .collect();
         if self.parts.len() == 1 {
-            return self.parts[0].explain(ranges[0]);
+            return self.parts[0].explain(ranges[0], deadline);
         }
         // Each part (a row range predicted on its own thread) on its own thread again.
         std::thread::scope(|s| {
@@ -346,7 +355,7 @@ impl Predictions for Joined {
                 .parts
                 .iter_mut()
                 .zip(ranges)
-                .map(|(p, rows)| s.spawn(move || p.explain(rows)))
+                .map(|(p, rows)| s.spawn(move || p.explain(rows, deadline)))
                 .collect();
             parts.into_iter().try_for_each(|h| {
                 h.join()

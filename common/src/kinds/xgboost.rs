@@ -11,7 +11,7 @@
 //! (`predicted_label`, `labels`, `probability`, `probabilities`, `raw_score`, `raw_scores`,
 //! `predicted_score`), each valid only for the objectives the built-in allows it for.
 
-use super::added_keys::MAX_EXPLAINED_VALUES;
+use super::added_keys::{explained_by_deadline, MAX_EXPLAINED_VALUES};
 use super::{first_non_finite, Model, Predictions};
 use crate::artifact::{Manifest, PayloadFile, PayloadFormat, MANIFEST};
 use crate::data::number::push_f32;
@@ -395,7 +395,11 @@ pub struct XgboostPredictions {
 
 impl XgboostPredictions {
     /// The contributions of `x`'s records, when the selected keys ask for them.
-    fn explain_if_asked(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
+    fn explain_if_asked(
+        &mut self,
+        x: ArrayView2<f32>,
+        deadline: Option<std::time::Instant>,
+    ) -> std::result::Result<(), String> {
         let asked = self
             .output
             .as_ref()
@@ -413,7 +417,8 @@ impl XgboostPredictions {
                 x.nrows()
             ));
         }
-        self.contributions = Some(model.contributions(x)?);
+        let explained = explained_by_deadline(x, deadline, |rows| model.contributions(rows))?;
+        self.contributions = Some(explained);
         Ok(())
     }
 
@@ -553,8 +558,12 @@ impl Predictions for XgboostPredictions {
         Ok(())
     }
 
-    fn explain(&mut self, x: ArrayView2<f32>) -> std::result::Result<(), String> {
-        self.explain_if_asked(x)
+    fn explain(
+        &mut self,
+        x: ArrayView2<f32>,
+        deadline: Option<std::time::Instant>,
+    ) -> std::result::Result<(), String> {
+        self.explain_if_asked(x, deadline)
     }
 
     fn first_non_finite(&self) -> Option<usize> {
