@@ -77,7 +77,7 @@ const EXPLAINED_ROWS_PER_CHECK: usize = 16;
 /// What explaining answers once the request's deadline has passed.
 pub const DEADLINE_PASSED: &str = "the request's deadline passed while its records were explained";
 
-/// `contributions` of `x`'s rows, computed [`EXPLAINED_ROWS_PER_CHECK`] rows at a time until
+/// `contributions` of `x`'s rows, computed `EXPLAINED_ROWS_PER_CHECK` (16) rows at a time until
 /// `deadline` passes ([`DEADLINE_PASSED`]).
 pub fn explained_by_deadline(
     x: ndarray::ArrayView2<f32>,
