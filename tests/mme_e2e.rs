@@ -147,6 +147,23 @@ fn the_model_api_sequence_with_every_kind_side_by_side() {
     assert_eq!(load(&s, "fire", &model_dir("fire")).status, 200);
 }
 
+/// A directory under `root`'s models holding only `kind`'s model as `model.tar.gz`, as
+/// SageMaker leaves a custom image's model (it unpacks nothing).
+fn packed_model(root: &Sandbox, kind: &str) -> PathBuf {
+    let packed = root.opt_ml.root().join("models/packed/model");
+    std::fs::create_dir_all(&packed).unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(packed.join("model.tar.gz"))
+        .arg("-C")
+        .arg(model_dir(kind))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    packed
+}
+
 /// The `charged_kib` of the log's "model loaded" line for `name`.
 fn charged_kib(s: &Server, name: &str) -> u64 {
     let log = s.log();
@@ -164,17 +181,7 @@ fn a_fire_model_tar_gz_is_charged_the_explanation_files_it_reads_ahead() {
     // (the archive's files are removed after the load): they are charged, not only the
     // compiled trees a directory's model holds.
     let (s, root) = mme_server(&[]);
-    let packed = root.opt_ml.root().join("models/packed/model");
-    std::fs::create_dir_all(&packed).unwrap();
-    let status = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(packed.join("model.tar.gz"))
-        .arg("-C")
-        .arg(model_dir("fire"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let packed = packed_model(&root, "fire");
     assert_eq!(load(&s, "plain", &model_dir("fire")).status, 200);
     assert_eq!(load(&s, "packed", &packed).status, 200);
     let ubj_kib: u64 = std::fs::read_dir(model_dir("fire"))
@@ -195,17 +202,7 @@ fn a_fire_model_tar_gz_is_charged_the_explanation_files_it_reads_ahead() {
 fn a_model_tar_gz_loads_and_bad_requests_are_refused_with_a_reason() {
     let (s, root) = mme_server(&[]);
     // A directory holding only model.tar.gz, as SageMaker unpacks nothing for custom images.
-    let packed = root.opt_ml.root().join("models/packed/model");
-    std::fs::create_dir_all(&packed).unwrap();
-    let status = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(packed.join("model.tar.gz"))
-        .arg("-C")
-        .arg(model_dir("tabular"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let packed = packed_model(&root, "tabular");
     let r = load(&s, "packed", &packed);
     assert_eq!(r.status, 200, "{}", r.text());
     let r = invoke(

@@ -267,9 +267,9 @@ impl LoadedModel {
             tracing::error!("explaining the predictions panicked");
             ServeError::Internal
         })?
-        .map_err(|e| match (e, deadline) {
-            (Error::Data(m), Some(d)) if m == DEADLINE_PASSED => ServeError::Deadline(d.secs),
-            (other, _) => bad(other.to_string()),
+        .map_err(|e| match e {
+            Error::Data(m) if m == DEADLINE_PASSED => explain_error(m, deadline),
+            other => bad(other.to_string()),
         })?;
         let views: Vec<_> = parts.iter().map(Array2::view).collect();
         let all =

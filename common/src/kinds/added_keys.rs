@@ -84,18 +84,20 @@ pub fn explained_by_deadline(
     deadline: Option<std::time::Instant>,
     contributions: impl Fn(ndarray::ArrayView2<f32>) -> Result<ndarray::Array2<f32>, String>,
 ) -> Result<ndarray::Array2<f32>, String> {
-    let Some(deadline) = deadline else {
-        return contributions(x);
-    };
+    let passed = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+    if deadline.is_none() || x.nrows() <= EXPLAINED_ROWS_PER_CHECK {
+        return if passed() {
+            Err(DEADLINE_PASSED.into())
+        } else {
+            contributions(x)
+        };
+    }
     let mut blocks = Vec::new();
     for rows in x.axis_chunks_iter(ndarray::Axis(0), EXPLAINED_ROWS_PER_CHECK) {
-        if std::time::Instant::now() >= deadline {
+        if passed() {
             return Err(DEADLINE_PASSED.into());
         }
         blocks.push(contributions(rows)?);
-    }
-    if blocks.len() == 1 {
-        return Ok(blocks.pop().expect("one block"));
     }
     let views: Vec<_> = blocks.iter().map(ndarray::Array2::view).collect();
     ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| e.to_string())
